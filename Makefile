@@ -1,0 +1,50 @@
+# DRPlan: two commands do all set-up.
+#   make run    install, migrate, load demo data if empty, start web+API (4045) and workers
+#   make test   install test tools, lint, run the suite on SQLite and on a real PostgreSQL 16
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 4045
+
+.PHONY: run test install install-dev lint migrate bench-api clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-run: requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py setup_roles
+
+run: migrate
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) scripts/serve.py --host $(HOST) --port $(PORT)
+
+lint: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+test: lint
+	$(PY) -m pytest -q
+	$(PY) scripts/with_postgres.py $(PY) -m pytest -q
+
+bench-api: install-dev
+	$(PY) bench/api.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,54 @@
+"""Fixtures shared by every app's tests: one user per role, and API clients that
+authenticate with real tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from core.roles import ADMIN, ROLES, setup_roles
+
+TEST_PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def roles(db: None) -> None:
+    setup_roles()
+
+
+@pytest.fixture
+def make_user(roles: None) -> Callable[..., User]:
+    def _make(username: str, role: str | None = None, **extra: object) -> User:
+        user = User.objects.create_user(username=username, password=TEST_PASSWORD, is_staff=True, **extra)
+        if role == ADMIN:
+            user.is_superuser = True
+            user.save(update_fields=["is_superuser"])
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return _make
+
+
+@pytest.fixture
+def users(make_user: Callable[..., User]) -> dict[str, User]:
+    """One user per role, named after it: users["viewer"], users["operator"] …"""
+    return {role: make_user(role, role) for role in ROLES}
+
+
+@pytest.fixture
+def api_for(users: dict[str, User]) -> Callable[[str | None], APIClient]:
+    """api_for("viewer") → a client authenticated by that role's token; api_for(None) → anonymous."""
+
+    def _client(role: str | None) -> APIClient:
+        client = APIClient()
+        if role is not None:
+            token, _ = Token.objects.get_or_create(user=users[role])
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return _client

@@ -1,0 +1,117 @@
+"""The five roles and the permissions each holds.
+
+viewer    reads plans, runbooks, executions, tests and reports (not the audit log).
+operator  viewer + runs tests, failovers and runbooks; confirms manual steps.
+approver  the DR manager: operator + authors plans, runbooks, strategies, targets,
+          test results and impact analyses; approves runbook versions and executions.
+auditor   reads everything including the audit log and compliance; changes nothing.
+admin     everything, including users.
+
+`python manage.py setup_roles` applies this idempotently.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+VIEWER, OPERATOR, APPROVER, AUDITOR, ADMIN = "viewer", "operator", "approver", "auditor", "admin"
+ROLES = (VIEWER, OPERATOR, APPROVER, AUDITOR, ADMIN)
+
+DOMAIN_APPS = ("plans", "runbooks", "failover", "analytics", "compliance", "mlservice")
+
+# Models whose rows operators create when they run things.
+OPERATOR_MODELS = {"failover.failoverexecution", "failover.steprun", "failover.executionevent"}
+# Models the DR manager (approver) authors.
+AUTHORED_MODELS = {
+    "plans.site",
+    "plans.application",
+    "plans.applicationdependency",
+    "plans.drplan",
+    "plans.recoverystrategy",
+    "plans.strategystep",
+    "plans.strategycondition",
+    "plans.validationcheck",
+    "runbooks.runbook",
+    "runbooks.runbookversion",
+    "runbooks.runbookparameter",
+    "runbooks.runbookstep",
+    "runbooks.approvallevel",
+    "runbooks.runbookapproval",
+    "analytics.rtotarget",
+    "analytics.drtestresult",
+    "analytics.testfinding",
+    "analytics.testparticipant",
+    "analytics.actionitem",
+    "analytics.impactanalysis",
+    "compliance.compliancereport",
+    "compliance.compliancerequirement",
+}
+# Extra permissions by role (custom Meta.permissions declared on models).
+EXTRA = {
+    OPERATOR: {"failover.run_failover", "failover.run_test", "failover.confirm_step"},
+    APPROVER: {
+        "failover.run_failover",
+        "failover.run_test",
+        "failover.confirm_step",
+        "runbooks.approve_runbookversion",
+        "failover.approve_execution",
+    },
+    AUDITOR: {"core.view_auditentry"},
+}
+
+
+def _model_labels(app_labels: tuple[str, ...]) -> list[str]:
+    return [m._meta.label_lower for a in app_labels for m in apps.get_app_config(a).get_models()]
+
+
+def permission_codes_for(role: str) -> set[str]:
+    """The full "app_label.codename" permission set a role holds."""
+    domain = _model_labels(DOMAIN_APPS)
+    view = {f"{label.split('.')[0]}.view_{label.split('.')[1]}" for label in domain}
+    change = {
+        f"{label.split('.')[0]}.{verb}_{label.split('.')[1]}"
+        for label in AUTHORED_MODELS
+        for verb in ("add", "change", "delete")
+    }
+    run = {
+        f"{label.split('.')[0]}.{verb}_{label.split('.')[1]}" for label in OPERATOR_MODELS for verb in ("add", "change")
+    }
+    if role == VIEWER:
+        return view
+    if role == OPERATOR:
+        return view | run | EXTRA[OPERATOR]
+    if role == APPROVER:
+        return view | run | change | EXTRA[APPROVER]
+    if role == AUDITOR:
+        return view | EXTRA[AUDITOR]
+    if role == ADMIN:
+        return {f"{p.content_type.app_label}.{p.codename}" for p in Permission.objects.select_related("content_type")}
+    raise ValueError(f"unknown role {role!r}")
+
+
+def _resolve(codes: set[str]) -> list[Permission]:
+    wanted = {tuple(code.split(".", 1)) for code in codes}
+    perms = [
+        p for p in Permission.objects.select_related("content_type") if (p.content_type.app_label, p.codename) in wanted
+    ]
+    found = {(p.content_type.app_label, p.codename) for p in perms}
+    missing = wanted - found
+    if missing:
+        raise LookupError(
+            "permissions not found (run migrate first?): " + ", ".join(sorted(".".join(m) for m in missing))
+        )
+    return perms
+
+
+@transaction.atomic
+def setup_roles() -> dict[str, int]:
+    """Create or update the role groups so each holds exactly its permissions."""
+    counts = {}
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        perms = _resolve(permission_codes_for(role))
+        group.permissions.set(perms)
+        counts[role] = len(perms)
+    return counts

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.api.errors import json_404, json_500
+
+api_v1 = [
+    path("", include("plans.api.urls")),
+    path("", include("runbooks.api.urls")),
+    path("", include("failover.api.urls")),
+    path("", include("analytics.api.urls")),
+    path("", include("compliance.api.urls")),
+    path("", include("core.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/dr/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api-auth/", include("rest_framework.urls")),
+]
+
+handler404 = json_404
+handler500 = json_500

@@ -1,0 +1,150 @@
+"""Runbooks as code: versioned documents of steps forming a DAG (`needs`).
+
+A version's rows (parameters, steps, dependencies, approval levels) are the truth;
+the YAML/JSON document is rendered from them (runbooks.documents) and its hash
+stored in `content_hash`. Approved versions are immutable: editing creates a new
+draft version (runbooks.services).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from runbooks.choices import Decision, ParameterType, RunbookCategory, VersionStatus
+
+
+class Runbook(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=20, choices=RunbookCategory.choices, default=RunbookCategory.FAILOVER)
+    application = models.ForeignKey(
+        "plans.Application",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runbooks",
+        help_text="The application this runbook recovers; used to compose plan failovers.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunbookVersion(models.Model):
+    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=40, help_text="Semantic version, e.g. 1.2.0.")
+    status = models.CharField(max_length=20, choices=VersionStatus.choices, default=VersionStatus.DRAFT, db_index=True)
+    description = models.TextField(blank=True)
+    parallelism = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Max steps at once; empty = no limit."
+    )
+    content_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the canonical document.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["runbook", "-created_at"]
+        permissions = [("approve_runbookversion", "Can approve or reject runbook versions")]
+        constraints = [models.UniqueConstraint(fields=["runbook", "version"], name="unique_runbook_version")]
+
+    def __str__(self) -> str:
+        return f"{self.runbook.slug}@{self.version}"
+
+
+class RunbookParameter(models.Model):
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="parameters")
+    order = models.PositiveSmallIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=10, choices=ParameterType.choices, default=ParameterType.STRING)
+    default = models.JSONField(null=True, blank=True)
+    secret = models.BooleanField(default=False, help_text="Resolved from the secret store; never logged.")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["version", "order"]
+        constraints = [models.UniqueConstraint(fields=["version", "name"], name="unique_parameter_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunbookStep(models.Model):
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="steps")
+    step_id = models.SlugField(max_length=100, help_text="Id used by `needs` and templates.")
+    number = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    action = models.CharField(max_length=50, help_text="Action type: shell, http, tcp, sql, wait, manual, noop …")
+    params = models.JSONField(default=dict, blank=True, help_text="The action's parameters (`with`).")
+    needs = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="needed_by")
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    retries = models.PositiveSmallIntegerField(default=0)
+    rollback = models.JSONField(null=True, blank=True, help_text="{action, with} run to undo this step.")
+    approval = models.JSONField(null=True, blank=True, help_text="Per-step approval gate: {role, approvers}.")
+    estimated_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    responsible_role = models.CharField(max_length=100, blank=True)
+    automated = models.BooleanField(default=True)
+    idempotent = models.BooleanField(default=False)
+    continue_on_failure = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["version", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "step_id"], name="unique_step_id_per_version"),
+            models.UniqueConstraint(fields=["version", "number"], name="unique_step_number_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number}. {self.title}"
+
+
+class ApprovalLevel(models.Model):
+    """Level N must be satisfied by `min_approvers` distinct users holding `role`,
+    none of them the version's author, before level N+1 may decide."""
+
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="approval_levels")
+    level = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    role = models.CharField(max_length=100, help_text="Role (group) whose members may approve.")
+    required = models.BooleanField(default=True)
+    min_approvers = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["version", "level"]
+        constraints = [models.UniqueConstraint(fields=["version", "level"], name="unique_approval_level")]
+
+    def __str__(self) -> str:
+        return f"level {self.level}: {self.min_approvers} × {self.role}"
+
+
+class RunbookApproval(models.Model):
+    """One approver's decision on one level of a version."""
+
+    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="decisions")
+    level = models.PositiveSmallIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "level", "decided_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "level", "user"], name="one_decision_per_user_per_level")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision}d level {self.level} of {self.version}"
