@@ -1,8 +1,8 @@
-from django.urls import path
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from core.api.views import HealthView
 
 router = DefaultRouter(trailing_slash="/?")
 
-urlpatterns = [path("health", HealthView.as_view(), name="health"), *router.urls]
+urlpatterns = [re_path(r"^health/?$", HealthView.as_view(), name="health"), *router.urls]
