@@ -40,8 +40,8 @@ lint: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 
 test: lint
-	$(PY) -m pytest -q
-	$(PY) scripts/with_postgres.py $(PY) -m pytest -q
+	$(PY) -m pytest
+	$(PY) scripts/with_postgres.py $(PY) -m pytest
 
 bench-api: install-dev
 	$(PY) bench/api.py

@@ -15,6 +15,12 @@ from core.roles import ADMIN, ROLES, setup_roles
 TEST_PASSWORD = "correct-horse-battery"
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from django.conf import settings
+
+    return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
 @pytest.fixture
 def roles(db: None) -> None:
     setup_roles()

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
 
 from core.api.errors import json_404, json_500
 
@@ -11,6 +12,7 @@ api_v1 = [
     path("", include("analytics.api.urls")),
     path("", include("compliance.api.urls")),
     path("", include("core.api.urls")),
+    path("auth/token", obtain_auth_token, name="obtain-token"),
 ]
 
 urlpatterns = [
