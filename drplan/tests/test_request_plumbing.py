@@ -57,3 +57,11 @@ def test_token_is_issued_for_valid_credentials_only(client, users):
     bad = client.post("/api/v1/dr/auth/token", {"username": "approver", "password": "wrong"})
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.django_db
+def test_home_page_links_admin_and_api_docs(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b'href="/admin/"' in response.content
+    assert b'href="/api/docs/"' in response.content

@@ -1,0 +1,117 @@
+"""The README's promise, end to end against the real server: set up a fresh database,
+start DRPlan the way `make run` does, log in with a documented demo login, get a
+token and create a plan through the API; then stop it and leave no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _request(url: str, data: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 (loopback only)
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _descendants_of(pid: int) -> list[int]:
+    found = []
+    for child in _children_of(pid):
+        found += [child, *_descendants_of(child)]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+@pytest.fixture
+def live_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    env["DRPLAN_VAR_DIR"] = str(tmp_path / "var")
+    if os.environ.get("DATABASE_URL"):
+        pytest.skip("the live-server check runs on the embedded default database")
+    for command in (["migrate", "--noinput"], ["setup_roles"], ["seed_demo", "--if-empty"]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env: dict[str, str]) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = subprocess.Popen(
+        [sys.executable, "scripts/serve.py", "--port", str(port)],
+        cwd=ROOT, env=live_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if _request(f"{base}/api/v1/dr/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        else:
+            pytest.fail("server did not answer within 30 s")
+        assert len(_children_of(serve.pid)) == 2, "serve.py starts the web server and the workers"
+        started = _descendants_of(serve.pid)
+
+        with urllib.request.urlopen(f"{base}/admin/login/", timeout=10) as response:  # noqa: S310
+            assert response.status == 200
+
+        status, body = _request(f"{base}/api/v1/dr/auth/token", {"username": "approver", "password": "approver-demo-pw"})
+        assert status == 200, body
+        token = body["token"]
+
+        status, plans = _request(f"{base}/api/v1/dr/plans", token=token)
+        assert status == 200
+        assert plans["count"] == 3, "the demo organisation has three plans"
+
+        new_plan = {"plan_id": "crm-dr", "name": "CRM recovery", "rto_seconds": 3600, "rpo_seconds": 300}
+        status, created = _request(f"{base}/api/v1/dr/plans", new_plan, token=token)
+        assert status == 201, created
+        assert created["plan_id"] == "crm-dr"
+        assert _request(f"{base}/api/v1/dr/plans", token=token)[1]["count"] == 4
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=20)
+    for pid in started:
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), f"process {pid} survived the stop"
