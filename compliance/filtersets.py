@@ -1,0 +1,22 @@
+"""django-filter FilterSets for the compliance API."""
+
+from __future__ import annotations
+
+import django_filters
+
+from compliance.choices import OverallStatus
+from compliance.models import ComplianceReport
+from plans.choices import ComplianceFramework
+
+
+class ComplianceReportFilterSet(django_filters.FilterSet):
+    framework = django_filters.MultipleChoiceFilter(choices=ComplianceFramework.choices)
+    overall_status = django_filters.MultipleChoiceFilter(choices=OverallStatus.choices)
+    plan_slug = django_filters.CharFilter(field_name="plan__plan_id", help_text="Plan slug (plan_id).")
+    period = django_filters.DateFromToRangeFilter(
+        field_name="period_end", help_text="period_after / period_before: reports whose period ends in the range."
+    )
+
+    class Meta:
+        model = ComplianceReport
+        fields = ["framework", "plan", "overall_status"]

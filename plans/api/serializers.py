@@ -1,0 +1,244 @@
+"""Plan API serializers: validate input and call plans.services; no business rules here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from rest_framework import serializers
+
+from plans import services
+from plans.choices import ComplianceFramework
+from plans.models import (
+    Application,
+    DRPlan,
+    RecoveryStrategy,
+    Site,
+    StrategyCondition,
+    StrategyStep,
+    ValidationCheck,
+)
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ["id", "code", "name", "kind", "location", "description", "created_at", "updated_at"]
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(
+        slug_field="code", queryset=Site.objects.all(), required=False, allow_null=True, help_text="Site code."
+    )
+    depends_on = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Application.objects.all(),
+        many=True,
+        required=False,
+        help_text="Slugs of the applications that must be recovered first. Cycles are rejected.",
+    )
+    dependents = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    class Meta:
+        model = Application
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "tier",
+            "owner",
+            "owner_email",
+            "description",
+            "site",
+            "depends_on",
+            "dependents",
+            "created_at",
+            "updated_at",
+        ]
+
+    def _set_dependencies(self, application: Application, depends_on: list[Application] | None) -> None:
+        if depends_on is None:
+            return
+        request = self.context.get("request")
+        services.set_dependencies(
+            application,
+            depends_on,
+            actor=getattr(request, "user", None),
+            record_audit=False,  # the viewset audits the application with its dependencies
+        )
+
+    def create(self, validated_data: dict[str, Any]) -> Application:
+        depends_on = validated_data.pop("depends_on", None)
+        with transaction.atomic():
+            application = super().create(validated_data)
+            self._set_dependencies(application, depends_on)
+        return application
+
+    def update(self, instance: Application, validated_data: dict[str, Any]) -> Application:
+        depends_on = validated_data.pop("depends_on", None)
+        with transaction.atomic():
+            application = super().update(instance, validated_data)
+            self._set_dependencies(application, depends_on)
+        return application
+
+
+class DRPlanSerializer(serializers.ModelSerializer):
+    applications = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Application.objects.all(), many=True, required=False, help_text="Application slugs."
+    )
+    sites = serializers.SlugRelatedField(
+        slug_field="code", queryset=Site.objects.all(), many=True, required=False, help_text="Site codes in scope."
+    )
+    primary_site = serializers.SlugRelatedField(
+        slug_field="code", queryset=Site.objects.all(), required=False, allow_null=True
+    )
+    dr_site = serializers.SlugRelatedField(
+        slug_field="code", queryset=Site.objects.all(), required=False, allow_null=True
+    )
+    compliance_frameworks = serializers.ListField(
+        child=serializers.ChoiceField(choices=ComplianceFramework.choices), required=False
+    )
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    # Derived testing statistics (plans.selectors.plans_with_stats); never stored.
+    last_test_date = serializers.DateTimeField(read_only=True, allow_null=True)
+    next_test_due = serializers.DateTimeField(read_only=True, allow_null=True)
+    tests_total = serializers.IntegerField(read_only=True)
+    success_rate = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Passed tests / all tests, 0..1; null before the first test."
+    )
+    average_rto_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    average_rpo_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = DRPlan
+        fields = [
+            "id",
+            "plan_id",
+            "name",
+            "description",
+            "status",
+            "applications",
+            "sites",
+            "rto_seconds",
+            "rpo_seconds",
+            "data_loss_threshold_mb",
+            "downtime_threshold_seconds",
+            "strategy",
+            "primary_site",
+            "dr_site",
+            "replication_mode",
+            "failover_mode",
+            "test_frequency",
+            "compliance_frameworks",
+            "last_audit_date",
+            "next_audit_date",
+            "compliance_status",
+            "dr_infrastructure_cost_monthly",
+            "testing_cost_monthly",
+            "downtime_cost_per_hour",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "last_test_date",
+            "next_test_due",
+            "tests_total",
+            "success_rate",
+            "average_rto_seconds",
+            "average_rpo_seconds",
+        ]
+        extra_kwargs = {
+            "rto_seconds": {"min_value": 1},
+            "rpo_seconds": {"min_value": 1},
+        }
+
+    def validate_compliance_frameworks(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        def current(name: str) -> Any:
+            return attrs[name] if name in attrs else getattr(self.instance, name, None)
+
+        services.check_plan_sites(current("primary_site"), current("dr_site"))
+        return attrs
+
+
+class StrategyStepSerializer(serializers.ModelSerializer):
+    order = serializers.IntegerField(
+        min_value=1, max_value=32767, required=False, help_text="Position; defaults to the index in the list (1-based)."
+    )
+
+    class Meta:
+        model = StrategyStep
+        fields = [
+            "order",
+            "action",
+            "description",
+            "estimated_duration_seconds",
+            "automation_enabled",
+            "automation_script",
+            "approval_required",
+        ]
+
+
+class StrategyConditionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StrategyCondition
+        fields = ["kind", "description"]
+
+
+class ValidationCheckSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ValidationCheck
+        fields = ["name", "check_type", "target", "threshold", "unit", "severity"]
+
+
+class RecoveryStrategySerializer(serializers.ModelSerializer):
+    plan = serializers.PrimaryKeyRelatedField(queryset=DRPlan.objects.all(), help_text="Plan id.")
+    plan_slug = serializers.CharField(source="plan.plan_id", read_only=True)
+    steps = StrategyStepSerializer(many=True, required=False)
+    conditions = StrategyConditionSerializer(many=True, required=False)
+    validation_checks = ValidationCheckSerializer(many=True, required=False)
+
+    NESTED = ("steps", "conditions", "validation_checks")
+
+    class Meta:
+        model = RecoveryStrategy
+        fields = [
+            "id",
+            "plan",
+            "plan_slug",
+            "name",
+            "kind",
+            "description",
+            "rollback_trigger",
+            "steps",
+            "conditions",
+            "validation_checks",
+            "created_at",
+            "updated_at",
+        ]
+
+    def _split(self, validated_data: dict[str, Any]) -> dict[str, Any]:
+        return {name: validated_data.pop(name) for name in self.NESTED if name in validated_data}
+
+    def create(self, validated_data: dict[str, Any]) -> RecoveryStrategy:
+        nested = self._split(validated_data)
+        with transaction.atomic():
+            strategy = super().create(validated_data)
+            services.replace_strategy_contents(
+                strategy,
+                steps=nested.get("steps", []),
+                conditions=nested.get("conditions", []),
+                validation_checks=nested.get("validation_checks", []),
+            )
+        return strategy
+
+    def update(self, instance: RecoveryStrategy, validated_data: dict[str, Any]) -> RecoveryStrategy:
+        nested = self._split(validated_data)
+        if not self.partial:  # PUT replaces everything: an omitted list means empty
+            nested = {name: nested.get(name, []) for name in self.NESTED}
+        with transaction.atomic():
+            strategy = super().update(instance, validated_data)
+            services.replace_strategy_contents(strategy, **nested)
+        return strategy
