@@ -180,6 +180,20 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models share choice names (status, severity …); name each enum after its choices class.
+    "ENUM_NAME_OVERRIDES": {
+        "ComplianceFrameworkEnum": "plans.choices.ComplianceFramework",
+        "PlanStatusEnum": "plans.choices.PlanStatus",
+        "SeverityEnum": "plans.choices.Severity",
+        "LevelEnum": "analytics.choices.Level",
+        "ActionItemStatusEnum": "analytics.choices.ActionItemStatus",
+        "ExecutionStatusEnum": "failover.choices.ExecutionStatus",
+        "StepStatusEnum": "failover.choices.StepStatus",
+        "CheckStatusEnum": "failover.choices.CheckStatus",
+        "RequirementStatusEnum": "compliance.choices.RequirementStatus",
+        "OverallStatusEnum": "compliance.choices.OverallStatus",
+        "VersionStatusEnum": "runbooks.choices.VersionStatus",
+    },
 }
 
 # --- Tasks and live updates -------------------------------------------------

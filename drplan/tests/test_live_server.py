@@ -33,7 +33,7 @@ def _request(url: str, data: dict | None = None, token: str | None = None) -> tu
     body = json.dumps(data).encode() if data is not None else None
     req = urllib.request.Request(url, data=body, headers=headers, method="POST" if data is not None else "GET")
     try:
-        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(req, timeout=10) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
@@ -76,7 +76,10 @@ def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env
     base = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen(
         [sys.executable, "scripts/serve.py", "--port", str(port)],
-        cwd=ROOT, env=live_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=live_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -91,10 +94,12 @@ def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env
         assert len(_children_of(serve.pid)) == 2, "serve.py starts the web server and the workers"
         started = _descendants_of(serve.pid)
 
-        with urllib.request.urlopen(f"{base}/admin/login/", timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{base}/admin/login/", timeout=10) as response:
             assert response.status == 200
 
-        status, body = _request(f"{base}/api/v1/dr/auth/token", {"username": "approver", "password": "approver-demo-pw"})
+        status, body = _request(
+            f"{base}/api/v1/dr/auth/token", {"username": "approver", "password": "approver-demo-pw"}
+        )
         assert status == 200, body
         token = body["token"]
 
