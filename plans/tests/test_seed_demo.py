@@ -1,0 +1,194 @@
+"""seed_demo: the Northwind Retail demo organisation, loaded idempotently."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+
+from analytics import models as analytics_models
+from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget
+from compliance.models import ComplianceReport, ComplianceRequirement
+from core.audit import verify_chain
+from core.choices import AuthMethod
+from core.models import AuditEntry
+from plans.management.commands.seed_demo import TEMPLATES_DIR, Seeder, find_cycle, last_quarter, load_demo_data
+from plans.models import (
+    Application,
+    ApplicationDependency,
+    DRPlan,
+    RecoveryStrategy,
+    Site,
+    StrategyCondition,
+    StrategyStep,
+    ValidationCheck,
+)
+from runbooks.models import Runbook, RunbookVersion
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [
+    User,
+    Site,
+    Application,
+    ApplicationDependency,
+    DRPlan,
+    RecoveryStrategy,
+    StrategyStep,
+    StrategyCondition,
+    ValidationCheck,
+    RTOTarget,
+    DRTestResult,
+    analytics_models.TestFinding,
+    analytics_models.TestParticipant,
+    ActionItem,
+    ImpactAnalysis,
+    ComplianceReport,
+    ComplianceRequirement,
+    Runbook,
+    RunbookVersion,
+    AuditEntry,
+]
+APPS = {
+    "orders-db",
+    "orders-api",
+    "payments-db",
+    "payments-api",
+    "web-frontend",
+    "auth-service",
+    "cache-redis",
+    "message-queue",
+    "reporting-warehouse",
+    "reporting-api",
+    "file-storage",
+    "monitoring",
+}
+DEMO_USERS = {
+    "viewer": "viewer-demo-pw",
+    "operator": "operator-demo-pw",
+    "approver": "approver-demo-pw",
+    "auditor": "auditor-demo-pw",
+    "admin": "admin-demo-pw",
+}
+
+
+def seed(*args: str) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {m._meta.label: m.objects.count() for m in MODELS}
+
+
+def test_seeding_twice_changes_nothing() -> None:
+    seed()
+    first = counts()
+    seed()
+    assert counts() == first
+    assert first["plans.DRPlan"] == 3
+    assert first["plans.Application"] == 12
+    assert first["plans.Site"] == 2
+    assert first["auth.User"] == 5
+    assert verify_chain() is None
+
+
+def test_reseeding_on_a_later_day_changes_nothing() -> None:
+    """Relative dates are set on creation only, so a re-run next quarter writes nothing."""
+    Seeder(load_demo_data(), date(2025, 1, 15)).run()
+    first = counts()
+    dates = sorted(DRTestResult.objects.values_list("test_date", flat=True))
+    later = Seeder(load_demo_data(), date(2025, 5, 2))
+    later.run()
+    assert counts() == first
+    assert (sum(later.created.values()), sum(later.updated.values())) == (0, 0)
+    assert sorted(DRTestResult.objects.values_list("test_date", flat=True)) == dates
+    report = ComplianceReport.objects.get()
+    assert (report.period_start, report.period_end) == (date(2024, 10, 1), date(2024, 12, 31))
+
+
+def test_demo_organisation_content() -> None:
+    seed()
+    assert set(Application.objects.values_list("slug", flat=True)) == APPS
+    assert set(Application.objects.values_list("tier", flat=True)) == {1, 2, 3}
+    assert set(RTOTarget.objects.values_list("application__slug", flat=True)) == APPS
+
+    edges: dict[str, list[str]] = {slug: [] for slug in APPS}
+    for app, dep in ApplicationDependency.objects.values_list("application__slug", "depends_on__slug"):
+        edges[app].append(dep)
+    assert find_cycle(edges) is None
+    assert {"orders-db", "cache-redis", "auth-service"} <= set(edges["orders-api"])
+
+    plans = {p.plan_id: p for p in DRPlan.objects.all()}
+    assert set(plans) == {"core-commerce", "payments-pci", "back-office"}
+    assert len({p.strategy for p in plans.values()}) == 3
+    pci = plans["payments-pci"]
+    assert (pci.strategy, pci.rto_seconds, pci.rpo_seconds, pci.failover_mode) == ("active_active", 300, 0, "automatic")
+    assert set(pci.compliance_frameworks) == {"pci_dss", "sox"}
+    for plan in plans.values():
+        strategies = list(plan.recovery_strategies.all())
+        assert strategies, plan.plan_id
+        assert all(s.steps.exists() and s.validation_checks.exists() for s in strategies)
+        assert plan.applications.exists()
+        assert plan.test_results.count() >= 2
+    assert set(DRTestResult.objects.values_list("outcome", flat=True)) == {"passed", "partial", "failed"}
+
+    report = ComplianceReport.objects.get(framework="nist_800_53")
+    assert (report.period_start, report.period_end) == last_quarter(report.generated_at.date())
+    assert {"CP-2", "CP-4", "CP-6", "CP-7", "CP-9", "CP-10"} <= set(
+        report.requirements.values_list("requirement_id", flat=True)
+    )
+    assert ImpactAnalysis.objects.filter(scenario="Frankfurt DC total loss").count() == 1
+
+    templates = sorted(TEMPLATES_DIR.glob("*.yaml"))
+    assert templates
+    assert Runbook.objects.count() == len(templates)
+
+    # Every created row is audited as the system, via the command line.
+    plan_entries = AuditEntry.objects.filter(object_type="plans.drplan", action="create")
+    assert plan_entries.count() == 3
+    assert set(plan_entries.values_list("auth_method", "actor_id")) == {(AuthMethod.CLI, None)}
+
+
+def test_demo_users_log_in_with_documented_passwords_and_hold_their_role() -> None:
+    seed()
+    for username, password in DEMO_USERS.items():
+        user = User.objects.get(username=username)
+        assert list(user.groups.values_list("name", flat=True)) == [username]
+        assert user.is_staff
+        assert user.is_superuser == (username == "admin")
+        assert Client().login(username=username, password=password), username
+
+
+def test_rerun_keeps_a_changed_password() -> None:
+    seed()
+    viewer = User.objects.get(username="viewer")
+    viewer.set_password("my-own-secret-pw")
+    viewer.save()
+    seed()
+    assert Client().login(username="viewer", password="my-own-secret-pw")
+    assert not Client().login(username="viewer", password="viewer-demo-pw")
+
+
+def test_if_empty_skips_when_a_plan_exists() -> None:
+    DRPlan.objects.create(plan_id="existing", name="Existing", rto_seconds=60, rpo_seconds=60)
+    out = seed("--if-empty")
+    assert "nothing to do" in out
+    assert DRPlan.objects.count() == 1
+    assert Application.objects.count() == 0
+    assert User.objects.count() == 0
+
+
+def test_if_empty_seeds_an_empty_database() -> None:
+    seed("--if-empty")
+    assert DRPlan.objects.count() == 3
+
+
+def test_find_cycle_reports_a_cycle() -> None:
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"], "d": []}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
