@@ -23,6 +23,8 @@ from core.models import AuditChainHead, AuditEntry
 
 GENESIS_HASH = "0" * 64
 REDACTED = "***"
+# Secrets on models we do not own (a model of ours declares `AUDIT_REDACT` instead).
+REDACT_BY_MODEL: dict[str, tuple[str, ...]] = {"auth.user": ("password",)}
 
 
 def snapshot(instance: models.Model) -> dict[str, Any]:
@@ -32,7 +34,8 @@ def snapshot(instance: models.Model) -> dict[str, Any]:
     never reach the audit log.
     """
     data = serializers.serialize("python", [instance])[0]["fields"]
-    for name in getattr(instance, "AUDIT_REDACT", ()):
+    redact = (*getattr(instance, "AUDIT_REDACT", ()), *REDACT_BY_MODEL.get(instance._meta.label_lower, ()))
+    for name in redact:
         if name in data:
             data[name] = REDACTED
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))

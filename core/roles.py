@@ -4,7 +4,8 @@ viewer    reads plans, runbooks, executions, tests and reports (not the audit lo
 operator  viewer + runs tests, failovers and runbooks; confirms manual steps.
 approver  the DR manager: operator + authors plans, runbooks, strategies, targets,
           test results and impact analyses; approves runbook versions and executions.
-auditor   reads everything including the audit log and compliance; changes nothing.
+auditor   reads everything including the audit log, compliance, users and their roles;
+          changes nothing.
 admin     everything, including users.
 
 `python manage.py setup_roles` applies this idempotently.
@@ -58,7 +59,8 @@ EXTRA = {
         "runbooks.approve_runbookversion",
         "failover.approve_execution",
     },
-    AUDITOR: {"core.view_auditentry"},
+    # Auditors review who holds which role, too.
+    AUDITOR: {"core.view_auditentry", "auth.view_user", "auth.view_group"},
 }
 
 

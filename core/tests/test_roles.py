@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+
+from core.roles import ADMIN, APPROVER, AUDITOR, OPERATOR, ROLES, VIEWER, permission_codes_for, setup_roles
+
+WRITE_VERBS = ("add_", "change_", "delete_")
+
+
+def _group_perms() -> dict[str, set[str]]:
+    return {
+        group.name: {
+            f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")
+        }
+        for group in Group.objects.filter(name__in=ROLES)
+    }
+
+
+def _writes(codes: set[str]) -> set[str]:
+    return {code for code in codes if code.split(".", 1)[1].startswith(WRITE_VERBS)}
+
+
+@pytest.mark.django_db
+class TestSetupRoles:
+    def test_idempotent(self) -> None:
+        first_counts = setup_roles()
+        first = _group_perms()
+        out = StringIO()
+        call_command("setup_roles", stdout=out)
+        assert _group_perms() == first
+        assert Group.objects.filter(name__in=ROLES).count() == len(ROLES)
+        assert out.getvalue().splitlines() == [f"{role}: {first_counts[role]} permissions" for role in ROLES]
+
+    def test_removes_permissions_added_by_hand(self) -> None:
+        setup_roles()
+        viewer = Group.objects.get(name=VIEWER)
+        viewer.permissions.add(Permission.objects.get(codename="delete_drplan"))
+        setup_roles()
+        assert "plans.delete_drplan" not in _group_perms()[VIEWER]
+
+    def test_groups_hold_exactly_their_role(self) -> None:
+        setup_roles()
+        assert _group_perms() == {role: permission_codes_for(role) for role in ROLES}
+
+
+@pytest.mark.django_db
+class TestRoleContents:
+    def test_viewer_reads_domain_only(self) -> None:
+        codes = permission_codes_for(VIEWER)
+        assert _writes(codes) == set()
+        assert {"plans.view_drplan", "runbooks.view_runbookversion", "failover.view_failoverexecution"} <= codes
+        assert "core.view_auditentry" not in codes
+        assert all(code.split(".")[0] in {"plans", "runbooks", "failover", "analytics", "compliance"} for code in codes)
+
+    def test_operator_runs_but_does_not_author(self) -> None:
+        codes = permission_codes_for(OPERATOR)
+        assert {"failover.run_failover", "failover.run_test", "failover.confirm_step"} <= codes
+        assert _writes(codes) == {
+            "failover.add_failoverexecution",
+            "failover.change_failoverexecution",
+            "failover.add_steprun",
+            "failover.change_steprun",
+            "failover.add_executionevent",
+            "failover.change_executionevent",
+        }
+        assert "runbooks.approve_runbookversion" not in codes
+        assert "failover.approve_execution" not in codes
+        assert "core.view_auditentry" not in codes
+
+    def test_approver_authors_and_approves(self) -> None:
+        codes = permission_codes_for(APPROVER)
+        assert {
+            "plans.add_drplan",
+            "plans.change_drplan",
+            "plans.delete_drplan",
+            "runbooks.add_runbookversion",
+            "analytics.add_drtestresult",
+            "compliance.change_compliancereport",
+            "runbooks.approve_runbookversion",
+            "failover.approve_execution",
+            "failover.run_failover",
+        } <= codes
+        # Evidence is never deleted, not even by the DR manager.
+        assert not {c for c in codes if c.startswith("failover.delete_")}
+        assert not {c for c in codes if c.startswith(("core.", "auth."))}
+
+    def test_auditor_reads_everything_changes_nothing(self) -> None:
+        codes = permission_codes_for(AUDITOR)
+        assert _writes(codes) == set()
+        assert {"core.view_auditentry", "auth.view_user", "auth.view_group"} <= codes
+        assert permission_codes_for(VIEWER) <= codes
+        assert not {c for c in codes if c.split(".")[1].startswith(("run_", "approve_", "confirm_"))}
+
+    def test_admin_holds_every_permission(self) -> None:
+        every = {f"{p.content_type.app_label}.{p.codename}" for p in Permission.objects.select_related("content_type")}
+        assert permission_codes_for(ADMIN) == every
+
+    def test_unknown_role_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="unknown role 'root'"):
+            permission_codes_for("root")
+
+    def test_user_permissions_follow_group(self, users: dict) -> None:
+        assert users[AUDITOR].has_perm("core.view_auditentry")
+        assert not users[AUDITOR].has_perm("plans.change_drplan")
+        assert not users[VIEWER].has_perm("core.view_auditentry")
+        assert users[OPERATOR].has_perm("failover.run_failover")
+        assert not users[OPERATOR].has_perm("plans.add_drplan")
+        assert users[APPROVER].has_perm("runbooks.approve_runbookversion")
