@@ -12,7 +12,42 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from runbooks.choices import Decision, ParameterType, RunbookCategory, VersionStatus
+from core.exceptions import Conflict
+from runbooks.choices import FROZEN_STATUSES, Decision, ParameterType, RunbookCategory, VersionStatus
+
+
+class FrozenVersionError(Conflict):
+    """A change to a version that is pending approval, approved or superseded (the API answers 409)."""
+
+    default_code = "version_frozen"
+
+
+def _frozen_status(version_id: int | None) -> str | None:
+    """The version's status as stored, if it is frozen (read from the database, not a cached instance)."""
+    if version_id is None:
+        return None
+    status = RunbookVersion.objects.filter(pk=version_id).values_list("status", flat=True).first()
+    return status if status in FROZEN_STATUSES else None
+
+
+class VersionContentMixin:
+    """Rows that make up a version's content: refused by save()/delete() once the version is frozen."""
+
+    def _refuse_if_frozen(self, verb: str) -> None:
+        status = _frozen_status(self.version_id)  # type: ignore[attr-defined]
+        if status:
+            raise FrozenVersionError(
+                f"Cannot {verb} {self._meta.verbose_name} of a {status} runbook version; "  # type: ignore[attr-defined]
+                "create a new draft version instead."
+            )
+
+    def save(self, *args, **kwargs):
+        self._refuse_if_frozen("change")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._refuse_if_frozen("delete")
+        return super().delete(*args, **kwargs)
 
 
 class Runbook(models.Model):
@@ -61,11 +96,31 @@ class RunbookVersion(models.Model):
         permissions = [("approve_runbookversion", "Can approve or reject runbook versions")]
         constraints = [models.UniqueConstraint(fields=["runbook", "version"], name="unique_runbook_version")]
 
+    CONTENT_FIELDS = ("runbook_id", "version", "description", "parallelism", "content_hash", "created_by_id")
+
     def __str__(self) -> str:
         return f"{self.runbook.slug}@{self.version}"
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding and self.pk is not None:
+            stored = RunbookVersion.objects.filter(pk=self.pk).values("status", *self.CONTENT_FIELDS).first()
+            if stored and stored["status"] in FROZEN_STATUSES:
+                changed = [f for f in self.CONTENT_FIELDS if getattr(self, f) != stored[f]]
+                if changed:
+                    raise FrozenVersionError(
+                        f"Runbook version {self} is {stored['status']}: its content ({', '.join(changed)}) "
+                        "cannot change; create a new draft version instead."
+                    )
+        super().save(*args, **kwargs)
 
-class RunbookParameter(models.Model):
+    def delete(self, *args, **kwargs):
+        status = _frozen_status(self.pk)
+        if status:
+            raise FrozenVersionError(f"Runbook version {self} is {status} and cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+
+class RunbookParameter(VersionContentMixin, models.Model):
     version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="parameters")
     order = models.PositiveSmallIntegerField(default=0)
     name = models.CharField(max_length=100)
@@ -82,7 +137,7 @@ class RunbookParameter(models.Model):
         return self.name
 
 
-class RunbookStep(models.Model):
+class RunbookStep(VersionContentMixin, models.Model):
     version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="steps")
     step_id = models.SlugField(max_length=100, help_text="Id used by `needs` and templates.")
     number = models.PositiveSmallIntegerField()
@@ -112,7 +167,7 @@ class RunbookStep(models.Model):
         return f"{self.number}. {self.title}"
 
 
-class ApprovalLevel(models.Model):
+class ApprovalLevel(VersionContentMixin, models.Model):
     """Level N must be satisfied by `min_approvers` distinct users holding `role`,
     none of them the version's author, before level N+1 may decide."""
 

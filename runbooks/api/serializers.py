@@ -1,0 +1,156 @@
+"""Runbook API serializers: shapes only; the rules live in runbooks.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from plans.models import Application
+from runbooks import selectors
+from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
+
+
+class VersionSummarySerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = RunbookVersion
+        fields = ["id", "version", "status", "content_hash", "created_by", "created_at", "submitted_at", "approved_at"]
+        read_only_fields = fields
+
+
+class VersionBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    status = serializers.CharField()
+
+
+class RunbookSerializer(serializers.ModelSerializer):
+    """Runbook metadata. Content (steps, parameters …) is versioned: see /versions."""
+
+    application = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Application.objects.all(), allow_null=True, required=False
+    )
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    latest_version = serializers.SerializerMethodField()
+    approved_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Runbook
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "category",
+            "application",
+            "latest_version",
+            "approved_version",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "slug", "created_by", "created_at", "updated_at"]
+
+    @extend_schema_field(VersionBriefSerializer(allow_null=True))
+    def get_latest_version(self, runbook: Runbook) -> dict[str, Any] | None:
+        found = selectors.latest(runbook.versions.all())
+        return VersionBriefSerializer(found).data if found else None
+
+    @extend_schema_field(VersionBriefSerializer(allow_null=True))
+    def get_approved_version(self, runbook: Runbook) -> dict[str, Any] | None:
+        found = selectors.latest(v for v in runbook.versions.all() if v.status == "approved")
+        return VersionBriefSerializer(found).data if found else None
+
+
+class ParameterSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunbookParameter
+        fields = ["order", "name", "type", "default", "secret", "description"]
+
+
+class StepSerializer(serializers.ModelSerializer):
+    needs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RunbookStep
+        fields = [
+            "id",
+            "step_id",
+            "number",
+            "title",
+            "description",
+            "action",
+            "params",
+            "needs",
+            "timeout_seconds",
+            "retries",
+            "rollback",
+            "approval",
+            "estimated_duration_seconds",
+            "responsible_role",
+            "automated",
+            "idempotent",
+            "continue_on_failure",
+        ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_needs(self, step: RunbookStep) -> list[str]:
+        return [need.step_id for need in sorted(step.needs.all(), key=lambda n: n.number)]
+
+
+class ApprovalLevelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalLevel
+        fields = ["level", "role", "required", "min_approvers"]
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = RunbookApproval
+        fields = ["level", "user", "decision", "comment", "decided_at"]
+
+
+class VersionDetailSerializer(VersionSummarySerializer):
+    runbook = serializers.IntegerField(source="runbook_id", read_only=True)
+    slug = serializers.CharField(source="runbook.slug", read_only=True)
+    parameters = ParameterSerializer(many=True, read_only=True)
+    steps = StepSerializer(many=True, read_only=True)
+    approval_levels = ApprovalLevelSerializer(many=True, read_only=True)
+    decisions = DecisionSerializer(many=True, read_only=True)
+
+    class Meta(VersionSummarySerializer.Meta):
+        fields = [
+            "id",
+            "runbook",
+            "slug",
+            *VersionSummarySerializer.Meta.fields[1:],
+            "description",
+            "parallelism",
+            "parameters",
+            "steps",
+            "approval_levels",
+            "decisions",
+        ]
+        read_only_fields = fields
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+
+
+class NewVersionSerializer(serializers.Serializer):
+    """Either `document` (YAML/JSON text or an object) or a copy of an existing version."""
+
+    document = serializers.JSONField(required=False, help_text="The runbook document: text or object.")
+    format = serializers.ChoiceField(choices=["yaml", "json"], required=False)
+    from_version = serializers.CharField(required=False, help_text="Copy this version (default: the latest).")
+    version = serializers.CharField(required=False, help_text="The new draft's version (default: bump patch).")
+
+
+class DocumentRequestSerializer(serializers.Serializer):
+    document = serializers.JSONField(help_text="The runbook document: YAML/JSON text or an object.")
+    format = serializers.ChoiceField(choices=["yaml", "json"], required=False)

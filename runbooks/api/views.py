@@ -1,0 +1,341 @@
+"""Runbook API: metadata CRUD, import/export, versions, drafts and approvals.
+
+`{id}` is the runbook's numeric id or its slug; `{version}` a version string (1.2.0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core import audit
+from core.api.viewsets import AuditedModelViewSet
+from core.exceptions import InvalidInput
+from runbooks import documents, selectors, services
+from runbooks.api.serializers import (
+    CommentSerializer,
+    DocumentRequestSerializer,
+    NewVersionSerializer,
+    RunbookSerializer,
+    VersionDetailSerializer,
+    VersionSummarySerializer,
+)
+from runbooks.choices import Decision, VersionStatus
+from runbooks.filtersets import RunbookFilterSet
+from runbooks.models import Runbook, RunbookVersion
+
+ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
+VERSION_PARAM = OpenApiParameter("version", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. 1.2.0")
+DOCUMENT_BODY = {
+    "application/json": DocumentRequestSerializer,
+    "application/yaml": OpenApiTypes.STR,
+    "text/yaml": OpenApiTypes.STR,
+}
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    text: str
+    fmt: str
+
+
+class _RawParser(BaseParser):
+    fmt = "yaml"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> RawDocument:
+        encoding = (parser_context or {}).get("encoding") or "utf-8"
+        try:
+            return RawDocument(stream.read().decode(encoding), self.fmt)
+        except UnicodeDecodeError:
+            raise InvalidInput(f"the body is not valid {encoding} text", field="document") from None
+
+
+class YAMLParser(_RawParser):
+    media_type = "application/yaml"
+
+
+class TextYAMLParser(_RawParser):
+    media_type = "text/yaml"
+
+
+class XYAMLParser(_RawParser):
+    media_type = "application/x-yaml"
+
+
+class PlainTextParser(_RawParser):
+    media_type = "text/plain"
+    fmt = ""  # detect
+
+
+class RawJSONParser(_RawParser):
+    """Keeps JSON as text so a malformed body is reported with its line and column."""
+
+    media_type = "application/json"
+    fmt = "json"
+
+
+DOCUMENT_PARSERS = [RawJSONParser, YAMLParser, TextYAMLParser, XYAMLParser, PlainTextParser]
+DOCUMENT_ACTIONS = {"create", "import_document", "create_version", "update_version"}
+
+
+class ExportNegotiation(DefaultContentNegotiation):
+    """Export uses `?format=` for the document format, not DRF's renderer override; errors are JSON."""
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
+def _unwrap(value: Any, fmt: str | None) -> Any:
+    """{"document": "...text..."} or {"document": {...}} → the parsed document."""
+    if isinstance(value, dict) and "document" in value and set(value) <= {"document", "format"}:
+        inner = value["document"]
+        fmt = value.get("format") or None
+        if fmt is not None and fmt not in ("yaml", "json"):
+            raise InvalidInput("format must be 'yaml' or 'json'", field="format")
+        return documents.parse_document(inner, fmt) if isinstance(inner, str) else inner
+    return value
+
+
+def document_from_request(request: Request) -> Any:
+    """The parsed runbook document in a request body (raw YAML/JSON, or wrapped in {"document": …})."""
+    data = request.data
+    if isinstance(data, RawDocument):
+        if data.fmt == "json":
+            return _unwrap(documents.parse_document(data.text, "json"), None)
+        return _unwrap(documents.parse_document(data.text, data.fmt or None), None)
+    if hasattr(data, "dict"):  # form data
+        data = data.dict()
+    return _unwrap(data, None)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List runbooks with their latest and approved versions"),
+    retrieve=extend_schema(summary="A runbook's metadata"),
+    update=extend_schema(summary="Change a runbook's name, category or application"),
+    partial_update=extend_schema(summary="Change a runbook's name, category or application"),
+    destroy=extend_schema(summary="Delete a runbook and its versions", responses={204: None, 409: ERROR, 403: ERROR}),
+)
+class RunbookViewSet(AuditedModelViewSet):
+    """Runbooks as code. Writes need runbooks.add/change/delete_runbook; approvals runbooks.approve_runbookversion."""
+
+    queryset = Runbook.objects.none()
+    serializer_class = RunbookSerializer
+    filterset_class = RunbookFilterSet
+    search_fields = ["name", "slug"]
+    ordering_fields = ["slug", "name", "category", "created_at", "updated_at"]
+    ordering = ["slug"]
+    action_permissions = {
+        "submit": ["runbooks.change_runbook"],
+        "approve": ["runbooks.approve_runbookversion"],
+        "reject": ["runbooks.approve_runbookversion"],
+    }
+
+    def get_parsers(self) -> list[BaseParser]:
+        action_name = getattr(self, "action", None)
+        request = getattr(self, "request", None)
+        if action_name is None and request is not None:  # parsers are chosen before DRF sets .action
+            action_name = getattr(self, "action_map", {}).get(request.method.lower())
+        if action_name in DOCUMENT_ACTIONS:
+            return [parser() for parser in DOCUMENT_PARSERS]
+        return super().get_parsers()
+
+    def get_queryset(self) -> models.QuerySet[Runbook]:
+        return selectors.runbooks_with_versions()
+
+    def get_object(self) -> Runbook:
+        value = str(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        lookup = {"pk": int(value)} if value.isdigit() else {"slug": value}
+        runbook = self.get_queryset().filter(**lookup).first()
+        if runbook is None:
+            raise Http404
+        self.check_object_permissions(self.request, runbook)
+        return runbook
+
+    def _version(self, version: str) -> RunbookVersion:
+        runbook = self.get_object()
+        found = selectors.version_detail_queryset().filter(runbook=runbook, version=version).first()
+        if found is None:
+            raise Http404
+        return found
+
+    def _detail(self, version: RunbookVersion, code: int = status.HTTP_200_OK) -> Response:
+        fresh = selectors.version_detail_queryset().get(pk=version.pk)
+        return Response(VersionDetailSerializer(fresh, context=self.get_serializer_context()).data, status=code)
+
+    def _import(self, request: Request, runbook: Runbook | None = None) -> Response:
+        version = services.import_runbook_document(
+            document_from_request(request),
+            actor=request.user,
+            auth_method=audit.auth_method_of(request),
+            runbook=runbook,
+        )
+        return self._detail(version, status.HTTP_201_CREATED if version.was_created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Create a runbook (or a new version of it) from a full document — same as import",
+        request=DOCUMENT_BODY,
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._import(request)
+
+    @extend_schema(
+        summary="Import a runbook document (YAML or JSON)",
+        description='Raw YAML (application/yaml, text/yaml) or JSON body, or {"document": "…text…"}. '
+        "A new slug creates the runbook; a new version becomes a draft; the same version with identical "
+        "content returns it (200); with different content → 409.",
+        request=DOCUMENT_BODY,
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+    )
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_document(self, request: Request) -> Response:
+        return self._import(request)
+
+    @extend_schema(
+        summary="Export a version as YAML or JSON",
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["yaml", "json"], description="Default yaml."),
+            OpenApiParameter("version", OpenApiTypes.STR, description="Default: latest approved, else latest."),
+        ],
+        responses={(200, "application/yaml"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        content_negotiation_class=ExportNegotiation,
+        renderer_classes=[JSONRenderer],
+        filter_backends=[],
+    )
+    def export(self, request: Request, pk: str) -> HttpResponse:
+        fmt = request.query_params.get("format", "yaml")
+        if fmt not in ("yaml", "json"):
+            raise InvalidInput("format must be 'yaml' or 'json'", field="format")
+        runbook = self.get_object()
+        wanted = request.query_params.get("version")
+        version = self._version(wanted) if wanted else selectors.default_export_version(runbook)
+        if version is None:
+            raise Http404
+        content_type = "application/json" if fmt == "json" else "application/yaml"
+        response = HttpResponse(services.export_version(version, fmt), content_type=f"{content_type}; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="{runbook.slug}-{version.version}.{fmt}"'
+        return response
+
+    @extend_schema(
+        summary="A runbook's versions, newest first",
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=VersionStatus.values)],
+        responses=VersionSummarySerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def versions(self, request: Request, pk: str) -> Response:
+        runbook = self.get_object()
+        queryset = RunbookVersion.objects.filter(runbook=runbook).select_related("created_by")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in VersionStatus.values:
+                raise InvalidInput(f"status must be one of {', '.join(VersionStatus.values)}", field="status")
+            queryset = queryset.filter(status=wanted)
+        ordered = sorted(queryset, key=lambda v: (selectors.semver_key(v.version), v.pk), reverse=True)
+        page = self.paginate_queryset(ordered)
+        data = VersionSummarySerializer(page if page is not None else ordered, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    @extend_schema(
+        summary="Create a draft version: from a document, or by copying a version (default: the latest)",
+        request={"application/json": NewVersionSerializer, "application/yaml": OpenApiTypes.STR},
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+    )
+    @versions.mapping.post
+    def create_version(self, request: Request, pk: str) -> Response:
+        runbook = self.get_object()
+        data = document_from_request(request)
+        if data is None or (isinstance(data, dict) and set(data) <= {"from_version", "version"}):
+            data = data or {}
+            source = (
+                self._version(data["from_version"]) if data.get("from_version") else selectors.latest_version(runbook)
+            )
+            if source is None:
+                raise InvalidInput(f"Runbook {runbook.slug!r} has no version to copy; send a document.")
+            new_version = data.get("version")
+            if new_version is not None and not isinstance(new_version, str):
+                raise InvalidInput("version must be a string", field="version")
+            draft = services.create_draft(source, request.user, new_version, auth_method=audit.auth_method_of(request))
+            return self._detail(draft, status.HTTP_201_CREATED)
+        return self._import(request, runbook)
+
+    @extend_schema(
+        summary="A version with its parameters, steps, needs, approval levels and decisions",
+        parameters=[VERSION_PARAM],
+        responses=VersionDetailSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>[^/]+)", filter_backends=[])
+    def version_detail(self, request: Request, pk: str, version: str) -> Response:
+        return self._detail(self._version(version))
+
+    @extend_schema(
+        summary="Replace a draft's content with a document (only drafts; others → 409)",
+        parameters=[VERSION_PARAM],
+        request=DOCUMENT_BODY,
+        responses={200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+    )
+    @version_detail.mapping.put
+    def update_version(self, request: Request, pk: str, version: str) -> Response:
+        found = self._version(version)
+        services.update_draft(
+            found, document_from_request(request), request.user, auth_method=audit.auth_method_of(request)
+        )
+        return self._detail(found)
+
+    def _comment(self, request: Request) -> str:
+        serializer = CommentSerializer(data=request.data if isinstance(request.data, dict) else {})
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data["comment"]
+
+    @extend_schema(
+        summary="Submit a draft for approval",
+        parameters=[VERSION_PARAM],
+        request=CommentSerializer,
+        responses={200: VersionDetailSerializer, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/submit", filter_backends=[])
+    def submit(self, request: Request, pk: str, version: str) -> Response:
+        found = self._version(version)
+        services.submit_for_approval(found, request.user, auth_method=audit.auth_method_of(request))
+        return self._detail(found)
+
+    @extend_schema(
+        summary="Approve the current approval level of a pending version",
+        parameters=[VERSION_PARAM],
+        request=CommentSerializer,
+        responses={200: VersionDetailSerializer, 403: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/approve", filter_backends=[])
+    def approve(self, request: Request, pk: str, version: str) -> Response:
+        return self._decide(request, version, Decision.APPROVE)
+
+    @extend_schema(
+        summary="Reject a pending version (a comment is required)",
+        parameters=[VERSION_PARAM],
+        request=CommentSerializer,
+        responses={200: VersionDetailSerializer, 400: ERROR, 403: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/reject", filter_backends=[])
+    def reject(self, request: Request, pk: str, version: str) -> Response:
+        return self._decide(request, version, Decision.REJECT)
+
+    def _decide(self, request: Request, version: str, decision: str) -> Response:
+        found = self._version(version)
+        comment = self._comment(request)
+        services.decide(found, request.user, decision, comment, auth_method=audit.auth_method_of(request))
+        return self._detail(found)

@@ -1,0 +1,24 @@
+"""Filters for the runbook API."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from runbooks.choices import RunbookCategory, VersionStatus
+from runbooks.models import Runbook
+
+
+class RunbookFilterSet(django_filters.FilterSet):
+    category = django_filters.ChoiceFilter(choices=RunbookCategory.choices)
+    application = django_filters.CharFilter(field_name="application__slug", label="Application slug")
+    status = django_filters.ChoiceFilter(
+        choices=VersionStatus.choices, method="filter_status", label="Has a version in this status"
+    )
+
+    class Meta:
+        model = Runbook
+        fields = ["category", "application", "status"]
+
+    def filter_status(self, queryset: QuerySet[Runbook], name: str, value: str) -> QuerySet[Runbook]:
+        return queryset.filter(versions__status=value).distinct()

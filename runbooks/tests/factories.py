@@ -1,0 +1,50 @@
+"""Shared test data for runbook tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runbooks.models import ApprovalLevel, Runbook, RunbookParameter, RunbookStep, RunbookVersion
+
+APPLICATION_SLUGS = [
+    "orders-db",
+    "orders-api",
+    "payments-db",
+    "payments-api",
+    "web-frontend",
+    "auth-service",
+    "cache-redis",
+    "message-queue",
+    "reporting-warehouse",
+    "reporting-api",
+    "file-storage",
+    "monitoring",
+]
+
+BASE_DOC: dict[str, Any] = {
+    "name": "Test failover",
+    "slug": "test-failover",
+    "version": "1.0.0",
+    "parameters": {"host": {"type": "string", "default": "db.example.internal"}},
+    "steps": [
+        {"id": "check", "title": "Check", "action": "tcp", "with": {"host": "{{ params.host }}", "port": 5432}},
+        {"id": "promote", "action": "shell", "with": {"argv": ["pg_ctl", "promote"]}, "needs": ["check"]},
+        {
+            "id": "validate",
+            "action": "http",
+            "with": {"url": "https://x.example/{{ steps.promote.output }}"},
+            "needs": ["promote"],
+            "timeout": "1m30s",
+        },
+    ],
+}
+
+
+def row_counts() -> tuple[int, ...]:
+    return (
+        Runbook.objects.count(),
+        RunbookVersion.objects.count(),
+        RunbookStep.objects.count(),
+        RunbookParameter.objects.count(),
+        ApprovalLevel.objects.count(),
+    )
