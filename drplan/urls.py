@@ -4,15 +4,22 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from analytics.api.urls import router as analytics_router
+from compliance.api.urls import router as compliance_router
 from core.api.errors import json_404, json_500
+from core.api.routers import api_root_router
+from core.api.urls import router as core_router
+from failover.api.urls import router as failover_router
+from plans.api.urls import router as plans_router
+from runbooks.api.urls import router as runbooks_router
+
+api_router = api_root_router(
+    plans_router, runbooks_router, failover_router, analytics_router, compliance_router, core_router
+)
 
 api_v1 = [
-    path("", include("plans.api.urls")),
-    path("", include("runbooks.api.urls")),
-    path("", include("failover.api.urls")),
-    path("", include("analytics.api.urls")),
-    path("", include("compliance.api.urls")),
-    path("", include("core.api.urls")),
+    path("", include("core.api.urls")),  # health
+    *api_router.urls,
     path("auth/token", obtain_auth_token, name="obtain-token"),
 ]
 

@@ -1,11 +1,9 @@
-from rest_framework.routers import DefaultRouter
+"""This app's API routes; drplan/urls.py mounts every app's router under /api/v1/dr/."""
 
 from analytics.api import views
+from core.api.routers import ApiRouter
 
-router = DefaultRouter()
-router.trailing_slash = "/?"  # optional slash; DRF 3.16 turns any truthy trailing_slash argument into "/"
+router = ApiRouter()
 router.register("rto-targets", views.RTOTargetViewSet, basename="rto-target")
 router.register("test-results", views.DRTestResultViewSet, basename="test-result")
 router.register("impact-analyses", views.ImpactAnalysisViewSet, basename="impact-analysis")
-
-urlpatterns = router.urls

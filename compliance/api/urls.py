@@ -1,9 +1,7 @@
-from rest_framework.routers import DefaultRouter
+"""This app's API routes; drplan/urls.py mounts every app's router under /api/v1/dr/."""
 
 from compliance.api import views
+from core.api.routers import ApiRouter
 
-router = DefaultRouter()
-router.trailing_slash = "/?"  # optional slash; DRF 3.16 turns any truthy trailing_slash argument into "/"
+router = ApiRouter()
 router.register("compliance-reports", views.ComplianceReportViewSet, basename="compliance-report")
-
-urlpatterns = router.urls

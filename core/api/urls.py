@@ -1,10 +1,12 @@
-from django.urls import re_path
-from rest_framework.routers import DefaultRouter
+"""Core API routes. `router` is mounted with every app's router by drplan/urls.py;
+`urlpatterns` holds the routes that are not viewsets."""
 
+from django.urls import re_path
+
+from core.api.routers import ApiRouter
 from core.api.views import AuditEntryViewSet, HealthView
 
-router = DefaultRouter()
-router.trailing_slash = "/?"  # optional slash; DRF 3.16 turns any truthy trailing_slash argument into "/"
+router = ApiRouter()
 router.register("audit-log", AuditEntryViewSet, basename="audit-log")
 
-urlpatterns = [re_path(r"^health/?$", HealthView.as_view(), name="health"), *router.urls]
+urlpatterns = [re_path(r"^health/?$", HealthView.as_view(), name="health")]

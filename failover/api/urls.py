@@ -1,9 +1,7 @@
-from rest_framework.routers import DefaultRouter
+"""This app's API routes; drplan/urls.py mounts every app's router under /api/v1/dr/."""
 
+from core.api.routers import ApiRouter
 from failover.api import views
 
-router = DefaultRouter()
-router.trailing_slash = "/?"  # optional slash; DRF 3.16 turns any truthy trailing_slash argument into "/"
+router = ApiRouter()
 router.register("executions", views.FailoverExecutionViewSet, basename="execution")
-
-urlpatterns = router.urls

@@ -1,8 +1,7 @@
-from rest_framework.routers import DefaultRouter
+"""This app's API routes; drplan/urls.py mounts every app's router under /api/v1/dr/."""
 
+from core.api.routers import ApiRouter
 from runbooks.api import views
 
-router = DefaultRouter(trailing_slash="/?")
+router = ApiRouter()
 router.register("runbooks", views.RunbookViewSet, basename="runbook")
-
-urlpatterns = router.urls
