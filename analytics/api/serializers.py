@@ -44,7 +44,7 @@ class RTOTargetSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {
             "rto_target_seconds": {"min_value": 1},
-            "rpo_target_seconds": {"min_value": 1},
+            "rpo_target_seconds": {"min_value": 0},  # 0 = no data loss allowed
             "sla_breach_threshold_seconds": {"min_value": 1},
             "current_rto_seconds": {"min_value": 0},
             "current_rpo_seconds": {"min_value": 0},
@@ -115,7 +115,7 @@ class DRTestResultSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {
             "target_rto_seconds": {"min_value": 1},
-            "target_rpo_seconds": {"min_value": 1},
+            "target_rpo_seconds": {"min_value": 0},
             "actual_rto_seconds": {"min_value": 0},
             "actual_rpo_seconds": {"min_value": 0},
             "data_loss_mb": {"min_value": 0},

@@ -149,7 +149,7 @@ class DRPlanSerializer(serializers.ModelSerializer):
         ]
         extra_kwargs = {
             "rto_seconds": {"min_value": 1},
-            "rpo_seconds": {"min_value": 1},
+            "rpo_seconds": {"min_value": 0},  # 0 = no data loss allowed (synchronous replication)
         }
 
     def validate_compliance_frameworks(self, value: list[str]) -> list[str]:

@@ -110,6 +110,16 @@ def test_minimal_plan_gets_defaults(api_for, db, users):
     assert body["test_frequency"] == "quarterly"
 
 
+def test_zero_rpo_is_a_valid_target_for_synchronous_replication(api_for, db):
+    response = api_for("approver").post(
+        URL,
+        {"plan_id": "sync", "name": "Sync", "rto_seconds": 300, "rpo_seconds": 0, "replication_mode": "synchronous"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert DRPlan.objects.get(plan_id="sync").rpo_seconds == 0
+
+
 def test_retrieve_by_id_and_by_plan_id(api_for, scope):
     plan = make_plan("orders-dr", applications=[scope["orders-api"]])
     for url in (detail(plan), f"{URL}/orders-dr", f"{URL}/orders-dr/"):
@@ -186,7 +196,7 @@ BAD_INPUTS = [
     ("wrong type", {"rto_seconds": "soon"}, "rto_seconds"),
     ("negative rto", {"rto_seconds": -5}, "rto_seconds"),
     ("zero rto", {"rto_seconds": 0}, "rto_seconds"),
-    ("zero rpo", {"rpo_seconds": 0}, "rpo_seconds"),
+    ("negative rpo", {"rpo_seconds": -1}, "rpo_seconds"),
     ("negative cost", {"downtime_cost_per_hour": "-1"}, "downtime_cost_per_hour"),
     ("invalid choice", {"strategy": "yolo"}, "strategy"),
     ("unknown application", {"applications": ["orders-api", "ghost"]}, "applications"),
