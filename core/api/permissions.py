@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import DjangoModelPermissions
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
@@ -27,6 +28,12 @@ class RolePermissions(DjangoModelPermissions):
         "PATCH": ["%(app_label)s.change_%(model_name)s"],
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
+
+    def _queryset(self, view: APIView) -> QuerySet:
+        # Only the model matters here: prefer the class attribute over get_queryset(),
+        # which may build an expensive annotated queryset.
+        queryset = getattr(view, "queryset", None)
+        return queryset if queryset is not None else super()._queryset(view)
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user

@@ -163,6 +163,45 @@ class DRPlanSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class DRPlanSummarySerializer(serializers.ModelSerializer):
+    """One row of the plan list: identity, targets, strategy and the derived testing statistics.
+
+    The full plan (scope, sites, compliance, costs) is at /plans/{id}; the list stays cheap
+    with thousands of plans.
+    """
+
+    last_test_date = serializers.DateTimeField(read_only=True, allow_null=True)
+    next_test_due = serializers.DateTimeField(read_only=True, allow_null=True)
+    tests_total = serializers.IntegerField(read_only=True)
+    success_rate = serializers.FloatField(read_only=True, allow_null=True)
+    average_rto_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    average_rpo_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = DRPlan
+        fields = [
+            "id",
+            "plan_id",
+            "name",
+            "status",
+            "strategy",
+            "replication_mode",
+            "failover_mode",
+            "rto_seconds",
+            "rpo_seconds",
+            "test_frequency",
+            "compliance_status",
+            "updated_at",
+            "last_test_date",
+            "next_test_due",
+            "tests_total",
+            "success_rate",
+            "average_rto_seconds",
+            "average_rpo_seconds",
+        ]
+        read_only_fields = fields
+
+
 class StrategyStepSerializer(serializers.ModelSerializer):
     order = serializers.IntegerField(
         min_value=1, max_value=32767, required=False, help_text="Position; defaults to the index in the list (1-based)."

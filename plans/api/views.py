@@ -17,6 +17,7 @@ from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin, p
 from plans.api.serializers import (
     ApplicationSerializer,
     DRPlanSerializer,
+    DRPlanSummarySerializer,
     RecoveryStrategySerializer,
     SiteSerializer,
 )
@@ -83,7 +84,10 @@ class ApplicationViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     )
 )
 class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
-    """DR plans with derived testing statistics. `{id}` is the numeric id or the plan_id slug."""
+    """DR plans with derived testing statistics. `{id}` is the numeric id or the plan_id slug.
+
+    The list shows each plan's summary (targets, strategy, test statistics); `/plans/{id}` the whole plan.
+    """
 
     queryset = DRPlan.objects.none()
     serializer_class = DRPlanSerializer
@@ -105,7 +109,12 @@ class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     ordering = ["plan_id"]
 
     def get_queryset(self) -> models.QuerySet[DRPlan]:
+        if self.action == "list":
+            return selectors.plan_summary_list()
         return selectors.plan_list()
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return DRPlanSummarySerializer if self.action == "list" else DRPlanSerializer
 
     def get_create_kwargs(self) -> dict[str, Any]:
         return {"created_by": self.request.user}
