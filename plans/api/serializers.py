@@ -82,7 +82,20 @@ class ApplicationSerializer(serializers.ModelSerializer):
         return application
 
 
-class DRPlanSerializer(serializers.ModelSerializer):
+class PlanStatisticsMixin(serializers.Serializer):
+    """Derived testing statistics (plans.selectors.plans_with_stats); never stored."""
+
+    last_test_date = serializers.DateTimeField(read_only=True, allow_null=True)
+    next_test_due = serializers.DateTimeField(read_only=True, allow_null=True)
+    tests_total = serializers.IntegerField(read_only=True)
+    success_rate = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Passed tests / all tests, 0..1; null before the first test."
+    )
+    average_rto_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    average_rpo_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+
+class DRPlanSerializer(PlanStatisticsMixin, serializers.ModelSerializer):
     applications = serializers.SlugRelatedField(
         slug_field="slug", queryset=Application.objects.all(), many=True, required=False, help_text="Application slugs."
     )
@@ -99,16 +112,6 @@ class DRPlanSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=ComplianceFramework.choices), required=False
     )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
-    # Derived testing statistics (plans.selectors.plans_with_stats); never stored.
-    last_test_date = serializers.DateTimeField(read_only=True, allow_null=True)
-    next_test_due = serializers.DateTimeField(read_only=True, allow_null=True)
-    tests_total = serializers.IntegerField(read_only=True)
-    success_rate = serializers.FloatField(
-        read_only=True, allow_null=True, help_text="Passed tests / all tests, 0..1; null before the first test."
-    )
-    average_rto_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    average_rpo_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = DRPlan
@@ -163,19 +166,12 @@ class DRPlanSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class DRPlanSummarySerializer(serializers.ModelSerializer):
+class DRPlanSummarySerializer(PlanStatisticsMixin, serializers.ModelSerializer):
     """One row of the plan list: identity, targets, strategy and the derived testing statistics.
 
     The full plan (scope, sites, compliance, costs) is at /plans/{id}; the list stays cheap
     with thousands of plans.
     """
-
-    last_test_date = serializers.DateTimeField(read_only=True, allow_null=True)
-    next_test_due = serializers.DateTimeField(read_only=True, allow_null=True)
-    tests_total = serializers.IntegerField(read_only=True)
-    success_rate = serializers.FloatField(read_only=True, allow_null=True)
-    average_rto_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    average_rpo_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = DRPlan
