@@ -71,3 +71,25 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head #{self.seq}"
+
+
+class Secret(models.Model):
+    """A named secret (password, DSN, token), stored encrypted (core.secrets).
+
+    Referenced by name from runbooks (`{{ secrets.NAME }}`, `dsn_secret: NAME`); its value
+    never reaches logs, events, the audit log or the API.
+    """
+
+    AUDIT_REDACT = ("ciphertext",)
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    ciphertext = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -34,6 +34,8 @@ AUTHORED_MODELS = {
     "plans.strategystep",
     "plans.strategycondition",
     "plans.validationcheck",
+    "plans.planapprovallevel",
+    "core.secret",
     "runbooks.runbook",
     "runbooks.runbookversion",
     "runbooks.runbookparameter",
@@ -51,8 +53,9 @@ AUTHORED_MODELS = {
 }
 # Extra permissions by role (custom Meta.permissions declared on models).
 EXTRA = {
-    OPERATOR: {"failover.run_failover", "failover.run_test", "failover.confirm_step"},
+    OPERATOR: {"failover.run_failover", "failover.run_test", "failover.confirm_step", "core.view_secret"},
     APPROVER: {
+        "core.view_secret",
         "failover.run_failover",
         "failover.run_test",
         "failover.confirm_step",
@@ -60,7 +63,7 @@ EXTRA = {
         "failover.approve_execution",
     },
     # Auditors review who holds which role, too.
-    AUDITOR: {"core.view_auditentry", "auth.view_user", "auth.view_group"},
+    AUDITOR: {"core.view_auditentry", "core.view_secret", "auth.view_user", "auth.view_group"},
 }
 
 

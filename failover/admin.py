@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin_mixins import ReadOnlyAdminMixin, ReadOnlyInlineMixin, human_duration
-from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
+from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
 
 class StepRunInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -105,3 +105,11 @@ class ValidationResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "message")
     date_hierarchy = "checked_at"
     raw_id_fields = ("execution",)
+
+
+@admin.register(ApprovalDecision)
+class ApprovalDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("execution_id", "step_run", "level", "user", "decision", "decided_at")
+    list_filter = ("decision",)
+    search_fields = ("user__username", "comment")
+    date_hierarchy = "decided_at"

@@ -59,3 +59,8 @@ class CheckStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     ERROR = "error", "Error"
     SKIPPED = "skipped", "Skipped"
+
+
+class OnFailure(models.TextChoices):
+    ROLLBACK = "rollback", "Roll back completed steps"
+    STOP = "stop", "Stop and leave as is"

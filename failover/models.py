@@ -8,8 +8,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from failover.choices import ACTIVE_STATUSES, CheckStatus, ExecutionStatus, ExecutionType, StepStatus, TriggerType
+from failover.choices import (
+    ACTIVE_STATUSES,
+    CheckStatus,
+    ExecutionStatus,
+    ExecutionType,
+    OnFailure,
+    StepStatus,
+    TriggerType,
+)
 from plans.choices import CheckType, Severity
+from runbooks.choices import Decision
 
 MONEY = {"max_digits": 14, "decimal_places": 2, "null": True, "blank": True}
 
@@ -54,6 +63,23 @@ class FailoverExecution(models.Model):
     error = models.TextField(blank=True)
     event_seq = models.PositiveBigIntegerField(default=0, help_text="Last event sequence number issued.")
 
+    # Run policy, fixed when the execution is created
+    parallelism = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Max steps at once; empty = none.")
+    on_failure = models.CharField(max_length=10, choices=OnFailure.choices, default=OnFailure.ROLLBACK)
+    rollback_trigger = models.CharField(
+        max_length=25, blank=True, help_text="any_check_fails / critical_checks_fail; empty = no validation checks."
+    )
+    approval_policy = models.JSONField(
+        default=list, blank=True, help_text="Approval levels in force at trigger time: [{level, role, approvers}]."
+    )
+    approval_deadline = models.DateTimeField(null=True, blank=True, help_text="Approval request expires after this.")
+
+    # Coordination: the worker that runs this execution holds a lease it renews.
+    coordinator = models.CharField(max_length=200, blank=True, help_text="Worker running the coordinator.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    rollback_on_cancel = models.BooleanField(default=False)
+
     class Meta:
         ordering = ["-triggered_at"]
         permissions = [
@@ -95,6 +121,31 @@ class StepRun(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
+    # The step's definition, copied at creation so the execution is self-contained.
+    needs = models.JSONField(default=list, blank=True, help_text="step_keys this step waits for.")
+    tier = models.PositiveSmallIntegerField(default=3, help_text="Application tier; lower runs first.")
+    priority = models.IntegerField(default=0, help_text="Higher dispatches first when slots are scarce.")
+    params = models.JSONField(default=dict, blank=True, help_text="The action's parameters before templating.")
+    rendered = models.JSONField(null=True, blank=True, help_text="Parameters after templating, secrets masked.")
+    rollback = models.JSONField(null=True, blank=True)
+    approval = models.JSONField(null=True, blank=True, help_text="Per-step approval gate: {role, approvers}.")
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    retries = models.PositiveSmallIntegerField(default=0)
+    idempotent = models.BooleanField(default=False)
+    continue_on_failure = models.BooleanField(default=False)
+    estimated_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    responsible_role = models.CharField(max_length=100, blank=True)
+    rollback_status = models.CharField(max_length=20, choices=StepStatus.choices, blank=True)
+    rollback_error = models.TextField(blank=True)
+    waiting_for = models.CharField(
+        max_length=20, blank=True, help_text="While WAITING: 'confirmation' (manual step) or 'approval' (gate)."
+    )
+    gate_approved_at = models.DateTimeField(null=True, blank=True, help_text="When the step's approval gate passed.")
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["execution", "id"]
         constraints = [models.UniqueConstraint(fields=["execution", "step_key"], name="unique_step_per_execution")]
@@ -128,6 +179,38 @@ class ExecutionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id}#{self.seq} {self.kind}"
+
+
+class ApprovalDecision(models.Model):
+    """One approver's decision on one level of an execution (step_run empty) or of a step's gate."""
+
+    execution = models.ForeignKey(FailoverExecution, on_delete=models.CASCADE, related_name="approval_decisions")
+    step_run = models.ForeignKey(
+        StepRun, null=True, blank=True, on_delete=models.CASCADE, related_name="approval_decisions"
+    )
+    level = models.PositiveSmallIntegerField(default=1)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "decided_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "level", "user"],
+                condition=models.Q(step_run__isnull=True),
+                name="one_execution_decision_per_user_per_level",
+            ),
+            models.UniqueConstraint(
+                fields=["step_run", "level", "user"],
+                condition=models.Q(step_run__isnull=False),
+                name="one_step_decision_per_user_per_level",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision} level {self.level} of execution {self.execution_id}"
 
 
 class ValidationResult(models.Model):

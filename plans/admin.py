@@ -12,6 +12,7 @@ from plans.models import (
     Application,
     ApplicationDependency,
     DRPlan,
+    PlanApprovalLevel,
     RecoveryStrategy,
     Site,
     StrategyCondition,
@@ -131,6 +132,12 @@ class RecoveryStrategyInline(admin.TabularInline):
     show_change_link = True
 
 
+class PlanApprovalLevelInline(admin.TabularInline):
+    model = PlanApprovalLevel
+    fields = ("level", "role", "min_approvers")
+    extra = 0
+
+
 @admin.register(DRPlan)
 class DRPlanAdmin(AuditedModelAdmin):
     form = DRPlanForm
@@ -141,7 +148,7 @@ class DRPlanAdmin(AuditedModelAdmin):
     filter_horizontal = ("applications", "sites")
     autocomplete_fields = ("primary_site", "dr_site")
     readonly_fields = ("created_by", "created_at", "updated_at")
-    inlines = (RecoveryStrategyInline,)
+    inlines = (PlanApprovalLevelInline, RecoveryStrategyInline)
     fieldsets = (
         (None, {"fields": ("plan_id", "name", "description", "status")}),
         ("Scope", {"fields": ("applications", "sites")}),
@@ -251,3 +258,11 @@ class ValidationCheckAdmin(AuditedModelAdmin):
     list_select_related = ("strategy__plan",)
     search_fields = ("name", "target", "strategy__name", "strategy__plan__plan_id")
     autocomplete_fields = ("strategy",)
+
+
+@admin.register(PlanApprovalLevel)
+class PlanApprovalLevelAdmin(AuditedModelAdmin):
+    list_display = ("plan", "level", "role", "min_approvers")
+    list_filter = ("role",)
+    search_fields = ("plan__plan_id", "plan__name", "role")
+    raw_id_fields = ("plan",)

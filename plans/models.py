@@ -134,6 +134,9 @@ class DRPlan(models.Model):
         max_length=20, choices=ReplicationMode.choices, default=ReplicationMode.ASYNCHRONOUS
     )
     failover_mode = models.CharField(max_length=20, choices=FailoverMode.choices, default=FailoverMode.MANUAL)
+    approval_timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="An unanswered approval request expires after this; empty = never."
+    )
 
     # Testing cadence
     test_frequency = models.CharField(max_length=20, choices=TestFrequency.choices, default=TestFrequency.QUARTERLY)
@@ -228,6 +231,9 @@ class ValidationCheck(models.Model):
     target = models.CharField(max_length=500, blank=True, help_text="Endpoint, host:port or query checked.")
     threshold = models.DecimalField(max_digits=14, decimal_places=3, null=True, blank=True)
     unit = models.CharField(max_length=20, blank=True)
+    query = models.TextField(
+        blank=True, help_text="data_integrity: SQL whose first column is compared with the threshold."
+    )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.HIGH)
 
     class Meta:
@@ -235,3 +241,20 @@ class ValidationCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.check_type})"
+
+
+class PlanApprovalLevel(models.Model):
+    """Go/no-go approval of a plan's failovers and failbacks: level N needs `min_approvers`
+    distinct holders of `role`, never the person who triggered the execution."""
+
+    plan = models.ForeignKey(DRPlan, on_delete=models.CASCADE, related_name="approval_levels")
+    level = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    role = models.CharField(max_length=100, default="approver")
+    min_approvers = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["plan", "level"]
+        constraints = [models.UniqueConstraint(fields=["plan", "level"], name="unique_plan_approval_level")]
+
+    def __str__(self) -> str:
+        return f"level {self.level}: {self.min_approvers} x {self.role}"

@@ -13,11 +13,12 @@ from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget
 from compliance.models import ComplianceReport, ComplianceRequirement
 from core import audit
 from core.choices import AuditAction
-from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
+from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 from plans.models import (
     Application,
     ApplicationDependency,
     DRPlan,
+    PlanApprovalLevel,
     RecoveryStrategy,
     Site,
     StrategyCondition,
@@ -67,6 +68,8 @@ def make_sample_data(user: User) -> dict[str, Any]:
     ValidationResult.objects.create(
         execution=execution, name="HTTP up", check_type="connectivity", status="passed", checked_at=now
     )
+    ApprovalDecision.objects.create(execution=execution, level=1, user=user, decision="approve", comment="go")
+    PlanApprovalLevel.objects.create(plan=plan, level=1, role="approver", min_approvers=1)
 
     RTOTarget.objects.create(
         application=db, tier=1, rto_target_seconds=3600, rpo_target_seconds=60, sla_breach_threshold_seconds=7200

@@ -12,11 +12,19 @@ from analytics.models import ActionItem
 from core.admin_mixins import AuditedModelAdmin, human_duration
 from core.models import AuditEntry
 from core.tests.sample import make_sample_data
-from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
+from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 from plans.models import Application, ApplicationDependency, DRPlan, RecoveryStrategy
 from runbooks.models import RunbookApproval, RunbookVersion
 
-EVIDENCE = {FailoverExecution, StepRun, ExecutionEvent, ValidationResult, AuditEntry, RunbookApproval}
+EVIDENCE = {
+    FailoverExecution,
+    StepRun,
+    ExecutionEvent,
+    ValidationResult,
+    ApprovalDecision,
+    AuditEntry,
+    RunbookApproval,
+}
 DOMAIN_APPS = {"plans", "runbooks", "failover", "analytics", "compliance"}
 
 
@@ -227,6 +235,10 @@ def _plan_form(**overrides: Any) -> dict[str, Any]:
         "recovery_strategies-INITIAL_FORMS": "0",
         "recovery_strategies-MIN_NUM_FORMS": "0",
         "recovery_strategies-MAX_NUM_FORMS": "1000",
+        "approval_levels-TOTAL_FORMS": "0",
+        "approval_levels-INITIAL_FORMS": "0",
+        "approval_levels-MIN_NUM_FORMS": "0",
+        "approval_levels-MAX_NUM_FORMS": "1000",
     }
     data.update(overrides)
     return data

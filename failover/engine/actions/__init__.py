@@ -1,0 +1,78 @@
+"""Action executors: what a step of each action type does when it runs.
+
+The parameter schema of each action lives in runbooks/actions.py (checked at import);
+an executor here receives the step's parameters after templating and returns an
+ActionResult. Executors run in worker threads of the coordinator: they must not touch
+the database (report through `ctx.log` and the result) and must honour `ctx.timeout`
+and `ctx.cancelled`.
+
+Adding an action: see docs/actions.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StepContext:
+    execution_id: int
+    step_key: str
+    timeout: float | None = None
+    log: Callable[[str], None] = lambda line: None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    secret: Callable[[str], str] | None = None  # name -> value, for actions that take a secret by name
+
+
+@dataclass
+class ActionResult:
+    ok: bool
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    # Optional measurements a step can report (RPO probes, data loss).
+    measurements: dict[str, float] = field(default_factory=dict)
+
+
+Executor = Callable[[dict[str, Any], StepContext], ActionResult]
+
+_EXECUTORS: dict[str, Executor] = {}
+
+
+def executor(name: str) -> Callable[[Executor], Executor]:
+    """Register the executor of an action type (the name must exist in runbooks.actions)."""
+
+    def register(function: Executor) -> Executor:
+        _EXECUTORS[name] = function
+        return function
+
+    return register
+
+
+def get_executor(name: str) -> Executor | None:
+    _load_builtin_executors()
+    return _EXECUTORS.get(name)
+
+
+def run_action(action: str, params: dict[str, Any], ctx: StepContext) -> ActionResult:
+    """Run one attempt of a step. Never raises: an executor's exception is a failed result."""
+    function = get_executor(action)
+    if function is None:
+        return ActionResult(False, error=f"no executor for action {action!r}")
+    try:
+        return function(params, ctx)
+    except Exception as exc:  # an executor bug must fail the step, not the coordinator
+        return ActionResult(False, error=f"{type(exc).__name__}: {exc}")
+
+
+_loaded = False
+
+
+def _load_builtin_executors() -> None:
+    global _loaded
+    if not _loaded:
+        from failover.engine.actions import builtin  # noqa: F401  (registers on import)
+
+        _loaded = True

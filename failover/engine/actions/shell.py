@@ -1,0 +1,107 @@
+"""The shell action: run an argv list (never a shell string) in its own process group.
+
+Output is captured line by line (each line sent to `ctx.log`), capped in lines and
+bytes. On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after
+a grace period, so no child or grandchild survives the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+from failover.engine.actions import ActionResult, StepContext, executor
+
+MAX_LINES = 10_000
+MAX_LINE_BYTES = 4_096
+MAX_OUTPUT_BYTES = 64 * 1024
+KILL_GRACE_SECONDS = 5.0
+# What a step's process inherits from the worker; the rest (secrets, tokens) stays out.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+
+def _kill_group(proc: subprocess.Popen, grace: float) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # also whatever the leader left behind
+    proc.wait()
+
+
+def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], state: dict[str, int]) -> None:
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        state["lines"] += 1
+        if state["lines"] > MAX_LINES:
+            continue  # keep draining so the process never blocks on a full pipe
+        line = raw.rstrip("\n")
+        if len(line) > MAX_LINE_BYTES:
+            line = line[:MAX_LINE_BYTES] + " …[line truncated]"
+        ctx.log(line)
+        if state["bytes"] < MAX_OUTPUT_BYTES:
+            captured.append(line)
+            state["bytes"] += len(line) + 1
+
+
+@executor("shell")
+def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
+    argv = params["argv"]
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return ActionResult(False, error="shell: argv must be a non-empty list of strings")
+    env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    env.update({str(k): str(v) for k, v in (params.get("env") or {}).items()})
+    expected = params.get("expected_exit_codes") or [0]
+    grace = float(params.get("kill_grace_seconds", KILL_GRACE_SECONDS))
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=params.get("cwd") or None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+    except (OSError, ValueError) as exc:
+        return ActionResult(False, error=f"could not start {argv[0]!r}: {exc}")
+
+    captured: list[str] = []
+    state = {"lines": 0, "bytes": 0}
+    reader = threading.Thread(target=_read_output, args=(proc, ctx, captured, state), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+    stopped_by = ""
+    while True:
+        wait_for = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+        try:
+            proc.wait(timeout=wait_for)
+            break
+        except subprocess.TimeoutExpired:
+            if ctx.cancelled.is_set():
+                stopped_by = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopped_by = f"timed out after {ctx.timeout:g}s"
+            if stopped_by:
+                _kill_group(proc, grace)
+                break
+    reader.join(timeout=2)
+    if state["lines"] > MAX_LINES:
+        ctx.log(f"[output truncated: {state['lines'] - MAX_LINES} more lines not kept]")
+    output = {"exit_code": proc.returncode, "stdout": "\n".join(captured), "lines": state["lines"]}
+    if stopped_by:
+        return ActionResult(False, output=output, error=f"{stopped_by}; process group killed")
+    if proc.returncode not in expected:
+        return ActionResult(False, output=output, error=f"exit code {proc.returncode} (expected {expected})")
+    return ActionResult(True, output=output)

@@ -1,0 +1,84 @@
+"""The shell action runs argv lists in their own process group and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from failover.engine.actions import StepContext, run_action
+
+
+def _ctx(timeout: float | None = None, lines: list[str] | None = None) -> StepContext:
+    sink = lines if lines is not None else []
+    return StepContext(execution_id=1, step_key="s", timeout=timeout, log=sink.append)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def test_output_is_captured_line_by_line_and_exit_code_checked():
+    lines: list[str] = []
+    result = run_action("shell", {"argv": ["sh", "-c", "echo one; echo two; exit 3"]}, _ctx(lines=lines))
+    assert not result.ok
+    assert result.error == "exit code 3 (expected [0])"
+    assert lines == ["one", "two"]
+    assert result.output["stdout"] == "one\ntwo"
+    ok = run_action("shell", {"argv": ["sh", "-c", "exit 3"], "expected_exit_codes": [3]}, _ctx())
+    assert ok.ok
+
+
+def test_a_value_with_shell_metacharacters_stays_one_argument(tmp_path: Path):
+    hostile = "x; touch pwned.txt"
+    lines: list[str] = []
+    result = run_action("shell", {"argv": ["printf", "%s\\n", hostile], "cwd": str(tmp_path)}, _ctx(lines=lines))
+    assert result.ok
+    assert lines == [hostile]
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_timeout_kills_the_whole_process_tree_including_grandchildren(tmp_path: Path):
+    pid_file = tmp_path / "grandchild.pid"
+    # The child starts a grandchild that ignores SIGTERM, records its pid, and both sleep.
+    script = f"sh -c 'trap \"\" TERM; echo $$ > {pid_file}; sleep 60' & sleep 60"
+    started = time.monotonic()
+    result = run_action("shell", {"argv": ["sh", "-c", script], "kill_grace_seconds": 0.5}, _ctx(timeout=0.5))
+    elapsed = time.monotonic() - started
+    assert not result.ok
+    assert result.error.startswith("timed out after 0.5s")
+    assert elapsed < 5
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 3
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild), "the grandchild survived the timeout"
+
+
+def test_cancel_stops_a_running_command():
+    ctx = _ctx()
+    threading.Timer(0.3, ctx.cancelled.set).start()
+    result = run_action("shell", {"argv": ["sleep", "30"], "kill_grace_seconds": 0.5}, ctx)
+    assert not result.ok
+    assert result.error.startswith("cancelled")
+
+
+def test_worker_secrets_are_not_inherited(monkeypatch):
+    monkeypatch.setenv("DRPLAN_SECRET_KEY", "do-not-leak")
+    lines: list[str] = []
+    result = run_action("shell", {"argv": ["env"], "env": {"TARGET": "dr"}}, _ctx(lines=lines))
+    assert result.ok
+    assert "TARGET=dr" in lines
+    assert not any("do-not-leak" in line for line in lines)
+
+
+def test_missing_program_is_a_failed_step_not_a_crash():
+    result = run_action("shell", {"argv": ["/nonexistent/tool"]}, _ctx())
+    assert not result.ok
+    assert "could not start '/nonexistent/tool'" in result.error
