@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LIST_PATH = "/api/v1/dr/plans/"  # DefaultRouter routes need the slash; "/plans" answers 301
+LIST_PATH = "/api/v1/dr/plans"
 BARE_PATH = "/api/v1/dr/health"
 GOAL_RATIO = 0.5
 
