@@ -1,6 +1,7 @@
 # DRPlan: two commands do all set-up.
 #   make run    install, migrate, load demo data if empty, start web+API (4045) and workers
-#   make test   install test tools, lint, run the suite on SQLite and on a real PostgreSQL 16
+#   make test   install test tools, lint, run the suite on SQLite and on a real PostgreSQL 16,
+#               and the Redis-backed tests against a real Redis
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -43,6 +44,7 @@ lint: install-dev
 test: lint
 	$(PY) -m pytest
 	$(PY) scripts/with_postgres.py $(PY) -m pytest
+	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis
 
 bench-api: install-dev
 	$(PY) bench/api.py

@@ -1,0 +1,68 @@
+"""With REDIS_URL set, stored execution events reach live subscribers through the Redis
+channel layer, in order and with their sequence numbers (run by `make test` against a real
+Redis through scripts/with_redis.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from failover.engine.events import emit, group_name
+from failover.models import ExecutionEvent, FailoverExecution
+
+
+async def _receive(layer, channel: str, count: int) -> list[dict]:
+    # One event loop for every receive: channels_redis buffers per loop.
+    return [await layer.receive(channel) for _ in range(count)]
+
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a Redis server (REDIS_URL)"),
+]
+
+
+@pytest.mark.django_db
+def test_emitted_events_are_published_after_commit_in_order(django_capture_on_commit_callbacks):
+    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(execution.pk, ExecutionEvent.Kind.LOG, "first line")
+        emit(execution.pk, ExecutionEvent.Kind.LOG, "second line", {"n": 2})
+
+    received = async_to_sync(_receive)(layer, channel, 2)
+    assert [m["event"]["seq"] for m in received] == [1, 2]
+    assert [m["event"]["message"] for m in received] == ["first line", "second line"]
+    assert received[1]["event"]["data"] == {"n": 2}
+    assert all(m["type"] == "execution.event" for m in received)
+    assert ExecutionEvent.objects.filter(execution=execution).count() == 2
+
+
+@pytest.mark.django_db
+def test_nothing_is_published_for_a_rolled_back_event(django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+
+    class Abort(Exception):
+        pass
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                emit(execution.pk, ExecutionEvent.Kind.LOG, "never stored")
+                raise Abort
+        except Abort:
+            pass
+    assert callbacks == []
+    assert not ExecutionEvent.objects.filter(execution=execution).exists()
