@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.models import AuditEntry
+from core.models import AuditEntry, Secret
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -28,3 +28,30 @@ class AuditEntrySerializer(serializers.ModelSerializer):
             "hash",
         )
         read_only_fields = fields
+
+
+class SecretSerializer(serializers.ModelSerializer):
+    """A secret as the API shows it: never its value or ciphertext."""
+
+    class Meta:
+        model = Secret
+        fields = ("name", "description", "created_at", "updated_at")
+        read_only_fields = fields
+
+
+class SecretWriteSerializer(serializers.Serializer):
+    """Input of POST/PUT/PATCH. `value` is write-only and kept exactly (no whitespace trimming)."""
+
+    name = serializers.SlugField(max_length=100, required=False)
+    value = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16_384)
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+    def validate_name(self, name: str) -> str:
+        if self.instance is not None and name != self.instance.name:
+            raise serializers.ValidationError("A secret cannot be renamed; create a new one and delete this one.")
+        return name
+
+    def validate(self, attrs: dict) -> dict:
+        if self.instance is None and "name" not in attrs:
+            raise serializers.ValidationError({"name": ["This field is required."]})
+        return attrs

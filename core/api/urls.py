@@ -4,9 +4,10 @@
 from django.urls import re_path
 
 from core.api.routers import ApiRouter
-from core.api.views import AuditEntryViewSet, HealthView
+from core.api.views import AuditEntryViewSet, HealthView, SecretViewSet
 
 router = ApiRouter()
 router.register("audit-log", AuditEntryViewSet, basename="audit-log")
+router.register("secrets", SecretViewSet, basename="secret")
 
 urlpatterns = [re_path(r"^health/?$", HealthView.as_view(), name="health")]

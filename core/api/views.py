@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
-from rest_framework import serializers
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.serializers import AuditEntrySerializer
+from core import secrets
+from core.api.serializers import AuditEntrySerializer, SecretSerializer, SecretWriteSerializer
 from core.api.viewsets import ReadOnlyModelViewSet
+from core.audit import auth_method_of
 from core.filtersets import AuditEntryFilterSet
-from core.models import AuditEntry
+from core.models import AuditEntry, Secret
 
 
 class HealthView(APIView):
@@ -44,3 +46,78 @@ class AuditEntryViewSet(ReadOnlyModelViewSet):
     ordering = ("-seq",)
     lookup_field = "seq"
     lookup_value_regex = r"[0-9]+"
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List secrets: names and descriptions only", tags=["secrets"]),
+    retrieve=extend_schema(summary="One secret by name (never its value)", tags=["secrets"]),
+    create=extend_schema(
+        summary="Store a new secret", tags=["secrets"], request=SecretWriteSerializer, responses={201: SecretSerializer}
+    ),
+    update=extend_schema(
+        summary="Replace a secret's value (and description)",
+        tags=["secrets"],
+        request=SecretWriteSerializer,
+        responses=SecretSerializer,
+    ),
+    partial_update=extend_schema(
+        summary="Change a secret's description and/or value",
+        tags=["secrets"],
+        request=SecretWriteSerializer,
+        responses=SecretSerializer,
+    ),
+    destroy=extend_schema(summary="Delete a secret", tags=["secrets"]),
+)
+class SecretViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Encrypted secrets referenced by name from runbooks. Values go in, never out.
+
+    Reading names needs core.view_secret (operator, approver, auditor, admin); writes need
+    core.add/change/delete_secret (approver, admin). Every write is audited without the value.
+    """
+
+    queryset = Secret.objects.all()
+    serializer_class = SecretSerializer
+    search_fields = ("name", "description")
+    ordering_fields = ("name", "created_at", "updated_at")
+    ordering = ("name",)
+    lookup_field = "name"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+
+    def create(self, request: Request) -> Response:
+        data = self._valid_input(request, None, partial=False)
+        secret = secrets.create_secret(
+            data["name"],
+            data["value"],
+            description=data.get("description", ""),
+            actor=request.user,
+            auth_method=auth_method_of(request),
+        )
+        return Response(SecretSerializer(secret).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, name: str, partial: bool = False) -> Response:
+        secret = self.get_object()
+        data = self._valid_input(request, secret, partial=partial)
+        secret = secrets.update_secret(
+            secret,
+            value=data.get("value"),
+            description=data.get("description"),
+            actor=request.user,
+            auth_method=auth_method_of(request),
+        )
+        return Response(SecretSerializer(secret).data)
+
+    def partial_update(self, request: Request, name: str) -> Response:
+        return self.update(request, name, partial=True)
+
+    def perform_destroy(self, instance: Secret) -> None:
+        secrets.delete_secret(instance.name, actor=self.request.user, auth_method=auth_method_of(self.request))
+
+    def _valid_input(self, request: Request, instance: Secret | None, *, partial: bool) -> dict:
+        serializer = SecretWriteSerializer(instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data

@@ -10,12 +10,6 @@ from plans.models import Application
 from runbooks.tests.factories import APPLICATION_SLUGS, BASE_DOC
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    """The shared `users` fixture hashes five passwords per test; PBKDF2 makes that ~1.5 s."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def applications(db: None) -> dict[str, Application]:
     return {

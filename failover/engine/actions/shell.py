@@ -55,6 +55,8 @@ def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], 
 @executor("shell")
 def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     argv = params["argv"]
+    if isinstance(argv, list):  # a templated "{{ params.port }}" keeps its native type: pass numbers as text
+        argv = [str(a) if isinstance(a, int | float) and not isinstance(a, bool) else a for a in argv]
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         return ActionResult(False, error="shell: argv must be a non-empty list of strings")
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
