@@ -105,6 +105,25 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------
+TEST_DB_DIR = VAR_DIR / "test-db"
+
+
+def _remove_stale_test_databases() -> None:
+    """Test SQLite files (and their -wal/-shm) of test runs whose process is gone."""
+    if not TEST_DB_DIR.is_dir():
+        return
+    for path in TEST_DB_DIR.glob("test-*.sqlite3*"):
+        pid = path.name.removeprefix("test-").split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
@@ -120,8 +139,13 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
+            # A file, not memory, so worker processes started by tests see the test database
+            # (DRPLAN_SQLITE_PATH=<this file> in their environment). One file per test run.
+            "TEST": {"NAME": str(TEST_DB_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
+    TEST_DB_DIR.mkdir(exist_ok=True)
+    _remove_stale_test_databases()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -199,11 +223,19 @@ SPECTACULAR_SETTINGS = {
 # --- Tasks and live updates -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
+# The execution engine (failover/engine/runner.py): a coordinator holds a lease on its
+# execution and renews it every lease/3 seconds; the reaper re-enqueues an execution whose
+# lease expired (its worker died). A coordinator may wait hours for a person (manual step,
+# approval gate), so a task's timeout is long; before it runs out, an idle coordinator hands
+# its execution over to a fresh task. Only the reaper decides about re-running, never the broker.
+ENGINE_LEASE_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_SECONDS", 15))
+ENGINE_TASK_TIMEOUT = int(os.environ.get("DRPLAN_ENGINE_TASK_TIMEOUT", 7 * 24 * 3600))
+
 Q_CLUSTER = {
     "name": "drplan",
     "workers": int(os.environ.get("DRPLAN_WORKERS", 2)),
-    "timeout": 3600,
-    "retry": 3660,
+    "timeout": ENGINE_TASK_TIMEOUT,
+    "retry": ENGINE_TASK_TIMEOUT + 600,  # the ORM broker redelivers an unacknowledged task only after this
     "max_attempts": 1,
     "catch_up": False,
     "label": "Tasks",

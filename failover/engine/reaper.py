@@ -1,0 +1,124 @@
+"""The reaper: no execution stays stuck because a worker died.
+
+`reap()` runs at worker start and every 30 s (a django-q2 schedule, see failover/tasks.py):
+- an execution that needs a coordinator (RUNNING / VALIDATING / ROLLING_BACK) whose lease
+  expired or is empty → re-enqueued;
+- a PENDING execution nobody picked up for PENDING_GRACE_SECONDS → re-enqueued;
+- approval requests past their deadline → expired (failover.services.expire_approval_requests).
+A re-enqueued execution is reserved (empty coordinator, lease in the future) so the next reap
+does not enqueue it again while the task waits for a free worker; a coordinator takes a
+reserved execution at once.
+
+`recover_orphaned_steps()` runs in the new coordinator right after it took the lease: a step
+left RUNNING by the dead coordinator is retried if it is idempotent; otherwise it is LOST (it
+may or may not have done its work) and the execution is PAUSED until an operator decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from failover.choices import ExecutionStatus as ES
+from failover.choices import StepStatus as SS
+from failover.engine.states import transition_execution, transition_step
+from failover.models import FailoverExecution, StepRun
+
+logger = logging.getLogger(__name__)
+
+PENDING_GRACE_SECONDS = 30  # a PENDING execution older than this without a coordinator was never picked up
+REQUEUE_RESERVATION_SECONDS = 60
+
+
+def reap(now: datetime | None = None) -> list[str]:
+    """Resolve stale work; returns one line per thing done."""
+    from failover.tasks import enqueue_execution
+
+    now = now or timezone.now()
+    done: list[str] = []
+    done.extend(_expire_approvals())
+    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    stale = Q(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]) | Q(
+        status=ES.PENDING, triggered_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)
+    )
+    candidates = FailoverExecution.objects.filter(stale & lapsed).values_list("pk", "status", "coordinator")
+    for pk, status, coordinator in candidates:
+        reserved = FailoverExecution.objects.filter(Q(pk=pk, status=status) & lapsed).update(
+            coordinator="", lease_expires_at=now + timedelta(seconds=REQUEUE_RESERVATION_SECONDS)
+        )
+        if not reserved:
+            continue  # a coordinator took it meanwhile
+        enqueue_execution(pk)
+        if coordinator:
+            done.append(f"execution {pk} ({status}): lease of {coordinator} expired; re-enqueued")
+        else:
+            done.append(f"execution {pk} ({status}): no coordinator; re-enqueued")
+    for line in done:
+        logger.info("reaper: %s", line)
+    return done
+
+
+def _expire_approvals() -> list[str]:
+    from failover import services
+
+    expire = getattr(services, "expire_approval_requests", None)
+    if expire is None:
+        return []
+    try:
+        result = expire()
+    except Exception:
+        logger.exception("reaper: expire_approval_requests failed")
+        return ["expire_approval_requests failed (see the log)"]
+    if isinstance(result, int):
+        return [f"expired {result} approval request(s)"] if result else []
+    if isinstance(result, (list, tuple, set)):
+        return [f"approval request of execution {getattr(item, 'pk', item)} expired" for item in result]
+    return []
+
+
+def recover_orphaned_steps(execution_id: int, worker_id: str) -> list[str]:
+    """Resolve steps left RUNNING by a dead coordinator. Returns the step_keys now LOST
+    (the execution is then PAUSED); idempotent steps go back to PENDING to run again."""
+    lost: list[str] = []
+    orphans = StepRun.objects.filter(execution_id=execution_id, status=SS.RUNNING).exclude(worker=worker_id)
+    for step in orphans.order_by("id"):
+        dead = step.worker or "an unknown worker"
+        if step.idempotent:
+            transition_step(
+                step,
+                SS.PENDING,
+                only_from={SS.RUNNING},
+                message=f"{step.step_key}: retrying after worker loss ({dead})",
+                worker="",
+                heartbeat_at=None,
+            )
+        elif transition_step(
+            step,
+            SS.LOST,
+            only_from={SS.RUNNING},
+            message=f"{step.step_key} lost: {dead} died while it ran",
+            error=(
+                f"the worker {dead} died while this step was running; it may or may not have done its work. "
+                "It is not idempotent, so it was not re-run: verify, then mark it done or retry it."
+            ),
+            finished_at=timezone.now(),
+        ):
+            lost.append(step.step_key)
+    if lost:
+        names = ", ".join(f"'{key}'" for key in lost)
+        transition_execution(
+            execution_id,
+            ES.PAUSED,
+            only_from={ES.RUNNING},
+            message=f"paused: step {names} lost with its worker",
+            error=(
+                f"step {names} was running when its worker died and is not idempotent; not re-run. "
+                "Verify whether it completed, then mark it done or retry it, and resume."
+            ),
+            coordinator="",
+            lease_expires_at=None,
+        )
+    return lost

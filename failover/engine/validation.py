@@ -1,0 +1,259 @@
+"""Validation checks after an execution's steps: is the recovered service really there?
+
+The checks are the ValidationChecks of the plan's RecoveryStrategy whose kind matches the
+execution (failover for planned/unplanned/test, failback for failback). Per check type:
+
+- connectivity: target "host:port" → a TCP connection; target "http(s)://…" → an HTTP GET
+  answered below 400. With a threshold (unit ms, or s), the answer must also come within it.
+- performance: an HTTP GET of the target, timed; passes if answered below 400 within the
+  threshold (unit ms by default, or s). Measured in the check's unit.
+- data_integrity: target = name of the secret holding the DSN (sqlite:///path, or
+  postgres://…), ValidationCheck.query = SQL run read-only; the first column of the first row
+  is measured and must be at least the threshold (no threshold: a non-null value is enough).
+
+A check that cannot be carried out (bad target, unknown secret, connection refused for an
+HTTP check…) is ERROR, which counts as a failure for the rollback trigger.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from django.db import transaction
+from django.utils import timezone
+
+from failover.choices import CheckStatus, ExecutionType
+from failover.engine.events import emit
+from failover.models import ExecutionEvent, FailoverExecution, ValidationResult
+from plans.choices import CheckType, RollbackTrigger, Severity, StrategyKind
+from plans.models import ValidationCheck
+
+if TYPE_CHECKING:
+    from failover.engine.runner import Coordinator
+
+CHECK_TIMEOUT_SECONDS = 10.0
+MAX_MEASURED = Decimal("99999999999.999")  # what ValidationResult.measured can hold
+
+
+@dataclass
+class CheckOutcome:
+    status: str
+    measured: float | None = None
+    message: str = ""
+
+
+def checks_for(execution: FailoverExecution) -> list[ValidationCheck]:
+    """The validation checks that apply to an execution (none for runbook runs)."""
+    if not execution.plan_id or execution.execution_type == ExecutionType.RUNBOOK:
+        return []
+    kind = StrategyKind.FAILBACK if execution.execution_type == ExecutionType.FAILBACK else StrategyKind.FAILOVER
+    return list(
+        ValidationCheck.objects.filter(strategy__plan_id=execution.plan_id, strategy__kind=kind)
+        .select_related("strategy")
+        .order_by("strategy__name", "id")
+    )
+
+
+def rollback_trigger_for(execution: FailoverExecution, checks: list[ValidationCheck]) -> str:
+    """The execution's trigger (fixed at creation), else its strategy's, else critical_checks_fail."""
+    if execution.rollback_trigger:
+        return execution.rollback_trigger
+    for check in checks:
+        return check.strategy.rollback_trigger
+    return RollbackTrigger.CRITICAL_CHECKS_FAIL
+
+
+def should_roll_back(results: list[ValidationResult], trigger: str) -> bool:
+    """any_check_fails: any failed or errored check; critical_checks_fail: any such check of severity critical."""
+    bad = [r for r in results if r.status in (CheckStatus.FAILED, CheckStatus.ERROR)]
+    if trigger == RollbackTrigger.ANY_CHECK_FAILS:
+        return bool(bad)
+    return any(r.severity == Severity.CRITICAL for r in bad)
+
+
+def run_check(
+    check: ValidationCheck, secret: Callable[[str], str], timeout: float = CHECK_TIMEOUT_SECONDS
+) -> CheckOutcome:
+    """Carry out one check; never raises."""
+    try:
+        if check.check_type == CheckType.CONNECTIVITY:
+            return _connectivity(check, timeout)
+        if check.check_type == CheckType.PERFORMANCE:
+            return _performance(check, timeout)
+        if check.check_type == CheckType.DATA_INTEGRITY:
+            return _data_integrity(check, secret, timeout)
+        return CheckOutcome(CheckStatus.ERROR, message=f"unknown check type '{check.check_type}'")
+    except Exception as exc:
+        return CheckOutcome(CheckStatus.ERROR, message=f"{type(exc).__name__}: {exc}")
+
+
+def run_checks(coordinator: Coordinator) -> list[ValidationResult]:
+    """Run the execution's checks concurrently (in the coordinator's pool), store the results and
+    one VALIDATION event per check in one transaction; returns the stored results."""
+    checks = checks_for(coordinator.execution)
+
+    def run_all() -> list[CheckOutcome]:
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(checks)))) as pool:
+            return list(pool.map(lambda c: run_check(c, coordinator.secret_for_check), checks))
+
+    outcomes = coordinator.run_blocking(run_all) if checks else []
+    redact = coordinator.redactor.redact
+    now = timezone.now()
+    results = [
+        ValidationResult(
+            execution_id=coordinator.execution_id,
+            name=check.name,
+            check_type=check.check_type,
+            severity=check.severity,
+            status=outcome.status,
+            measured=_decimal(outcome.measured),
+            threshold=check.threshold,
+            unit=check.unit or _default_unit(check),
+            message=redact(outcome.message),
+            checked_at=now,
+        )
+        for check, outcome in zip(checks, outcomes, strict=True)
+    ]
+    coordinator.keep_lease()
+    with transaction.atomic():
+        ValidationResult.objects.bulk_create(results)
+        for result in results:
+            emit(
+                coordinator.execution_id,
+                ExecutionEvent.Kind.VALIDATION,
+                f"check '{result.name}' {result.status}" + (f": {result.message}" if result.message else ""),
+                {
+                    "check": result.name,
+                    "check_type": result.check_type,
+                    "severity": result.severity,
+                    "status": result.status,
+                    "measured": float(result.measured) if result.measured is not None else None,
+                    "threshold": float(result.threshold) if result.threshold is not None else None,
+                    "unit": result.unit,
+                },
+                redact=redact,
+            )
+    coordinator.validation_trigger = rollback_trigger_for(coordinator.execution, checks)
+    return results
+
+
+# ---------------------------------------------------------------------- check types
+def _default_unit(check: ValidationCheck) -> str:
+    return "" if check.check_type == CheckType.DATA_INTEGRITY else "ms"
+
+
+def _in_unit(milliseconds: float, unit: str) -> float:
+    return milliseconds / 1000 if unit.strip().lower() in ("s", "sec", "second", "seconds") else milliseconds
+
+
+def _within(check: ValidationCheck, measured: float) -> bool:
+    return check.threshold is None or Decimal(str(round(measured, 3))) <= check.threshold
+
+
+def _connectivity(check: ValidationCheck, timeout: float) -> CheckOutcome:
+    target = check.target.strip()
+    if target.startswith(("http://", "https://")):
+        return _timed_http(check, timeout)
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return CheckOutcome(CheckStatus.ERROR, message=f"target {target!r} is neither host:port nor an http(s) URL")
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        return CheckOutcome(CheckStatus.FAILED, message=f"{target} not reachable: {exc}")
+    measured = _in_unit((time.monotonic() - started) * 1000, check.unit or "ms")
+    if not _within(check, measured):
+        return CheckOutcome(CheckStatus.FAILED, measured, f"{target} answered after {measured:g} {check.unit or 'ms'}")
+    return CheckOutcome(CheckStatus.PASSED, measured, f"{target} reachable")
+
+
+def _performance(check: ValidationCheck, timeout: float) -> CheckOutcome:
+    if not check.target.strip().startswith(("http://", "https://")):
+        return CheckOutcome(CheckStatus.ERROR, message=f"target {check.target!r} is not an http(s) URL")
+    return _timed_http(check, timeout)
+
+
+def _timed_http(check: ValidationCheck, timeout: float) -> CheckOutcome:
+    url = check.target.strip()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, method="GET", headers={"User-Agent": "drplan-validation"})  # noqa: S310
+    started = time.monotonic()
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            response.read(1024 * 1024)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return CheckOutcome(CheckStatus.FAILED, message=f"{urlparse(url).netloc} did not answer: {reason}")
+    unit = check.unit or "ms"
+    measured = _in_unit((time.monotonic() - started) * 1000, unit)
+    if status >= 400:
+        return CheckOutcome(CheckStatus.FAILED, measured, f"HTTP {status}")
+    if not _within(check, measured):
+        return CheckOutcome(
+            CheckStatus.FAILED, measured, f"HTTP {status} after {measured:g} {unit} (threshold {check.threshold})"
+        )
+    return CheckOutcome(CheckStatus.PASSED, measured, f"HTTP {status} in {measured:g} {unit}")
+
+
+def _data_integrity(check: ValidationCheck, secret: Callable[[str], str], timeout: float) -> CheckOutcome:
+    if not check.query.strip():
+        return CheckOutcome(CheckStatus.ERROR, message="no query (ValidationCheck.query) to run")
+    if not check.target.strip():
+        return CheckOutcome(CheckStatus.ERROR, message="no target: the name of the secret holding the DSN")
+    try:
+        dsn = secret(check.target.strip())
+    except Exception as exc:
+        return CheckOutcome(CheckStatus.ERROR, message=str(getattr(exc, "message", exc)))
+    value = _first_value(dsn, check.query, timeout)
+    if value is None:
+        return CheckOutcome(CheckStatus.FAILED, message="the query returned no value")
+    try:
+        measured = float(value)
+    except (TypeError, ValueError):
+        return CheckOutcome(CheckStatus.ERROR, message=f"the query's first column is not a number: {value!r}")
+    if check.threshold is not None and Decimal(str(value)) < check.threshold:
+        return CheckOutcome(CheckStatus.FAILED, measured, f"{value} is below the threshold {check.threshold}")
+    return CheckOutcome(CheckStatus.PASSED, measured, f"{value}")
+
+
+def _first_value(dsn: str, query: str, timeout: float) -> Any:
+    """First column of the first row, on a read-only connection."""
+    if dsn.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        options = "-c default_transaction_read_only=on"
+        with psycopg.connect(dsn, connect_timeout=int(max(1, timeout)), options=options) as conn:
+            row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+            return row[0] if row else None
+    path = dsn.removeprefix("sqlite://")  # sqlite:///var/x.db → /var/x.db; a bare path works too
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    try:
+        row = conn.execute(query).fetchone()
+        return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        number = Decimal(str(round(value, 3)))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if abs(number) <= MAX_MEASURED else None

@@ -1,0 +1,277 @@
+"""Durability: worker death (kill -9 of a real worker process), the reaper, and the lease.
+
+The worker processes use this test run's database (engine_support.subprocess_env): a
+file-backed SQLite test database, or the PostgreSQL test database under with_postgres.py."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule
+
+from failover.engine.reaper import reap
+from failover.engine.runner import run_execution
+from failover.models import ExecutionEvent, FailoverExecution
+from failover.tasks import REAP_SCHEDULE_NAME, enqueue_execution, on_worker_start
+from failover.tests.engine_support import (
+    make_execution,
+    messages,
+    shell,
+    start,
+    steps_of,
+    stop,
+    subprocess_env,
+    wait_for,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LEASE = "1.5"  # seconds, for the worker processes of these tests
+
+
+def _queued_executions() -> list[int]:
+    return [q.task["args"][0] for q in OrmQ.objects.all() if q.task["func"] == "failover.tasks.run_execution"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def _kill_leftovers(pids_file: Path) -> None:
+    for pid in _lines(pids_file):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def _marked_step(tmp_path: Path, *, idempotent: bool) -> FailoverExecution:
+    """`work` appends to a marker file, then takes 3 s; `after` runs once it succeeded."""
+    marker, pids = tmp_path / "marker", tmp_path / "pids"
+    script = f"echo $$ >> {pids}; echo ran >> {marker}; exec sleep 3"
+    return make_execution(
+        [shell("sh", "-c", script, key="work", idempotent=idempotent), shell("true", key="after", needs=["work"])]
+    )
+
+
+def _kill_coordinator_mid_step(tmp_path: Path, execution: FailoverExecution) -> str:
+    """Run the execution on a real qcluster, SIGKILL the worker process running its coordinator
+    while `work` runs, let the lease lapse, reap. Returns the dead coordinator's id."""
+    env = subprocess_env(DRPLAN_ENGINE_LEASE_SECONDS=LEASE, DRPLAN_WORKERS="1")
+    cluster = start(["manage.py", "qcluster"], env, tmp_path / "qcluster.log")
+    try:
+        enqueue_execution(execution.pk)
+        wait_for(lambda: _lines(tmp_path / "marker"), timeout=30)
+        execution.refresh_from_db()
+        dead = execution.coordinator
+        _, pid, _ = dead.split(":")
+        assert int(pid) != cluster.pid  # a worker process of the cluster, not its sentinel
+        os.kill(int(pid), signal.SIGKILL)
+        assert steps_of(execution)["work"].status == "running"
+        lapsed = FailoverExecution.objects.get(pk=execution.pk).lease_expires_at
+        wait_for(lambda: timezone.now() > lapsed, timeout=5)
+        reap()  # (the respawned worker reaps at start too; either re-enqueues, once)
+        wait_for(lambda: FailoverExecution.objects.get(pk=execution.pk).status in ("completed", "paused"), timeout=30)
+        return dead
+    finally:
+        stop(cluster)
+        _kill_leftovers(tmp_path / "pids")
+
+
+def test_kill_9_of_the_worker_mid_step_reruns_an_idempotent_step_exactly_once_more(tmp_path: Path):
+    execution = _marked_step(tmp_path, idempotent=True)
+    dead = _kill_coordinator_mid_step(tmp_path, execution)
+    execution.refresh_from_db()
+    assert execution.status == "completed"
+    assert execution.coordinator == ""
+    assert _lines(tmp_path / "marker") == ["ran", "ran"]
+    steps = steps_of(execution)
+    assert steps["work"].attempts == 2
+    assert steps["work"].worker not in ("", dead)
+    assert steps["after"].status == "succeeded"
+    assert f"work: retrying after worker loss ({dead})" in messages(execution)
+
+
+def test_kill_9_of_the_worker_mid_step_never_reruns_a_non_idempotent_step(tmp_path: Path):
+    execution = _marked_step(tmp_path, idempotent=False)
+    dead = _kill_coordinator_mid_step(tmp_path, execution)
+    execution.refresh_from_db()
+    assert execution.status == "paused"
+    assert execution.error.startswith("step 'work' was running when its worker died and is not idempotent; not re-run.")
+    steps = steps_of(execution)
+    assert (steps["work"].status, steps["work"].attempts) == ("lost", 1)
+    assert dead in steps["work"].error
+    assert steps["after"].status == "pending"
+    time.sleep(0.5)
+    assert _lines(tmp_path / "marker") == ["ran"]
+    # Paused: nobody holds it and the reaper leaves it to the operator.
+    assert execution.coordinator == ""
+    assert reap() == []
+
+
+def test_two_coordinators_for_one_execution_only_one_runs_the_steps(tmp_path: Path):
+    marker = tmp_path / "marker"
+    execution = make_execution([shell("sh", "-c", f"echo ran >> {marker}; sleep 1", key="once")])
+    env = subprocess_env(DRPLAN_ENGINE_LEASE_SECONDS=LEASE)
+    argv = ["manage.py", "engine", "run", str(execution.pk)]
+    first, second = start(argv, env, tmp_path / "one.log"), start(argv, env, tmp_path / "two.log")
+    try:
+        assert first.wait(timeout=60) == 0
+        assert second.wait(timeout=60) == 0
+    finally:
+        stop(first)
+        stop(second)
+    outputs = sorted([(tmp_path / "one.log").read_text().split()[-1], (tmp_path / "two.log").read_text().split()[-1]])
+    assert "completed" in outputs
+    assert _lines(marker) == ["ran"]
+    execution.refresh_from_db()
+    assert execution.status == "completed"
+    assert steps_of(execution)["once"].attempts == 1
+    assert len([m for m in messages(execution) if m.startswith("execution started by")]) == 1
+
+
+# --------------------------------------------------------------------------- reaper, in process
+def test_reaper_reenqueues_an_execution_whose_lease_expired_once():
+    now = timezone.now()
+    stale = make_execution([], status="running", coordinator="gone:1:x", lease_expires_at=now - timedelta(seconds=1))
+    alive = make_execution([], status="running", coordinator="here:2:y", lease_expires_at=now + timedelta(seconds=10))
+    assert reap(now) == [f"execution {stale.pk} (running): lease of gone:1:x expired; re-enqueued"]
+    assert _queued_executions() == [stale.pk]
+    assert reap(now + timedelta(seconds=5)) == []  # reserved: not enqueued twice while the task waits
+    stale.refresh_from_db()
+    assert stale.coordinator == ""
+    assert alive.pk not in _queued_executions()
+
+
+def test_reaper_reenqueues_a_pending_execution_nobody_picked_up():
+    now = timezone.now()
+    old = make_execution([], triggered_at=now - timedelta(seconds=120))
+    fresh = make_execution([], triggered_at=now - timedelta(seconds=5))
+    make_execution([], status="paused", triggered_at=now - timedelta(hours=1))
+    make_execution([], status="completed", triggered_at=now - timedelta(hours=1))
+    assert reap(now) == [f"execution {old.pk} (pending): no coordinator; re-enqueued"]
+    assert _queued_executions() == [old.pk]
+    assert fresh.pk not in _queued_executions()
+
+
+def test_a_new_coordinator_resolves_steps_of_a_dead_one(tmp_path: Path):
+    marker = tmp_path / "marker"
+    lapsed = timezone.now() - timedelta(seconds=1)
+    execution = make_execution(
+        [
+            shell(
+                "sh",
+                "-c",
+                f"echo again >> {marker}",
+                key="safe",
+                idempotent=True,
+                status="running",
+                attempts=1,
+                worker="dead:9:z",
+            ),
+            shell("true", key="next", needs=["safe"]),
+        ],
+        status="running",
+        coordinator="dead:9:z",
+        lease_expires_at=lapsed,
+    )
+    assert run_execution(execution.pk) == "completed"
+    assert _lines(marker) == ["again"]
+    assert steps_of(execution)["safe"].attempts == 2
+
+    unsafe = make_execution(
+        [
+            shell("true", key="a", status="succeeded"),
+            shell("touch", str(tmp_path / "unsafe"), key="charge", status="running", attempts=1, worker="dead:9:z"),
+        ],
+        status="running",
+        coordinator="dead:9:z",
+        lease_expires_at=lapsed,
+    )
+    assert run_execution(unsafe.pk) == "paused"
+    assert not (tmp_path / "unsafe").exists()
+    assert steps_of(unsafe)["charge"].status == "lost"
+
+
+def test_the_lease_and_step_heartbeats_are_renewed_while_a_long_step_runs(settings, tmp_path: Path):
+    settings.ENGINE_LEASE_SECONDS = 0.6
+    execution = make_execution([shell("sleep", "1.5", key="long")])
+    reaped: list[list[str]] = []
+    stop_reaping = threading.Event()
+
+    def reaper_loop() -> None:
+        while not stop_reaping.is_set():
+            reaped.append(reap())
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=reaper_loop, daemon=True)
+    thread.start()
+    try:
+        assert run_execution(execution.pk) == "completed"
+    finally:
+        stop_reaping.set()
+        thread.join()
+    assert len(reaped) > 5
+    assert not any(reaped)  # the lease never lapsed: nobody re-enqueued a live execution
+    step = steps_of(execution)["long"]
+    assert (step.heartbeat_at - step.started_at).total_seconds() >= 0.2
+
+
+def test_a_coordinator_that_lost_its_lease_stops_its_steps_and_writes_nothing_more(tmp_path: Path):
+    pid_file = tmp_path / "pid"
+    execution = make_execution(
+        [
+            {
+                "key": "long",
+                "action": "shell",
+                "with": {"argv": ["sh", "-c", f"echo $$ > {pid_file}; exec sleep 30"], "kill_grace_seconds": 0.3},
+            }
+        ]
+    )
+    events_at_steal: list[int] = []
+
+    def steal() -> None:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
+        events_at_steal.append(ExecutionEvent.objects.filter(execution=execution).count())
+        FailoverExecution.objects.filter(pk=execution.pk).update(coordinator="thief:1:t")
+
+    thread = threading.Thread(target=steal, daemon=True)
+    thread.start()
+    assert run_execution(execution.pk) == "running"
+    thread.join()
+    wait_for(lambda: not _alive(int(pid_file.read_text())), timeout=3)
+    assert ExecutionEvent.objects.filter(execution=execution).count() == events_at_steal[0]
+    assert steps_of(execution)["long"].status == "running"  # the new coordinator resolves it
+    execution.refresh_from_db()
+    assert execution.coordinator == "thief:1:t"
+
+
+def test_reap_schedule_is_created_once_and_a_starting_worker_reaps():
+    stale = make_execution(
+        [], status="running", coordinator="gone:1:x", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    on_worker_start(proc_name="Process-1")
+    on_worker_start(proc_name="Process-2")
+    schedules = list(Schedule.objects.filter(name=REAP_SCHEDULE_NAME).values_list("func", "schedule_type", "cron"))
+    assert schedules == [("failover.tasks.reap", Schedule.CRON, "* * * * * */30")]
+    assert _queued_executions() == [stale.pk]
+    out = StringIO()
+    call_command("engine", "schedule", stdout=out)
+    assert out.getvalue() == "reaper schedule already present\n"
