@@ -10,6 +10,7 @@ from core.api.errors import json_404, json_500
 from core.api.routers import api_root_router
 from core.api.urls import router as core_router
 from failover.api.urls import router as failover_router
+from failover.api.urls import urlpatterns as failover_urlpatterns
 from plans.api.urls import router as plans_router
 from runbooks.api.urls import router as runbooks_router
 
@@ -20,6 +21,7 @@ api_router = api_root_router(
 api_v1 = [
     path("", include("core.api.urls")),  # health
     *api_router.urls,
+    *failover_urlpatterns,  # /failover, /failback, /test … (plain endpoints of the engine)
     path("auth/token", obtain_auth_token, name="obtain-token"),
 ]
 

@@ -19,3 +19,32 @@ def execution_detail() -> QuerySet[FailoverExecution]:
 def events_after(execution: FailoverExecution, after: int = 0) -> QuerySet[ExecutionEvent]:
     """Events of an execution with seq > after, in order: what a client backfills after a reconnect."""
     return ExecutionEvent.objects.filter(execution=execution, seq__gt=after).order_by("seq")
+
+
+def execution_full() -> QuerySet[FailoverExecution]:
+    """Executions with everything the detail renders: steps (with who confirmed), checks, decisions."""
+    from django.db.models import Prefetch
+
+    from failover.models import ApprovalDecision, StepRun
+
+    return execution_list().prefetch_related(
+        Prefetch("step_runs", queryset=StepRun.objects.select_related("confirmed_by")),
+        "validation_results",
+        Prefetch("approval_decisions", queryset=ApprovalDecision.objects.select_related("user", "step_run")),
+    )
+
+
+def active_executions() -> QuerySet[FailoverExecution]:
+    from failover.choices import ACTIVE_STATUSES
+
+    return execution_full().filter(status__in=ACTIVE_STATUSES).order_by("triggered_at", "id")
+
+
+def runbook_history(runbook_id: int) -> QuerySet[FailoverExecution]:
+    """Every execution of any version of a runbook (runbook runs), newest first."""
+    return execution_list().filter(runbook_version__runbook_id=runbook_id).order_by("-triggered_at", "-id")
+
+
+def dr_test_executions() -> QuerySet[FailoverExecution]:
+    """DR test executions with their recorded result, newest first."""
+    return execution_list().filter(execution_type="test").select_related("test_result").order_by("-triggered_at", "-id")

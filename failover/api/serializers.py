@@ -1,10 +1,14 @@
-"""Failover API serializers: executions are evidence, read-only."""
+"""Failover API serializers: executions are evidence, read-only; requests that start or control them."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
+from failover.choices import ExecutionType
+from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -26,6 +30,53 @@ class StepRunSerializer(serializers.ModelSerializer):
             "worker",
             "heartbeat_at",
         ]
+        read_only_fields = fields
+
+
+class StepRunDetailSerializer(StepRunSerializer):
+    """A step with its definition and control state. `rendered` is masked by the engine (secrets ***)."""
+
+    instructions = serializers.SerializerMethodField(help_text="What a person must do (manual steps).")
+    confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta(StepRunSerializer.Meta):
+        fields = [
+            *StepRunSerializer.Meta.fields,
+            "needs",
+            "tier",
+            "priority",
+            "rendered",
+            "instructions",
+            "approval",
+            "timeout_seconds",
+            "retries",
+            "idempotent",
+            "continue_on_failure",
+            "estimated_duration_seconds",
+            "responsible_role",
+            "waiting_for",
+            "gate_approved_at",
+            "confirmed_by",
+            "confirmed_at",
+            "rollback_status",
+            "rollback_error",
+        ]
+        read_only_fields = fields
+
+    def get_instructions(self, obj: StepRun) -> str:
+        if obj.action != "manual":
+            return ""
+        source = obj.rendered if isinstance(obj.rendered, dict) and obj.rendered.get("instructions") else obj.params
+        return str((source or {}).get("instructions", ""))
+
+
+class ApprovalDecisionSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    step_key = serializers.CharField(source="step_run.step_key", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ApprovalDecision
+        fields = ["id", "level", "step_key", "user", "decision", "comment", "decided_at"]
         read_only_fields = fields
 
 
@@ -96,9 +147,164 @@ class FailoverExecutionSerializer(serializers.ModelSerializer):
 
 
 class FailoverExecutionDetailSerializer(FailoverExecutionSerializer):
-    step_runs = StepRunSerializer(many=True, read_only=True)
+    step_runs = StepRunDetailSerializer(many=True, read_only=True)
     validation_results = ValidationResultSerializer(many=True, read_only=True)
+    approval_decisions = ApprovalDecisionSerializer(many=True, read_only=True)
 
     class Meta(FailoverExecutionSerializer.Meta):
-        fields = [*FailoverExecutionSerializer.Meta.fields, "step_runs", "validation_results"]
+        fields = [
+            *FailoverExecutionSerializer.Meta.fields,
+            "parallelism",
+            "on_failure",
+            "rollback_trigger",
+            "approval_policy",
+            "approval_deadline",
+            "approval_decisions",
+            "cancel_requested",
+            "rollback_on_cancel",
+            "step_runs",
+            "validation_results",
+        ]
         read_only_fields = fields
+
+
+# --- Requests -------------------------------------------------------------------------
+
+
+class PlanField(serializers.CharField):
+    """A plan by its plan_id (slug) or numeric id."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        from plans.models import DRPlan
+
+        text = str(super().to_internal_value(data)).strip()
+        lookup = {"pk": int(text)} if text.isdigit() else {"plan_id": text}
+        plan = DRPlan.objects.filter(**lookup).first()
+        if plan is None:
+            raise serializers.ValidationError(f"no plan {text!r}")
+        return plan
+
+
+class RunRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    parameters = serializers.DictField(required=False, default=dict, help_text="Runbook parameters: name -> value.")
+    dry_run = serializers.BooleanField(required=False, default=False)
+    parallelism = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1, max_value=1000)
+
+
+class FailoverRequestSerializer(RunRequestSerializer):
+    plan = PlanField(help_text="The plan's plan_id or numeric id.")
+    type = serializers.ChoiceField(
+        choices=[ExecutionType.PLANNED, ExecutionType.UNPLANNED, ExecutionType.TEST],
+        required=False,
+        default=ExecutionType.PLANNED,
+    )
+    disaster_declared_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="RTO is measured from here if given."
+    )
+
+
+class PlanRunRequestSerializer(RunRequestSerializer):
+    plan = PlanField(help_text="The plan's plan_id or numeric id.")
+
+
+class RunbookExecuteRequestSerializer(RunRequestSerializer):
+    version = serializers.CharField(
+        required=False, allow_blank=False, help_text="Default: the latest approved version."
+    )
+
+
+class CancelRequestSerializer(serializers.Serializer):
+    execution = serializers.IntegerField(min_value=1)
+    rollback = serializers.BooleanField(required=False, default=False)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ExecutionCancelRequestSerializer(serializers.Serializer):
+    rollback = serializers.BooleanField(required=False, default=False)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class DecisionCommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class PlanRefSerializer(serializers.Serializer):
+    plan = PlanField(help_text="The plan's plan_id or numeric id.")
+
+
+class ScheduleRequestSerializer(serializers.Serializer):
+    plan = PlanField(help_text="The plan's plan_id or numeric id.")
+    cron = serializers.CharField(required=False, allow_null=True, default=None, max_length=100)
+    frequency = serializers.ChoiceField(
+        choices=["daily", "weekly", "monthly", "quarterly", "yearly"], required=False, allow_null=True, default=None
+    )
+
+
+# --- Responses --------------------------------------------------------------------------
+
+
+class ExecutionStatusSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    executions = FailoverExecutionDetailSerializer(many=True)
+
+
+class ReadinessCheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    passed = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class ReadinessSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    ready = serializers.BooleanField()
+    checks = ReadinessCheckSerializer(many=True)
+
+
+class ScheduleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    func = serializers.CharField()
+    schedule_type = serializers.CharField()
+    cron = serializers.CharField(allow_null=True)
+    next_run = serializers.DateTimeField(allow_null=True)
+
+
+class ComplianceRowSerializer(serializers.Serializer):
+    plan = serializers.IntegerField()
+    plan_id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    test_frequency = serializers.CharField()
+    window_start = serializers.DateTimeField()
+    required = serializers.IntegerField()
+    done = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    last_test = serializers.DateTimeField(allow_null=True)
+    compliant = serializers.BooleanField()
+
+
+class ComplianceSerializer(serializers.Serializer):
+    plans = ComplianceRowSerializer(many=True)
+
+
+class TestResultSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    outcome = serializers.CharField()
+    actual_rto_seconds = serializers.FloatField(allow_null=True)
+    actual_rpo_seconds = serializers.FloatField(allow_null=True)
+    target_rto_seconds = serializers.IntegerField()
+    target_rpo_seconds = serializers.IntegerField()
+
+
+class TestExecutionSerializer(FailoverExecutionSerializer):
+    test_result = serializers.SerializerMethodField()
+
+    class Meta(FailoverExecutionSerializer.Meta):
+        fields = [*FailoverExecutionSerializer.Meta.fields, "test_result"]
+        read_only_fields = fields
+
+    @extend_schema_field(TestResultSummarySerializer(allow_null=True))
+    def get_test_result(self, obj: FailoverExecution) -> dict[str, Any] | None:
+        result = getattr(obj, "test_result", None)
+        return TestResultSummarySerializer(result).data if result is not None else None

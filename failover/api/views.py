@@ -1,24 +1,65 @@
-"""Failover API: executions and their evidence, read-only (running them is a later issue)."""
+"""Failover API: executions and their evidence (read-only), and the endpoints that start and control them.
+
+Views validate input and call failover.services; the services check the rules (and, for the
+type-dependent permissions of cancel/resume/retry, the permission) and audit.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
+from core import audit
 from core.api.viewsets import ReadOnlyModelViewSet
-from failover import selectors
+from failover import selectors, services
 from failover.api.serializers import (
+    CancelRequestSerializer,
+    ComplianceSerializer,
+    DecisionCommentSerializer,
+    ExecutionCancelRequestSerializer,
     ExecutionEventSerializer,
+    ExecutionStatusSerializer,
     FailoverExecutionDetailSerializer,
     FailoverExecutionSerializer,
+    FailoverRequestSerializer,
+    PlanRefSerializer,
+    PlanRunRequestSerializer,
+    ReadinessSerializer,
+    ScheduleRequestSerializer,
+    ScheduleSerializer,
+    StepRunDetailSerializer,
+    TestExecutionSerializer,
 )
+from failover.choices import ExecutionType
 from failover.filtersets import FailoverExecutionFilterSet
+from failover.models import FailoverExecution
+from runbooks.choices import Decision
+
+ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
+ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
+VIEW = "failover.view_failoverexecution"
+STEP_KEY = OpenApiParameter("step_key", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. orders-db.promote")
+
+
+def execution_response(execution: FailoverExecution, code: int = status.HTTP_200_OK) -> Response:
+    fresh = selectors.execution_full().get(pk=execution.pk)
+    return Response(FailoverExecutionDetailSerializer(fresh).data, status=code)
+
+
+def _body(request: Request) -> dict[str, Any]:
+    return request.data if isinstance(request.data, dict) else {}
 
 
 class FailoverExecutionViewSet(ReadOnlyModelViewSet):
@@ -35,12 +76,181 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
             return selectors.execution_detail()
         return selectors.execution_list()
 
+    # Approvals need approve_execution; confirming confirm_step. Cancel/resume/retry/mark-done need
+    # run_failover or run_test depending on the execution's type: the service checks that one.
+    action_permissions = {
+        "approve": ["failover.approve_execution"],
+        "reject": ["failover.approve_execution"],
+        "approve_step": ["failover.approve_execution"],
+        "reject_step": ["failover.approve_execution"],
+        "confirm_step": ["failover.confirm_step"],
+        "cancel": [VIEW],
+        "resume": [VIEW],
+        "retry_step": [VIEW],
+        "mark_step_done": [VIEW],
+    }
+
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "retrieve":
             return FailoverExecutionDetailSerializer
         if self.action == "events":
             return ExecutionEventSerializer
+        if self.action in {"approve", "reject", "resume", "approve_step", "reject_step", "confirm_step"}:
+            return DecisionCommentSerializer
+        if self.action in {"retry_step", "mark_step_done"}:
+            return DecisionCommentSerializer
+        if self.action == "cancel":
+            return ExecutionCancelRequestSerializer
         return FailoverExecutionSerializer
+
+    def _execution(self) -> FailoverExecution:
+        execution = (
+            FailoverExecution.objects.filter(pk=self.kwargs["pk"]).first() if self.kwargs["pk"].isdigit() else None
+        )
+        if execution is None:
+            raise Http404
+        return execution
+
+    def _input(self, request: Request) -> dict[str, Any]:
+        serializer = self.get_serializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def _decide(self, request: Request, decision: str) -> Response:
+        data = self._input(request)
+        execution = self._execution()
+        services.decide_execution(
+            execution, request.user, decision, data["comment"], auth_method=audit.auth_method_of(request)
+        )
+        return execution_response(execution)
+
+    @extend_schema(
+        summary="Approve the current approval level of an execution awaiting approval",
+        request=DecisionCommentSerializer,
+        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def approve(self, request: Request, pk: str) -> Response:
+        return self._decide(request, Decision.APPROVE)
+
+    @extend_schema(
+        summary="Reject an execution awaiting approval (a comment is required); it ends REJECTED",
+        request=DecisionCommentSerializer,
+        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def reject(self, request: Request, pk: str) -> Response:
+        return self._decide(request, Decision.REJECT)
+
+    @extend_schema(
+        summary="Cancel an active execution, optionally rolling back what it did",
+        request=ExecutionCancelRequestSerializer,
+        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def cancel(self, request: Request, pk: str) -> Response:
+        data = self._input(request)
+        execution = self._execution()
+        services.cancel(
+            execution,
+            request.user,
+            data["rollback"],
+            comment=data["comment"],
+            auth_method=audit.auth_method_of(request),
+        )
+        return execution_response(execution)
+
+    @extend_schema(
+        summary="Resume a failed or paused execution from its failed steps (succeeded steps never re-run)",
+        request=DecisionCommentSerializer,
+        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def resume(self, request: Request, pk: str) -> Response:
+        data = self._input(request)
+        execution = self._execution()
+        services.resume(execution, request.user, comment=data["comment"], auth_method=audit.auth_method_of(request))
+        return execution_response(execution)
+
+    def _step_call(self, request: Request, call: Any, **extra: Any) -> Response:
+        data = self._input(request)
+        execution = self._execution()
+        step = call(execution, self.kwargs["step_key"], request.user, data, **extra)
+        step.refresh_from_db()
+        return Response(StepRunDetailSerializer(step).data)
+
+    @extend_schema(
+        summary="Confirm a manual step is done",
+        parameters=[STEP_KEY],
+        request=DecisionCommentSerializer,
+        responses={200: StepRunDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/confirm", filter_backends=[])
+    def confirm_step(self, request: Request, pk: str, step_key: str) -> Response:
+        return self._step_call(
+            request,
+            lambda e, k, u, d: services.confirm_step(e, k, u, d["comment"], auth_method=audit.auth_method_of(request)),
+        )
+
+    @extend_schema(
+        summary="Approve a step's approval gate",
+        parameters=[STEP_KEY],
+        request=DecisionCommentSerializer,
+        responses={200: StepRunDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/approve", filter_backends=[])
+    def approve_step(self, request: Request, pk: str, step_key: str) -> Response:
+        return self._step_call(
+            request,
+            lambda e, k, u, d: services.decide_step(
+                e, k, u, Decision.APPROVE, d["comment"], auth_method=audit.auth_method_of(request)
+            ),
+        )
+
+    @extend_schema(
+        summary="Reject a step's approval gate (a comment is required); the step fails",
+        parameters=[STEP_KEY],
+        request=DecisionCommentSerializer,
+        responses={200: StepRunDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/reject", filter_backends=[])
+    def reject_step(self, request: Request, pk: str, step_key: str) -> Response:
+        return self._step_call(
+            request,
+            lambda e, k, u, d: services.decide_step(
+                e, k, u, Decision.REJECT, d["comment"], auth_method=audit.auth_method_of(request)
+            ),
+        )
+
+    @extend_schema(
+        summary="Run a failed, lost or cancelled step again",
+        parameters=[STEP_KEY],
+        request=DecisionCommentSerializer,
+        responses={200: StepRunDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/retry", filter_backends=[])
+    def retry_step(self, request: Request, pk: str, step_key: str) -> Response:
+        return self._step_call(
+            request,
+            lambda e, k, u, d: services.retry_step(
+                e, k, u, comment=d["comment"], auth_method=audit.auth_method_of(request)
+            ),
+        )
+
+    @extend_schema(
+        summary="Mark a lost step done after verifying it completed (a comment saying how is required)",
+        parameters=[STEP_KEY],
+        request=DecisionCommentSerializer,
+        responses={200: StepRunDetailSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/mark-done", filter_backends=[])
+    def mark_step_done(self, request: Request, pk: str, step_key: str) -> Response:
+        return self._step_call(
+            request,
+            lambda e, k, u, d: services.mark_step_done(
+                e, k, u, d["comment"], auth_method=audit.auth_method_of(request)
+            ),
+        )
 
     @extend_schema(
         summary="Events of an execution",
@@ -64,3 +274,220 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
             raise ValidationError({"after": ["Must be 0 or greater."]})
         page = self.paginate_queryset(selectors.events_after(execution, after))
         return self.get_paginated_response(ExecutionEventSerializer(page, many=True).data)
+
+
+# --- Plain endpoints under /api/v1/dr/ ----------------------------------------------------
+
+
+class MethodPermissions(BasePermission):
+    """Authenticated, holding every permission the view lists for the request's method
+    (`method_permissions = {"POST": [...]}`). Anonymous → 401, lacking one → 403."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        return user.has_perms(getattr(view, "method_permissions", {}).get(request.method, []))
+
+
+class EngineView(APIView):
+    permission_classes = [MethodPermissions]
+    method_permissions: dict[str, list[str]] = {}
+
+    def validated(self, request: Request, serializer_class: type[BaseSerializer]) -> dict[str, Any]:
+        serializer = serializer_class(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+def _run_kwargs(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "actor": request.user,
+        "auth_method": audit.auth_method_of(request),
+        "reason": data["reason"],
+        "parameters": data["parameters"],
+        "dry_run": data["dry_run"],
+        "parallelism": data["parallelism"],
+        "trigger_type": "api",
+    }
+
+
+class FailoverView(EngineView):
+    def check_permissions(self, request: Request) -> None:
+        # A test needs run_test, a failover run_failover: decided by the body's type, before validating it.
+        wanted = _body(request).get("type")
+        self.method_permissions = {"POST": [services.RUN_TEST if wanted == "test" else services.RUN_FAILOVER]}
+        super().check_permissions(request)
+
+    @extend_schema(
+        summary="Start a failover of a plan (type planned/unplanned), or a DR test (type test)",
+        description="Planned/unplanned need failover.run_failover, test failover.run_test. With approval levels "
+        "on the plan the execution waits in awaiting_approval. One active failover/failback per plan: 409.",
+        request=FailoverRequestSerializer,
+        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.validated(request, FailoverRequestSerializer)
+        kwargs = _run_kwargs(request, data)
+        if data["type"] == ExecutionType.TEST:
+            execution = services.start_test(data["plan"], **kwargs)
+        else:
+            execution = services.start_failover(
+                data["plan"], execution_type=data["type"], disaster_declared_at=data["disaster_declared_at"], **kwargs
+            )
+        return execution_response(execution, status.HTTP_201_CREATED)
+
+
+class FailbackView(EngineView):
+    method_permissions = {"POST": [services.RUN_FAILOVER]}
+
+    @extend_schema(
+        summary="Start a failback of a plan (its failback runbooks)",
+        request=PlanRunRequestSerializer,
+        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.validated(request, PlanRunRequestSerializer)
+        execution = services.start_failback(data["plan"], **_run_kwargs(request, data))
+        return execution_response(execution, status.HTTP_201_CREATED)
+
+
+class TestView(EngineView):
+    method_permissions = {"POST": [services.RUN_TEST]}
+
+    @extend_schema(
+        summary="Start a non-disruptive DR test of a plan (its test runbooks)",
+        request=PlanRunRequestSerializer,
+        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.validated(request, PlanRunRequestSerializer)
+        execution = services.start_test(data["plan"], **_run_kwargs(request, data))
+        return execution_response(execution, status.HTTP_201_CREATED)
+
+
+class FailoverStatusView(EngineView):
+    method_permissions = {"GET": [VIEW]}
+
+    @extend_schema(
+        summary="Active executions with their steps, or one execution by id",
+        parameters=[OpenApiParameter("id", OpenApiTypes.INT, description="One execution, whatever its status.")],
+        responses={200: ExecutionStatusSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        raw = request.query_params.get("id")
+        if raw is not None:
+            if not raw.isdigit():
+                raise ValidationError({"id": [f"'{raw}' is not an execution id."]})
+            executions = list(selectors.execution_full().filter(pk=int(raw)))
+            if not executions:
+                raise Http404
+        else:
+            executions = list(selectors.active_executions())
+        data = FailoverExecutionDetailSerializer(executions, many=True).data
+        return Response({"count": len(executions), "executions": data})
+
+
+class FailoverCancelView(EngineView):
+    method_permissions = {"POST": [VIEW]}  # plus run_failover or run_test by type, checked by the service
+
+    @extend_schema(
+        summary="Cancel an active execution (optionally rolling back)",
+        request=CancelRequestSerializer,
+        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.validated(request, CancelRequestSerializer)
+        execution = FailoverExecution.objects.filter(pk=data["execution"]).first()
+        if execution is None:
+            raise ValidationError({"execution": [f"no execution #{data['execution']}"]})
+        services.cancel(
+            execution,
+            request.user,
+            data["rollback"],
+            comment=data["comment"],
+            auth_method=audit.auth_method_of(request),
+        )
+        return execution_response(execution)
+
+
+class FailoverValidateView(EngineView):
+    method_permissions = {"POST": [services.RUN_FAILOVER]}
+
+    @extend_schema(
+        summary="Readiness of a plan to fail over: each check with pass/fail and why",
+        description="plan_active, runbooks_approved, secrets_present, targets_reachable (TCP connect to the "
+        "plan's connectivity targets), approvers_available (excluding the caller). Changes nothing.",
+        request=PlanRefSerializer,
+        responses={200: ReadinessSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        plan = self.validated(request, PlanRefSerializer)["plan"]
+        checks = services.validate_readiness(plan, requester=request.user)
+        return Response({"plan": plan.plan_id, "ready": all(c["passed"] for c in checks), "checks": checks})
+
+
+class TestResultsView(EngineView):
+    method_permissions = {"GET": [VIEW]}
+
+    @extend_schema(
+        summary="DR test executions with their recorded results, newest first",
+        operation_id="dr_test_executions_list",
+        parameters=[
+            OpenApiParameter("plan", OpenApiTypes.STR, description="plan_id or numeric id"),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses={200: TestExecutionSerializer(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        from core.api.pagination import StandardPagination
+
+        queryset = selectors.dr_test_executions()
+        wanted = request.query_params.get("plan")
+        if wanted:
+            queryset = queryset.filter(**({"plan_id": int(wanted)} if wanted.isdigit() else {"plan__plan_id": wanted}))
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(TestExecutionSerializer(page, many=True).data)
+
+
+class TestScheduleView(EngineView):
+    method_permissions = {"POST": [services.RUN_TEST]}
+
+    @extend_schema(
+        summary="Schedule a plan's DR test: a cron expression or a frequency (one schedule per plan)",
+        request=ScheduleRequestSerializer,
+        responses={201: ScheduleSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.validated(request, ScheduleRequestSerializer)
+        schedule = services.schedule_test(
+            data["plan"],
+            cron=data["cron"],
+            frequency=data["frequency"],
+            actor=request.user,
+            auth_method=audit.auth_method_of(request),
+        )
+        return Response(
+            {
+                "id": schedule.pk,
+                "name": schedule.name,
+                "func": schedule.func,
+                "schedule_type": schedule.schedule_type,
+                "cron": schedule.cron,
+                "next_run": schedule.next_run,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class TestComplianceView(EngineView):
+    method_permissions = {"GET": ["plans.view_drplan", VIEW]}
+
+    @extend_schema(
+        summary="Per plan, over the last 12 months: tests required by its frequency, done and passed",
+        responses={200: ComplianceSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ComplianceSerializer({"plans": services.test_compliance()}).data)

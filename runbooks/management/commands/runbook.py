@@ -1,4 +1,10 @@
-"""`manage.py runbook import FILE [--json]` and `manage.py runbook export ID [--version X] [--format yaml|json]`."""
+"""`manage.py runbook import FILE [--json]`, `manage.py runbook export ID [--version X] [--format yaml|json]`
+and `manage.py runbook run FILE [--param k=v ...] [--dry-run] [--wait] [--json]`.
+
+`run` imports the file (idempotent: an already imported, approved version is reused) and runs it.
+Only approved versions run for real: a file that imports as a new draft can only be dry-run
+(--dry-run) until it is approved — the CLI approves nothing by itself.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +34,19 @@ class Command(BaseCommand):
         exporter.add_argument("id", help="The runbook's numeric id or slug.")
         exporter.add_argument("--version", dest="runbook_version", help="Default: latest approved, else latest.")
         exporter.add_argument("--format", choices=["yaml", "json"], default="yaml")
+        # Execution engine (issue 3): import and run a file.
+        from failover import cli as failover_cli
+
+        runner = sub.add_parser("run", help="Import a runbook file and run it (approved versions; else --dry-run).")
+        runner.add_argument("file", help="Path to a .yaml/.yml/.json file, or - for stdin.")
+        failover_cli.add_run_options(runner)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["subcommand"] == "import":
                 self._import(options)
+            elif options["subcommand"] == "run":
+                self._run(options)
             else:
                 self._export(options)
         except DomainError as exc:
@@ -40,7 +54,7 @@ class Command(BaseCommand):
         except Http404 as exc:
             raise CommandError(str(exc) or "not found") from None
 
-    def _import(self, options: dict[str, Any]) -> None:
+    def _read(self, options: dict[str, Any]) -> tuple[str, str | None, Any]:
         name = options["file"]
         try:
             text = self.stdin_text() if name == "-" else Path(name).read_text(encoding="utf-8")
@@ -53,6 +67,35 @@ class Command(BaseCommand):
             actor = get_user_model().objects.filter(username=options["user"]).first()
             if actor is None:
                 raise CommandError(f"no user {options['user']!r}")
+        return text, fmt, actor
+
+    def _run(self, options: dict[str, Any]) -> None:
+        from failover import cli as failover_cli
+        from failover import services as failover_services
+        from runbooks.choices import VersionStatus
+
+        text, fmt, actor = self._read(options)
+        version = services.import_runbook_text(text, fmt=fmt, actor=actor, auth_method=AuthMethod.CLI)
+        if version.status != VersionStatus.APPROVED and not options["dry_run"]:
+            raise CommandError(
+                f"runbook {version} is {version.status}: only approved versions run. Submit it for approval "
+                "(manage.py runbook / the API), or use --dry-run to validate and render it."
+            )
+        execution = failover_services.execute_runbook(
+            version,
+            actor=actor,
+            auth_method=AuthMethod.CLI,
+            reason=options["reason"],
+            parameters=failover_cli.parse_params(options.get("param")),
+            dry_run=options["dry_run"],
+            coerce_strings=True,
+        )
+        if not options["json"]:
+            self.stdout.write(f"execution #{execution.pk} of {version} created: {execution.status}")
+        failover_cli.finish(self, execution.pk, options)
+
+    def _import(self, options: dict[str, Any]) -> None:
+        text, fmt, actor = self._read(options)
         version = services.import_runbook_text(text, fmt=fmt, actor=actor, auth_method=AuthMethod.CLI)
         result = {
             "runbook": {"id": version.runbook_id, "slug": version.runbook.slug, "name": version.runbook.name},
