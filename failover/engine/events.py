@@ -6,7 +6,11 @@ Every state change and every output line of an execution goes through `emit()`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -65,17 +69,48 @@ def event_payload(event: ExecutionEvent) -> dict[str, Any]:
 
 def publish(event: ExecutionEvent) -> None:
     """Send a stored event to live subscribers. Best effort: the database row is the truth,
-    and a subscriber that missed a message backfills by sequence number."""
+    and a subscriber that missed a message backfills by sequence number.
+
+    Sending happens on a background thread with its own event loop, so a coordinator never
+    waits for the channel layer between two steps; events keep their order.
+    """
     if not settings.REDIS_URL:
         return  # no cross-process channel layer configured; subscribers read the table
-    try:
-        from asgiref.sync import async_to_sync
-        from channels.layers import get_channel_layer
+    _publisher().put((group_name(event.execution_id), {"type": "execution.event", "event": event_payload(event)}))
 
+
+_queue: queue.SimpleQueue | None = None
+_queue_lock = threading.Lock()
+
+
+def _publisher() -> queue.SimpleQueue:
+    global _queue
+    with _queue_lock:
+        if _queue is None:
+            _queue = queue.SimpleQueue()
+            threading.Thread(target=_publish_forever, args=(_queue,), name="event-publisher", daemon=True).start()
+        return _queue
+
+
+def _publish_forever(messages: queue.SimpleQueue) -> None:
+    from channels.layers import get_channel_layer
+
+    async def send_all() -> None:
         layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(
-                group_name(event.execution_id), {"type": "execution.event", "event": event_payload(event)}
-            )
-    except Exception:
-        logger.warning("could not publish event %s#%s", event.execution_id, event.seq, exc_info=True)
+        loop = asyncio.get_running_loop()
+        while True:
+            group, message = await loop.run_in_executor(None, messages.get)
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # publishing must never break the run
+                logger.warning("could not publish event to %s", group, exc_info=True)
+
+    asyncio.run(send_all())
+
+
+def wait_until_published(timeout: float = 5.0) -> bool:
+    """Block until every queued event was handed to the channel layer (tests, shutdown)."""
+    deadline = time.monotonic() + timeout
+    while _queue is not None and not _queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _queue is None or _queue.empty()

@@ -1,0 +1,398 @@
+"""Engine benchmark: DRPlan's coordinator against a plain asyncio runner of the same DAGs.
+
+    .venv/bin/python bench/engine.py [--modes inline,orm,redis] [--repeat 3]
+
+Workloads (issue 3):
+  W1  a chain of 50 no-op shell steps (`true`)                  -> orchestration overhead per step
+  W2  start -> 100 parallel `sleep 0.2` -> join, parallelism 20  -> efficiency (ideal span 1.0 s)
+  W3  a 30-step, four-tier DR plan, sleeps 0.05-0.5 s           -> efficiency against its critical path
+
+Runners, each in the same run:
+  floor   plain asyncio + subprocess, no database (the floor)
+  inline  DRPlan's coordinator in this process (every state change durable in SQLite)
+  orm     a real `manage.py qcluster` worker, django-q2 ORM broker (the embedded default)
+  redis   a real worker with the Redis broker (a private redis-server on 127.0.0.1)
+
+Figures: executed span (first step start -> last step end), ms per step (W1), efficiency =
+ideal or critical-path span / executed span (W2, W3), trigger -> first step started (from the
+execution's trigger time to the first step's start, both stored by DRPlan), and peak resident
+memory of the process running the coordinator. Medians over --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# --- workloads -------------------------------------------------------------------
+
+
+def w1() -> dict[str, Any]:
+    steps = [{"id": f"s{i:02d}", "action": "shell", "with": {"argv": ["true"]}} for i in range(50)]
+    for i in range(1, 50):
+        steps[i]["needs"] = [f"s{i - 1:02d}"]
+    return {"name": "W1 chain of 50 true", "slug": "bench-w1", "version": "1.0.0", "steps": steps}
+
+
+def w2() -> dict[str, Any]:
+    steps = [{"id": "start", "action": "shell", "with": {"argv": ["true"]}}]
+    steps += [
+        {"id": f"p{i:03d}", "action": "shell", "with": {"argv": ["sleep", "0.2"]}, "needs": ["start"]}
+        for i in range(100)
+    ]
+    steps.append(
+        {"id": "join", "action": "shell", "with": {"argv": ["true"]}, "needs": [f"p{i:03d}" for i in range(100)]}
+    )
+    return {
+        "name": "W2 fan-out 100 x sleep 0.2",
+        "slug": "bench-w2",
+        "version": "1.0.0",
+        "parallelism": 20,
+        "steps": steps,
+    }
+
+
+W3_TIERS = (6, 8, 8, 8)
+
+
+def _w3_duration(tier: int, index: int) -> float:
+    return round(0.05 + ((tier * 7 + index * 3) % 10) * 0.05, 2)  # 0.05 .. 0.5 s
+
+
+def w3() -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    previous: list[str] = []
+    for tier, count in enumerate(W3_TIERS, start=1):
+        current = []
+        for index in range(count):
+            step_id = f"t{tier}-{index}"
+            step: dict[str, Any] = {
+                "id": step_id,
+                "action": "shell",
+                "with": {"argv": ["sleep", str(_w3_duration(tier, index))]},
+            }
+            if previous:
+                step["needs"] = sorted({previous[index % len(previous)], previous[(index + 1) % len(previous)]})
+            steps.append(step)
+            current.append(step_id)
+        previous = current
+    return {"name": "W3 four-tier DR plan", "slug": "bench-w3", "version": "1.0.0", "steps": steps}
+
+
+def sleep_of(step: dict[str, Any]) -> float:
+    argv = step["with"]["argv"]
+    return float(argv[1]) if argv[0] == "sleep" else 0.0
+
+
+def critical_path(doc: dict[str, Any]) -> float:
+    finish: dict[str, float] = {}
+    for step in doc["steps"]:  # documents list steps after their needs
+        finish[step["id"]] = max((finish[n] for n in step.get("needs", [])), default=0.0) + sleep_of(step)
+    return max(finish.values())
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3}
+IDEAL_SPAN = {"W2": 1.0}  # 100 x 0.2 s over 20 slots
+
+
+# --- the floor: plain asyncio ---------------------------------------------------
+
+
+async def _floor_run(doc: dict[str, Any]) -> dict[str, float]:
+    limit = asyncio.Semaphore(doc.get("parallelism") or 10_000)
+    done: dict[str, asyncio.Event] = {s["id"]: asyncio.Event() for s in doc["steps"]}
+    starts: list[float] = []
+    ends: list[float] = []
+
+    async def run(step: dict[str, Any]) -> None:
+        for need in step.get("needs", []):
+            await done[need].wait()
+        async with limit:
+            starts.append(time.perf_counter())
+            proc = await asyncio.create_subprocess_exec(*step["with"]["argv"])
+            await proc.wait()
+            ends.append(time.perf_counter())
+        done[step["id"]].set()
+
+    await asyncio.gather(*(run(s) for s in doc["steps"]))
+    return {"span": max(ends) - min(starts), "trigger_to_first_ms": None}
+
+
+def floor_run(doc: dict[str, Any]) -> dict[str, Any]:
+    result = asyncio.run(_floor_run(doc))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+# --- DRPlan runs (child process per mode: settings are read at start-up) ------------
+
+
+def _setup_django() -> None:
+    import django
+
+    django.setup()
+
+
+def prepare() -> None:
+    """Migrate, create the bench user and import + approve the three workloads."""
+    _setup_django()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from core.roles import setup_roles
+    from runbooks.choices import VersionStatus
+    from runbooks.models import RunbookVersion
+    from runbooks.services import import_runbook_document
+
+    call_command("migrate", verbosity=0, interactive=False)
+    setup_roles()
+    User.objects.create_superuser("bench", password="bench-pw-not-secret")
+    for make in WORKLOADS.values():
+        version = import_runbook_document(make())
+        RunbookVersion.objects.filter(pk=version.pk).update(status=VersionStatus.APPROVED)
+
+
+def _execution_figures(execution_id: int) -> dict[str, Any]:
+    from failover.models import FailoverExecution, StepRun
+
+    execution = FailoverExecution.objects.get(pk=execution_id)
+    steps = list(StepRun.objects.filter(execution_id=execution_id).values("started_at", "finished_at", "status"))
+    first = min(s["started_at"] for s in steps)
+    last = max(s["finished_at"] for s in steps)
+    return {
+        "status": execution.status,
+        "span": (last - first).total_seconds(),
+        "trigger_to_first_ms": (first - execution.triggered_at).total_seconds() * 1000,
+        "not_succeeded": sum(1 for s in steps if s["status"] != "succeeded"),
+    }
+
+
+def _trigger(workload: str) -> int:
+    from django.contrib.auth.models import User
+
+    from failover.services import execute_runbook
+    from runbooks.models import Runbook
+
+    runbook = Runbook.objects.get(slug=f"bench-{workload.lower()}")
+    return execute_runbook(runbook, actor=User.objects.get(username="bench")).pk
+
+
+def run_inline(workload: str) -> dict[str, Any]:
+    from failover.engine.runner import run_execution
+
+    execution_id = _trigger(workload)
+    run_execution(execution_id)
+    figures = _execution_figures(execution_id)
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures
+
+
+def _tree_peak_rss_mb(pid: int) -> float:
+    """Largest VmHWM (peak RSS) among a process and its descendants."""
+    peak = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pending += [int(c) for c in children]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return peak
+
+
+def run_with_worker(workload: str, worker_pid: int, timeout: float = 120) -> dict[str, Any]:
+    from failover.engine.states import TERMINAL_EXECUTION
+    from failover.models import FailoverExecution
+
+    execution_id = _trigger(workload)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = FailoverExecution.objects.filter(pk=execution_id).values_list("status", flat=True).get()
+        if status in TERMINAL_EXECUTION:
+            break
+        time.sleep(0.05)
+    else:
+        raise SystemExit(f"{workload}: execution #{execution_id} not finished after {timeout:.0f} s")
+    figures = _execution_figures(execution_id)
+    figures["peak_rss_mb"] = _tree_peak_rss_mb(worker_pid)
+    return figures
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def child(mode: str, repeat: int) -> None:
+    """Run every workload `repeat` times in one mode; print one JSON line of raw figures."""
+    if mode == "prepare":
+        prepare()
+        return
+    _setup_django()
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in WORKLOADS}
+    worker = None
+    try:
+        if mode in ("orm", "redis"):
+            worker = start_worker(dict(os.environ), Path(os.environ["DRPLAN_VAR_DIR"]) / f"worker-{mode}.log")
+            run_with_worker("W1", worker.pid, timeout=180)  # warm-up: the worker is up and serving
+        for _ in range(repeat):
+            for name in WORKLOADS:
+                figures = run_inline(name) if mode == "inline" else run_with_worker(name, worker.pid)
+                results[name].append(figures)
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+    print(json.dumps(results))
+
+
+# --- orchestration ----------------------------------------------------------------
+
+
+def summarise(runner: str, name: str, runs: list[dict[str, Any]], doc: dict[str, Any]) -> dict[str, Any]:
+    span = statistics.median(r["span"] for r in runs)
+    steps = len(doc["steps"])
+    ideal = IDEAL_SPAN.get(name, critical_path(doc))
+    first = [r["trigger_to_first_ms"] for r in runs if r.get("trigger_to_first_ms") is not None]
+    failed = [r for r in runs if r.get("status", "completed") != "completed" or r.get("not_succeeded")]
+    return {
+        "runner": runner,
+        "workload": name,
+        "span_s": span,
+        "ms_per_step": span / steps * 1000 if name == "W1" else None,
+        "efficiency": ideal / span if name != "W1" else None,
+        "trigger_to_first_ms": statistics.median(first) if first else None,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "failed_runs": len(failed),
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = "| workload | runner | span s | ms/step | efficiency | trigger→first step ms | peak RSS MB | failed |"
+    print(header)
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(rows, key=lambda r: (r["workload"], ["floor", "inline", "orm", "redis"].index(r["runner"]))):
+        print(
+            f"| {r['workload']} | {r['runner']} | {r['span_s']:.3f} | {_fmt(r['ms_per_step'], '.2f')} | "
+            f"{_fmt(r['efficiency'], '.3f')} | {_fmt(r['trigger_to_first_ms'], '.1f')} | "
+            f"{r['peak_rss_mb']:.0f} | {r['failed_runs']} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="DRPlan engine benchmark")
+    parser.add_argument("--modes", default="inline,orm,redis")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.repeat)
+        return
+
+    modes = [m for m in args.modes.split(",") if m]
+    var_dir = Path(tempfile.mkdtemp(prefix="drplan-bench-engine-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DRPLAN_SQLITE_PATH")}
+    env.update(
+        DRPLAN_VAR_DIR=str(var_dir),
+        DRPLAN_ENV="development",
+        DRPLAN_LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="drplan.settings",
+        PYTHONPATH=str(ROOT),
+    )
+    redis_proc = None
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    try:
+        prep = subprocess.run(
+            [sys.executable, __file__, "--child", "prepare"], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        if prep.returncode != 0:
+            raise SystemExit(f"preparing the database failed:\n{prep.stderr[-3000:]}")
+
+        for name, make in WORKLOADS.items():
+            doc = make()
+            rows.append(summarise("floor", name, [floor_run(doc) for _ in range(args.repeat)], doc))
+
+        for mode in modes:
+            mode_env = dict(env)
+            if mode == "redis":
+                from scripts.with_redis import start_redis
+
+                redis_proc, url = start_redis(var_dir)
+                mode_env["REDIS_URL"] = url
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, "--repeat", str(args.repeat)],
+                env=mode_env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            if out.returncode != 0:
+                raise SystemExit(f"mode {mode} failed:\n{out.stderr[-3000:]}")
+            raw = json.loads(out.stdout.strip().splitlines()[-1])
+            for name, runs in raw.items():
+                rows.append(summarise(mode, name, runs, WORKLOADS[name]()))
+            if redis_proc is not None:
+                from scripts.with_redis import stop_redis
+
+                stop_redis(redis_proc)
+                redis_proc = None
+    finally:
+        if redis_proc is not None:
+            from scripts.with_redis import stop_redis
+
+            stop_redis(redis_proc)
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+    print(f"date:    {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}")
+    print(f"runs:    median of {args.repeat} per workload and runner; W3 critical path {critical_path(w3()):.2f} s\n")
+    print_table(rows)
+    print(
+        "\ngoals: <= 5 ms/step with every state change durable (W1); efficiency >= 0.95 (W2, W3); "
+        "trigger -> first step <= 100 ms"
+    )
+    print(f"total time: {time.monotonic() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
