@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,3 +101,18 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0) 
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def in_thread(function: Callable[..., Any], *args: Any) -> threading.Thread:
+    """Run `function` in a started daemon thread that closes its own database connection at the end
+    (an open one would keep PostgreSQL from dropping the test database)."""
+
+    def run() -> None:
+        try:
+            function(*args)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

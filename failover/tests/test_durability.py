@@ -24,6 +24,7 @@ from failover.engine.runner import run_execution
 from failover.models import ExecutionEvent, FailoverExecution
 from failover.tasks import REAP_SCHEDULE_NAME, enqueue_execution, on_worker_start
 from failover.tests.engine_support import (
+    in_thread,
     make_execution,
     messages,
     shell,
@@ -95,6 +96,7 @@ def _kill_coordinator_mid_step(tmp_path: Path, execution: FailoverExecution) -> 
         _kill_leftovers(tmp_path / "pids")
 
 
+@pytest.mark.redis  # also run with the Redis broker (make test's Redis pass)
 def test_kill_9_of_the_worker_mid_step_reruns_an_idempotent_step_exactly_once_more(tmp_path: Path):
     execution = _marked_step(tmp_path, idempotent=True)
     dead = _kill_coordinator_mid_step(tmp_path, execution)
@@ -109,6 +111,7 @@ def test_kill_9_of_the_worker_mid_step_reruns_an_idempotent_step_exactly_once_mo
     assert f"work: retrying after worker loss ({dead})" in messages(execution)
 
 
+@pytest.mark.redis  # also run with the Redis broker (make test's Redis pass)
 def test_kill_9_of_the_worker_mid_step_never_reruns_a_non_idempotent_step(tmp_path: Path):
     execution = _marked_step(tmp_path, idempotent=False)
     dead = _kill_coordinator_mid_step(tmp_path, execution)
@@ -221,8 +224,7 @@ def test_the_lease_and_step_heartbeats_are_renewed_while_a_long_step_runs(settin
             reaped.append(reap())
             time.sleep(0.1)
 
-    thread = threading.Thread(target=reaper_loop, daemon=True)
-    thread.start()
+    thread = in_thread(reaper_loop)
     try:
         assert run_execution(execution.pk) == "completed"
     finally:
@@ -252,8 +254,7 @@ def test_a_coordinator_that_lost_its_lease_stops_its_steps_and_writes_nothing_mo
         events_at_steal.append(ExecutionEvent.objects.filter(execution=execution).count())
         FailoverExecution.objects.filter(pk=execution.pk).update(coordinator="thief:1:t")
 
-    thread = threading.Thread(target=steal, daemon=True)
-    thread.start()
+    thread = in_thread(steal)
     assert run_execution(execution.pk) == "running"
     thread.join()
     wait_for(lambda: not _alive(int(pid_file.read_text())), timeout=3)

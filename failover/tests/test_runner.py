@@ -6,7 +6,6 @@ Real actions (shell processes), a real database; nothing of the engine is mocked
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from failover.engine.actions import ActionResult, StepContext, executor
 from failover.engine.runner import run_execution, take_lease
 from failover.engine.states import transition_step
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
-from failover.tests.engine_support import make_execution, messages, shell, steps_of, wait_for
+from failover.tests.engine_support import in_thread, make_execution, messages, shell, steps_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,12 +38,6 @@ def _max_concurrency(steps: list[StepRun]) -> int:
         current += delta
         peak = max(peak, current)
     return peak
-
-
-def _in_background(function, *args) -> threading.Thread:
-    thread = threading.Thread(target=function, args=args, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_dag_order_and_parallelism_limit():
@@ -191,7 +184,7 @@ def test_manual_step_waits_for_confirmation_then_dependents_run():
         assert transition_step(step, "succeeded", only_from={"waiting"}, confirmed_at=now, finished_at=now)
         confirmed_at.append(time.monotonic())
 
-    thread = _in_background(confirm)
+    thread = in_thread(confirm)
     assert run_execution(execution.pk) == "completed"
     thread.join()
     steps = steps_of(execution)
@@ -214,7 +207,7 @@ def test_step_approval_gate_runs_the_step_once_approved_and_fails_it_when_reject
             gate_approved_at=timezone.now()
         )
 
-    thread = _in_background(approve)
+    thread = in_thread(approve)
     assert run_execution(execution.pk) == "completed"
     thread.join()
     assert marker.exists()
@@ -228,7 +221,7 @@ def test_step_approval_gate_runs_the_step_once_approved_and_fails_it_when_reject
         step = wait_for(lambda: StepRun.objects.filter(execution=rejected, status="waiting").first())
         transition_step(step, "failed", only_from={"waiting"}, error="rejected by approver")
 
-    thread = _in_background(reject)
+    thread = in_thread(reject)
     assert run_execution(rejected.pk) == "failed"
     thread.join()
     assert not (tmp_path / "no").exists()
@@ -254,7 +247,7 @@ def test_cancel_kills_the_running_process_and_cancels_what_did_not_start(tmp_pat
         wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
         FailoverExecution.objects.filter(pk=execution.pk).update(cancel_requested=True)
 
-    thread = _in_background(cancel)
+    thread = in_thread(cancel)
     started = time.monotonic()
     assert run_execution(execution.pk) == "cancelled"
     thread.join()

@@ -15,7 +15,7 @@ from core.secrets import set_secret
 from failover.engine.rollback import rollback_order
 from failover.engine.runner import run_execution
 from failover.models import FailoverExecution, StepRun, ValidationResult
-from failover.tests.engine_support import make_execution, messages, shell, steps_of, wait_for
+from failover.tests.engine_support import in_thread, make_execution, messages, shell, steps_of, wait_for
 from plans.models import RecoveryStrategy
 from plans.tests.factories import make_plan
 
@@ -100,8 +100,7 @@ def test_cancel_with_rollback_undoes_what_completed(tmp_path: Path):
         wait_for(lambda: StepRun.objects.filter(execution=execution, status="waiting").exists())
         FailoverExecution.objects.filter(pk=execution.pk).update(cancel_requested=True, rollback_on_cancel=True)
 
-    thread = threading.Thread(target=cancel, daemon=True)
-    thread.start()
+    thread = in_thread(cancel)
     assert run_execution(execution.pk) == "rolled_back"
     thread.join()
     assert log.read_text().split() == ["a"]

@@ -21,6 +21,7 @@ MAX_LINES = 10_000
 MAX_LINE_BYTES = 4_096
 MAX_OUTPUT_BYTES = 64 * 1024
 KILL_GRACE_SECONDS = 5.0
+WATCH_INTERVAL = 0.05  # how often the watcher looks at the cancel flag
 # What a step's process inherits from the worker; the rest (secrets, tokens) stays out.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
@@ -35,6 +36,21 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # also whatever the leader left behind
     proc.wait()
+
+
+def _watch(proc: subprocess.Popen, ctx: StepContext, grace: float, exited: threading.Event, stopped: list[str]) -> None:
+    """Kill the process group on timeout or cancel; return as soon as the process exits."""
+    deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+    while not exited.wait(
+        WATCH_INTERVAL if deadline is None else max(0.0, min(WATCH_INTERVAL, deadline - time.monotonic()))
+    ):
+        if ctx.cancelled.is_set():
+            stopped.append("cancelled")
+        elif deadline is not None and time.monotonic() >= deadline:
+            stopped.append(f"timed out after {ctx.timeout:g}s")
+        if stopped:
+            _kill_group(proc, grace)
+            return
 
 
 def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], state: dict[str, int]) -> None:
@@ -83,21 +99,16 @@ def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     state = {"lines": 0, "bytes": 0}
     reader = threading.Thread(target=_read_output, args=(proc, ctx, captured, state), daemon=True)
     reader.start()
-    deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
-    stopped_by = ""
-    while True:
-        wait_for = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
-        try:
-            proc.wait(timeout=wait_for)
-            break
-        except subprocess.TimeoutExpired:
-            if ctx.cancelled.is_set():
-                stopped_by = "cancelled"
-            elif deadline is not None and time.monotonic() >= deadline:
-                stopped_by = f"timed out after {ctx.timeout:g}s"
-            if stopped_by:
-                _kill_group(proc, grace)
-                break
+    # The process's exit is awaited with a blocking wait(), so a step ends the moment its
+    # process does; a watcher thread enforces the timeout and cancel by killing the group.
+    exited = threading.Event()
+    stopped: list[str] = []
+    watcher = threading.Thread(target=_watch, args=(proc, ctx, grace, exited, stopped), daemon=True)
+    watcher.start()
+    proc.wait()
+    exited.set()
+    watcher.join()
+    stopped_by = stopped[0] if stopped else ""
     reader.join(timeout=2)
     if state["lines"] > MAX_LINES:
         ctx.log(f"[output truncated: {state['lines'] - MAX_LINES} more lines not kept]")
