@@ -110,6 +110,10 @@ def _run_one(coordinator: Coordinator, step: StepRun) -> ActionResult:
         params, _ = coordinator.render(step, spec.get("with") or {})
     except InvalidInput as exc:
         return ActionResult(False, error=f"parameters: {exc.message}")
+    if spec.get("action") == "manual":
+        # A person has to undo this step; the automatic rollback cannot claim it did.
+        instructions = str(params.get("instructions", "")).strip()
+        return ActionResult(False, error="manual rollback required" + (f": {instructions}" if instructions else ""))
     timeout = spec.get("timeout_seconds") or step.timeout_seconds
     ctx = coordinator.action_context(step, float(timeout) if timeout else None)
     return coordinator.run_blocking(run_action, spec["action"], params, ctx)

@@ -933,7 +933,8 @@ class Coordinator:
                     problem = f"parameters: {exc.message}"
                 if step.action != "manual" and get_executor(step.action) is None:
                     problem = problem or f"no executor for action '{step.action}'"
-                if step.rollback and get_executor((step.rollback or {}).get("action", "")) is None:
+                rollback_action = (step.rollback or {}).get("action", "")
+                if step.rollback and rollback_action != "manual" and get_executor(rollback_action) is None:
                     problem = problem or f"no executor for rollback action '{step.rollback.get('action')}'"
                 if problem:
                     problems.append(f"{step.step_key}: {problem}")

@@ -71,6 +71,23 @@ def test_a_failed_rollback_is_reported_and_what_it_needed_is_left_alone(tmp_path
     assert "NOT rolled back: b (exit code 4 (expected [0])); a (not rolled back" in execution.error
 
 
+def test_a_manual_rollback_is_reported_as_needing_a_person_never_as_done(tmp_path: Path):
+    undo_by_hand = {"action": "manual", "with": {"instructions": "Rebuild the old primary from the new one"}}
+    execution = make_execution(
+        [shell("true", key="promote", rollback=undo_by_hand), shell("false", key="boom", needs=["promote"])]
+    )
+    assert run_execution(execution.pk) == "rollback_failed"
+    step = steps_of(execution)["promote"]
+    assert step.rollback_status == "rollback_failed"
+    assert step.rollback_error == "manual rollback required: Rebuild the old primary from the new one"
+
+
+def test_a_dry_run_accepts_a_manual_rollback(tmp_path: Path):
+    undo_by_hand = {"action": "manual", "with": {"instructions": "Undo by hand"}}
+    execution = make_execution([shell("true", key="promote", rollback=undo_by_hand)], dry_run=True)
+    assert run_execution(execution.pk) == "completed"
+
+
 def test_on_failure_stop_leaves_completed_steps_in_place(tmp_path: Path):
     log = tmp_path / "undo"
     execution = make_execution(_chain_with_rollbacks(log), on_failure="stop")

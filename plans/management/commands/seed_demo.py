@@ -357,6 +357,21 @@ class Seeder:
                     {k: req.get(k, "") for k in ("title", "status", "evidence", "gaps")},
                 )
 
+    def seed_secrets(self) -> None:
+        """Create the secrets the templates reference, with placeholder values, if missing."""
+        from core.models import Secret
+        from core.secrets import create_secret
+
+        for spec in self.data.get("secrets", []):
+            if not Secret.objects.filter(name=spec["name"]).exists():
+                create_secret(
+                    spec["name"],
+                    f"demo-placeholder-for-{spec['name']}",
+                    description=spec.get("description", ""),
+                    auth_method=AuthMethod.CLI,
+                )
+                self.created["core.Secret"] += 1
+
     def seed_runbook_templates(self) -> list[str]:
         """Import every runbook template; the import is idempotent for an unchanged document."""
         from runbooks.services import import_runbook_text
@@ -374,6 +389,7 @@ class Seeder:
         self.seed_plans()
         self.seed_impact_analyses()
         self.seed_compliance_reports()
+        self.seed_secrets()
         return self.seed_runbook_templates()
 
 

@@ -1,0 +1,36 @@
+"""The demo organisation's plans dry-run cleanly: every composed step renders, every action
+and rollback action is known, every referenced secret exists."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from core.exceptions import InvalidInput
+from failover import services
+from failover.engine.runner import run_execution
+from failover.models import StepRun
+from plans.models import DRPlan
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _dry_run_completes(execution) -> None:
+    assert run_execution(execution.pk) == "completed", execution.error
+    steps = StepRun.objects.filter(execution=execution)
+    assert steps.exists()
+    assert set(steps.values_list("status", flat=True)) == {"skipped"}
+    assert all(step.rendered is not None for step in steps)
+
+
+def test_demo_plans_dry_run_their_failovers_and_tests_to_completion():
+    call_command("seed_demo", verbosity=0)
+    operator = User.objects.get(username="operator")
+    for plan_id in ("core-commerce", "payments-pci"):
+        plan = DRPlan.objects.get(plan_id=plan_id)
+        _dry_run_completes(services.start_failover(plan, execution_type="planned", actor=operator, dry_run=True))
+    back_office = DRPlan.objects.get(plan_id="back-office")
+    _dry_run_completes(services.start_test(back_office, actor=operator, dry_run=True))
+    with pytest.raises(InvalidInput, match="plan 'back-office' has no failover runbook"):
+        services.start_failover(back_office, execution_type="planned", actor=operator, dry_run=True)
