@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ test: lint
 
 bench-api: install-dev
 	$(PY) bench/api.py
+
+bench-engine: install-dev
+	$(PY) bench/engine.py
 
 clean:
 	rm -rf $(VENV) var
