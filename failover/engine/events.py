@@ -93,19 +93,18 @@ def _publisher() -> queue.SimpleQueue:
 
 
 def _publish_forever(messages: queue.SimpleQueue) -> None:
+    """The publisher thread: one event loop of its own, reused for every send (channels_redis
+    keeps its connections per loop). A daemon thread blocked in get() never delays exit."""
     from channels.layers import get_channel_layer
 
-    async def send_all() -> None:
-        layer = get_channel_layer()
-        loop = asyncio.get_running_loop()
-        while True:
-            group, message = await loop.run_in_executor(None, messages.get)
-            try:
-                await layer.group_send(group, message)
-            except Exception:  # publishing must never break the run
-                logger.warning("could not publish event to %s", group, exc_info=True)
-
-    asyncio.run(send_all())
+    layer = get_channel_layer()
+    loop = asyncio.new_event_loop()
+    while True:
+        group, message = messages.get()
+        try:
+            loop.run_until_complete(layer.group_send(group, message))
+        except Exception:  # publishing must never break the run
+            logger.warning("could not publish event to %s", group, exc_info=True)
 
 
 def wait_until_published(timeout: float = 5.0) -> bool:
