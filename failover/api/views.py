@@ -1,7 +1,7 @@
 """Failover API: executions and their evidence (read-only), and the endpoints that start and control them.
 
-Views validate input and call failover.services; the services check the rules (and, for the
-type-dependent permissions of cancel/resume/retry, the permission) and audit.
+Views validate input and call the use cases (failover.services, failover.approvals, failover.controls);
+those check the rules (and, for the type-dependent permissions of cancel/resume/retry, the permission) and audit.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from core import audit
 from core.api.viewsets import ReadOnlyModelViewSet
-from failover import selectors, services
+from failover import approvals, controls, selectors, services
 from failover.api.serializers import (
     CancelRequestSerializer,
     ComplianceSerializer,
@@ -119,7 +119,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def _decide(self, request: Request, decision: str) -> Response:
         data = self._input(request)
         execution = self._execution()
-        services.decide_execution(
+        approvals.decide_execution(
             execution, request.user, decision, data["comment"], auth_method=audit.auth_method_of(request)
         )
         return execution_response(execution)
@@ -151,7 +151,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def cancel(self, request: Request, pk: str) -> Response:
         data = self._input(request)
         execution = self._execution()
-        services.cancel(
+        controls.cancel(
             execution,
             request.user,
             data["rollback"],
@@ -169,7 +169,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def resume(self, request: Request, pk: str) -> Response:
         data = self._input(request)
         execution = self._execution()
-        services.resume(execution, request.user, comment=data["comment"], auth_method=audit.auth_method_of(request))
+        controls.resume(execution, request.user, comment=data["comment"], auth_method=audit.auth_method_of(request))
         return execution_response(execution)
 
     def _step_call(self, request: Request, call: Any, **extra: Any) -> Response:
@@ -189,7 +189,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def confirm_step(self, request: Request, pk: str, step_key: str) -> Response:
         return self._step_call(
             request,
-            lambda e, k, u, d: services.confirm_step(e, k, u, d["comment"], auth_method=audit.auth_method_of(request)),
+            lambda e, k, u, d: controls.confirm_step(e, k, u, d["comment"], auth_method=audit.auth_method_of(request)),
         )
 
     @extend_schema(
@@ -202,7 +202,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def approve_step(self, request: Request, pk: str, step_key: str) -> Response:
         return self._step_call(
             request,
-            lambda e, k, u, d: services.decide_step(
+            lambda e, k, u, d: approvals.decide_step(
                 e, k, u, Decision.APPROVE, d["comment"], auth_method=audit.auth_method_of(request)
             ),
         )
@@ -217,7 +217,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def reject_step(self, request: Request, pk: str, step_key: str) -> Response:
         return self._step_call(
             request,
-            lambda e, k, u, d: services.decide_step(
+            lambda e, k, u, d: approvals.decide_step(
                 e, k, u, Decision.REJECT, d["comment"], auth_method=audit.auth_method_of(request)
             ),
         )
@@ -232,7 +232,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def retry_step(self, request: Request, pk: str, step_key: str) -> Response:
         return self._step_call(
             request,
-            lambda e, k, u, d: services.retry_step(
+            lambda e, k, u, d: controls.retry_step(
                 e, k, u, comment=d["comment"], auth_method=audit.auth_method_of(request)
             ),
         )
@@ -247,7 +247,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     def mark_step_done(self, request: Request, pk: str, step_key: str) -> Response:
         return self._step_call(
             request,
-            lambda e, k, u, d: services.mark_step_done(
+            lambda e, k, u, d: controls.mark_step_done(
                 e, k, u, d["comment"], auth_method=audit.auth_method_of(request)
             ),
         )
@@ -401,7 +401,7 @@ class FailoverCancelView(EngineView):
         execution = FailoverExecution.objects.filter(pk=data["execution"]).first()
         if execution is None:
             raise ValidationError({"execution": [f"no execution #{data['execution']}"]})
-        services.cancel(
+        controls.cancel(
             execution,
             request.user,
             data["rollback"],

@@ -29,64 +29,84 @@ Outcomes:
 Terminal transitions and the SUMMARY event share one transaction; failover.services.record_outcome
 runs after it. While only people are awaited the coordinator polls (two small reads every 0.2 s);
 shortly before the django-q2 task timeout an idle coordinator hands over to a fresh task.
+
+The Coordinator keeps the loop and the phases; its helpers live by concept: lease.py (take, renew,
+release, hand off), dispatch.py (starting ready steps, retries), step_results.py (what steps report),
+records.py (log events, measurements, summary, outcome), dry_run.py.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import os
 import queue
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
-from core.exceptions import InvalidInput
 from core.secrets import Redactor, get_secret_value
 from failover.choices import ExecutionStatus as ES
 from failover.choices import OnFailure
 from failover.choices import StepStatus as SS
-from failover.engine import reaper, rollback, validation
-from failover.engine.actions import ActionResult, StepContext, get_executor, run_action
-from failover.engine.events import emit, publish
-from failover.engine.states import TERMINAL_EXECUTION, transition_execution, transition_step
+from failover.engine import reaper, records, rollback, validation
+from failover.engine.actions import ActionResult, StepContext, run_action
+from failover.engine.dispatch import Attempt, dispatch, due_retries
+from failover.engine.dry_run import check_and_skip
+from failover.engine.events import emit
+from failover.engine.lease import (
+    COORDINATED,
+    LeaseLost,
+    hand_off,
+    lease_seconds,
+    release_lease,
+    renew_lease,
+    take_lease,
+    worker_identity,
+)
+from failover.engine.records import MAX_LOG_EVENTS_PER_STEP, write_log_events
+from failover.engine.states import TERMINAL_EXECUTION, transition_execution
+from failover.engine.step_results import (
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_CAP_SECONDS,
+    cancel_unstarted,
+    cancel_waiting,
+    failed,
+    handle,
+    release_dependents,
+    write_logs,
+)
 from failover.engine.templating import TemplateContext, render_step_params
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
+
+# Re-exported: callers import these from the runner.
+__all__ = [
+    "BACKOFF_BASE_SECONDS",
+    "BACKOFF_CAP_SECONDS",
+    "COORDINATED",
+    "MAX_LOG_EVENTS_PER_STEP",
+    "Coordinator",
+    "LeaseLost",
+    "lease_seconds",
+    "run_execution",
+    "take_lease",
+    "worker_identity",
+    "write_log_events",
+]
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often the coordinator looks for cancel requests, confirmations and gate approvals
 MAX_POOL = 64  # steps at once (threads) when the execution sets no parallelism
-MAX_LOG_EVENTS_PER_STEP = 1000  # log lines stored as events per step attempt; the rest is counted
-BACKOFF_BASE_SECONDS = 0.5  # retry n waits base * 2**(n-1), capped
-BACKOFF_CAP_SECONDS = 60.0
 HANDOFF_MARGIN_SECONDS = 600  # an idle coordinator hands over this long before the task timeout
-COORDINATED = (ES.PENDING, ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK)
 DONE_OK = (SS.SUCCEEDED, SS.SKIPPED)
-
-
-class LeaseLost(Exception):
-    """Another coordinator took the execution over: stop without writing anything more."""
-
-
-def lease_seconds() -> float:
-    return float(getattr(settings, "ENGINE_LEASE_SECONDS", 15))
-
-
-def worker_identity() -> str:
-    """host:pid:random — the pid lets an operator (or a test) find the process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def run_execution(execution_id: int, *, worker_id: str | None = None) -> str:
@@ -95,29 +115,6 @@ def run_execution(execution_id: int, *, worker_id: str | None = None) -> str:
 
     Safe to call for any execution at any time: without the lease it writes nothing."""
     return Coordinator(execution_id, worker_id or worker_identity()).run()
-
-
-def take_lease(execution_id: int, worker_id: str, *, now: datetime | None = None) -> bool:
-    """Conditional update: take the execution if it needs a coordinator and nobody holds a live lease
-    (an empty coordinator with a future lease is the reaper's reservation for a re-enqueued task)."""
-    now = now or timezone.now()
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(coordinator="")
-    return bool(
-        FailoverExecution.objects.filter(Q(pk=execution_id, status__in=COORDINATED) & free).update(
-            coordinator=worker_id, lease_expires_at=now + timezone.timedelta(seconds=lease_seconds())
-        )
-    )
-
-
-@dataclass
-class _Attempt:
-    number: int  # attempts of the step so far, this one included (StepRun.attempts)
-    budget: int  # attempts allowed in this dispatch (1 + retries)
-    params: dict[str, Any]
-    first: int = 0  # StepRun.attempts of this dispatch's first attempt
-    logged: int = 0
-    dropped: int = 0
-    retry_at: float | None = None  # monotonic time of the next attempt while backing off
 
 
 class Coordinator:
@@ -133,7 +130,7 @@ class Coordinator:
         self.dependents: dict[str, list[str]] = {}
         self.unmet: dict[int, int] = {}
         self.ready: list[tuple[int, int, int]] = []  # heap of (-priority, tier, id)
-        self.running: dict[int, _Attempt] = {}
+        self.running: dict[int, Attempt] = {}
         self.waiting: set[int] = set()
         self.outputs: dict[str, dict[str, Any]] = {}
         self.real_params: dict[int, dict[str, Any]] = {}
@@ -229,33 +226,16 @@ class Coordinator:
         return self._status()
 
     def _release(self) -> None:
-        FailoverExecution.objects.filter(pk=self.execution_id, coordinator=self.worker).update(
-            coordinator="", lease_expires_at=None
-        )
+        release_lease(self.execution_id, self.worker)
 
     def _handoff(self) -> str:
         """Before the task timeout: give the execution to a fresh task (only while nothing runs)."""
-        from failover.tasks import enqueue_execution
-
-        now = timezone.now()
-        FailoverExecution.objects.filter(pk=self.execution_id, coordinator=self.worker).update(
-            coordinator="", lease_expires_at=now + timezone.timedelta(seconds=reaper.REQUEUE_RESERVATION_SECONDS)
-        )
-        enqueue_execution(self.execution_id)
+        hand_off(self.execution_id, self.worker)
         return self._status()
 
     # ----------------------------------------------------------------- lease
     def _renew(self) -> None:
-        now = timezone.now()
-        renewed = FailoverExecution.objects.filter(pk=self.execution_id, coordinator=self.worker).update(
-            lease_expires_at=now + timezone.timedelta(seconds=lease_seconds())
-        )
-        if not renewed:
-            raise LeaseLost
-        if self.running:
-            StepRun.objects.filter(execution_id=self.execution_id, status=SS.RUNNING, worker=self.worker).update(
-                heartbeat_at=now
-            )
+        renew_lease(self.execution_id, self.worker, heartbeat_steps=bool(self.running))
         self.renewed = time.monotonic()
 
     def keep_lease(self) -> None:
@@ -279,10 +259,10 @@ class Coordinator:
         self.outputs = {}
         for step in rows:
             if step.status in (SS.SUCCEEDED, SS.FAILED) and step.output is not None:
-                self._remember_output(step)
+                self.remember_output(step)
         return ""
 
-    def _remember_output(self, step: StepRun) -> None:
+    def remember_output(self, step: StepRun) -> None:
         output = step.output if isinstance(step.output, dict) else {"value": step.output}
         self.outputs[step.step_key] = output
 
@@ -349,17 +329,17 @@ class Coordinator:
             if time.monotonic() >= self.next_poll:
                 self._poll()
             messages = self._drain()
-            submit: list[tuple[StepRun, _Attempt]] = []
+            submit: list[tuple[StepRun, Attempt]] = []
             if messages or self._has_work():  # (no empty write transactions while idle)
                 with transaction.atomic():
-                    self._handle(messages)
+                    handle(self, messages)
                     if self.cancelling:
-                        self._cancel_unstarted()
+                        cancel_unstarted(self)
                     elif self.failure:
-                        self._cancel_waiting(f"not started: {self.failure}")
-                    self._due_retries(submit)
+                        cancel_waiting(self, f"not started: {self.failure}")
+                    due_retries(self, submit)
                     if not self.failure and not self.cancelling:
-                        self._dispatch(submit)
+                        dispatch(self, submit)
             for step, attempt in submit:
                 self._submit(step, attempt)
             if not self.running and not submit:
@@ -439,125 +419,14 @@ class Coordinator:
                     StepRun.objects.filter(pk=step.pk).update(finished_at=now, duration_seconds=duration)
                     step.finished_at = now
                     if step.output is not None:
-                        self._remember_output(step)
-                    self._release_dependents(step)
+                        self.remember_output(step)
+                    release_dependents(self, step)
                 elif step.status == SS.FAILED:  # gate rejected
-                    self._failed(step, step.error or "rejected")
+                    failed(self, step, step.error or "rejected")
                 else:
                     self.failure = self.failure or f"step '{step.step_key}' is {step.status}"
 
-    def _dispatch(self, submit: list[tuple[StepRun, _Attempt]]) -> None:
-        while self.ready and len(self.running) + len(submit) < self.limit:
-            _, _, step_id = heapq.heappop(self.ready)
-            step = self.steps[step_id]
-            if step.status == SS.WAITING:  # its approval gate passed
-                self._start_after_gate(step, submit)
-                continue
-            if step.status != SS.PENDING:
-                continue
-            try:
-                real, masked = self.render(step, step.params)
-            except InvalidInput as exc:
-                self._render_failed(step, exc.message)
-                continue
-            self.real_params[step.pk] = real
-            now = timezone.now()
-            if step.approval and not step.gate_approved_at:
-                role = (step.approval or {}).get("role", "")
-                if transition_step(
-                    step,
-                    SS.WAITING,
-                    only_from={SS.PENDING},
-                    message=f"{step.step_key} waits for approval by {role or 'an approver'}",
-                    redact=self.redactor.redact,
-                    waiting_for="approval",
-                    rendered=masked,
-                    started_at=now,
-                ):
-                    self.waiting.add(step.pk)
-            elif step.action == "manual":
-                instructions = str(masked.get("instructions", ""))
-                if transition_step(
-                    step,
-                    SS.WAITING,
-                    only_from={SS.PENDING},
-                    message=f"{step.step_key} waits for confirmation: {instructions}",
-                    redact=self.redactor.redact,
-                    waiting_for="confirmation",
-                    rendered=masked,
-                    started_at=now,
-                ):
-                    self.waiting.add(step.pk)
-            else:
-                attempt = _Attempt(number=step.attempts + 1, budget=1 + (step.retries or 0), params=real)
-                if transition_step(
-                    step,
-                    SS.RUNNING,
-                    only_from={SS.PENDING},
-                    message=f"{step.step_key} started",
-                    redact=self.redactor.redact,
-                    rendered=masked,
-                    attempts=attempt.number,
-                    started_at=now,
-                    worker=self.worker,
-                    heartbeat_at=now,
-                    error="",
-                ):
-                    submit.append((step, attempt))
-
-    def _start_after_gate(self, step: StepRun, submit: list[tuple[StepRun, _Attempt]]) -> None:
-        real = self.real_params.get(step.pk)
-        if real is None:  # rendered by an earlier coordinator: render again
-            try:
-                real, _ = self.render(step, step.params)
-            except InvalidInput as exc:
-                self._render_failed(step, exc.message)
-                return
-        if step.action == "manual":
-            StepRun.objects.filter(pk=step.pk).update(waiting_for="confirmation")
-            step.waiting_for = "confirmation"
-            instructions = str((step.rendered or {}).get("instructions", ""))
-            emit(
-                self.execution_id,
-                ExecutionEvent.Kind.STEP_STATUS,
-                f"{step.step_key} approved; waits for confirmation: {instructions}",
-                {"step": step.step_key, "status": SS.WAITING, "waiting_for": "confirmation"},
-                step_run_id=step.pk,
-                redact=self.redactor.redact,
-            )
-            self.waiting.add(step.pk)
-            return
-        now = timezone.now()
-        attempt = _Attempt(number=step.attempts + 1, budget=1 + (step.retries or 0), params=real)
-        if transition_step(
-            step,
-            SS.RUNNING,
-            only_from={SS.WAITING},
-            message=f"{step.step_key} approved; started",
-            redact=self.redactor.redact,
-            waiting_for="",
-            attempts=attempt.number,
-            started_at=now,
-            worker=self.worker,
-            heartbeat_at=now,
-        ):
-            submit.append((step, attempt))
-
-    def _render_failed(self, step: StepRun, message: str) -> None:
-        now = timezone.now()
-        error = f"parameters: {message}"
-        transition_step(
-            step,
-            SS.RUNNING,
-            only_from={SS.PENDING, SS.WAITING},
-            message=f"{step.step_key} started",
-            attempts=step.attempts + 1,
-            started_at=now,
-            worker=self.worker,
-        )
-        self._failed(step, error, finished=now)
-
-    def _submit(self, step: StepRun, attempt: _Attempt) -> None:
+    def _submit(self, step: StepRun, attempt: Attempt) -> None:
         attempt.first = attempt.first or attempt.number
         self.running[step.pk] = attempt
         assert self.pool is not None
@@ -579,201 +448,6 @@ class Coordinator:
         except BaseException as exc:  # run_action never raises; belt and braces for the coordinator
             result = ActionResult(False, error=f"{type(exc).__name__}: {exc}")
         self.queue.put(("done", step_id, result, timezone.now(), time.monotonic() - started))
-
-    def _handle(self, messages: list[tuple[Any, ...]]) -> None:
-        logs: list[tuple[int, str]] = []
-        for message in messages:
-            kind, step_id = message[0], message[1]
-            attempt = self.running.get(step_id)
-            if kind == "log":
-                if attempt is None:
-                    continue
-                if attempt.logged < MAX_LOG_EVENTS_PER_STEP:
-                    attempt.logged += 1
-                    logs.append((step_id, message[2]))
-                else:
-                    attempt.dropped += 1
-            elif kind == "done":
-                if logs:
-                    self._write_logs(logs)
-                    logs = []
-                self._finished(step_id, *message[2:])
-        if logs:
-            self._write_logs(logs)
-
-    def _write_logs(self, lines: list[tuple[int, str]]) -> None:
-        """All the lines in one transaction: one sequence update and one bulk insert."""
-        write_log_events(
-            self.execution_id, [(sid, self.steps[sid].step_key, line) for sid, line in lines], self.redactor
-        )
-
-    def _finished(self, step_id: int, result: ActionResult, finished: datetime, duration: float) -> None:
-        step = self.steps[step_id]
-        attempt = self.running[step_id]
-        if attempt.dropped:
-            self._write_logs([(step_id, f"[{attempt.dropped} more output lines not stored as events]")])
-        redact = self.redactor.redact
-        output = redact(result.output) if result.output else {}
-        if result.ok:
-            del self.running[step_id]
-            transition_step(
-                step,
-                SS.SUCCEEDED,
-                only_from={SS.RUNNING},
-                message=f"{step.step_key} succeeded",
-                redact=redact,
-                finished_at=finished,
-                duration_seconds=_duration(step, finished, duration),
-                output=output,
-                error="",
-            )
-            self._measure(result.measurements)
-            self._remember_output(step)
-            self._release_dependents(step)
-            return
-        error = redact(result.error or "failed")
-        if self.cancelling:
-            del self.running[step_id]
-            transition_step(
-                step,
-                SS.CANCELLED,
-                only_from={SS.RUNNING},
-                message=f"{step.step_key} cancelled",
-                redact=redact,
-                finished_at=finished,
-                duration_seconds=_duration(step, finished, duration),
-                output=output,
-                error=error,
-            )
-            return
-        used = attempt.number - attempt.first + 1
-        if used < attempt.budget:
-            delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (used - 1))
-            attempt.retry_at = time.monotonic() + delay
-            attempt.logged = attempt.dropped = 0
-            StepRun.objects.filter(pk=step.pk).update(output=output, error=error)
-            emit(
-                self.execution_id,
-                ExecutionEvent.Kind.LOG,
-                f"{step.step_key}: attempt {attempt.number} failed: {error}; retrying in {delay:g}s",
-                {"step": step.step_key, "attempt": attempt.number, "error": error, "retry_in": delay},
-                step_run_id=step.pk,
-                redact=redact,
-            )
-            return
-        del self.running[step_id]
-        step.output = output
-        self._failed(step, error, finished=finished, duration=_duration(step, finished, duration), output=output)
-
-    def _failed(
-        self,
-        step: StepRun,
-        error: str,
-        *,
-        finished: datetime | None = None,
-        duration: float | None = None,
-        output: dict[str, Any] | None = None,
-    ) -> None:
-        """Record a failed step (if it is not already FAILED) and decide what it means."""
-        if step.status != SS.FAILED:
-            fields: dict[str, Any] = {"finished_at": finished or timezone.now(), "error": error}
-            if duration is not None:
-                fields["duration_seconds"] = duration
-            if output is not None:
-                fields["output"] = output
-            transition_step(
-                step,
-                SS.FAILED,
-                only_from={SS.RUNNING, SS.WAITING},
-                message=f"{step.step_key} failed: {error}",
-                redact=self.redactor.redact,
-                **fields,
-            )
-        if step.continue_on_failure:
-            if step.output is not None:
-                self._remember_output(step)
-            self._release_dependents(step)
-        else:
-            self.failure = self.failure or f"step '{step.step_key}' failed: {error}"
-
-    def _release_dependents(self, step: StepRun) -> None:
-        for key in self.dependents.get(step.step_key, []):
-            dependent = self.by_key[key]
-            if dependent.pk in self.unmet:
-                self.unmet[dependent.pk] -= 1
-                if self.unmet[dependent.pk] == 0:
-                    heapq.heappush(self.ready, (-dependent.priority, dependent.tier, dependent.pk))
-
-    def _due_retries(self, submit: list[tuple[StepRun, _Attempt]]) -> None:
-        now = time.monotonic()
-        for step_id, attempt in list(self.running.items()):
-            if attempt.retry_at is None or attempt.retry_at > now:
-                continue
-            step = self.steps[step_id]
-            if self.cancelling:
-                del self.running[step_id]
-                transition_step(
-                    step,
-                    SS.CANCELLED,
-                    only_from={SS.RUNNING},
-                    message=f"{step.step_key} cancelled before its next attempt",
-                    finished_at=timezone.now(),
-                )
-                continue
-            attempt.retry_at = None
-            attempt.number += 1
-            step.attempts = attempt.number
-            StepRun.objects.filter(pk=step_id).update(attempts=attempt.number, heartbeat_at=timezone.now())
-            emit(
-                self.execution_id,
-                ExecutionEvent.Kind.STEP_STATUS,
-                f"{step.step_key} attempt {attempt.number} started",
-                {"step": step.step_key, "status": SS.RUNNING, "attempts": attempt.number},
-                step_run_id=step_id,
-            )
-            del self.running[step_id]
-            submit.append((step, attempt))
-
-    def _cancel_waiting(self, reason: str) -> None:
-        for step_id in list(self.waiting):
-            step = self.steps[step_id]
-            if transition_step(
-                step,
-                SS.CANCELLED,
-                only_from={SS.WAITING},
-                message=f"{step.step_key} cancelled ({reason})",
-                redact=self.redactor.redact,
-                finished_at=timezone.now(),
-            ):
-                self.waiting.discard(step_id)
-
-    def _cancel_unstarted(self) -> None:
-        self._cancel_waiting("execution cancelled")
-        self.ready = []
-        for step in self.steps.values():
-            if step.status == SS.PENDING:
-                transition_step(step, SS.CANCELLED, only_from={SS.PENDING}, message=f"{step.step_key} cancelled")
-        # Steps backing off between attempts count as running; _due_retries cancels them now.
-        for attempt in self.running.values():
-            if attempt.retry_at is not None:
-                attempt.retry_at = 0.0
-
-    def _measure(self, measurements: dict[str, float]) -> None:
-        fields = {}
-        for source, name in (
-            ("rpo_seconds", "actual_rpo_seconds"),
-            ("data_loss_bytes", "data_loss_bytes"),
-            ("data_loss_transactions", "data_loss_transactions"),
-        ):
-            value = (measurements or {}).get(source)
-            if value is None:
-                continue
-            value = float(value)
-            if name not in self.measured or value > self.measured[name]:
-                self.measured[name] = value
-                fields[name] = value if name == "actual_rpo_seconds" else int(value)
-        if fields:
-            FailoverExecution.objects.filter(pk=self.execution_id).update(**fields)
 
     # ----------------------------------------------------------------- blocking work in the pool
     def run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:
@@ -801,7 +475,7 @@ class Coordinator:
             pass
         if lines:
             with transaction.atomic():
-                self._write_logs(lines[: MAX_LOG_EVENTS_PER_STEP * max(1, len(self.steps))])
+                write_logs(self, lines[: MAX_LOG_EVENTS_PER_STEP * max(1, len(self.steps))])
 
     def action_context(self, step: StepRun, timeout: float | None) -> StepContext:
         return StepContext(
@@ -880,109 +554,19 @@ class Coordinator:
                 self.execution_id,
                 ExecutionEvent.Kind.SUMMARY,
                 f"execution {status}",
-                self._summary(status),
+                records.summary(self.execution_id, status),
                 redact=redact,
             )
-        _record_outcome(self.execution_id)
+        records.record_outcome(self.execution_id)
         return status
-
-    def _summary(self, status: str) -> dict[str, Any]:
-        execution = FailoverExecution.objects.get(pk=self.execution_id)
-        steps = list(
-            StepRun.objects.filter(execution_id=self.execution_id)
-            .order_by("id")
-            .values("step_key", "status", "attempts", "duration_seconds", "rollback_status")
-        )
-        counts: dict[str, int] = {}
-        for step in steps:
-            counts[step["status"]] = counts.get(step["status"], 0) + 1
-        return {
-            "status": status,
-            "dry_run": execution.dry_run,
-            "error": execution.error,
-            "steps": counts,
-            "step_results": steps,
-            "actual_rto_seconds": execution.actual_rto_seconds,
-            "actual_rpo_seconds": execution.actual_rpo_seconds,
-            "data_loss_bytes": execution.data_loss_bytes,
-            "data_loss_transactions": execution.data_loss_transactions,
-            "validation": list(execution.validation_results.values("name", "status", "severity")),
-            "duration_seconds": (
-                (execution.finished_at - execution.started_at).total_seconds()
-                if execution.finished_at and execution.started_at
-                else None
-            ),
-        }
 
     # ----------------------------------------------------------------- dry run
     def _dry_run(self) -> str:
-        """Render every step and check its action exists; run nothing."""
-        order = rollback.topological_order(list(self.steps.values())) or []
-        problems: list[str] = []
-        with transaction.atomic():
-            for step in order:
-                if step.status != SS.PENDING:
-                    continue
-                note, problem = "dry run", ""
-                masked: dict[str, Any] | None = None
-                try:
-                    _, masked = self.render(step, step.params, dry_run=True)
-                    if step.rollback:
-                        self.render(step, (step.rollback or {}).get("with") or {}, dry_run=True)
-                except InvalidInput as exc:
-                    problem = f"parameters: {exc.message}"
-                if step.action != "manual" and get_executor(step.action) is None:
-                    problem = problem or f"no executor for action '{step.action}'"
-                rollback_action = (step.rollback or {}).get("action", "")
-                if step.rollback and rollback_action != "manual" and get_executor(rollback_action) is None:
-                    problem = problem or f"no executor for rollback action '{step.rollback.get('action')}'"
-                if problem:
-                    problems.append(f"{step.step_key}: {problem}")
-                    note = f"dry run: {problem}"
-                elif step.action == "manual":
-                    note = "dry run: would wait for confirmation"
-                elif step.approval:
-                    note = "dry run: would wait for approval"
-                transition_step(
-                    step,
-                    SS.SKIPPED,
-                    only_from={SS.PENDING},
-                    message=f"{step.step_key} {note}",
-                    redact=self.redactor.redact,
-                    rendered=masked,
-                    error=problem,
-                )
+        """Render every step and check its action exists; run nothing (failover/engine/dry_run.py)."""
+        problems = check_and_skip(self)
         if problems:
             return self._finish(ES.FAILED, error=f"dry run found {len(problems)} problem(s): " + "; ".join(problems))
         return self._finish(ES.COMPLETED)
-
-
-def write_log_events(execution_id: int, lines: list[tuple[int | None, str, str]], redactor: Redactor) -> None:
-    """Append LOG events (step id, step key, line) with consecutive sequence numbers in one transaction."""
-    if not lines:
-        return
-    with transaction.atomic():
-        FailoverExecution.objects.filter(pk=execution_id).update(event_seq=F("event_seq") + len(lines))
-        last = FailoverExecution.objects.filter(pk=execution_id).values_list("event_seq", flat=True).get()
-        first = last - len(lines) + 1
-        events = ExecutionEvent.objects.bulk_create(
-            ExecutionEvent(
-                execution_id=execution_id,
-                seq=first + i,
-                step_run_id=step_id,
-                kind=ExecutionEvent.Kind.LOG,
-                message=redactor.redact(line),
-                data={"step": key},
-            )
-            for i, (step_id, key, line) in enumerate(lines)
-        )
-        transaction.on_commit(lambda: [publish(event) for event in events])
-
-
-def _duration(step: StepRun, finished: datetime, measured: float) -> float:
-    if step.started_at:
-        return max(measured, (finished - step.started_at).total_seconds())
-    return measured
 
 
 def _plan_data(execution: FailoverExecution) -> dict[str, Any] | None:
@@ -998,15 +582,3 @@ def _plan_data(execution: FailoverExecution) -> dict[str, Any] | None:
         "primary_site": getattr(plan.primary_site, "code", None) if plan.primary_site_id else None,
         "dr_site": getattr(plan.dr_site, "code", None) if plan.dr_site_id else None,
     }
-
-
-def _record_outcome(execution_id: int) -> None:
-    from failover import services
-
-    record = getattr(services, "record_outcome", None)
-    if record is None:
-        return
-    try:
-        record(execution_id)
-    except Exception:  # the execution's outcome is stored; analytics must not undo or hide it
-        logger.exception("record_outcome failed for execution %s", execution_id)
