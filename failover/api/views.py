@@ -6,6 +6,7 @@ those check the rules (and, for the type-dependent permissions of cancel/resume/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
@@ -44,7 +45,7 @@ from failover.api.serializers import (
 )
 from failover.choices import ExecutionType
 from failover.filtersets import FailoverExecutionFilterSet
-from failover.models import FailoverExecution
+from failover.models import FailoverExecution, StepRun
 from runbooks.choices import Decision
 
 ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
@@ -60,6 +61,27 @@ def execution_response(execution: FailoverExecution, code: int = status.HTTP_200
 
 def _body(request: Request) -> dict[str, Any]:
     return request.data if isinstance(request.data, dict) else {}
+
+
+def _step_action(name: str, verb: str, summary: str, call: Callable[..., StepRun]) -> Callable[..., Response]:
+    """A POST /executions/{id}/steps/{step_key}/<verb> action: read the comment, call the
+    service with (execution, step_key, user, comment, auth_method), answer with the step."""
+
+    def view(self: Any, request: Request, pk: str, step_key: str) -> Response:
+        data = self._input(request)
+        step = call(self._execution(), step_key, request.user, data["comment"], audit.auth_method_of(request))
+        step.refresh_from_db()
+        return Response(StepRunDetailSerializer(step).data)
+
+    view.__name__ = view.__qualname__ = name  # DRF wants it to match the class attribute
+    decorated = action(detail=True, methods=["post"], url_path=rf"steps/(?P<step_key>[^/]+)/{verb}", filter_backends=[])
+    schema = extend_schema(
+        summary=summary,
+        parameters=[STEP_KEY],
+        request=DecisionCommentSerializer,
+        responses={200: StepRunDetailSerializer, **ERRORS},
+    )
+    return schema(decorated(view))
 
 
 class FailoverExecutionViewSet(ReadOnlyModelViewSet):
@@ -172,85 +194,46 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         controls.resume(execution, request.user, comment=data["comment"], auth_method=audit.auth_method_of(request))
         return execution_response(execution)
 
-    def _step_call(self, request: Request, call: Any, **extra: Any) -> Response:
-        data = self._input(request)
-        execution = self._execution()
-        step = call(execution, self.kwargs["step_key"], request.user, data, **extra)
-        step.refresh_from_db()
-        return Response(StepRunDetailSerializer(step).data)
-
-    @extend_schema(
-        summary="Confirm a manual step is done",
-        parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+    confirm_step = _step_action(
+        "confirm_step",
+        "confirm",
+        "Confirm a manual step is done",
+        lambda execution, key, user, comment, how: controls.confirm_step(
+            execution, key, user, comment, auth_method=how
+        ),
     )
-    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/confirm", filter_backends=[])
-    def confirm_step(self, request: Request, pk: str, step_key: str) -> Response:
-        return self._step_call(
-            request,
-            lambda e, k, u, d: controls.confirm_step(e, k, u, d["comment"], auth_method=audit.auth_method_of(request)),
-        )
-
-    @extend_schema(
-        summary="Approve a step's approval gate",
-        parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+    approve_step = _step_action(
+        "approve_step",
+        "approve",
+        "Approve a step's approval gate",
+        lambda execution, key, user, comment, how: approvals.decide_step(
+            execution, key, user, Decision.APPROVE, comment, auth_method=how
+        ),
     )
-    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/approve", filter_backends=[])
-    def approve_step(self, request: Request, pk: str, step_key: str) -> Response:
-        return self._step_call(
-            request,
-            lambda e, k, u, d: approvals.decide_step(
-                e, k, u, Decision.APPROVE, d["comment"], auth_method=audit.auth_method_of(request)
-            ),
-        )
-
-    @extend_schema(
-        summary="Reject a step's approval gate (a comment is required); the step fails",
-        parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+    reject_step = _step_action(
+        "reject_step",
+        "reject",
+        "Reject a step's approval gate (a comment is required); the step fails",
+        lambda execution, key, user, comment, how: approvals.decide_step(
+            execution, key, user, Decision.REJECT, comment, auth_method=how
+        ),
     )
-    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/reject", filter_backends=[])
-    def reject_step(self, request: Request, pk: str, step_key: str) -> Response:
-        return self._step_call(
-            request,
-            lambda e, k, u, d: approvals.decide_step(
-                e, k, u, Decision.REJECT, d["comment"], auth_method=audit.auth_method_of(request)
-            ),
-        )
-
-    @extend_schema(
-        summary="Run a failed, lost or cancelled step again",
-        parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+    retry_step = _step_action(
+        "retry_step",
+        "retry",
+        "Run a failed, lost or cancelled step again",
+        lambda execution, key, user, comment, how: controls.retry_step(
+            execution, key, user, comment=comment, auth_method=how
+        ),
     )
-    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/retry", filter_backends=[])
-    def retry_step(self, request: Request, pk: str, step_key: str) -> Response:
-        return self._step_call(
-            request,
-            lambda e, k, u, d: controls.retry_step(
-                e, k, u, comment=d["comment"], auth_method=audit.auth_method_of(request)
-            ),
-        )
-
-    @extend_schema(
-        summary="Mark a lost step done after verifying it completed (a comment saying how is required)",
-        parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+    mark_step_done = _step_action(
+        "mark_step_done",
+        "mark-done",
+        "Mark a lost step done after verifying it completed (a comment saying how is required)",
+        lambda execution, key, user, comment, how: controls.mark_step_done(
+            execution, key, user, comment, auth_method=how
+        ),
     )
-    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_key>[^/]+)/mark-done", filter_backends=[])
-    def mark_step_done(self, request: Request, pk: str, step_key: str) -> Response:
-        return self._step_call(
-            request,
-            lambda e, k, u, d: controls.mark_step_done(
-                e, k, u, d["comment"], auth_method=audit.auth_method_of(request)
-            ),
-        )
 
     @extend_schema(
         summary="Events of an execution",
