@@ -13,6 +13,7 @@ class AuditAction(models.TextChoices):
     CANCEL = "cancel", "Cancel"
     CONFIRM = "confirm", "Confirm"
     LOGIN = "login", "Log in"
+    ALERT = "alert", "Alert"
 
 
 class AuthMethod(models.TextChoices):

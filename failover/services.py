@@ -53,7 +53,7 @@ from failover.controls import cancel, confirm_step, mark_step_done, resume, retr
 from failover.engine import graph
 from failover.engine.events import emit
 from failover.models import ExecutionEvent, FailoverExecution
-from plans.choices import PlanStatus, StrategyKind
+from plans.choices import FailoverMode, PlanStatus, StrategyKind
 from plans.models import DRPlan
 from runbooks.choices import RunbookCategory, VersionStatus
 from runbooks.models import Runbook, RunbookVersion
@@ -118,11 +118,19 @@ def _already_active(plan: DRPlan, active: FailoverExecution | None) -> Conflict:
     )
 
 
-def _approval_policy(plan: DRPlan) -> list[dict[str, Any]]:
-    return [
+SEMI_AUTOMATIC_APPROVAL = [{"level": 1, "role": "approver", "approvers": 1}]
+
+
+def _approval_policy(plan: DRPlan, trigger_type: str) -> list[dict[str, Any]]:
+    """The plan's go/no-go levels. A semi-automatic plan's automatically detected failover
+    always waits for at least one approver, even when the plan names no levels."""
+    levels = [
         {"level": level.level, "role": level.role, "approvers": level.min_approvers}
         for level in plan.approval_levels.order_by("level")
     ]
+    if not levels and trigger_type == TriggerType.AUTOMATIC and plan.failover_mode == FailoverMode.SEMI_AUTOMATIC:
+        return list(SEMI_AUTOMATIC_APPROVAL)
+    return levels
 
 
 def _rollback_trigger(plan: DRPlan, kind: str) -> str:
@@ -253,7 +261,7 @@ def _start_plan(
         dry_run=dry_run,
         disaster_declared_at=disaster_declared_at,
         trigger_type=trigger_type,
-        approval_policy=_approval_policy(plan) if needs_approval else [],
+        approval_policy=_approval_policy(plan, trigger_type) if needs_approval else [],
         approval_timeout_seconds=plan.approval_timeout_seconds,
         parallelism=parallelism,
         rollback_trigger=_rollback_trigger(plan, strategy_kind),

@@ -156,7 +156,20 @@ class DRPlanAdmin(AuditedModelAdmin):
             "Targets",
             {"fields": ("rto_seconds", "rpo_seconds", "data_loss_threshold_mb", "downtime_threshold_seconds")},
         ),
-        ("Strategy", {"fields": ("strategy", "primary_site", "dr_site", "replication_mode", "failover_mode")}),
+        (
+            "Strategy",
+            {
+                "fields": (
+                    "strategy",
+                    "primary_site",
+                    "dr_site",
+                    "replication_mode",
+                    "failover_mode",
+                    "detection_window_seconds",
+                    "approval_timeout_seconds",
+                )
+            },
+        ),
         ("Testing", {"fields": ("test_frequency",)}),
         (
             "Compliance",

@@ -134,6 +134,10 @@ class DRPlan(models.Model):
         max_length=20, choices=ReplicationMode.choices, default=ReplicationMode.ASYNCHRONOUS
     )
     failover_mode = models.CharField(max_length=20, choices=FailoverMode.choices, default=FailoverMode.MANUAL)
+    detection_window_seconds = models.PositiveIntegerField(
+        default=10,
+        help_text="Monitoring: how long a failure must last before it counts as a disaster (automatic modes).",
+    )
     approval_timeout_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="An unanswered approval request expires after this; empty = never."
     )

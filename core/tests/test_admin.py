@@ -231,6 +231,8 @@ def _plan_form(**overrides: Any) -> dict[str, Any]:
         "dr_infrastructure_cost_monthly": "0",
         "testing_cost_monthly": "0",
         "downtime_cost_per_hour": "0",
+        "detection_window_seconds": "10",
+        "approval_timeout_seconds": "",
         "recovery_strategies-TOTAL_FORMS": "0",
         "recovery_strategies-INITIAL_FORMS": "0",
         "recovery_strategies-MIN_NUM_FORMS": "0",

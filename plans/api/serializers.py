@@ -132,6 +132,8 @@ class DRPlanSerializer(PlanStatisticsMixin, serializers.ModelSerializer):
             "dr_site",
             "replication_mode",
             "failover_mode",
+            "detection_window_seconds",
+            "approval_timeout_seconds",
             "test_frequency",
             "compliance_frameworks",
             "last_audit_date",
