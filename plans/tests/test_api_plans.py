@@ -76,6 +76,8 @@ def test_create_plan_returns_every_field_and_sets_creator(api_for, users, scope)
         "applications": ["orders-api", "orders-db"],
         "sites": ["ams1", "fra1"],
         "id": plan.pk,
+        "detection_window_seconds": 10,
+        "approval_timeout_seconds": None,
         "created_by": "approver",
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
