@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ test: lint
 	$(PY) -m pytest
 	$(PY) scripts/with_postgres.py $(PY) -m pytest
 	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis
+
+# The DR lab: real PostgreSQL and Redis pairs and an orders app on 127.0.0.1 (var/lab/).
+lab: install-dev migrate
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py lab up
+	$(PY) manage.py lab status
+
+lab-down: install-dev
+	$(PY) manage.py lab down
 
 bench-api: install-dev
 	$(PY) bench/api.py

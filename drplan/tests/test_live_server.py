@@ -105,13 +105,13 @@ def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env
 
         status, plans = _request(f"{base}/api/v1/dr/plans", token=token)
         assert status == 200
-        assert plans["count"] == 3, "the demo organisation has three plans"
+        assert plans["count"] == 4, "the demo organisation has four plans (with the DR lab's)"
 
         new_plan = {"plan_id": "crm-dr", "name": "CRM recovery", "rto_seconds": 3600, "rpo_seconds": 300}
         status, created = _request(f"{base}/api/v1/dr/plans", new_plan, token=token)
         assert status == 201, created
         assert created["plan_id"] == "crm-dr"
-        assert _request(f"{base}/api/v1/dr/plans", token=token)[1]["count"] == 4
+        assert _request(f"{base}/api/v1/dr/plans", token=token)[1]["count"] == 5
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=20)

@@ -27,7 +27,7 @@ def _dry_run_completes(execution) -> None:
 def test_demo_plans_dry_run_their_failovers_and_tests_to_completion():
     call_command("seed_demo", verbosity=0)
     operator = User.objects.get(username="operator")
-    for plan_id in ("core-commerce", "payments-pci"):
+    for plan_id in ("core-commerce", "payments-pci", "lab"):
         plan = DRPlan.objects.get(plan_id=plan_id)
         _dry_run_completes(services.start_failover(plan, execution_type="planned", actor=operator, dry_run=True))
     back_office = DRPlan.objects.get(plan_id="back-office")

@@ -66,6 +66,9 @@ APPS = {
     "reporting-api",
     "file-storage",
     "monitoring",
+    "lab-postgres",
+    "lab-redis",
+    "lab-orders-app",
 }
 DEMO_USERS = {
     "viewer": "viewer-demo-pw",
@@ -91,8 +94,8 @@ def test_seeding_twice_changes_nothing() -> None:
     first = counts()
     seed()
     assert counts() == first
-    assert first["plans.DRPlan"] == 3
-    assert first["plans.Application"] == 12
+    assert first["plans.DRPlan"] == 4
+    assert first["plans.Application"] == 15
     assert first["plans.Site"] == 2
     assert first["auth.User"] == 5
     assert verify_chain() is None
@@ -125,7 +128,7 @@ def test_demo_organisation_content() -> None:
     assert {"orders-db", "cache-redis", "auth-service"} <= set(edges["orders-api"])
 
     plans = {p.plan_id: p for p in DRPlan.objects.all()}
-    assert set(plans) == {"core-commerce", "payments-pci", "back-office"}
+    assert set(plans) == {"core-commerce", "payments-pci", "back-office", "lab"}
     assert len({p.strategy for p in plans.values()}) == 3
     pci = plans["payments-pci"]
     assert (pci.strategy, pci.rto_seconds, pci.rpo_seconds, pci.failover_mode) == ("active_active", 300, 0, "automatic")
@@ -135,7 +138,7 @@ def test_demo_organisation_content() -> None:
         assert strategies, plan.plan_id
         assert all(s.steps.exists() and s.validation_checks.exists() for s in strategies)
         assert plan.applications.exists()
-        assert plan.test_results.count() >= 2
+        assert plan.test_results.count() >= (0 if plan.plan_id == "lab" else 2)  # the lab records real tests
     assert set(DRTestResult.objects.values_list("outcome", flat=True)) == {"passed", "partial", "failed"}
 
     report = ComplianceReport.objects.get(framework="nist_800_53")
@@ -151,7 +154,7 @@ def test_demo_organisation_content() -> None:
 
     # Every created row is audited as the system, via the command line.
     plan_entries = AuditEntry.objects.filter(object_type="plans.drplan", action="create")
-    assert plan_entries.count() == 3
+    assert plan_entries.count() == 4
     assert set(plan_entries.values_list("auth_method", "actor_id")) == {(AuthMethod.CLI, None)}
 
 
@@ -186,7 +189,7 @@ def test_if_empty_skips_when_a_plan_exists() -> None:
 
 def test_if_empty_seeds_an_empty_database() -> None:
     seed("--if-empty")
-    assert DRPlan.objects.count() == 3
+    assert DRPlan.objects.count() == 4
 
 
 def test_find_cycle_reports_a_cycle() -> None:

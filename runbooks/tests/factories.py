@@ -19,6 +19,9 @@ APPLICATION_SLUGS = [
     "reporting-api",
     "file-storage",
     "monitoring",
+    "lab-postgres",
+    "lab-redis",
+    "lab-orders-app",
 ]
 
 BASE_DOC: dict[str, Any] = {

@@ -6,7 +6,7 @@
       kwargs: {file: /etc/drplan/route, target: "{{ params.target_site }}"}
 
 Only callables in modules listed in settings.DRPLAN_PYTHON_ACTIONS (module prefixes;
-default ["failover.engine.extensions"]) can be called; anything else is refused. The
+default ["failover.engine.extensions", "failover.lab.actions"]) can be called; anything else is refused. The
 function is called as `function(ctx, **kwargs)` with the StepContext (log, timeout,
 cancelled, secret) and returns a dict (the step's output), None, or an ActionResult.
 A raised exception fails the step. It runs in a thread: on timeout or cancel the step
@@ -24,7 +24,9 @@ from django.conf import settings
 from failover.engine.actions import ActionResult, StepContext, executor
 from failover.engine.actions.blocking import run_blocking, step_timeout
 
-DEFAULT_ALLOWED_MODULES = ["failover.engine.extensions"]
+# failover.lab.actions, not all of failover.lab: a prefix allows every submodule, and the lab's
+# process helpers (failover.lab.procs.kill/run) must never be callable from a runbook.
+DEFAULT_ALLOWED_MODULES = ["failover.engine.extensions", "failover.lab.actions"]
 
 
 def allowed_modules() -> list[str]:

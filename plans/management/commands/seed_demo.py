@@ -283,6 +283,7 @@ class Seeder:
             self.upsert(StrategyCondition, {"strategy": strategy, **cond}, {})
         for check in spec.get("checks", []):
             values = {k: check.get(k) for k in ("check_type", "target", "threshold", "unit", "severity")}
+            values["query"] = check.get("query", "")
             self.upsert(ValidationCheck, {"strategy": strategy, "name": check["name"]}, values)
 
     def seed_test_result(self, plan: DRPlan, spec: dict[str, Any]) -> None:

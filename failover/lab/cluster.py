@@ -1,0 +1,435 @@
+"""Lab control: up, down, status, chaos. Every process it starts is recorded by pid in state.json.
+
+Nodes keep their names and ports for the lab's life; their roles change as runbooks fail
+over and back: postgres pg1/pg2 are "primary", "standby", "fenced" (stopped by a failover,
+must not come back as primary) or "crashed" (chaos); redis redis1/redis2 are "primary",
+"replica" or "crashed".
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from failover.lab import pg, probes, procs
+from failover.lab.state import (
+    HOST,
+    acked_path,
+    app_status_path,
+    lab_dir,
+    load_state,
+    locked,
+    read_acked,
+    read_json,
+    read_route,
+    route_path,
+    state_path,
+    switch_route,
+    update_state,
+    write_json_atomic,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = [
+    "CREATE TABLE orders (id bigint PRIMARY KEY, epoch integer NOT NULL,"
+    " amount_cents integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE lab_checks (id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+]
+
+
+class LabError(RuntimeError):
+    """Something the operator must act on (message says what)."""
+
+
+Log = Callable[[str], None]
+
+
+def _save(root: Path, state: dict[str, Any]) -> None:
+    write_json_atomic(state_path(root), state)
+
+
+# ----------------------------------------------------------------------------- nodes
+def node_by_role(state: dict[str, Any], kind: str, role: str) -> tuple[str, dict[str, Any]] | None:
+    return next(((name, n) for name, n in sorted(state[kind].items()) if n.get("role") == role), None)
+
+
+def route_node(state: dict[str, Any], kind: str, root: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """The node route.json names for `kind` (the one the application uses)."""
+    name = (read_route(root).get(kind) or {}).get("node")
+    if name not in state[kind]:
+        raise LabError(f"route.json names no known {kind} node ({name!r})")
+    return name, state[kind][name]
+
+
+def start_postgres(root: Path, state: dict[str, Any], name: str, *, extra: str = "") -> int:
+    node = state["postgres"][name]
+    pid = pg.start(Path(node["data"]), node["port"], name, state.get("user"), extra=extra)
+    node["pid"] = pid
+    return pid
+
+
+def start_redis(root: Path, state: dict[str, Any], name: str, *, replica_of: int | None = None) -> int:
+    node = state["redis"][name]
+    workdir = Path(node["dir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    procs.chown(workdir, state.get("user"))
+    argv = [procs.redis_server_bin(), "--bind", HOST, "--port", str(node["port"]), "--dir", str(workdir)]
+    argv += ["--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"]
+    if replica_of:
+        argv += ["--replicaof", HOST, str(replica_of)]
+    pid = procs.spawn(argv, state.get("user"), log=root / f"{name}.log", cwd=workdir)
+    node["pid"] = pid
+    node["role"] = "replica" if replica_of else "primary"
+    if not pg.wait_until(lambda: probes.redis_node(node["port"]).get("reachable"), 10):
+        raise LabError(f"{name} did not answer on port {node['port']} within 10 s (see {root / (name + '.log')})")
+    return pid
+
+
+def start_app(root: Path, state: dict[str, Any], interval: float = 0.02) -> int:
+    argv = [sys.executable, "-m", "failover.lab.app", "--dir", str(root), "--interval", str(interval)]
+    env = {"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    user = state.get("user")
+    if user is not None and not _python_usable_by(user, env):
+        user = None  # e.g. a pyenv interpreter under /root: the client app then runs as ourselves
+    pid = procs.spawn(argv, user, log=root / "app.log", cwd=REPO, env=env)
+    state["app"] = {"pid": pid, "interval": interval, "user": user}
+    return pid
+
+
+def _python_usable_by(user: str, env: dict[str, str]) -> bool:
+    try:
+        procs.run([sys.executable, "-c", "import psycopg, redis"], user, cwd=REPO, env=env, timeout=30)
+        return True
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return False
+
+
+def wait_streaming(primary_port: int, timeout: float = 30) -> bool:
+    return pg.wait_until(
+        lambda: any(r["state"] == "streaming" for r in probes.postgres_replication(primary_port)), timeout, 0.1
+    )
+
+
+def set_synchronous(state: dict[str, Any], primary_port: int, on: bool) -> None:
+    """In sync mode a primary waits for any standby ('*') — but only while one exists."""
+    if state.get("mode") == "sync":
+        pg.set_conf(primary_port, "synchronous_standby_names", "*" if on else "")
+
+
+# ----------------------------------------------------------------------------- up / down
+def health(state: dict[str, Any]) -> list[str]:
+    """What is not running that should be (empty: everything recorded runs)."""
+    problems = []
+    for kind in ("postgres", "redis"):
+        for name, node in sorted(state.get(kind, {}).items()):
+            if node.get("role") in ("fenced",):
+                continue
+            if not procs.alive(node.get("pid")):
+                problems.append(f"{kind} {name} ({node.get('role')}) is not running")
+    if not procs.alive((state.get("app") or {}).get("pid")):
+        problems.append("the orders app is not running")
+    return problems
+
+
+def up(*, sync: bool = False, root: Path | None = None, log: Log = print, wait_ack: float = 20) -> dict[str, Any]:
+    """Start the lab (fresh data) unless it already runs; returns the state. Idempotent."""
+    root = root or lab_dir()
+    with locked(root):
+        state = load_state(root)
+        if state is not None:
+            problems = health(state)
+            if not problems:
+                log(f"lab already up in {root} ({state['mode']} replication); nothing to do")
+                return state
+            raise LabError(
+                "the lab is partly running: " + "; ".join(problems) + ". Run a failover, or `lab down` then `lab up`."
+            )
+        try:
+            return _up(root, sync, log, wait_ack)
+        except BaseException:
+            log("lab up failed; stopping what it started")
+            _down(root, log=lambda _: None)
+            raise
+
+
+def _up(root: Path, sync: bool, log: Log, wait_ack: float) -> dict[str, Any]:
+    started = time.monotonic()
+    _wipe(root)
+    user = procs.lab_user()
+    procs.prepare(root, user)
+    ports = set()
+
+    def port() -> int:
+        while (p := procs.free_port()) in ports:
+            pass
+        ports.add(p)
+        return p
+
+    state: dict[str, Any] = {
+        "mode": "sync" if sync else "async",
+        "user": user,
+        "root": str(root),
+        "started_at": time.time(),
+        "postgres": {
+            name: {"port": port(), "data": str(root / name), "role": role, "pid": None}
+            for name, role in (("pg1", "primary"), ("pg2", "standby"))
+        },
+        "redis": {
+            name: {"port": port(), "dir": str(root / name), "role": role, "pid": None}
+            for name, role in (("redis1", "primary"), ("redis2", "replica"))
+        },
+        "app": None,
+        "clones": {},
+    }
+    _save(root, state)
+    pg1, pg2 = state["postgres"]["pg1"], state["postgres"]["pg2"]
+
+    pg.initdb(Path(pg1["data"]), user)
+    start_postgres(root, state, "pg1")
+    _save(root, state)
+    pg.query(pg1["port"], "CREATE DATABASE lab", dbname="postgres")
+    for statement in SCHEMA:
+        pg.query(pg1["port"], statement)
+    log(f"pg1 primary on {HOST}:{pg1['port']} (pid {pg1['pid']})")
+
+    pg.basebackup(Path(pg2["data"]), pg1["port"], user)
+    start_postgres(root, state, "pg2")
+    _save(root, state)
+    if not wait_streaming(pg1["port"]):
+        raise LabError("pg2 did not start streaming from pg1 within 30 s")
+    set_synchronous(state, pg1["port"], True)
+    log(f"pg2 standby on {HOST}:{pg2['port']} (pid {pg2['pid']}), streaming, {state['mode']}")
+
+    r1, r2 = state["redis"]["redis1"], state["redis"]["redis2"]
+    start_redis(root, state, "redis1")
+    _save(root, state)
+    start_redis(root, state, "redis2", replica_of=r1["port"])
+    _save(root, state)
+    log(f"redis1 primary on {HOST}:{r1['port']}, redis2 replica on {HOST}:{r2['port']}")
+
+    switch_route("postgres", _pg_target("pg1", pg1), root)
+    switch_route("redis", {"node": "redis1", "host": HOST, "port": r1["port"]}, root)
+    acked_path(root).touch()
+    procs.chown(acked_path(root), user)
+    start_app(root, state)
+    _save(root, state)
+    if not pg.wait_until(lambda: read_acked(root), wait_ack, 0.1):
+        raise LabError(f"the orders app acknowledged nothing within {wait_ack:g} s (see {root / 'app.log'})")
+    log(f"orders app pid {state['app']['pid']} writing to pg1; lab up in {time.monotonic() - started:.1f} s")
+    return state
+
+
+def _pg_target(name: str, node: dict[str, Any]) -> dict[str, Any]:
+    return {"node": name, "host": HOST, "port": node["port"], "dbname": "lab", "user": "postgres"}
+
+
+def _wipe(root: Path) -> None:
+    if root.exists():
+        for child in root.iterdir():
+            if child.name == ".lock":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def down(*, root: Path | None = None, log: Log = print) -> dict[str, Any]:
+    """Stop everything the lab started (by pid) and verify none is left. Data stays until the next up."""
+    root = root or lab_dir()
+    with locked(root):
+        return _down(root, log=log)
+
+
+def recorded_pids(state: dict[str, Any]) -> list[int]:
+    """Every pid the state records, with the current children of each (postgres backends)."""
+    pids = [
+        int(n["pid"]) for kind in ("postgres", "redis", "clones") for n in state.get(kind, {}).values() if n.get("pid")
+    ]
+    if (state.get("app") or {}).get("pid"):
+        pids.append(int(state["app"]["pid"]))
+    for pid in list(pids):
+        pids.extend(procs.descendants(pid))
+    return sorted(set(pids))
+
+
+def _down(root: Path, *, log: Log) -> dict[str, Any]:
+    state = load_state(root)
+    if state is None:
+        log(f"lab not up ({state_path(root)} missing); nothing to stop")
+        return {"stopped": [], "left": []}
+    everything = recorded_pids(state)
+    stopped = []
+    app = state.get("app") or {}
+    if app.get("pid"):
+        procs.stop(app["pid"], timeout=5)
+        stopped.append(f"app {app['pid']}")
+    for name, clone in list(state.get("clones", {}).items()):
+        pg.stop(Path(clone["data"]), state.get("user"), mode="immediate")
+        shutil.rmtree(clone["data"], ignore_errors=True)
+        stopped.append(f"clone {name}")
+    for name, node in sorted(state.get("redis", {}).items()):
+        if node.get("pid"):
+            procs.stop(node["pid"], timeout=5)
+            stopped.append(f"{name} {node['pid']}")
+    for name, node in sorted(state.get("postgres", {}).items()):
+        data = Path(node["data"])
+        if data.exists():
+            pg.stop(data, state.get("user"), mode="fast")
+        if node.get("pid"):
+            procs.stop(node["pid"], timeout=5)
+        stopped.append(f"{name} {node.get('pid')}")
+    left = procs.wait_gone(everything, 10)
+    for pid in left:
+        procs.kill(pid)
+    left = procs.wait_gone(left, 5)
+    if left:
+        raise LabError(f"processes still running after lab down: {left}")
+    state_path(root).unlink(missing_ok=True)
+    log(f"lab down: stopped {', '.join(stopped) or 'nothing'}; no lab process left ({len(everything)} checked)")
+    return {"stopped": stopped, "left": left, "pids": everything}
+
+
+# ----------------------------------------------------------------------------- status
+def status(root: Path | None = None) -> dict[str, Any]:
+    """Roles, replication state and lag (seconds, bytes) of every node, the route and the app."""
+    root = root or lab_dir()
+    state = load_state(root)
+    if state is None:
+        return {"up": False, "dir": str(root)}
+    route = read_route(root)
+    result: dict[str, Any] = {"up": True, "dir": str(root), "mode": state["mode"], "route": route}
+    nodes = {}
+    for name, node in sorted(state["postgres"].items()):
+        probe = probes.postgres_node(node["port"])
+        nodes[name] = {
+            "port": node["port"],
+            "pid": node.get("pid"),
+            "running": procs.alive(node.get("pid")),
+            "recorded_role": node.get("role"),
+            **probe,
+        }
+    result["postgres"] = nodes
+    primaries = [n for n, v in nodes.items() if v.get("role") == "primary"]
+    replication = []
+    for primary in primaries:
+        for standby, info in nodes.items():
+            if info.get("role") == "standby":
+                lag = probes.postgres_lag(nodes[primary]["port"], info["port"], standby)
+                replication.append({"primary": primary, "standby": standby, **lag})
+    result["replication"] = replication
+    redis_nodes = {}
+    for name, node in sorted(state["redis"].items()):
+        redis_nodes[name] = {"port": node["port"], "pid": node.get("pid"), "running": procs.alive(node.get("pid"))}
+        redis_nodes[name].update(probes.redis_node(node["port"]))
+    result["redis"] = redis_nodes
+    rp = [n for n, v in redis_nodes.items() if v.get("role") == "primary"]
+    rr = [n for n, v in redis_nodes.items() if v.get("role") == "replica"]
+    result["redis_replication"] = (
+        {"primary": rp[0], "replica": rr[0], **probes.redis_lag(redis_nodes[rp[0]]["port"], redis_nodes[rr[0]]["port"])}
+        if rp and rr
+        else None
+    )
+    app = read_json(app_status_path(root)) or {}
+    acked = read_acked(root)
+    result["app"] = {
+        "pid": (state.get("app") or {}).get("pid"),
+        "running": procs.alive((state.get("app") or {}).get("pid")),
+        "acked": len(acked),
+        "last_ack_seconds_ago": round(time.time() - acked[-1][2], 3) if acked else None,
+        "lost_count": app.get("lost_count", 0),
+        "outages": app.get("outages", []),
+        "errors": app.get("errors", 0),
+        "last_error": app.get("last_error", ""),
+    }
+    result["clones"] = state.get("clones", {})
+    result["problems"] = health(state)
+    return result
+
+
+def format_status(info: dict[str, Any]) -> str:
+    if not info.get("up"):
+        return f"lab not up ({info['dir']}); start it with `python manage.py lab up`"
+    lines = [f"DR lab in {info['dir']} — {info['mode']} replication"]
+    route = info.get("route", {})
+    lines.append(
+        f"route: postgres -> {route.get('postgres', {}).get('node')} (epoch {route.get('postgres', {}).get('epoch')}),"
+        f" redis -> {route.get('redis', {}).get('node')} (epoch {route.get('redis', {}).get('epoch')})"
+    )
+    for name, n in info["postgres"].items():
+        role = n.get("role") if n.get("reachable") else f"DOWN ({n.get('recorded_role')})"
+        extra = ""
+        if n.get("role") == "standby":
+            receiver = (n.get("receiver") or {}).get("status") or "no WAL receiver"
+            extra = f", receiver {receiver}, replayed {n.get('replay_lsn')}"
+        lines.append(f"  postgres {name} {HOST}:{n['port']} pid {n.get('pid')}: {role}{extra}")
+    for r in info.get("replication", []):
+        seconds = r.get("lag_seconds")
+        lines.append(
+            f"  replication {r['primary']} -> {r['standby']}: {r.get('state')}"
+            f"{' (' + r['sync_state'] + ')' if r.get('sync_state') else ''},"
+            f" lag {seconds if seconds is not None else '?'} s / {r.get('lag_bytes')} bytes"
+        )
+    for name, n in info["redis"].items():
+        role = n.get("role") if n.get("reachable") else "DOWN"
+        lines.append(f"  redis {name} {HOST}:{n['port']} pid {n.get('pid')}: {role}, offset {n.get('offset')}")
+    rr = info.get("redis_replication")
+    if rr:
+        lines.append(
+            f"  redis replication {rr['primary']} -> {rr['replica']}: link {rr.get('link')},"
+            f" lag {rr.get('lag_bytes')} bytes"
+        )
+    app = info["app"]
+    lines.append(
+        f"  app pid {app['pid']}: {'running' if app['running'] else 'NOT RUNNING'}, {app['acked']} orders acked,"
+        f" last {app['last_ack_seconds_ago']} s ago, lost (app count) {app['lost_count']}, errors {app['errors']}"
+    )
+    for outage in app.get("outages", [])[-3:]:
+        lines.append(f"    outage epoch {outage['from_epoch']} -> {outage['to_epoch']}: {outage.get('seconds')} s")
+    for name in info.get("clones", {}):
+        lines.append(f"  DR-test clone {name} running")
+    for problem in info.get("problems", []):
+        lines.append(f"  ! {problem}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- chaos
+def chaos(kind: str, root: Path | None = None) -> dict[str, Any]:
+    """kill-primary (SIGKILL the postgres primary), stop-replication (the standby stops
+    receiving WAL), kill-redis-primary (SIGKILL the redis primary)."""
+    root = root or lab_dir()
+    state = load_state(root)
+    if state is None:
+        raise LabError("the lab is not up")
+    if kind == "kill-primary":
+        name, node = route_node(state, "postgres", root)
+        procs.kill(node.get("pid"))
+        procs.wait_gone([node["pid"]], 5)
+
+        def mark(s: dict[str, Any]) -> None:
+            s["postgres"][name]["crashed_at"] = time.time()
+
+        update_state(mark, root)
+        return {"killed": name, "pid": node["pid"], "at": time.time()}
+    if kind == "stop-replication":
+        found = node_by_role(state, "postgres", "standby")
+        if found is None:
+            raise LabError("no standby to stop")
+        name, node = found
+        pg.set_conf(node["port"], "primary_conninfo", "")
+        return {"standby": name, "stopped_at": time.time()}
+    if kind == "kill-redis-primary":
+        name, node = route_node(state, "redis", root)
+        procs.kill(node.get("pid"))
+        procs.wait_gone([node["pid"]], 5)
+        return {"killed": name, "pid": node["pid"], "at": time.time()}
+    raise LabError(f"unknown chaos {kind!r}: kill-primary, stop-replication or kill-redis-primary")
+
+
+__all__ = ["LabError", "chaos", "down", "format_status", "route_path", "status", "up"]
