@@ -252,8 +252,9 @@ def recorded_pids(state: dict[str, Any]) -> list[int]:
     pids = [
         int(n["pid"]) for kind in ("postgres", "redis", "clones") for n in state.get(kind, {}).values() if n.get("pid")
     ]
-    if (state.get("app") or {}).get("pid"):
-        pids.append(int(state["app"]["pid"]))
+    for process in ("app", "monitor"):
+        if (state.get(process) or {}).get("pid"):
+            pids.append(int(state[process]["pid"]))
     for pid in list(pids):
         pids.extend(procs.descendants(pid))
     return sorted(set(pids))
@@ -266,6 +267,10 @@ def _down(root: Path, *, log: Log) -> dict[str, Any]:
         return {"stopped": [], "left": []}
     everything = recorded_pids(state)
     stopped = []
+    monitor = state.get("monitor") or {}
+    if monitor.get("pid"):
+        procs.stop(monitor["pid"], timeout=5)
+        stopped.append(f"monitor {monitor['pid']}")
     app = state.get("app") or {}
     if app.get("pid"):
         procs.stop(app["pid"], timeout=5)

@@ -160,15 +160,26 @@ def test_lab_cycle_failover_failback_dr_test_chaos(lab_root: Path, api_for) -> N
     assert_streaming(lab_root, "pg1", "pg2")
     assert acks_grow(lab_root)
 
-    # 5. Chaos: the standby stops receiving WAL, the primary is SIGKILLed; an automatic unplanned
-    #    failover loses what the standby never got, and reports exactly what the app counted.
+    # 5. Chaos: the standby stops receiving WAL, the primary is SIGKILLed. The lab's monitor (started
+    #    by `lab up`) sees the primary gone for the plan's detection window and, the Lab plan being
+    #    automatic, starts an unplanned failover; it loses what the standby never got, and reports
+    #    exactly what the app counted.
+    assert procs.alive(read_json(lab_root / "state.json")["monitor"]["pid"])
     lab("chaos", "stop-replication")
     time.sleep(0.7)
     lab("chaos", "kill-primary")
+    killed_at = time.monotonic()
     assert not procs.alive(read_json(lab_root / "state.json")["postgres"]["pg1"]["pid"])
-    automatic = run(
-        services.start_failover(plan, execution_type="unplanned", trigger_type="automatic", reason="chaos kill-primary")
-    )
+    window = plan.detection_window_seconds
+    while not FailoverExecution.objects.filter(trigger_type="automatic").exists():
+        assert time.monotonic() - killed_at < window + 5, "the monitor did not start a failover"
+        time.sleep(0.1)
+    detected = time.monotonic() - killed_at
+    assert detected >= window - 1  # a failure must last the window (first probe up to 1 s after the kill)
+    automatic = run(FailoverExecution.objects.get(trigger_type="automatic"))
+    assert automatic.execution_type == "unplanned"
+    assert automatic.disaster_declared_at < automatic.triggered_at
+    print(f"[lab] kill -9 of the primary -> automatic failover started {detected:.2f} s later (window {window} s)")
     assert automatic.trigger_type == "automatic"
     validated = output(automatic, "lab-postgres.validate-orders")
     deadline = time.monotonic() + 5

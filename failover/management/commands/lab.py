@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.utils import DatabaseError
 
 from failover.lab import cluster, setup
+from failover.lab import monitor as monitor_module
 from failover.lab.cluster import LabError
+from plans.models import DRPlan
 
 CHAOS = ["kill-primary", "stop-replication", "kill-redis-primary"]
 
@@ -28,6 +30,10 @@ class Command(BaseCommand):
         up = sub.add_parser("up", help="Start the lab (nothing to do if it runs).")
         up.add_argument("--sync", action="store_true", help="Synchronous replication (default asynchronous).")
         up.add_argument("--no-approve", action="store_true", help="Do not approve the lab runbooks.")
+        up.add_argument("--no-monitor", action="store_true", help="Do not start the failure-detection monitor.")
+        monitor = sub.add_parser("monitor", help="Watch the primary; act per the Lab plan's failover mode.")
+        monitor.add_argument("--plan", default=monitor_module.PLAN_ID)
+        monitor.add_argument("--interval", type=float, default=1.0)
         status = sub.add_parser("status", help="Roles, replication state and lag, the route, the app.")
         status.add_argument("--json", action="store_true")
         sub.add_parser("down", help="Stop everything the lab started (verified by pid).")
@@ -49,6 +55,16 @@ class Command(BaseCommand):
                 self.stdout.write(line)
         except DatabaseError as exc:
             self.stdout.write(f"database not ready ({exc}); run `python manage.py migrate` and `seed_demo`")
+            return
+        if options["no_monitor"] or (state.get("monitor") or {}).get("pid"):
+            return
+        if DRPlan.objects.filter(plan_id=monitor_module.PLAN_ID).exists():
+            pid = monitor_module.start()
+            self.stdout.write(f"monitor pid {pid} watching the primary for plan '{monitor_module.PLAN_ID}'")
+
+    def _monitor(self, options: dict[str, Any]) -> None:
+        self.stdout.write(f"monitoring plan '{options['plan']}' every {options['interval']:g} s; Ctrl-C stops")
+        monitor_module.run(options["plan"], interval=options["interval"])
 
     def _status(self, options: dict[str, Any]) -> None:
         info = cluster.status()

@@ -234,6 +234,7 @@ class Seeder:
             "strategy",
             "replication_mode",
             "failover_mode",
+            "detection_window_seconds",
             "rto_seconds",
             "rpo_seconds",
             "data_loss_threshold_mb",
