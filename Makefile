@@ -61,5 +61,8 @@ bench-api: install-dev
 bench-engine: install-dev
 	$(PY) bench/engine.py
 
+bench-lab: install-dev
+	$(PY) bench/lab_failover.py
+
 clean:
 	rm -rf $(VENV) var
