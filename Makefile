@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
