@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP (Django) and, later, websockets (Channels)."""
+"""ASGI entry point: HTTP (Django) and websockets (Channels).
+
+Websockets are session-authenticated (AuthMiddlewareStack) and must come from a page served by one of
+ALLOWED_HOSTS (AllowedHostsOriginValidator refuses other or missing Origin headers).
+"""
 
 import os
 
@@ -8,6 +12,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "drplan.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from failover.live.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -8,6 +8,8 @@ Environment:
     DATABASE_URL        e.g. postgres://user:pass@host:5432/db; default is the
                         embedded SQLite database var/drplan.sqlite3 (WAL mode).
     REDIS_URL           when set, django-q2 and Channels use Redis.
+    DRPLAN_LIVE_POLL_SECONDS  how often a web process reads new execution events for live viewers
+                        (default 0.05 s; 1 s with Redis, where it is only a safety net).
     DRPLAN_ALLOWED_HOSTS comma-separated; default 127.0.0.1,localhost.
     DRPLAN_VAR_DIR      where runtime files live; default ./var.
 """
@@ -250,6 +252,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Live console (failover/live/feed.py): each web process polls the new events of the executions watched
+# there this often; it is how events cross processes without Redis, and a safety net with it.
+LIVE_POLL_SECONDS = float(os.environ.get("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDIS_URL else 0.05))
 
 LOGGING = {
     "version": 1,
