@@ -1,0 +1,108 @@
+"""Pages: the landing redirect, the dashboard and the execution console (server-rendered; the console's
+JavaScript then follows the execution over the websocket and acts through the REST API)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET
+
+from failover import dashboard as reads
+from failover.choices import ExecutionStatus, StepStatus
+from failover.console import (
+    EXECUTION_ACTIONS,
+    EXECUTION_ICONS,
+    STEP_ACTIONS,
+    STEP_ICONS,
+    activity,
+    can_view,
+    console_state,
+    dag_layout,
+    log_lines,
+)
+from failover.models import FailoverExecution
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Signed-in users go to their dashboard; everybody else sees the landing page."""
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    return render(request, "home.html")
+
+
+@require_GET
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    context = {
+        "can_view_executions": can_view(user),
+        "plans": reads.plan_rows() if user.has_perm("plans.view_drplan") else [],
+        "can_view_plans": user.has_perm("plans.view_drplan"),
+        "active_executions": reads.active_executions() if can_view(user) else [],
+        "execution_approvals": reads.execution_approvals_for(user),
+        "runbook_approvals": reads.runbook_approvals_for(user),
+        "upcoming": reads.upcoming_tests(),
+        "breaches": reads.sla_breaches() if user.has_perm("analytics.view_drtestresult") else None,
+    }
+    return render(request, "dashboard.html", context)
+
+
+def _execution_for(request: HttpRequest, pk: int) -> FailoverExecution:
+    if not can_view(request.user):
+        raise PermissionDenied("You need the failover.view_failoverexecution permission to see executions.")
+    return get_object_or_404(
+        FailoverExecution.objects.select_related("plan", "runbook_version__runbook", "triggered_by"), pk=pk
+    )
+
+
+@require_GET
+@login_required
+@ensure_csrf_cookie  # the page's buttons send the csrftoken cookie back as X-CSRFToken
+def console(request: HttpRequest, pk: int) -> HttpResponse:
+    execution = _execution_for(request, pk)
+    state = console_state(execution, request.user)
+    logs = log_lines(execution, state["last_seq"])
+    layout = dag_layout(state["steps"])
+    positions = {node["key"]: node for node in layout["nodes"]}
+    steps = [
+        {**row, "x": positions[row["key"]]["x"], "y": positions[row["key"]]["y"], "log": logs.get(row["id"], [])}
+        for row in state["steps"]
+    ]
+    context = {
+        "execution": execution,
+        "state": state,
+        "steps": steps,
+        "layout": layout,
+        "execution_log": logs.get(0, []),
+        "activity": activity(execution, state["last_seq"]),
+        "config": {
+            "execution": execution.pk,
+            "last_seq": state["last_seq"],
+            "ws_path": f"/ws/executions/{execution.pk}/",
+            "state_url": reverse("execution-console-state", args=[execution.pk]),
+            "api_base": f"/api/v1/dr/executions/{execution.pk}/",
+            "paths": {
+                "execution": {name: path for name, (_, _, path) in EXECUTION_ACTIONS.items()},
+                "step": {name: path for name, (_, _, path) in STEP_ACTIONS.items()},
+            },
+            "step_labels": dict(StepStatus.choices),
+            "step_icons": {str(k): v for k, v in STEP_ICONS.items()},
+            "execution_labels": dict(ExecutionStatus.choices),
+            "execution_icons": {str(k): v for k, v in EXECUTION_ICONS.items()},
+            "state": state,
+        },
+    }
+    return render(request, "failover/console.html", context)
+
+
+@require_GET
+@login_required
+def console_state_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """The console's state (clock, projection, step statuses, allowed actions) for its periodic refresh."""
+    execution = _execution_for(request, pk)
+    return JsonResponse(console_state(execution, request.user))
