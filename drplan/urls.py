@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -9,10 +8,12 @@ from compliance.api.urls import router as compliance_router
 from core.api.errors import json_404, json_500
 from core.api.routers import api_root_router
 from core.api.urls import router as core_router
+from failover import views as failover_views
 from failover.api.urls import router as failover_router
 from failover.api.urls import urlpatterns as failover_urlpatterns
 from plans.api.urls import router as plans_router
 from runbooks.api.urls import router as runbooks_router
+from runbooks.views import builder_edit, builder_new
 
 api_router = api_root_router(
     plans_router, runbooks_router, failover_router, analytics_router, compliance_router, core_router
@@ -26,8 +27,13 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", failover_views.home, name="home"),
+    path("dashboard/", failover_views.dashboard, name="dashboard"),
+    path("console/executions/<int:pk>/", failover_views.console, name="execution-console"),
+    path("console/executions/<int:pk>/state/", failover_views.console_state_json, name="execution-console-state"),
     path("admin/", admin.site.urls),
+    path("builder/runbooks/new/", builder_new, name="runbook-builder-new"),
+    path("builder/runbooks/<slug:slug>/", builder_edit, name="runbook-builder"),
     path("api/v1/dr/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -3,7 +3,10 @@
 Versions pending approval, approved or superseded are frozen: their content is
 evidence of what was approved, so the admin shows them (and their parameters,
 steps and approval levels) read-only. Status changes and approval decisions go
-through runbooks.services (the API), never through admin forms.
+through runbooks.services, never through admin forms: the version's "approval" page
+(and the list actions "submit" / "approve") call the same service functions as the API,
+so the rules hold here too (distinct approvers, never the author, levels in order) and
+each decision is audited by the service in its transaction.
 """
 
 from __future__ import annotations
@@ -11,14 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Field, QuerySet
 from django.forms import BaseModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from core.admin_mixins import AuditedModelAdmin, ReadOnlyAdminMixin, ReadOnlyInlineMixin, human_duration
-from runbooks.choices import FROZEN_STATUSES
+from core.choices import AuthMethod
+from core.exceptions import DomainError, InvalidInput
+from runbooks import selectors, services
+from runbooks.choices import FROZEN_STATUSES, Decision, VersionStatus
 from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
+
+SUBMIT_PERMISSION = "runbooks.change_runbook"  # as the API's submit action
 
 
 def is_frozen(version: RunbookVersion | None) -> bool:
@@ -136,8 +149,17 @@ class RunbookVersionAdmin(AuditedModelAdmin):
     search_fields = ("version", "description", "runbook__slug", "runbook__name")
     date_hierarchy = "created_at"
     autocomplete_fields = ("runbook",)
-    readonly_fields = ("status", "content_hash", "created_by", "created_at", "submitted_at", "approved_at")
+    readonly_fields = (
+        "status",
+        "approval",
+        "content_hash",
+        "created_by",
+        "created_at",
+        "submitted_at",
+        "approved_at",
+    )
     inlines = (RunbookParameterInline, RunbookStepInline, ApprovalLevelInline, RunbookApprovalInline)
+    actions = ("submit_selected", "approve_selected")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(_steps=Count("steps"))
@@ -160,6 +182,85 @@ class RunbookVersionAdmin(AuditedModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    # --- Approvals through runbooks.services ------------------------------------------------
+
+    @admin.display(description="approval")
+    def approval(self, version: RunbookVersion) -> str:
+        if version.pk is None:
+            return "—"
+        url = reverse("admin:runbooks_runbookversion_approval", args=[version.pk])
+        return format_html('<a href="{}">Approval levels, decisions, submit / approve / reject →</a>', url)
+
+    def has_submit_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(SUBMIT_PERMISSION)
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(services.APPROVE_PERMISSION)
+
+    @admin.action(description="Submit selected drafts for approval", permissions=["submit"])
+    def submit_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for version in queryset.select_related("runbook"):
+            self._apply(request, version, "submit", "")
+
+    @admin.action(description="Approve the current level of selected versions", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for version in queryset.select_related("runbook"):
+            self._apply(request, version, Decision.APPROVE, "")
+
+    def _apply(self, request: HttpRequest, version: RunbookVersion, what: str, comment: str) -> bool:
+        """Submit, approve or reject one version through the services; report the outcome as a message."""
+        try:
+            if what == "submit":
+                if not request.user.has_perm(SUBMIT_PERMISSION):
+                    raise PermissionDenied
+                services.submit_for_approval(version, request.user, auth_method=AuthMethod.SESSION)
+            elif what in Decision.values:
+                services.decide(version, request.user, what, comment, auth_method=AuthMethod.SESSION)
+            else:
+                raise InvalidInput(f"unknown decision {what!r}", field="decision")
+        except DomainError as exc:
+            self.message_user(request, f"{version}: {exc.message}", messages.ERROR)
+            return False
+        except PermissionDenied:
+            self.message_user(request, f"{version}: you may not submit runbook versions.", messages.ERROR)
+            return False
+        version.refresh_from_db()
+        verb = {"submit": "submitted for approval", Decision.APPROVE: "approved", Decision.REJECT: "rejected"}[what]
+        self.message_user(
+            request, f"{version}: {verb}; it is now {version.get_status_display().lower()}.", messages.SUCCESS
+        )
+        return True
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<path:object_id>/approval/",
+                self.admin_site.admin_view(self.approval_view),
+                name="runbooks_runbookversion_approval",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def approval_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Levels and decisions of a version; POST decision=submit|approve|reject (+ comment)."""
+        version = get_object_or_404(RunbookVersion.objects.select_related("runbook", "created_by"), pk=object_id)
+        if not self.has_view_or_change_permission(request, version):
+            raise PermissionDenied
+        if request.method == "POST":
+            self._apply(request, version, request.POST.get("decision", ""), request.POST.get("comment", ""))
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Approval of {version}",
+            "version": version,
+            "original": version,
+            "approvals": selectors.approval_overview(version, request.user),
+            "can_submit": version.status == VersionStatus.DRAFT and request.user.has_perm(SUBMIT_PERMISSION),
+            "builder_url": reverse("runbook-builder", args=[version.runbook.slug]) + f"?version={version.version}",
+        }
+        return TemplateResponse(request, "runbooks/admin_approval.html", context)
 
 
 @admin.register(RunbookParameter)

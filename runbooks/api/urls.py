@@ -2,6 +2,8 @@
 
 from core.api.routers import ApiRouter
 from runbooks.api import views
+from runbooks.api.action_views import ActionViewSet
 
 router = ApiRouter()
 router.register("runbooks", views.RunbookViewSet, basename="runbook")
+router.register("actions", ActionViewSet, basename="runbook-action")  # the builder's generated forms
