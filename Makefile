@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,7 @@ lint: install-dev
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 test: lint
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest
 	$(PY) scripts/with_postgres.py $(PY) -m pytest
 	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis
@@ -63,6 +64,9 @@ bench-engine: install-dev
 
 bench-lab: install-dev
 	$(PY) bench/lab_failover.py
+
+bench-console: install-dev
+	$(PY) bench/console_latency.py
 
 clean:
 	rm -rf $(VENV) var

@@ -1,0 +1,144 @@
+"""Browser tests: Debian's chromium driven by Playwright against the real ASGI server (daphne,
+HTTP + websockets) serving this test run's database. Screenshots go to artifacts/screenshots/.
+
+Marked `browser`; they skip (with the reason) where chromium or Playwright is missing, and run
+once, in the SQLite pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from failover.tests.engine_support import subprocess_env
+
+ROOT = Path(settings.BASE_DIR)
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = ""
+    if os.environ.get("DATABASE_URL"):
+        reason = "browser tests run once, in the SQLite pass"
+    elif not Path(CHROMIUM).exists():
+        reason = "Debian's chromium is not installed (scripts/ensure_chromium.sh installs it)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            reason = "Playwright is not installed (requirements-dev.txt)"
+    for item in items:
+        if "e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """A real daphne server (HTTP and websockets) on a free port, using this test's database."""
+    port = _free_port()
+    log = (tmp_path / "daphne.log").open("wb")
+    env = subprocess_env(DRPLAN_ALLOWED_HOSTS="127.0.0.1,localhost")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "drplan.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/dr/health", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError(f"daphne did not start: {(tmp_path / 'daphne.log').read_text()[-2000:]}") from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls
+    # are still plain synchronous code, so tell Django not to refuse them.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _server_verifiable_passwords(request: pytest.FixtureRequest) -> None:
+    """The tests hash passwords with MD5 for speed; the live server only knows the production
+    hashers, so give the role users a (cheap) PBKDF2 hash it can verify."""
+    if "users" not in request.fixturenames:
+        return
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from conftest import TEST_PASSWORD
+
+    for user in request.getfixturevalue("users").values():
+        user.password = PBKDF2PasswordHasher().encode(TEST_PASSWORD, PBKDF2PasswordHasher().salt(), iterations=1000)
+        user.save(update_fields=["password"])
+
+
+def sign_in(browser, live_url: str, username: str, password: str):
+    """A new browser context signed in through the real login form."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_url}/admin/login/?next=/dashboard/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_url}/dashboard/")
+    return page
