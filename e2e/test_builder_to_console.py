@@ -11,8 +11,13 @@ from conftest import TEST_PASSWORD
 from e2e.conftest import screenshot, sign_in
 from failover import services
 from failover.engine.runner import run_execution
-from failover.tests.engine_support import in_thread
+from failover.tests.engine_support import in_thread, wait_for
 from runbooks.models import Runbook, RunbookStep
+
+
+def _status(slug: str) -> str | None:
+    version = Runbook.objects.get(slug=slug).versions.first()
+    return version.status if version else None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -45,16 +50,15 @@ def test_build_save_approve_run_and_watch(browser, live_url, users) -> None:
         ("noop-2", ["manual-1"]),
     ]
     author.click("#submit")
-    author.wait_for_function("document.body.textContent.toLowerCase().includes('pending approval')", timeout=15_000)
+    wait_for(lambda: _status("builder-demo") == "pending_approval")
     screenshot(author, "builder-submitted")
 
     # 2. A second person with the approver role approves it (the author may not).
     approver = sign_in(browser, live_url, "approver2", TEST_PASSWORD)
     approver.goto(f"{live_url}/builder/runbooks/builder-demo/")
     approver.click('[data-decide="approve"]')
-    approver.wait_for_function("document.body.textContent.toLowerCase().includes('approved')", timeout=15_000)
+    wait_for(lambda: _status("builder-demo") == "approved")
     version = Runbook.objects.get(slug="builder-demo").versions.get()
-    assert version.status == "approved"
     screenshot(approver, "builder-approved")
 
     # 3. An operator runs it and watches; the manual step is confirmed from the console.
