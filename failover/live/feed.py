@@ -18,11 +18,13 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
+from django.db import connection
 
 from failover.engine.events import group_name
 from failover.live import selectors
@@ -31,6 +33,19 @@ logger = logging.getLogger(__name__)
 
 Subscriber = Callable[[dict[str, Any]], None]
 BATCH = 500
+
+
+# The polls run on one thread of their own that keeps its database connection between ticks
+# (database_sync_to_async would close and reopen it every 50 ms).
+_POLLER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-feed-poll")
+
+
+def _poll(marks: dict[int, int]) -> list[dict[str, Any]]:
+    try:
+        return selectors.new_events(marks, BATCH)
+    except Exception:
+        connection.close()  # a broken connection is reopened on the next tick
+        raise
 
 
 class Feed:
@@ -92,7 +107,7 @@ class Feed:
         marks = {execution_id: self.marks[execution_id] for execution_id in self.subscribers}
         if not marks:
             return 0
-        payloads = await database_sync_to_async(selectors.new_events)(marks, BATCH)
+        payloads = await asyncio.get_running_loop().run_in_executor(_POLLER, _poll, marks)
         for payload in payloads:
             self._dispatch(payload)
         return len(payloads)

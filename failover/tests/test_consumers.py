@@ -5,6 +5,7 @@ Without REDIS_URL, live events reach the consumer only through the per-process f
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from failover.engine.events import event_payload, group_name
+from failover.live import feed as feed_module
 from failover.live.feed import Feed
 from failover.models import ExecutionEvent
 from failover.outcomes import OUTCOME_MARKER
@@ -227,10 +229,18 @@ def test_live_message_with_a_gap_is_backfilled_and_duplicates_are_dropped(viewer
 def test_one_query_per_tick_whatever_the_number_of_viewers():
     executions = [make_execution([], status="running") for _ in range(3)]
 
-    def tick_counting_queries(feed: Feed) -> tuple[int, int]:
-        with CaptureQueriesContext(connection) as queries:
-            read = async_to_sync(feed.tick)()
-        return read, len(queries)
+    async def counted(feed: Feed) -> tuple[int, int]:
+        # The feed polls on a thread of its own: count the queries on that thread's connection.
+        loop = asyncio.get_running_loop()
+        queries = CaptureQueriesContext(connection)
+        await loop.run_in_executor(feed_module._POLLER, queries.__enter__)
+        read = await feed.tick()
+
+        def finish() -> int:
+            queries.__exit__(None, None, None)
+            return len(queries.captured_queries)
+
+        return read, await loop.run_in_executor(feed_module._POLLER, finish)
 
     async def scenario():
         feed = Feed(interval=3600)
@@ -239,7 +249,6 @@ def test_one_query_per_tick_whatever_the_number_of_viewers():
             await feed.subscribe(executions[i % 3].pk, inbox.append)
         for execution in executions:
             await aemit(execution.pk, ExecutionEvent.Kind.LOG, "hello")
-        counted = database_sync_to_async(tick_counting_queries)
         assert await counted(feed) == (3, 1)  # 3 events read by 1 query for 30 viewers
         assert await counted(feed) == (0, 1)
         await feed.stop()
