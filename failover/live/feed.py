@@ -40,6 +40,15 @@ BATCH = 500
 _POLLER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-feed-poll")
 
 
+async def _release_poller_connection() -> None:
+    """Nobody watches any more: let the poller thread's database connection go."""
+    await asyncio.get_running_loop().run_in_executor(_POLLER, _close_connection)
+
+
+def _close_connection() -> None:
+    connection.close()  # looked up here, on the poller thread: connections are per thread
+
+
 def _poll(marks: dict[int, int]) -> list[dict[str, Any]]:
     try:
         return selectors.new_events(marks, BATCH)
@@ -138,6 +147,7 @@ class Feed:
             except Exception:  # a database hiccup must not end the stream of every viewer
                 logger.warning("live event feed: poll failed", exc_info=True)
                 await asyncio.sleep(max(self.interval, 1.0))
+        await _release_poller_connection()
 
     async def stop(self) -> None:
         current = asyncio.current_task()
@@ -147,6 +157,7 @@ class Feed:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._listener = None
+        await _release_poller_connection()
 
 
 _feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Feed] = weakref.WeakKeyDictionary()
