@@ -56,30 +56,10 @@ def dispatch(c: Coordinator, submit: list[tuple[StepRun, Attempt]]) -> None:
         now = timezone.now()
         if step.approval and not step.gate_approved_at:
             role = (step.approval or {}).get("role", "")
-            if transition_step(
-                step,
-                SS.WAITING,
-                only_from={SS.PENDING},
-                message=f"{step.step_key} waits for approval by {role or 'an approver'}",
-                redact=c.redactor.redact,
-                waiting_for="approval",
-                rendered=masked,
-                started_at=now,
-            ):
-                c.waiting.add(step.pk)
+            _wait(c, step, "approval", f"waits for approval by {role or 'an approver'}", masked, now)
         elif step.action == "manual":
             instructions = str(masked.get("instructions", ""))
-            if transition_step(
-                step,
-                SS.WAITING,
-                only_from={SS.PENDING},
-                message=f"{step.step_key} waits for confirmation: {instructions}",
-                redact=c.redactor.redact,
-                waiting_for="confirmation",
-                rendered=masked,
-                started_at=now,
-            ):
-                c.waiting.add(step.pk)
+            _wait(c, step, "confirmation", f"waits for confirmation: {instructions}", masked, now)
         else:
             attempt = Attempt(number=step.attempts + 1, budget=1 + (step.retries or 0), params=real)
             if transition_step(
@@ -184,3 +164,18 @@ def due_retries(c: Coordinator, submit: list[tuple[StepRun, Attempt]]) -> None:
         )
         del c.running[step_id]
         submit.append((step, attempt))
+
+
+def _wait(c: Coordinator, step: StepRun, waiting_for: str, what: str, masked: dict[str, Any], now: Any) -> None:
+    """PENDING → WAITING for a person (a manual step's confirmation or an approval gate)."""
+    if transition_step(
+        step,
+        SS.WAITING,
+        only_from={SS.PENDING},
+        message=f"{step.step_key} {what}",
+        redact=c.redactor.redact,
+        waiting_for=waiting_for,
+        rendered=masked,
+        started_at=now,
+    ):
+        c.waiting.add(step.pk)
