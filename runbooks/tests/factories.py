@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from plans.management.commands.seed_demo import load_demo_data
 from runbooks.models import ApprovalLevel, Runbook, RunbookParameter, RunbookStep, RunbookVersion
 
-APPLICATION_SLUGS = [
-    "orders-db",
-    "orders-api",
-    "payments-db",
-    "payments-api",
-    "web-frontend",
-    "auth-service",
-    "cache-redis",
-    "message-queue",
-    "reporting-warehouse",
-    "reporting-api",
-    "file-storage",
-    "monitoring",
-    "lab-postgres",
-    "lab-redis",
-    "lab-orders-app",
-]
+# The demo organisation's applications: the ones the runbook templates name.
+APPLICATION_SLUGS = [app["slug"] for app in load_demo_data()["applications"]]
 
 BASE_DOC: dict[str, Any] = {
     "name": "Test failover",
