@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from core.validators import validate_natural_key
 from plans.choices import (
     CheckType,
     ComplianceStatus,
@@ -35,7 +36,9 @@ class Site(models.Model):
         CLOUD_REGION = "cloud_region", "Cloud region"
         COLOCATION = "colocation", "Colocation"
 
-    code = models.SlugField(max_length=50, unique=True, help_text="Short unique id, e.g. 'fra1'.")
+    code = models.SlugField(
+        max_length=50, unique=True, validators=[validate_natural_key], help_text="Short unique id, e.g. 'fra1'."
+    )
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DATACENTER)
     location = models.CharField(max_length=200, blank=True)
@@ -54,7 +57,7 @@ class Application(models.Model):
     """A protected application (asset). `depends_on` is the dependency map: an
     application's recovery waits for the applications it depends on."""
 
-    slug = models.SlugField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True, validators=[validate_natural_key])
     name = models.CharField(max_length=200)
     tier = models.PositiveSmallIntegerField(choices=Tier.choices, default=Tier.TIER_2)
     owner = models.CharField(max_length=200, blank=True, help_text="Owning team or person.")
@@ -107,7 +110,12 @@ class DRPlan(models.Model):
     test results by plans.selectors, never stored here.
     """
 
-    plan_id = models.SlugField(max_length=100, unique=True, help_text="Stable identifier, e.g. 'payments-dr'.")
+    plan_id = models.SlugField(
+        max_length=100,
+        unique=True,
+        validators=[validate_natural_key],
+        help_text="Stable identifier, e.g. 'payments-dr' (never all digits).",
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=PlanStatus.choices, default=PlanStatus.DRAFT, db_index=True)

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.lookups import find
 from failover.choices import ExecutionType
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
@@ -172,14 +173,13 @@ class FailoverExecutionDetailSerializer(FailoverExecutionSerializer):
 
 
 class PlanField(serializers.CharField):
-    """A plan by its plan_id (slug) or numeric id."""
+    """A plan by its numeric id or its plan_id (core.lookups: plan_ids are never all digits)."""
 
     def to_internal_value(self, data: Any) -> Any:
         from plans.models import DRPlan
 
         text = str(super().to_internal_value(data)).strip()
-        lookup = {"pk": int(text)} if text.isdigit() else {"plan_id": text}
-        plan = DRPlan.objects.filter(**lookup).first()
+        plan = find(DRPlan.objects.all(), text, "plan_id")
         if plan is None:
             raise serializers.ValidationError(f"no plan {text!r}")
         return plan

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from core import audit
 from core.api.viewsets import ReadOnlyModelViewSet
+from core.lookups import find, parse_id
 from failover import approvals, controls, selectors, services
 from failover.api.serializers import (
     CancelRequestSerializer,
@@ -46,6 +47,7 @@ from failover.api.serializers import (
 from failover.choices import ExecutionType
 from failover.filtersets import FailoverExecutionFilterSet
 from failover.models import FailoverExecution, StepRun
+from plans.models import DRPlan
 from runbooks.choices import Decision
 
 ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
@@ -126,9 +128,8 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         return FailoverExecutionSerializer
 
     def _execution(self) -> FailoverExecution:
-        execution = (
-            FailoverExecution.objects.filter(pk=self.kwargs["pk"]).first() if self.kwargs["pk"].isdigit() else None
-        )
+        execution_id = parse_id(self.kwargs["pk"])
+        execution = FailoverExecution.objects.filter(pk=execution_id).first() if execution_id else None
         if execution is None:
             raise Http404
         return execution
@@ -360,9 +361,10 @@ class FailoverStatusView(EngineView):
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("id")
         if raw is not None:
-            if not raw.isdigit():
+            execution_id = parse_id(raw)
+            if execution_id is None:
                 raise ValidationError({"id": [f"'{raw}' is not an execution id."]})
-            executions = list(selectors.execution_full().filter(pk=int(raw)))
+            executions = list(selectors.execution_full().filter(pk=execution_id))
             if not executions:
                 raise Http404
         else:
@@ -429,7 +431,8 @@ class TestResultsView(EngineView):
         queryset = selectors.dr_test_executions()
         wanted = request.query_params.get("plan")
         if wanted:
-            queryset = queryset.filter(**({"plan_id": int(wanted)} if wanted.isdigit() else {"plan__plan_id": wanted}))
+            plan = find(DRPlan.objects.all(), wanted, "plan_id")
+            queryset = queryset.filter(plan=plan) if plan is not None else queryset.none()
         paginator = StandardPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(TestExecutionSerializer(page, many=True).data)

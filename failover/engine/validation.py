@@ -165,7 +165,7 @@ def _connectivity(check: ValidationCheck, timeout: float) -> CheckOutcome:
     if target.startswith(("http://", "https://")):
         return _timed_http(check, timeout)
     host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         return CheckOutcome(CheckStatus.ERROR, message=f"target {target!r} is neither host:port nor an http(s) URL")
     started = time.monotonic()
     try:

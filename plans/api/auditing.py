@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import models, transaction
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.serializers import BaseSerializer
@@ -16,6 +17,7 @@ from rest_framework.serializers import BaseSerializer
 from core import audit
 from core.api.viewsets import AuditedModelViewSet
 from core.choices import AuditAction
+from core.lookups import is_id, lookup_kwargs
 
 
 class NestedAuditedModelViewSet(AuditedModelViewSet):
@@ -57,16 +59,20 @@ class NestedAuditedModelViewSet(AuditedModelViewSet):
 
 
 class PkOrSlugLookupMixin:
-    """`/{id}` accepts the numeric primary key or, when not all digits, the `slug_lookup_field`."""
+    """`/{id}` is the numeric primary key, or the `slug_lookup_field` (core.lookups: never all digits)."""
 
     slug_lookup_field: str = ""
 
     def get_object(self) -> models.Model:
-        value = str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, ""))
-        if self.slug_lookup_field and not value.isdigit():
-            self.lookup_field = self.slug_lookup_field
-            self.kwargs = {**self.kwargs, self.slug_lookup_field: value}
-        return super().get_object()
+        value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")
+        if not self.slug_lookup_field and not is_id(value):
+            raise Http404
+        queryset = self.filter_queryset(self.get_queryset())
+        found = queryset.filter(**lookup_kwargs(value, self.slug_lookup_field)).first()
+        if found is None:
+            raise Http404
+        self.check_object_permissions(self.request, found)
+        return found
 
 
 def pk_or_slug_schema(slug_name: str, *extra_actions: str) -> Callable[[type], type]:

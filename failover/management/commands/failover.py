@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.choices import AuthMethod
 from core.exceptions import DomainError
+from core.lookups import find
 from failover import cli, services
 from plans.models import DRPlan
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         text = str(options["plan"])
-        plan = DRPlan.objects.filter(**({"pk": int(text)} if text.isdigit() else {"plan_id": text})).first()
+        plan = find(DRPlan.objects.all(), text, "plan_id")
         if plan is None:
             raise CommandError(f"no plan {text!r}")
         try:
