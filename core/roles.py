@@ -13,6 +13,8 @@ admin     everything, including users.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -120,3 +122,8 @@ def setup_roles() -> dict[str, int]:
         group.permissions.set(perms)
         counts[role] = len(perms)
     return counts
+
+
+def holds_role(user: Any, role: str) -> bool:
+    """Does `user` hold `role` (a group)? Superusers hold every role."""
+    return bool(user.is_superuser or user.groups.filter(name=role).exists())

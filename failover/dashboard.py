@@ -71,13 +71,15 @@ def execution_approvals_for(user: Any) -> list[FailoverExecution]:
 
 def runbook_approvals_for(user: Any) -> list[RunbookVersion]:
     """Runbook versions pending approval that this user may decide now (runbooks.services.decide's rules:
-    permitted, not the author, not decided before, holding the current required level's role)."""
+    permitted, not a contributor (creator, editor or submitter), not decided before, holding the current
+    required level's role)."""
     if not user.is_authenticated or not user.has_perm(APPROVE_RUNBOOK):
         return []
     roles = role_names(user)
     pending = (
         RunbookVersion.objects.filter(status=VersionStatus.PENDING_APPROVAL)
         .exclude(created_by=user)
+        .exclude(contributors=user)
         .exclude(decisions__user=user)
         .select_related("runbook", "created_by")
         .prefetch_related("approval_levels", "decisions")

@@ -1,23 +1,19 @@
-"""Runbooks in the admin.
+"""Runbooks in the admin: a read-only view of runbooks, versions and their content, plus approvals.
 
-Versions pending approval, approved or superseded are frozen: their content is
-evidence of what was approved, so the admin shows them (and their parameters,
-steps and approval levels) read-only. Status changes and approval decisions go
-through runbooks.services, never through admin forms: the version's "approval" page
-(and the list actions "submit" / "approve") call the same service functions as the API,
-so the rules hold here too (distinct approvers, never the author, levels in order) and
-each decision is audited by the service in its transaction.
+Runbook content is written in one place, the document services behind the builder, the API and the
+CLI (runbooks.services): they validate the whole document and record who contributed to a version,
+which the separation-of-duties rule needs (nobody approves a version they created, edited or
+submitted). The admin therefore never edits steps, parameters or approval levels. Status changes and
+approval decisions go through the same services: the version's "approval" page (and the list
+actions "submit" / "approve") call them, so the rules hold here too, each decision audited by the
+service in its transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Field, QuerySet
-from django.forms import BaseModelForm
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -34,100 +30,93 @@ from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookPara
 SUBMIT_PERMISSION = "runbooks.change_runbook"  # as the API's submit action
 
 
-def is_frozen(version: RunbookVersion | None) -> bool:
-    return version is not None and version.status in FROZEN_STATUSES
-
-
-class FrozenVersionInlineMixin:
-    """Inline rows of a version: editable only while the version is a draft (or rejected)."""
-
-    extra = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: RunbookVersion | None = None) -> bool:
-        return not is_frozen(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: RunbookVersion | None = None) -> bool:
-        return not is_frozen(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: RunbookVersion | None = None) -> bool:
-        return not is_frozen(obj) and super().has_delete_permission(request, obj)
-
-
-class FrozenChildAdmin(AuditedModelAdmin):
-    """Standalone admin for a row belonging to a version: read-only once the version is frozen."""
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return not (obj is not None and is_frozen(obj.version)) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return not (obj is not None and is_frozen(obj.version)) and super().has_delete_permission(request, obj)
-
-    def formfield_for_foreignkey(self, db_field: Field, request: HttpRequest, **kwargs: Any) -> forms.Field | None:
-        if db_field.name == "version":
-            kwargs["queryset"] = RunbookVersion.objects.exclude(status__in=FROZEN_STATUSES).select_related("runbook")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-
 class RunbookVersionInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = RunbookVersion
-    fields = ("version", "status", "created_by", "created_at", "approved_at")
+    fields = ("version", "status", "name", "category", "application", "created_by", "created_at", "approved_at")
     readonly_fields = fields
     ordering = ("-created_at",)
 
 
 @admin.register(Runbook)
 class RunbookAdmin(AuditedModelAdmin):
-    list_display = ("slug", "name", "category", "application", "version_count", "updated_at")
-    list_filter = ("category",)
-    list_select_related = ("application",)
-    search_fields = ("slug", "name", "application__slug", "application__name")
-    autocomplete_fields = ("application",)
-    readonly_fields = ("created_by", "created_at", "updated_at")
+    """Runbooks are created by importing or building a document; here they are listed, and a runbook
+    whose versions were never submitted can be deleted."""
+
+    list_display = ("slug", "current_name", "current_category", "application_slug", "version_count")
+    search_fields = ("slug", "name", "application_slug")
+    readonly_fields = ("slug", "created_by", "created_at", "updated_at")
     inlines = (RunbookVersionInline,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(_versions=Count("versions"))
+        return selectors.with_current_version(super().get_queryset(request)).annotate(
+            _versions=Count("versions", distinct=True)
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Runbook | None = None) -> bool:
+        return False
+
+    @admin.display(description="name", ordering="name")
+    def current_name(self, runbook: Runbook) -> str:
+        return runbook.name or "—"
+
+    @admin.display(description="category", ordering="category")
+    def current_category(self, runbook: Runbook) -> str:
+        return runbook.category or "—"
+
+    @admin.display(description="application", ordering="application_slug")
+    def application_slug(self, runbook: Runbook) -> str:
+        return runbook.application_slug or "—"
 
     @admin.display(description="versions", ordering="_versions")
     def version_count(self, runbook: Runbook) -> int:
         return runbook._versions
 
-    def save_model(self, request: HttpRequest, obj: Runbook, form: BaseModelForm, change: bool) -> None:
-        if not change and obj.created_by_id is None:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
 
-
-class RunbookParameterInline(FrozenVersionInlineMixin, admin.TabularInline):
+class RunbookParameterInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = RunbookParameter
     fields = ("order", "name", "type", "default", "secret", "description")
+    readonly_fields = fields
+    show_change_link = False
 
 
-class RunbookStepInline(FrozenVersionInlineMixin, admin.StackedInline):
+class RunbookStepInline(ReadOnlyInlineMixin, admin.StackedInline):
     model = RunbookStep
     fields = (
         ("number", "step_id", "title"),
         ("action", "timeout_seconds", "retries", "estimated_duration_seconds"),
         "description",
         "params",
-        "needs",
         ("rollback", "approval"),
         ("responsible_role", "automated", "idempotent", "continue_on_failure"),
     )
-    filter_horizontal = ("needs",)
+    readonly_fields = (
+        "number",
+        "step_id",
+        "title",
+        "action",
+        "timeout_seconds",
+        "retries",
+        "estimated_duration_seconds",
+        "description",
+        "params",
+        "rollback",
+        "approval",
+        "responsible_role",
+        "automated",
+        "idempotent",
+        "continue_on_failure",
+    )
+    show_change_link = False
 
-    def get_formset(self, request: HttpRequest, obj: RunbookVersion | None = None, **kwargs: Any) -> type:
-        formset = super().get_formset(request, obj, **kwargs)
-        needs = formset.form.base_fields.get("needs")
-        if needs is not None:
-            # A step may only need steps of the same version.
-            needs.queryset = RunbookStep.objects.filter(version=obj) if obj else RunbookStep.objects.none()
-        return formset
 
-
-class ApprovalLevelInline(FrozenVersionInlineMixin, admin.TabularInline):
+class ApprovalLevelInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = ApprovalLevel
     fields = ("level", "role", "min_approvers", "required")
+    readonly_fields = fields
+    show_change_link = False
 
 
 class RunbookApprovalInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -143,21 +132,32 @@ class RunbookApprovalInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 @admin.register(RunbookVersion)
 class RunbookVersionAdmin(AuditedModelAdmin):
-    list_display = ("__str__", "runbook", "version", "status", "step_count", "created_by", "created_at", "approved_at")
-    list_filter = ("status", "runbook__category")
-    list_select_related = ("runbook", "created_by")
-    search_fields = ("version", "description", "runbook__slug", "runbook__name")
+    """Versions are read-only here (edit them in the builder or through the API); drafts can be deleted."""
+
+    list_display = ("__str__", "name", "category", "application", "status", "step_count", "created_by", "approved_at")
+    list_filter = ("status", "category")
+    list_select_related = ("runbook", "application", "created_by")
+    search_fields = ("version", "name", "description", "runbook__slug")
     date_hierarchy = "created_at"
-    autocomplete_fields = ("runbook",)
-    readonly_fields = (
+    fields = (
+        "runbook",
+        "version",
+        "name",
+        "category",
+        "application",
+        "description",
+        "parallelism",
         "status",
         "approval",
+        "builder",
         "content_hash",
         "created_by",
+        "contributor_names",
         "created_at",
         "submitted_at",
         "approved_at",
     )
+    readonly_fields = fields
     inlines = (RunbookParameterInline, RunbookStepInline, ApprovalLevelInline, RunbookApprovalInline)
     actions = ("submit_selected", "approve_selected")
 
@@ -168,20 +168,27 @@ class RunbookVersionAdmin(AuditedModelAdmin):
     def step_count(self, version: RunbookVersion) -> int:
         return version._steps
 
+    @admin.display(description="contributors (may not approve)")
+    def contributor_names(self, version: RunbookVersion) -> str:
+        return ", ".join(sorted(u.get_username() for u in version.contributors.all())) or "—"
+
+    @admin.display(description="edit")
+    def builder(self, version: RunbookVersion) -> str:
+        url = reverse("runbook-builder", args=[version.runbook.slug]) + f"?version={version.version}"
+        return format_html('<a href="{}">Open in the runbook builder →</a>', url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
     def has_change_permission(self, request: HttpRequest, obj: RunbookVersion | None = None) -> bool:
-        return not is_frozen(obj) and super().has_change_permission(request, obj)
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: RunbookVersion | None = None) -> bool:
-        return not is_frozen(obj) and super().has_delete_permission(request, obj)
+        return (obj is None or _deletable(obj)) and super().has_delete_permission(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # Bulk delete from the list must not remove frozen versions either.
-        super().delete_queryset(request, queryset.exclude(status__in=FROZEN_STATUSES))
-
-    def save_model(self, request: HttpRequest, obj: RunbookVersion, form: BaseModelForm, change: bool) -> None:
-        if not change and obj.created_by_id is None:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        # Bulk delete from the list must not remove frozen or decided versions either.
+        super().delete_queryset(request, queryset.exclude(status__in=FROZEN_STATUSES).filter(decisions__isnull=True))
 
     # --- Approvals through runbooks.services ------------------------------------------------
 
@@ -263,22 +270,39 @@ class RunbookVersionAdmin(AuditedModelAdmin):
         return TemplateResponse(request, "runbooks/admin_approval.html", context)
 
 
+def _deletable(version: RunbookVersion) -> bool:
+    """A draft nobody decided on: it may be deleted (with its content rows)."""
+    return version.status not in FROZEN_STATUSES and not version.decisions.exists()
+
+
+class VersionContentAdmin(AuditedModelAdmin):
+    """Rows of a version's content: viewed here, written only by the document services; deleted with a
+    draft version (the delete confirmation asks for permission on every row it removes)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return (obj is None or _deletable(obj.version)) and super().has_delete_permission(request, obj)
+
+
 @admin.register(RunbookParameter)
-class RunbookParameterAdmin(FrozenChildAdmin):
+class RunbookParameterAdmin(VersionContentAdmin):
     list_display = ("name", "version", "type", "secret", "order")
     list_filter = ("type", "secret")
     list_select_related = ("version__runbook",)
     search_fields = ("name", "description", "version__runbook__slug")
-    raw_id_fields = ("version",)
 
 
 @admin.register(RunbookStep)
-class RunbookStepAdmin(FrozenChildAdmin):
+class RunbookStepAdmin(VersionContentAdmin):
     list_display = ("step_id", "number", "title", "version", "action", "automated", "estimated")
     list_filter = ("action", "automated", "idempotent", "continue_on_failure")
     list_select_related = ("version__runbook",)
     search_fields = ("step_id", "title", "description", "version__runbook__slug")
-    raw_id_fields = ("version", "needs")
 
     @admin.display(description="estimated duration", ordering="estimated_duration_seconds")
     def estimated(self, step: RunbookStep) -> str:
@@ -286,12 +310,11 @@ class RunbookStepAdmin(FrozenChildAdmin):
 
 
 @admin.register(ApprovalLevel)
-class ApprovalLevelAdmin(FrozenChildAdmin):
+class ApprovalLevelAdmin(VersionContentAdmin):
     list_display = ("version", "level", "role", "min_approvers", "required")
     list_filter = ("role", "required")
     list_select_related = ("version__runbook",)
     search_fields = ("role", "version__runbook__slug")
-    raw_id_fields = ("version",)
 
 
 @admin.register(RunbookApproval)

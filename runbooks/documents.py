@@ -31,7 +31,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "runbook.schema.json"
 MAX_DURATION_SECONDS = 30 * 24 * 3600
 MAX_DEPTH = 40
 MAX_ERRORS = 10
-RUNBOOK_KEYS = ("name", "slug", "category", "application")  # belong to the Runbook, not the version
+RUNBOOK_KEYS = ("slug",)  # the runbook's identity; everything else in a document belongs to the version
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _REFERENCE = re.compile(r"^([A-Za-z_]\w*)\.([A-Za-z0-9_-]+)")
@@ -293,8 +293,11 @@ def validate(doc: Any) -> None:
     if errors:
         raise DocumentError(errors)
 
-    if "slug" not in doc and not slugify(doc["name"]):
+    slug = doc.get("slug") or slugify(doc["name"])[:100]
+    if not slug:
         errors.append(("slug", "cannot be derived from the name; set it explicitly"))
+    elif slug.isdigit():
+        errors.append(("slug", f"{slug!r} is all digits, which is how numeric ids are written; include a letter"))
     params = doc.get("parameters", {})
     for name, spec in params.items():
         kind = spec.get("type", "string")
@@ -421,15 +424,14 @@ def version_content(doc: dict[str, Any]) -> dict[str, Any]:
 
 def document_from_version(version: RunbookVersion) -> dict[str, Any]:
     """The canonical document of a stored version."""
-    runbook = version.runbook
     steps = list(version.steps.order_by("number").prefetch_related("needs"))
     return {
-        "name": runbook.name,
-        "slug": runbook.slug,
+        "name": version.name,
+        "slug": version.runbook.slug,
         "version": version.version,
-        "category": runbook.category,
+        "category": version.category,
         "description": version.description,
-        "application": runbook.application.slug if runbook.application_id else None,
+        "application": version.application.slug if version.application_id else None,
         "parameters": {
             p.name: {"type": p.type, "default": p.default, "secret": p.secret, "description": p.description}
             for p in version.parameters.order_by("order")

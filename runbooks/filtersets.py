@@ -10,15 +10,17 @@ from runbooks.models import Runbook
 
 
 class RunbookFilterSet(django_filters.FilterSet):
-    category = django_filters.ChoiceFilter(choices=RunbookCategory.choices)
-    application = django_filters.CharFilter(field_name="application__slug", label="Application slug")
+    """Category and application are those of each runbook's current version (runbooks.selectors)."""
+
+    category = django_filters.ChoiceFilter(choices=RunbookCategory.choices, field_name="category")
+    application = django_filters.CharFilter(field_name="application_slug", label="Application slug")
     status = django_filters.ChoiceFilter(
         choices=VersionStatus.choices, method="filter_status", label="Has a version in this status"
     )
 
     class Meta:
         model = Runbook
-        fields = ["category", "application", "status"]
+        fields = ["status"]
 
     def filter_status(self, queryset: QuerySet[Runbook], name: str, value: str) -> QuerySet[Runbook]:
         return queryset.filter(versions__status=value).distinct()

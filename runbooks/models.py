@@ -1,18 +1,25 @@
 """Runbooks as code: versioned documents of steps forming a DAG (`needs`).
 
-A version's rows (parameters, steps, dependencies, approval levels) are the truth;
-the YAML/JSON document is rendered from them (runbooks.documents) and its hash
-stored in `content_hash`. Approved versions are immutable: editing creates a new
-draft version (runbooks.services).
+A version's rows (parameters, steps, dependencies, approval levels) and fields (category,
+application, parallelism …) are the truth; the YAML/JSON document is rendered from them
+(runbooks.documents) and its hash stored in `content_hash`. Everything that decides how a
+version runs — including which plan failovers compose it (its category and application) —
+belongs to the version, so approving a version freezes all of it. Approved versions are
+immutable: editing creates a new draft version (runbooks.services).
+
+Frozen versions and their approval decisions are evidence: they are never deleted, neither
+directly nor by deleting their runbook (the foreign keys PROTECT; `delete()` on a model or a
+queryset refuses frozen versions with FrozenVersionError, 409 in the API).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
-from django.db import models
+from django.db import models, transaction
 
 from core.exceptions import Conflict
+from core.validators import validate_natural_key
 from runbooks.choices import FROZEN_STATUSES, Decision, ParameterType, RunbookCategory, VersionStatus
 
 
@@ -51,17 +58,10 @@ class VersionContentMixin:
 
 
 class Runbook(models.Model):
-    slug = models.SlugField(max_length=100, unique=True)
-    name = models.CharField(max_length=200)
-    category = models.CharField(max_length=20, choices=RunbookCategory.choices, default=RunbookCategory.FAILOVER)
-    application = models.ForeignKey(
-        "plans.Application",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="runbooks",
-        help_text="The application this runbook recovers; used to compose plan failovers.",
-    )
+    """A runbook's identity (its slug). Everything else — name, category, application, steps — is per
+    version; runbooks.selectors annotates a runbook with its current version's (approved, else latest)."""
+
+    slug = models.SlugField(max_length=100, unique=True, validators=[validate_natural_key])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -72,13 +72,46 @@ class Runbook(models.Model):
         ordering = ["slug"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.slug
+
+    def delete(self, *args, **kwargs):
+        """Only a runbook whose versions were never submitted can be deleted (its drafts go with it)."""
+        with transaction.atomic():
+            kept = RunbookVersion.objects.filter(runbook_id=self.pk).exclude(status=VersionStatus.DRAFT)
+            decided = RunbookVersion.objects.filter(runbook_id=self.pk, decisions__isnull=False)
+            if kept.exists() or decided.exists():
+                raise FrozenVersionError(
+                    f"Runbook {self.slug!r} has submitted, approved, rejected or superseded versions: they are "
+                    "evidence and cannot be deleted. Stop using the runbook instead (e.g. remove its application "
+                    "from the plan)."
+                )
+            RunbookVersion.objects.filter(runbook_id=self.pk).delete()
+            return super().delete(*args, **kwargs)
+
+
+class RunbookVersionQuerySet(models.QuerySet):
+    def delete(self):
+        """Bulk deletes refuse frozen versions too (model delete() is not called for querysets)."""
+        frozen = self.filter(status__in=FROZEN_STATUSES).first()
+        if frozen is not None:
+            raise FrozenVersionError(f"Runbook version {frozen} is {frozen.status} and cannot be deleted.")
+        return super().delete()
 
 
 class RunbookVersion(models.Model):
-    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="versions")
+    runbook = models.ForeignKey(Runbook, on_delete=models.PROTECT, related_name="versions")
     version = models.CharField(max_length=40, help_text="Semantic version, e.g. 1.2.0.")
     status = models.CharField(max_length=20, choices=VersionStatus.choices, default=VersionStatus.DRAFT, db_index=True)
+    name = models.CharField(max_length=200)
+    category = models.CharField(max_length=20, choices=RunbookCategory.choices, default=RunbookCategory.FAILOVER)
+    application = models.ForeignKey(
+        "plans.Application",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runbook_versions",
+        help_text="The application this version recovers; plan failovers compose it by this and the category.",
+    )
     description = models.TextField(blank=True)
     parallelism = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)], help_text="Max steps at once; empty = no limit."
@@ -87,16 +120,34 @@ class RunbookVersion(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    contributors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        help_text="Everyone who created, edited or submitted this version: none of them may approve it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunbookVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["runbook", "-created_at"]
         permissions = [("approve_runbookversion", "Can approve or reject runbook versions")]
         constraints = [models.UniqueConstraint(fields=["runbook", "version"], name="unique_runbook_version")]
 
-    CONTENT_FIELDS = ("runbook_id", "version", "description", "parallelism", "content_hash", "created_by_id")
+    CONTENT_FIELDS = (
+        "runbook_id",
+        "version",
+        "name",
+        "category",
+        "application_id",
+        "description",
+        "parallelism",
+        "content_hash",
+        "created_by_id",
+    )
 
     def __str__(self) -> str:
         return f"{self.runbook.slug}@{self.version}"
@@ -186,9 +237,9 @@ class ApprovalLevel(VersionContentMixin, models.Model):
 
 
 class RunbookApproval(models.Model):
-    """One approver's decision on one level of a version."""
+    """One approver's decision on one level of a version: evidence, never deleted with its version."""
 
-    version = models.ForeignKey(RunbookVersion, on_delete=models.CASCADE, related_name="decisions")
+    version = models.ForeignKey(RunbookVersion, on_delete=models.PROTECT, related_name="decisions")
     level = models.PositiveSmallIntegerField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=10, choices=Decision.choices)

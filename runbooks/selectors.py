@@ -6,10 +6,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value, When
 from django.http import Http404
 
 from core.exceptions import InvalidInput
+from core.lookups import lookup_kwargs
+from core.roles import holds_role
 from runbooks import actions
 from runbooks.choices import VersionStatus
 from runbooks.models import Runbook, RunbookStep, RunbookVersion
@@ -43,9 +45,7 @@ def default_export_version(runbook: Runbook) -> RunbookVersion | None:
 
 def get_version(runbook: Runbook, version: str) -> RunbookVersion:
     found = (
-        RunbookVersion.objects.filter(runbook=runbook, version=version)
-        .select_related("runbook", "runbook__application")
-        .first()
+        RunbookVersion.objects.filter(runbook=runbook, version=version).select_related("runbook", "application").first()
     )
     if found is None:
         raise Http404(f"Runbook {runbook.slug} has no version {version!r}.")
@@ -53,26 +53,45 @@ def get_version(runbook: Runbook, version: str) -> RunbookVersion:
 
 
 def get_runbook(id_or_slug: str | int) -> Runbook:
-    """By numeric id or slug."""
-    text = str(id_or_slug)
-    lookup = {"pk": int(text)} if text.isdigit() else {"slug": text}
-    found = Runbook.objects.filter(**lookup).select_related("application").first()
+    """By numeric id or slug (core.lookups: slugs are never all digits)."""
+    found = Runbook.objects.filter(**lookup_kwargs(id_or_slug, "slug")).first()
     if found is None:
-        raise Http404(f"No runbook {text!r}.")
+        raise Http404(f"No runbook {id_or_slug!r}.")
     return found
 
 
+def current_versions() -> QuerySet[RunbookVersion]:
+    """A runbook's current version first: its approved version, else the most recently created one."""
+    return RunbookVersion.objects.order_by(
+        Case(When(status=VersionStatus.APPROVED, then=Value(0)), default=Value(1), output_field=IntegerField()),
+        "-created_at",
+        "-pk",
+    )
+
+
+def with_current_version(queryset: QuerySet[Runbook]) -> QuerySet[Runbook]:
+    """Annotate each runbook with its current version's `name`, `category` and `application_slug`
+    (they belong to versions; this is how a runbook is labelled, searched and filtered in lists)."""
+    current = current_versions().filter(runbook=OuterRef("pk"))
+    return queryset.annotate(
+        name=Subquery(current.values("name")[:1]),
+        category=Subquery(current.values("category")[:1]),
+        application_slug=Subquery(current.values("application__slug")[:1]),
+    )
+
+
 def runbooks_with_versions() -> QuerySet[Runbook]:
-    return Runbook.objects.select_related("application").prefetch_related(
+    return with_current_version(Runbook.objects.all()).prefetch_related(
         Prefetch("versions", queryset=RunbookVersion.objects.only("id", "runbook_id", "version", "status"))
     )
 
 
 def version_detail_queryset() -> QuerySet[RunbookVersion]:
-    return RunbookVersion.objects.select_related("runbook", "runbook__application", "created_by").prefetch_related(
+    return RunbookVersion.objects.select_related("runbook", "application", "created_by").prefetch_related(
         "parameters",
         "approval_levels",
         "decisions__user",
+        "contributors",
         Prefetch("steps", queryset=RunbookStep.objects.order_by("number").prefetch_related("needs")),
     )
 
@@ -170,9 +189,11 @@ def _better(score: tuple[int, int], position: int, other: tuple[int, int], other
     return score > other or (score == other and position < other_position)
 
 
-def holds_role(user: Any, role: str) -> bool:
-    """Superusers hold every role (the rule runbooks.services.decide applies)."""
-    return bool(user.is_superuser or user.groups.filter(name=role).exists())
+def contributed(version: RunbookVersion, user: Any) -> bool:
+    """Did `user` create, edit or submit `version`? Then it may not approve or reject it."""
+    if user is None or getattr(user, "pk", None) is None:
+        return False
+    return version.created_by_id == user.pk or version.contributors.filter(pk=user.pk).exists()
 
 
 def approval_overview(version: RunbookVersion, user: Any) -> dict[str, Any]:
@@ -243,8 +264,10 @@ def _may_decide(
         return False, f"This version is {status}; only versions pending approval can be decided."
     if not user.is_authenticated or not user.has_perm("runbooks.approve_runbookversion"):
         return False, "You do not hold the permission to approve runbook versions."
-    if version.created_by_id is not None and version.created_by_id == user.pk:
-        return False, "You authored this version: another person must approve it (separation of duties)."
+    if contributed(version, user):
+        return False, (
+            "You created, edited or submitted this version: another person must approve it (separation of duties)."
+        )
     if any(d.user_id == user.pk for d in decisions):
         return False, "You already decided on this version; each level needs different people."
     if levels and current is not None:

@@ -9,6 +9,9 @@ Only drafts are edited. Editing anything else means `create_draft` (a copy with 
 patch number bumped). A runbook has at most one draft at a time: `create_draft`
 refuses while one exists (edit or submit that draft first); importing a document
 with a new version number always creates a draft.
+
+Separation of duties: every person who created a version, edited its content or submitted it
+is one of its `contributors`, and no contributor may approve or reject it (`decide`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput, PermissionDenied
+from core.roles import holds_role
 from plans.models import Application
-from runbooks import documents
+from runbooks import documents, selectors
 from runbooks.choices import Decision, VersionStatus
 from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
 
@@ -121,13 +125,7 @@ def import_runbook_document(
         with transaction.atomic():
             found = Runbook.objects.select_for_update().filter(slug=canonical["slug"]).first()
             if found is None:
-                found = Runbook.objects.create(
-                    slug=canonical["slug"],
-                    name=canonical["name"],
-                    category=canonical["category"],
-                    application=application,
-                    created_by=_author(actor),
-                )
+                found = Runbook.objects.create(slug=canonical["slug"], created_by=_author(actor))
                 audit.record(
                     AuditAction.CREATE, found, actor=actor, auth_method=auth_method, after=audit.snapshot(found)
                 )
@@ -143,8 +141,7 @@ def import_runbook_document(
                         "content; give the document a new version number.",
                         field="version",
                     )
-                _update_metadata(found, canonical, application, actor, auth_method)
-            version = _create_version(found, canonical, actor)
+            version = _create_version(found, canonical, application, actor)
             audit.record(
                 AuditAction.IMPORT,
                 version,
@@ -173,22 +170,6 @@ def _application(slug: str | None) -> Application | None:
     return application
 
 
-def _update_metadata(
-    runbook: Runbook, canonical: dict[str, Any], application: Application | None, actor: User, auth_method: str
-) -> None:
-    """A new or edited version carries the runbook's name, category and application."""
-    wanted = {"name": canonical["name"], "category": canonical["category"], "application": application}
-    if all(getattr(runbook, key) == value for key, value in wanted.items()):
-        return
-    before = audit.snapshot(runbook)
-    for key, value in wanted.items():
-        setattr(runbook, key, value)
-    runbook.save()
-    audit.record(
-        AuditAction.UPDATE, runbook, actor=actor, auth_method=auth_method, before=before, after=audit.snapshot(runbook)
-    )
-
-
 def _version_summary(version: RunbookVersion, canonical: dict[str, Any]) -> dict[str, Any]:
     return {
         "runbook": version.runbook.slug,
@@ -199,17 +180,30 @@ def _version_summary(version: RunbookVersion, canonical: dict[str, Any]) -> dict
     }
 
 
-def _create_version(runbook: Runbook, canonical: dict[str, Any], actor: User) -> RunbookVersion:
+def _create_version(
+    runbook: Runbook, canonical: dict[str, Any], application: Application | None, actor: User
+) -> RunbookVersion:
     version = RunbookVersion.objects.create(
         runbook=runbook,
         version=canonical["version"],
+        name=canonical["name"],
+        category=canonical["category"],
+        application=application,
         description=canonical["description"],
         parallelism=canonical["parallelism"],
         content_hash=documents.content_hash(canonical),
         created_by=_author(actor),
     )
+    _add_contributor(version, actor)
     _write_rows(version, canonical)
     return version
+
+
+def _add_contributor(version: RunbookVersion, actor: User) -> None:
+    """`actor` created, edited or submitted `version`: it may no longer approve or reject it."""
+    author = _author(actor)
+    if author is not None:
+        version.contributors.add(author)
 
 
 def _write_rows(version: RunbookVersion, canonical: dict[str, Any]) -> None:
@@ -306,7 +300,7 @@ def create_draft(
         elif new_version in taken:
             raise Conflict(f"Runbook {runbook.slug!r} already has a version {new_version}.", field="version")
         canonical = documents.normalise({**canonical, "version": new_version})
-        draft = _create_version(runbook, canonical, actor)
+        draft = _create_version(runbook, canonical, version.application, actor)
         audit.record(
             AuditAction.CREATE,
             draft,
@@ -342,12 +336,15 @@ def update_draft(
         locked.steps.all().delete()
         locked.parameters.all().delete()
         locked.approval_levels.all().delete()
+        locked.name = canonical["name"]
+        locked.category = canonical["category"]
+        locked.application = application
         locked.description = canonical["description"]
         locked.parallelism = canonical["parallelism"]
         locked.content_hash = documents.content_hash(canonical)
         locked.save()
         _write_rows(locked, canonical)
-        _update_metadata(runbook, canonical, application, actor, auth_method)
+        _add_contributor(locked, actor)
         audit.record(
             AuditAction.UPDATE,
             locked,
@@ -365,14 +362,14 @@ def update_draft(
 def submit_for_approval(
     version: RunbookVersion, actor: User, *, auth_method: str = AuthMethod.SYSTEM
 ) -> RunbookVersion:
-    return transition(
-        version, VersionStatus.PENDING_APPROVAL, actor=actor, auth_method=auth_method, submitted_at=timezone.now()
-    )
-
-
-def holds_role(user: Any, role: str) -> bool:
-    """Superusers hold every role."""
-    return bool(user.is_superuser or user.groups.filter(name=role).exists())
+    """Draft → pending approval. The submitter becomes a contributor: it vouches for the content and
+    cannot also approve it."""
+    with transaction.atomic():
+        submitted = transition(
+            version, VersionStatus.PENDING_APPROVAL, actor=actor, auth_method=auth_method, submitted_at=timezone.now()
+        )
+        _add_contributor(submitted, actor)
+    return submitted
 
 
 def _current_level(levels: list[ApprovalLevel], decisions: list[RunbookApproval]) -> ApprovalLevel | None:
@@ -394,8 +391,8 @@ def decide(
 ) -> RunbookVersion:
     """Record one approver's decision on the current approval level of a pending version.
 
-    Rules: the actor holds `runbooks.approve_runbookversion`, is not the version's
-    author, holds the current level's role and has not decided on this version
+    Rules: the actor holds `runbooks.approve_runbookversion`, is not one of the version's
+    contributors (created, edited or submitted it), holds the current level's role and has not decided on this version
     before (a person counts once, at one level). Levels are decided in order; a
     rejection rejects the version; when every required level has its approvers the
     version is approved and the runbook's previously approved version superseded.
@@ -414,9 +411,10 @@ def decide(
                 f"Runbook version {locked} is {locked.status}; only versions pending approval can be decided.",
                 code="invalid_transition",
             )
-        if locked.created_by_id is not None and locked.created_by_id == actor.pk:
+        if selectors.contributed(locked, actor):
             raise PermissionDenied(
-                f"Separation of duties: {actor.get_username()} authored {locked} and cannot approve or reject it."
+                f"Separation of duties: {actor.get_username()} created, edited or submitted {locked} and cannot "
+                "approve or reject it."
             )
         levels = list(locked.approval_levels.order_by("level"))
         decisions = list(locked.decisions.all())

@@ -62,7 +62,11 @@ def _config(request: HttpRequest, runbook: Runbook | None, version: RunbookVersi
     key = runbook.slug if runbook is not None else ""
     return {
         "mode": "edit" if runbook is not None else "new",
-        "runbook": {"id": runbook.pk, "slug": runbook.slug, "name": runbook.name} if runbook is not None else None,
+        "runbook": (
+            {"id": runbook.pk, "slug": runbook.slug, "name": version.name if version is not None else runbook.slug}
+            if runbook is not None
+            else None
+        ),
         "version": (
             {"version": version.version, "status": version.status, "status_display": version.get_status_display()}
             if version is not None
@@ -99,7 +103,7 @@ def builder_edit(request: HttpRequest, slug: str) -> HttpResponse:
     """A runbook's latest version (or ?version=X) in the builder: editable for authors, read-only otherwise."""
     if not request.user.has_perm(VIEW):
         raise PermissionDenied("You need the runbooks.view_runbook permission.")
-    runbook = Runbook.objects.filter(slug=slug).select_related("application").first()
+    runbook = Runbook.objects.filter(slug=slug).first()
     if runbook is None:
         raise Http404(f"No runbook {slug!r}.")
     versions = sorted(runbook.versions.all(), key=lambda v: (selectors.semver_key(v.version), v.pk), reverse=True)

@@ -46,10 +46,10 @@ def make_sample_data(user: User) -> dict[str, Any]:
     StrategyCondition.objects.create(strategy=strategy, kind="prerequisite", description="Replica in sync")
     ValidationCheck.objects.create(strategy=strategy, name="HTTP up", check_type="connectivity", target="https://x")
 
-    runbook = Runbook.objects.create(slug="db-failover", name="DB failover", application=db)
-    draft = RunbookVersion.objects.create(runbook=runbook, version="1.1.0")
+    runbook = Runbook.objects.create(slug="db-failover")
+    draft = RunbookVersion.objects.create(runbook=runbook, version="1.1.0", name="DB failover", application=db)
     RunbookStep.objects.create(version=draft, step_id="check", number=1, title="Check", action="noop")
-    approved = RunbookVersion.objects.create(runbook=runbook, version="1.0.0")
+    approved = RunbookVersion.objects.create(runbook=runbook, version="1.0.0", name="DB failover", application=db)
     RunbookParameter.objects.create(version=approved, name="region", default="ams")
     step = RunbookStep.objects.create(version=approved, step_id="promote", number=1, title="Promote", action="noop")
     ApprovalLevel.objects.create(version=approved, level=1, role="approver")

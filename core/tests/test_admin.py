@@ -154,8 +154,13 @@ def test_frozen_runbook_version_is_read_only(users: dict, sample: dict) -> None:
     approved.refresh_from_db()
     assert approved.version == "1.0.0"
 
+    # Drafts too: content is written through the builder/API, which validate the whole document and
+    # record the editor as a contributor (who may then not approve it); the admin links there.
     draft = client.get(_url(RunbookVersion, "change", sample["draft"].pk))
-    assert draft.context["has_change_permission"] is True
+    assert draft.context["has_change_permission"] is False
+    assert all(not (f.has_add_permission or f.has_change_permission) for f in draft.context["inline_admin_formsets"])
+    assert "/builder/runbooks/db-failover/?version=1.1.0" in draft.content.decode()
+    assert client.post(_url(RunbookVersion, "change", sample["draft"].pk), {"version": "9.9.9"}).status_code == 403
 
 
 @pytest.mark.django_db

@@ -85,26 +85,28 @@ def build_runbook_steps(version: RunbookVersion, *, tier: int = 3, prefix: str =
 def plan_runbook_versions(
     plan: DRPlan, category: str, *, include_unapproved: bool = False
 ) -> list[tuple[Any, RunbookVersion | None]]:
-    """(runbook, version) for every runbook of `category` whose application is in the plan's scope:
-    the latest approved version (or, with include_unapproved, the latest of any status when none is
-    approved); version None when there is none. Ordered by application tier, then slugs."""
+    """(runbook, version) for every runbook whose version of `category` recovers an application in the
+    plan's scope: its approved version (or, with include_unapproved, its latest version when none is
+    approved); version None when the runbook has such versions but none approved. Category and
+    application are read from the version itself, so what was approved is what composes the plan.
+    Ordered by application tier, then slugs."""
     from runbooks.models import Runbook
     from runbooks.selectors import latest
 
+    scope = set(plan.applications.values_list("pk", flat=True))
     runbooks = (
-        Runbook.objects.filter(application__in=plan.applications.all(), category=category)
-        .select_related("application")
-        .prefetch_related("versions")
-        .order_by("application__tier", "application__slug", "slug")
+        Runbook.objects.filter(versions__application__in=scope).distinct().prefetch_related("versions__application")
     )
     found = []
     for runbook in runbooks:
         versions = list(runbook.versions.all())
-        version = latest(v for v in versions if v.status == VersionStatus.APPROVED)
-        if version is None and include_unapproved:
-            version = latest(versions)
-        found.append((runbook, version))
-    return found
+        approved = latest(v for v in versions if v.status == VersionStatus.APPROVED)
+        chosen = approved or latest(versions)  # decides whether the runbook belongs here at all
+        if chosen is None or chosen.category != category or chosen.application_id not in scope:
+            continue
+        found.append((runbook, chosen if approved is not None or include_unapproved else None, chosen.application))
+    found.sort(key=lambda entry: (entry[2].tier, entry[2].slug, entry[0].slug))
+    return [(runbook, version) for runbook, version, _ in found]
 
 
 def build_plan_steps(plan: DRPlan, category: str, *, include_unapproved: bool = False) -> list[StepSpec]:
@@ -126,14 +128,14 @@ def build_plan_steps(plan: DRPlan, category: str, *, include_unapproved: bool = 
         )
     per_app: dict[int, list[tuple[Any, RunbookVersion]]] = defaultdict(list)
     for runbook, version in pairs:
-        per_app[runbook.application_id].append((runbook, version))
+        per_app[version.application_id].append((runbook, version))
 
     specs: list[StepSpec] = []
     roots: dict[int, list[str]] = defaultdict(list)  # application id -> root step keys
     leaves: dict[int, list[str]] = defaultdict(list)  # application id -> leaf step keys
     for app_id, entries in per_app.items():
         for runbook, version in entries:
-            application = runbook.application
+            application = version.application
             prefix = f"{application.slug}." if len(entries) == 1 else f"{application.slug}.{runbook.slug}."
             steps = build_runbook_steps(version, tier=application.tier, prefix=prefix)
             needed = {need for spec in steps for need in spec.needs}

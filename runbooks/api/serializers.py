@@ -7,17 +7,30 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from plans.models import Application
 from runbooks import selectors
+from runbooks.choices import RunbookCategory
 from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    application = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = RunbookVersion
-        fields = ["id", "version", "status", "content_hash", "created_by", "created_at", "submitted_at", "approved_at"]
+        fields = [
+            "id",
+            "version",
+            "status",
+            "name",
+            "category",
+            "application",
+            "content_hash",
+            "created_by",
+            "created_at",
+            "submitted_at",
+            "approved_at",
+        ]
         read_only_fields = fields
 
 
@@ -28,11 +41,13 @@ class VersionBriefSerializer(serializers.Serializer):
 
 
 class RunbookSerializer(serializers.ModelSerializer):
-    """Runbook metadata. Content (steps, parameters …) is versioned: see /versions."""
+    """A runbook and its current version's name, category and application (approved version, else the latest).
 
-    application = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Application.objects.all(), allow_null=True, required=False
-    )
+    All three are part of each version, frozen with it once submitted: change them in a new draft version."""
+
+    name = serializers.CharField(read_only=True, allow_null=True)
+    category = serializers.ChoiceField(choices=RunbookCategory.choices, read_only=True, allow_null=True)
+    application = serializers.CharField(source="application_slug", read_only=True, allow_null=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     latest_version = serializers.SerializerMethodField()
     approved_version = serializers.SerializerMethodField()
@@ -51,7 +66,7 @@ class RunbookSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "slug", "created_by", "created_at", "updated_at"]
+        read_only_fields = fields
 
     @extend_schema_field(VersionBriefSerializer(allow_null=True))
     def get_latest_version(self, runbook: Runbook) -> dict[str, Any] | None:
@@ -121,6 +136,12 @@ class VersionDetailSerializer(VersionSummarySerializer):
     steps = StepSerializer(many=True, read_only=True)
     approval_levels = ApprovalLevelSerializer(many=True, read_only=True)
     decisions = DecisionSerializer(many=True, read_only=True)
+    contributors = serializers.SlugRelatedField(
+        slug_field="username",
+        many=True,
+        read_only=True,
+        help_text="Who created, edited or submitted this version: none of them may approve or reject it.",
+    )
 
     class Meta(VersionSummarySerializer.Meta):
         fields = [
@@ -134,6 +155,7 @@ class VersionDetailSerializer(VersionSummarySerializer):
             "steps",
             "approval_levels",
             "decisions",
+            "contributors",
         ]
         read_only_fields = fields
 

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
@@ -23,6 +24,7 @@ from rest_framework.response import Response
 from core import audit
 from core.api.viewsets import AuditedModelViewSet
 from core.exceptions import InvalidInput
+from core.lookups import lookup_kwargs
 from failover import selectors as failover_selectors
 from failover import services as failover_services
 from failover.api.serializers import (
@@ -131,9 +133,13 @@ def document_from_request(request: Request) -> Any:
 @extend_schema_view(
     list=extend_schema(summary="List runbooks with their latest and approved versions"),
     retrieve=extend_schema(summary="A runbook's metadata"),
-    update=extend_schema(summary="Change a runbook's name, category or application"),
-    partial_update=extend_schema(summary="Change a runbook's name, category or application"),
-    destroy=extend_schema(summary="Delete a runbook and its versions", responses={204: None, 409: ERROR, 403: ERROR}),
+    update=extend_schema(exclude=True),
+    partial_update=extend_schema(exclude=True),
+    destroy=extend_schema(
+        summary="Delete a runbook whose versions were never submitted (with its drafts)",
+        description="A runbook with a version that was submitted, approved, rejected or superseded is evidence: 409.",
+        responses={204: None, 409: ERROR, 403: ERROR},
+    ),
 )
 class RunbookViewSet(AuditedModelViewSet):
     """Runbooks as code. Writes need runbooks.add/change/delete_runbook; approvals runbooks.approve_runbookversion."""
@@ -142,7 +148,7 @@ class RunbookViewSet(AuditedModelViewSet):
     serializer_class = RunbookSerializer
     filterset_class = RunbookFilterSet
     search_fields = ["name", "slug"]
-    ordering_fields = ["slug", "name", "category", "created_at", "updated_at"]
+    ordering_fields = ["slug", "name", "category", "created_at", "updated_at"]  # name, category: annotations
     ordering = ["slug"]
     action_permissions = {
         "submit": ["runbooks.change_runbook"],
@@ -165,10 +171,22 @@ class RunbookViewSet(AuditedModelViewSet):
     def get_queryset(self) -> models.QuerySet[Runbook]:
         return selectors.runbooks_with_versions()
 
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Nothing about a runbook is edited in place: its name, category and application are part of each
+        version, frozen once submitted, so a change is a new draft version that gets approved."""
+        raise MethodNotAllowed(
+            request.method,
+            detail="A runbook's name, category and application belong to its versions: change them in a draft "
+            "(PUT /runbooks/{id}/versions/{version}, or POST /runbooks/{id}/versions for a new draft) and get it "
+            "approved.",
+        )
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)
+
     def get_object(self) -> Runbook:
-        value = str(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
-        lookup = {"pk": int(value)} if value.isdigit() else {"slug": value}
-        runbook = self.get_queryset().filter(**lookup).first()
+        value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        runbook = self.get_queryset().filter(**lookup_kwargs(value, "slug")).first()
         if runbook is None:
             raise Http404
         self.check_object_permissions(self.request, runbook)

@@ -36,8 +36,9 @@ def test_import_raw_yaml_creates_runbook_and_draft(approver, make_doc, users) ->
     assert [s["step_id"] for s in body["steps"]] == ["check", "promote", "validate"]
     assert body["steps"][2]["needs"] == ["promote"]
     assert body["steps"][2]["timeout_seconds"] == 90
-    runbook = Runbook.objects.get(slug="test-failover")
-    assert runbook.application.slug == "orders-db"
+    version = RunbookVersion.objects.get(runbook__slug="test-failover")
+    assert (version.name, version.category, version.application.slug) == ("Test failover", "failover", "orders-db")
+    assert (body["name"], body["category"], body["application"]) == ("Test failover", "failover", "orders-db")
     entry = AuditEntry.objects.filter(action="import").get()
     assert entry.object_type == "runbooks.runbookversion"
     assert entry.actor_username == "approver"
@@ -75,8 +76,10 @@ def test_new_version_becomes_a_draft(approver, make_doc) -> None:
     response = post_yaml(approver, BASE + "import/", make_doc(version="1.1.0", name="Renamed"))
     assert response.status_code == 201
     assert response.json()["status"] == "draft"
-    assert Runbook.objects.get().name == "Renamed"
     assert RunbookVersion.objects.count() == 2
+    # the name is part of the new version; the runbook shows its latest (no version approved yet)
+    assert list(RunbookVersion.objects.order_by("pk").values_list("name", flat=True)) == ["Test failover", "Renamed"]
+    assert approver.get(BASE + "test-failover/").json()["name"] == "Renamed"
 
 
 BAD_INPUTS = {
@@ -186,14 +189,18 @@ def test_list_filter_search_and_versions(approver, make_doc, django_assert_max_n
     assert detail["approval_levels"] == [] and detail["decisions"] == []
 
 
-def test_metadata_update_and_delete(approver, make_doc) -> None:
+def test_name_category_and_application_are_changed_by_a_new_version_never_in_place(approver, make_doc) -> None:
     post_yaml(approver, BASE + "import/", make_doc())
     runbook = Runbook.objects.get()
-    response = approver.patch(f"{BASE}{runbook.pk}/", {"name": "New name", "application": "orders-api"}, format="json")
-    assert response.status_code == 200
-    runbook.refresh_from_db()
-    assert (runbook.name, runbook.application.slug) == ("New name", "orders-api")
-    assert approver.patch(f"{BASE}{runbook.pk}/", {"category": "nope"}, format="json").status_code == 400
+    before = row_counts()
+    for body in ({"name": "New name"}, {"application": "orders-api"}, {"category": "test"}):
+        response = approver.patch(f"{BASE}{runbook.pk}/", body, format="json")
+        assert response.status_code == 405, response.content
+        assert "belong to its versions" in response.json()["error"]["message"]
+    assert approver.put(f"{BASE}{runbook.pk}/", {"category": "test"}, format="json").status_code == 405
+    assert row_counts() == before
+    assert approver.get(f"{BASE}{runbook.pk}/").json()["category"] == "failover"
+    # a runbook that only ever had drafts can be deleted, with them
     assert approver.delete(f"{BASE}{runbook.pk}/").status_code == 204
     assert row_counts() == (0, 0, 0, 0, 0)
     assert AuditEntry.objects.filter(action="delete", object_type="runbooks.runbook").count() == 1

@@ -193,7 +193,7 @@ def test_submit_and_decide_from_the_page(users, version, make_user) -> None:
     )
     assert response.status_code == 200 and response.json()["status"] == "pending_approval"
     page = author.get(EDIT).content.decode()
-    assert 'id="decide-form"' not in page and "You authored this version" in page
+    assert 'id="decide-form"' not in page and "You created, edited or submitted this version" in page
 
     second = make_user("mgr2", "approver")
     client = browser(second)
@@ -300,7 +300,7 @@ def test_admin_page_shows_levels_and_the_decide_form_only_to_who_may_decide(user
     assert "▶ deciding now" not in html  # no levels: one approval by any approver
     assert 'value="approve"' in html and 'value="reject"' in html
     html = browser(users["approver"]).get(admin_url(version)).content.decode()
-    assert 'value="approve"' not in html and "You authored this version" in html
+    assert 'value="approve"' not in html and "You created, edited or submitted this version" in html
 
 
 def test_admin_list_actions_go_through_the_services(users, version, make_user) -> None:

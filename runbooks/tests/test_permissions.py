@@ -18,12 +18,14 @@ ALLOWED = {"approver", "admin"}
 
 @pytest.fixture
 def setup(make_user, make_doc, users, applications):
-    """A runbook with a draft (1.1.0) and a pending version (1.0.0), authored by someone else."""
+    """A runbook with a draft (1.1.0) and a pending version (1.0.0), authored by someone else; and a runbook
+    with only a draft (which may be deleted)."""
     author = make_user("author", "approver")
     pending = services.import_runbook_document(make_doc(), actor=author)
     services.submit_for_approval(pending, author)
     services.import_runbook_document(make_doc(version="1.1.0"), actor=author)
-    return Runbook.objects.get()
+    services.import_runbook_document(make_doc(slug="scratch"), actor=author)
+    return Runbook.objects.get(slug=make_doc()["slug"])
 
 
 def state() -> tuple:
@@ -31,8 +33,12 @@ def state() -> tuple:
         row_counts(),
         AuditEntry.objects.count(),
         RunbookApproval.objects.count(),
-        list(Runbook.objects.values_list("slug", "name", "category", "application_id")),
-        list(RunbookVersion.objects.order_by("pk").values_list("version", "status", "content_hash", "description")),
+        list(Runbook.objects.values_list("slug", flat=True)),
+        list(
+            RunbookVersion.objects.order_by("pk").values_list(
+                "version", "status", "name", "category", "application_id", "content_hash", "description"
+            )
+        ),
     )
 
 
@@ -44,9 +50,7 @@ def requests(runbook: Runbook, make_doc) -> dict:
     return {
         "create": ("post", BASE, new_doc, 201),
         "import": ("post", BASE + "import/", {"document": json.dumps(new_doc)}, 201),
-        "update": ("put", f"{BASE}{rid}/", {"name": "Renamed", "category": "test", "application": None}, 200),
-        "partial_update": ("patch", f"{BASE}{rid}/", {"name": "Renamed"}, 200),
-        "destroy": ("delete", f"{BASE}{rid}/", None, 204),
+        "destroy": ("delete", f"{BASE}scratch/", None, 204),
         "create_version": ("post", f"{BASE}{rid}/versions/", {"document": make_doc(version="2.0.0")}, 201),
         "update_version": ("put", f"{BASE}{rid}/versions/1.1.0/", draft_doc, 200),
         "submit": ("post", f"{BASE}{rid}/versions/1.1.0/submit/", {}, 200),
@@ -58,8 +62,6 @@ def requests(runbook: Runbook, make_doc) -> dict:
 ENDPOINTS = [
     "create",
     "import",
-    "update",
-    "partial_update",
     "destroy",
     "create_version",
     "update_version",

@@ -98,7 +98,7 @@ class Command(BaseCommand):
         text, fmt, actor = self._read(options)
         version = services.import_runbook_text(text, fmt=fmt, actor=actor, auth_method=AuthMethod.CLI)
         result = {
-            "runbook": {"id": version.runbook_id, "slug": version.runbook.slug, "name": version.runbook.name},
+            "runbook": {"id": version.runbook_id, "slug": version.runbook.slug, "name": version.name},
             "version": {"id": version.pk, "version": version.version, "status": version.status},
             "created": version.was_created,
             "content_hash": version.content_hash,
