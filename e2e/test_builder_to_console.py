@@ -33,6 +33,8 @@ def test_build_save_approve_run_and_watch(browser, live_url, users) -> None:
     author = sign_in(browser, live_url, "approver", TEST_PASSWORD)
     author.goto(f"{live_url}/builder/runbooks/new/")
     author.fill("#meta-name", "Builder demo")
+    # a maintenance runbook runs on its own; failover runbooks only run through their plan's failover
+    author.select_option("#meta-category", "maintenance")
     author.click('.palette-item[data-action="noop"]')
     author.click('.palette-item[data-action="wait"]')
     author.fill("#with-seconds", "1")
@@ -42,6 +44,7 @@ def test_build_save_approve_run_and_watch(browser, live_url, users) -> None:
     screenshot(author, "builder-drawn")
     author.click("#save")
     author.wait_for_url("**/builder/runbooks/builder-demo/?version=*", timeout=15_000)
+    assert Runbook.objects.get(slug="builder-demo").versions.get().category == "maintenance"
     steps = RunbookStep.objects.filter(version__runbook__slug="builder-demo").order_by("number")
     assert [(s.step_id, [n.step_id for n in s.needs.all()]) for s in steps] == [
         ("noop-1", []),

@@ -22,7 +22,7 @@ FOUR_STEPS = {
     "name": "Console demo",
     "slug": "console-demo",
     "version": "1.0.0",
-    "category": "failover",
+    "category": "maintenance",
     "steps": [
         {
             "id": "prepare",

@@ -16,14 +16,15 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput, PermissionDenied
+from core.roles import holds_role
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.common import APPROVE_EXECUTION, _audit, _enqueue_on_commit, _locked, _step
+from failover.engine.approval_policy import current_level
 from failover.engine.events import emit
 from failover.engine.states import transition_execution, transition_step
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun
 from runbooks.choices import Decision
-from runbooks.services import holds_role
 
 __all__ = ["decide_execution", "decide_step", "expire_approval_requests"]
 
@@ -33,14 +34,6 @@ def _check_decision(decision: str, comment: str) -> None:
         raise InvalidInput(f"decision must be one of {', '.join(Decision.values)}", field="decision")
     if decision == Decision.REJECT and not (comment or "").strip():
         raise InvalidInput("a rejection needs a comment explaining why", field="comment")
-
-
-def _current_level(policy: list[dict[str, Any]], decisions: list[ApprovalDecision]) -> dict[str, Any] | None:
-    for level in sorted(policy, key=lambda lv: lv["level"]):
-        approvals = {d.user_id for d in decisions if d.level == level["level"] and d.decision == Decision.APPROVE}
-        if len(approvals) < int(level.get("approvers", 1)):
-            return level
-    return None
 
 
 def _check_approver(actor: Any, execution: FailoverExecution, role: str, what: str) -> None:
@@ -78,7 +71,7 @@ def decide_execution(
                 code="invalid_transition",
             )
         decisions = list(ApprovalDecision.objects.filter(execution=locked, step_run__isnull=True))
-        level = _current_level(locked.approval_policy or [], decisions)
+        level = current_level(locked.approval_policy or [], decisions)
         if level is None:
             raise Conflict(f"execution #{locked.pk} has no approval level left to decide", code="invalid_transition")
         _check_approver(actor, locked, level["role"], f"level {level['level']} of execution #{locked.pk}")
@@ -114,7 +107,7 @@ def decide_execution(
                 message=f"rejected by {actor.get_username()}",
                 error=f"rejected by {actor.get_username()} at level {level['level']}: {comment}",
             )
-        elif _current_level(locked.approval_policy, [*decisions, record]) is None:
+        elif current_level(locked.approval_policy, [*decisions, record]) is None:
             moved = transition_execution(
                 locked.pk, ES.PENDING, only_from={ES.AWAITING_APPROVAL}, message="all approval levels satisfied"
             )
@@ -197,8 +190,10 @@ def decide_step(
 
 
 def expire_approval_requests(now: datetime | None = None) -> int:
-    """AWAITING_APPROVAL executions past their deadline → FAILED "approval request expired".
-    Called by the reaper; returns how many expired."""
+    """AWAITING_APPROVAL executions past their deadline → EXPIRED "approval request expired".
+
+    EXPIRED is terminal (never FAILED, which an operator may resume): the failover must be triggered
+    again, asking for its approvals again. Called by the reaper; returns how many expired."""
     now = now or timezone.now()
     expired = 0
     overdue = FailoverExecution.objects.filter(status=ES.AWAITING_APPROVAL, approval_deadline__lt=now)
@@ -206,7 +201,7 @@ def expire_approval_requests(now: datetime | None = None) -> int:
         with transaction.atomic():
             if transition_execution(
                 execution_id,
-                ES.FAILED,
+                ES.EXPIRED,
                 only_from={ES.AWAITING_APPROVAL},
                 message="approval request expired",
                 error="approval request expired",
@@ -218,7 +213,7 @@ def expire_approval_requests(now: datetime | None = None) -> int:
                     None,
                     AuthMethod.SYSTEM,
                     before={"status": ES.AWAITING_APPROVAL},
-                    after={"status": ES.FAILED, "error": "approval request expired"},
+                    after={"status": ES.EXPIRED, "error": "approval request expired"},
                 )
                 expired += 1
     return expired

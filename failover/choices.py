@@ -28,7 +28,8 @@ class ExecutionStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
     ROLLBACK_FAILED = "rollback_failed", "Rollback failed"
     CANCELLED = "cancelled", "Cancelled"
-    REJECTED = "rejected", "Rejected"
+    REJECTED = "rejected", "Rejected"  # an approver said no-go
+    EXPIRED = "expired", "Approval expired"  # nobody decided before the deadline; trigger it again
 
 
 ACTIVE_STATUSES = (

@@ -13,11 +13,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from failover.approvals import _current_level
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.common import APPROVE_EXECUTION, CONFIRM_STEP, run_permission
+from failover.engine.approval_policy import current_level
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun
 from failover.projection import (
     AT_RISK,
@@ -61,6 +61,7 @@ EXECUTION_ICONS = {
     ES.ROLLBACK_FAILED: "✗",
     ES.CANCELLED: "⊘",
     ES.REJECTED: "✗",
+    ES.EXPIRED: "⌛",
 }
 RTO_LABELS = {
     NO_TARGET: "No RTO target (no plan)",
@@ -115,7 +116,7 @@ def can_decide_execution(
     own = [d for d in decisions if d.step_run_id is None]
     if any(d.user_id == user.pk for d in own):
         return False
-    level = _current_level(execution.approval_policy or [], own)
+    level = current_level(execution.approval_policy or [], own)
     return level is not None and _holds(roles, level["role"])
 
 
@@ -128,8 +129,9 @@ def execution_actions(
     runner = user.has_perm(run_permission(execution))
     if runner and execution.status in ACTIVE_STATUSES and execution.status != ES.ROLLING_BACK:
         actions.append("cancel")
-    if runner and execution.status in (ES.FAILED, ES.PAUSED):
-        actions.append("resume")
+    approved = current_level(execution.approval_policy or [], [d for d in decisions if d.step_run_id is None]) is None
+    if runner and execution.status in (ES.FAILED, ES.PAUSED) and approved:
+        actions.append("resume")  # never without its go/no-go approvals (failover.engine.approval_policy)
     return actions
 
 

@@ -14,7 +14,10 @@ wins). The queue is transport: an execution is created in the database and enque
 Decisions worth knowing:
 - Go/no-go approval (the plan's approval levels, snapshotted into execution.approval_policy) applies
   to planned/unplanned failovers and failbacks. DR tests and runbook runs are not disruptive and need
-  none; dry runs (which execute nothing) need none either.
+  none; dry runs (which execute nothing) need none either. A failover or failback runbook never runs
+  on its own (execute_runbook refuses it): only through its plan, under the plan's approvals.
+- No execution runs while its approval policy is outstanding (failover.engine.states); an approval
+  request that expires ends EXPIRED, which cannot be resumed.
 - A dry run of a plan takes each runbook's latest approved version, else its latest version; a real
   run needs an approved version of every runbook (400 naming the runbook otherwise).
 - A DR test runs the plan's `test`-category runbooks (400 naming the plan if it has none).
@@ -141,6 +144,33 @@ def _rollback_trigger(plan: DRPlan, kind: str) -> str:
     return strategy.rollback_trigger if strategy else ""
 
 
+# How long before its failover a disaster may have been declared. The RTO is measured from that moment,
+# and measured RTOs feed targets, tests and compliance reports: a mistyped date must not reach them.
+MAX_DISASTER_AGE = timedelta(days=7)
+
+
+def _check_disaster_declared_at(value: datetime | None, triggered_at: datetime) -> None:
+    """disaster_declared_at must be an aware time, not after the trigger and at most MAX_DISASTER_AGE before it."""
+    if value is None:
+        return
+    if not isinstance(value, datetime) or timezone.is_naive(value):
+        raise InvalidInput(
+            "disaster_declared_at must be a date and time with a time zone", field="disaster_declared_at"
+        )
+    if value > triggered_at:
+        raise InvalidInput(
+            f"disaster_declared_at {value.isoformat()} is after the trigger time {triggered_at.isoformat()}: "
+            "a disaster is declared before its failover starts",
+            field="disaster_declared_at",
+        )
+    if value < triggered_at - MAX_DISASTER_AGE:
+        raise InvalidInput(
+            f"disaster_declared_at {value.isoformat()} is more than {MAX_DISASTER_AGE.days} days before the trigger "
+            f"time {triggered_at.isoformat()}; the RTO is measured from it, so check the date",
+            field="disaster_declared_at",
+        )
+
+
 def _create_execution(
     *,
     execution_type: str,
@@ -167,6 +197,7 @@ def _create_execution(
         raise InvalidInput("parallelism must be between 1 and 1000", field="parallelism")
     policy = approval_policy or []
     now = timezone.now()
+    _check_disaster_declared_at(disaster_declared_at, now)
     status = ES.AWAITING_APPROVAL if policy else ES.PENDING
     deadline = now + timedelta(seconds=approval_timeout_seconds) if policy and approval_timeout_seconds else None
     guarded = plan is not None and execution_type in FAILOVER_TYPES
@@ -369,6 +400,21 @@ def start_test(
     )
 
 
+# Runbooks that change which site serves production. They only run as part of their plan's failover or
+# failback (start_failover / start_failback): never on their own, which would skip the plan's go/no-go
+# approvals and the one-active-failover guard.
+DISRUPTIVE_CATEGORIES = {RunbookCategory.FAILOVER, RunbookCategory.FAILBACK}
+
+
+def _plans_of(version: RunbookVersion) -> str:
+    plan_ids = sorted(
+        DRPlan.objects.filter(applications=version.application_id).values_list("plan_id", flat=True)
+        if version.application_id
+        else []
+    )
+    return "plan " + ", ".join(repr(p) for p in plan_ids) if plan_ids else "a plan that includes its application"
+
+
 def execute_runbook(
     target: Runbook | RunbookVersion,
     *,
@@ -382,7 +428,8 @@ def execute_runbook(
     coerce_strings: bool = False,
 ) -> FailoverExecution:
     """Run one runbook version (a Runbook means its latest approved version). Needs failover.run_test.
-    Only approved versions run for real (Conflict otherwise); a dry run may take any version."""
+    Only approved versions run for real (Conflict otherwise); a dry run may take any version.
+    Failover and failback runbooks only run for real through their plan (Conflict "use_plan_failover")."""
     from runbooks.selectors import latest
 
     _require(actor, RUN_TEST, "run runbooks")
@@ -400,7 +447,14 @@ def execute_runbook(
                 f"runbook version {version} is {version.status}; only approved versions run (a dry run may take any)",
                 code="not_approved",
             )
-    application = version.runbook.application
+    if not dry_run and version.category in DISRUPTIVE_CATEGORIES:
+        raise Conflict(
+            f"runbook version {version} is a {version.category} runbook: run it through "
+            f"POST /api/v1/dr/{version.category} of {_plans_of(version)}, where the plan's go/no-go approvals "
+            "and one active failover per plan apply (a dry run may take it on its own)",
+            code="use_plan_failover",
+        )
+    application = version.application
     specs = graph.build_runbook_steps(version, tier=application.tier if application else 3)
     resolved = validate_parameters([version], parameters, coerce_strings=coerce_strings)
     return _create_execution(

@@ -58,6 +58,7 @@ from failover.choices import OnFailure
 from failover.choices import StepStatus as SS
 from failover.engine import reaper, records, rollback, validation
 from failover.engine.actions import ActionResult, StepContext, run_action
+from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
 from failover.engine.dry_run import check_and_skip
 from failover.engine.events import emit
@@ -178,13 +179,17 @@ class Coordinator:
                 self.measured[name] = getattr(execution, name)
         status = execution.status
         if status == ES.PENDING:
-            if not transition_execution(
-                self.execution_id,
-                ES.RUNNING,
-                only_from={ES.PENDING},
-                message=f"execution started by {self.worker}",
-                started_at=timezone.now(),
-            ):
+            try:
+                started = transition_execution(
+                    self.execution_id,
+                    ES.RUNNING,
+                    only_from={ES.PENDING},
+                    message=f"execution started by {self.worker}",
+                    started_at=timezone.now(),
+                )
+            except ApprovalRequired as refused:  # never reached through the services; refuse loudly if it is
+                return self._finish(ES.FAILED, error=refused.message)
+            if not started:
                 self._release()
                 return self._status()
             status = ES.RUNNING
@@ -528,8 +533,18 @@ class Coordinator:
         return last or timezone.now()
 
     def _complete(self, recovered_at: datetime) -> str:
+        """COMPLETED with the measured RTO: from the declared disaster (else the trigger) to recovery.
+        A recovery before that start (clocks of two machines disagreeing) is not an RTO of 0: none is recorded."""
         start = self.execution.disaster_declared_at or self.execution.triggered_at
-        rto = max(0.0, (recovered_at - start).total_seconds())
+        rto = (recovered_at - start).total_seconds()
+        if rto < 0:
+            emit(
+                self.execution_id,
+                ExecutionEvent.Kind.STATUS,
+                f"RTO not measured: recovery at {recovered_at.isoformat()} precedes its start {start.isoformat()}",
+                {"rto_measured": False},
+            )
+            return self._finish(ES.COMPLETED)
         return self._finish(ES.COMPLETED, actual_rto_seconds=rto)
 
     def _finish(self, status: str, *, error: str = "", **fields: Any) -> str:

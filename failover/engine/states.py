@@ -3,6 +3,10 @@
 A transition is a conditional UPDATE (`WHERE status IN allowed_sources`), never
 read-then-save: when two callers race, exactly one gets `True`, and only the winner
 acts on it (enqueues the coordinator, records the event, …).
+
+No execution moves to RUNNING while a level of its go/no-go policy is outstanding
+(failover.engine.approval_policy): whoever asks — a coordinator, resume, retry — gets
+ApprovalRequired (409) instead.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from django.utils import timezone
 
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
+from failover.engine.approval_policy import ApprovalRequired, describe, outstanding_level
 from failover.engine.events import Redact, emit
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
 
 # status -> statuses it may move to
 EXECUTION_TRANSITIONS: dict[str, set[str]] = {
     ES.PENDING: {ES.AWAITING_APPROVAL, ES.RUNNING, ES.CANCELLED, ES.FAILED},
-    ES.AWAITING_APPROVAL: {ES.PENDING, ES.REJECTED, ES.CANCELLED, ES.FAILED},  # FAILED: request expired
+    # Never FAILED: a failed execution can be resumed, one that was never approved must not be.
+    ES.AWAITING_APPROVAL: {ES.PENDING, ES.REJECTED, ES.CANCELLED, ES.EXPIRED},
     ES.RUNNING: {ES.VALIDATING, ES.COMPLETED, ES.FAILED, ES.ROLLING_BACK, ES.PAUSED, ES.CANCELLED},
     ES.PAUSED: {ES.RUNNING, ES.FAILED, ES.ROLLING_BACK, ES.CANCELLED},
     ES.VALIDATING: {ES.COMPLETED, ES.FAILED, ES.ROLLING_BACK, ES.CANCELLED},
@@ -31,6 +37,7 @@ EXECUTION_TRANSITIONS: dict[str, set[str]] = {
     ES.ROLLBACK_FAILED: set(),
     ES.CANCELLED: set(),
     ES.REJECTED: set(),
+    ES.EXPIRED: set(),
 }
 
 STEP_TRANSITIONS: dict[str, set[str]] = {
@@ -70,10 +77,23 @@ def transition_execution(
     if to in TERMINAL_EXECUTION and "finished_at" not in fields:
         fields["finished_at"] = timezone.now()
     with transaction.atomic():
+        if to == ES.RUNNING:
+            require_approved(execution_id)
         moved = FailoverExecution.objects.filter(pk=execution_id, status__in=sources).update(status=to, **fields)
         if moved:
             emit(execution_id, ExecutionEvent.Kind.STATUS, message or f"execution {to}", {"status": to}, redact=redact)
     return bool(moved)
+
+
+def require_approved(execution_id: int) -> None:
+    """ApprovalRequired naming the first outstanding level of the execution's go/no-go policy, if any."""
+    policy = FailoverExecution.objects.filter(pk=execution_id).values_list("approval_policy", flat=True).first()
+    level = outstanding_level(execution_id, policy)
+    if level is not None:
+        raise ApprovalRequired(
+            f"execution #{execution_id} has not been approved: {describe(level)}; it cannot run without its "
+            "go/no-go approvals (trigger it again to ask for them)"
+        )
 
 
 def transition_step(

@@ -75,6 +75,7 @@ def test_failover_run_refusals(users):
 def test_runbook_run_file(tmp_path, users):
     doc = runbook_doc(
         "cli-book",
+        category="maintenance",
         parameters={"count": {"type": "integer", "default": 1}},
         steps=[
             {"id": "hello", "action": "shell", "with": {"argv": ["echo", "hello {{ params.count }}"]}},
@@ -88,8 +89,8 @@ def test_runbook_run_file(tmp_path, users):
         run("runbook", "run", str(path))
     code, lines = run("runbook", "run", str(path), "--dry-run", "--wait", "--json", "--param", "count=3")
     assert code == 0 and json.loads(lines[-1])["status"] == "completed"
-    # once approved, the same file runs for real
-    make_runbook("cli-book", steps=doc["steps"], parameters=doc["parameters"])  # approves the imported version
+    # once approved, the same file runs for real (make_runbook approves the imported version)
+    make_runbook("cli-book", category="maintenance", steps=doc["steps"], parameters=doc["parameters"])
     code, lines = run("runbook", "run", str(path), "--wait", "--json", "--param", "count=3")
     assert code == 0, lines
     result = json.loads(lines[-1])
@@ -100,8 +101,10 @@ def test_runbook_run_file(tmp_path, users):
 
 
 def test_failed_run_exits_1_in_a_real_process(tmp_path, users):
-    doc = runbook_doc("failing", steps=[{"id": "boom", "action": "shell", "with": {"argv": ["false"]}}])
-    make_runbook("failing", steps=doc["steps"])
+    doc = runbook_doc(
+        "failing", category="maintenance", steps=[{"id": "boom", "action": "shell", "with": {"argv": ["false"]}}]
+    )
+    make_runbook("failing", category="maintenance", steps=doc["steps"])
     path = tmp_path / "failing.json"
     path.write_text(json.dumps(doc))
     proc = subprocess.run(

@@ -99,10 +99,11 @@ def _version(runbook: Runbook, number: str, author: User, role: str = "approver"
 
 
 def test_runbook_versions_pending_my_approval(users: dict[str, User]) -> None:
-    runbook = Runbook.objects.create(slug="db-failover", name="DB failover")
+    runbook = Runbook.objects.create(slug="db-failover")
     theirs = _version(runbook, "1.0.0", users["admin"])
     _version(runbook, "1.1.0", users["approver"])  # mine: separation of duties
     _version(runbook, "1.2.0", users["admin"], role="auditor")  # a role I do not hold
+    _version(runbook, "1.3.0", users["admin"]).contributors.add(users["approver"])  # I edited or submitted it
     RunbookVersion.objects.create(runbook=runbook, version="2.0.0", created_by=users["admin"])  # a draft
 
     assert rows(page(users["approver"]), "runbook-approvals", "version") == [str(theirs.pk)]

@@ -67,8 +67,8 @@ def test_second_trigger_of_the_same_plan_conflicts(plan, users, enqueued, django
     with pytest.raises(Conflict, match=rf"already has an active failover #{first.pk}"):
         services.start_failover(plan, actor=users["approver"])
     assert FailoverExecution.objects.count() == 1
-    # runbook runs are not failovers: they may run alongside
-    services.execute_runbook(make_runbook("side"), actor=users["operator"])
+    # runbook runs (other than failover/failback runbooks) are not failovers: they may run alongside
+    services.execute_runbook(make_runbook("side", category="maintenance"), actor=users["operator"])
 
 
 def test_integrity_error_of_the_constraint_becomes_a_conflict(plan, users, enqueued, monkeypatch):
@@ -115,7 +115,7 @@ def test_tests_use_the_test_runbooks_and_need_them(users, enqueued):
     add_approval_levels(plan, ("approver", 1))
     execution = services.start_test(plan, actor=users["operator"])
     assert (execution.execution_type, execution.status, execution.approval_policy) == ("test", "pending", [])
-    assert set(execution.step_runs.values_list("runbook_step__version__runbook__category", flat=True)) == {"test"}
+    assert set(execution.step_runs.values_list("runbook_step__version__category", flat=True)) == {"test"}
 
 
 def test_failback_uses_failback_runbooks(users, enqueued):
@@ -138,7 +138,7 @@ def test_execute_runbook_needs_an_approved_version_unless_dry_run(users, enqueue
     assert FailoverExecution.objects.count() == 0
     dry = services.execute_runbook(draft, actor=users["operator"], dry_run=True)
     assert (dry.execution_type, dry.dry_run, dry.runbook_version, dry.plan) == ("runbook", True, draft, None)
-    approved = make_runbook("solo2", parallelism=2)
+    approved = make_runbook("solo2", parallelism=2, category="maintenance")
     run = services.execute_runbook(approved.runbook, actor=users["operator"])
     assert (run.runbook_version, run.parallelism, run.status) == (approved, 2, "pending")
     # runbook runs do not block each other
@@ -153,6 +153,7 @@ def parameterised(db):
     Secret.objects.create(name="db-password", ciphertext="x")
     return make_runbook(
         "params",
+        category="maintenance",
         parameters={
             "host": {"type": "string"},
             "port": {"type": "integer", "default": 5432},
@@ -257,7 +258,7 @@ def test_expired_requests_fail(awaiting, users):
     FailoverExecution.objects.filter(pk=awaiting.pk).update(approval_deadline=timezone.now() - timedelta(seconds=1))
     assert services.expire_approval_requests() == 1
     awaiting.refresh_from_db()
-    assert (awaiting.status, awaiting.error) == ("failed", "approval request expired")
+    assert (awaiting.status, awaiting.error) == ("expired", "approval request expired")
     assert services.expire_approval_requests() == 0
 
 
