@@ -12,6 +12,7 @@ Environment:
                         (default 0.05 s; 1 s with Redis, where it is only a safety net).
     DRPLAN_ALLOWED_HOSTS comma-separated; default 127.0.0.1,localhost.
     DRPLAN_VAR_DIR      where runtime files live; default ./var.
+    DRPLAN_PYTHON_ACTIONS  module prefixes the runbook `python` action may call (comma-separated).
 """
 
 from __future__ import annotations
@@ -221,6 +222,24 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "runbooks.choices.VersionStatus",
     },
 }
+
+# --- Runbook actions ------------------------------------------------------------
+# Module prefixes whose functions the `python` action may call (comma-separated). The DR lab's actions
+# drive processes on this machine: allowed by default in development, never in production.
+_LAB_ACTIONS = "failover.lab.actions"
+DRPLAN_PYTHON_ACTIONS = [
+    prefix.strip()
+    for prefix in os.environ.get(
+        "DRPLAN_PYTHON_ACTIONS",
+        "failover.engine.extensions" if PRODUCTION else f"failover.engine.extensions,{_LAB_ACTIONS}",
+    ).split(",")
+    if prefix.strip()
+]
+if PRODUCTION and any(p == "failover.lab" or p.startswith("failover.lab.") for p in DRPLAN_PYTHON_ACTIONS):
+    raise ImproperlyConfigured(
+        f"DRPLAN_PYTHON_ACTIONS names the DR lab ({_LAB_ACTIONS}), which drives local test servers; "
+        "it cannot be allowed when DRPLAN_ENV=production"
+    )
 
 # --- Tasks and live updates -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

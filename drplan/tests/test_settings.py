@@ -45,3 +45,27 @@ def test_database_url_selects_postgresql(tmp_path):
     result = _load_settings(tmp_path, DATABASE_URL="postgres://u:p@127.0.0.1:5432/drplan")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "django.db.backends.postgresql"
+
+
+def _python_actions(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), **env})
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
+        "from django.conf import settings; print(','.join(settings.DRPLAN_PYTHON_ACTIONS))"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+
+
+def test_python_action_allow_list_comes_from_drplan_python_actions_and_never_allows_the_lab_in_production(tmp_path):
+    development = _python_actions(tmp_path)
+    assert development.stdout.strip() == "failover.engine.extensions,failover.lab.actions"
+    production = {"DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": "x" * 50}
+    assert _python_actions(tmp_path, **production).stdout.strip() == "failover.engine.extensions"
+    allowed = " acme.dr_actions , failover.engine.extensions"
+    custom = _python_actions(tmp_path, **production, DRPLAN_PYTHON_ACTIONS=allowed)
+    assert custom.stdout.strip() == "acme.dr_actions,failover.engine.extensions"
+    refused = _python_actions(tmp_path, **production, DRPLAN_PYTHON_ACTIONS="acme.dr,failover.lab.actions")
+    assert refused.returncode != 0
+    assert "DRPLAN_PYTHON_ACTIONS names the DR lab" in refused.stderr
+    assert _python_actions(tmp_path, DRPLAN_PYTHON_ACTIONS="").stdout.strip() == ""

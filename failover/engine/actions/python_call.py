@@ -5,8 +5,9 @@
       callable: failover.engine.extensions.switch_route
       kwargs: {file: /etc/drplan/route, target: "{{ params.target_site }}"}
 
-Only callables in modules listed in settings.DRPLAN_PYTHON_ACTIONS (module prefixes;
-default ["failover.engine.extensions", "failover.lab.actions"]) can be called; anything else is refused. The
+Only callables in modules listed in settings.DRPLAN_PYTHON_ACTIONS (module prefixes, from the
+environment variable of that name; by default failover.engine.extensions, plus the DR lab's
+failover.lab.actions in development only) can be called; anything else is refused. The
 function is called as `function(ctx, **kwargs)` with the StepContext (log, timeout,
 cancelled, secret) and returns a dict (the step's output), None, or an ActionResult.
 A raised exception fails the step. It runs in a thread: on timeout or cancel the step
@@ -24,13 +25,12 @@ from django.conf import settings
 from failover.engine.actions import ActionResult, StepContext, executor
 from failover.engine.actions.blocking import run_blocking, step_timeout
 
-# failover.lab.actions, not all of failover.lab: a prefix allows every submodule, and the lab's
-# process helpers (failover.lab.procs.kill/run) must never be callable from a runbook.
-DEFAULT_ALLOWED_MODULES = ["failover.engine.extensions", "failover.lab.actions"]
-
 
 def allowed_modules() -> list[str]:
-    return list(getattr(settings, "DRPLAN_PYTHON_ACTIONS", DEFAULT_ALLOWED_MODULES))
+    """The module prefixes of settings.DRPLAN_PYTHON_ACTIONS. A prefix allows its submodules too, which is
+    why the lab's default entry is failover.lab.actions and not failover.lab (its process helpers must
+    never be callable from a runbook)."""
+    return list(settings.DRPLAN_PYTHON_ACTIONS)
 
 
 def resolve_callable(path: str) -> Callable[..., Any]:
