@@ -127,7 +127,7 @@ def test_secrets_are_masked_in_the_stored_copy_and_collected_for_the_redactor() 
         ("{{ secrets.db_password }}", "url: secret 'db_password' is not defined"),
         ("{{ plan.nope }}", "url: plan has no 'nope'"),
         ("{{ nothing }}", "url: unknown variable 'nothing' (use params., steps., plan. or secrets.)"),
-        ("{{ params.port + }}", "url: template syntax error: unexpected 'end of template'"),
+        ("{{ params.port + }}", "url: template syntax error: unexpected 'end of print statement'"),
         ("{{ 1 / 0 }}", "url: template error: ZeroDivisionError: division by zero"),
     ],
 )
@@ -168,9 +168,9 @@ def test_sandbox_blocks_mutation_and_huge_values() -> None:
 
 
 def test_error_messages_never_show_a_secret_value() -> None:
-    error = _error({"v": "{{ params[secrets.api_token] }}"})
+    error = _error({"v": "{{ secrets.api_token }} {{ params.nope }}"})
     assert TOKEN not in error.message
-    assert error.message.startswith("v: unknown parameter '***'")
+    assert error.message.startswith("v: unknown parameter 'nope'")
 
 
 def test_dry_run_uses_placeholders_and_reads_no_secret() -> None:
@@ -206,3 +206,120 @@ def test_render_value_for_a_single_string() -> None:
     rendered = render_value("SELECT {{ params.port }} -- {{ secrets.api_token }}", _context())
     assert rendered.value == f"SELECT 5432 -- {TOKEN}"
     assert rendered.masked == "SELECT 5432 -- ***"
+
+
+# --- secrets can only be used whole -----------------------------------------------------------
+
+WHOLE_ONLY = "can only be used whole, as {{{{ {ref} }}}}: filters, slicing and expressions on secrets are not allowed"
+
+
+def _refused(name: str = "api_token") -> str:
+    ref = f"secrets.{name}"
+    return f"{ref} {WHOLE_ONLY.format(ref=ref)}"
+
+
+def _no_reads(name: str) -> str:
+    raise AssertionError("a refused template must not read the secret")
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ secrets.api_token | reverse }}", _refused()),
+        ("Bearer {{ secrets.api_token | reverse }}", _refused()),
+        ("{{ secrets.api_token[:6] }}", _refused()),
+        ("{{ secrets['api_token'][0] }}", _refused()),
+        ("{{ secrets.api_token | list }}", _refused()),
+        ("{{ secrets.api_token.upper() }}", _refused()),
+        ("{{ secrets.api_token ~ '' | upper }}", _refused()),
+        ("{{ (secrets.api_token ~ 'x') | upper }}", _refused()),
+        ("{{ secrets.api_token == 'abc' }}", _refused()),
+        ("{% if secrets.api_token == 'abc' %}yes{% endif %}", _refused()),
+        ("{% if secrets.api_token.startswith('t') %}yes{% endif %}", _refused()),
+        ("{% for c in secrets.api_token %}{{ c }},{% endfor %}", _refused()),
+        ("{{ secrets.api_token if true else 'x' }}", _refused()),
+        ("{{ params[secrets.api_token] }}", _refused()),
+        ("{{ secrets.api_token is string }}", _refused()),
+        ("{{ secrets.get('api_token') }}", _refused("get")),
+        ("{{ 'Bearer %s' % secrets.api_token }}", _refused()),
+        ("{{ secrets.api_token | length }}", _refused()),
+        ("{{ [secrets.api_token] }}", _refused()),
+        ("{% set s = secrets.api_token %}{{ s }}", _refused()),
+        ("{% with s = secrets.api_token %}{{ s }}{% endwith %}", _refused()),
+        (
+            "{{ secrets['orders-db'] | reverse }}",
+            "secrets['orders-db'] " + WHOLE_ONLY.format(ref="secrets['orders-db']"),
+        ),
+    ],
+)
+def test_a_secret_can_only_be_used_whole(template: str, message: str) -> None:
+    error = _error({"headers": {"Authorization": template}}, _context(secret=_no_reads))
+    assert error.message == f"headers.Authorization: {message}"
+    assert error.field == "headers.Authorization"
+    # Refused before anything runs: also in a dry run.
+    assert _error({"headers": {"Authorization": template}}, dry_run=True).message == error.message
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ secrets }}",
+        "{% set s = secrets %}{{ s.api_token | reverse }}",
+        "{% with s = secrets %}{{ s.api_token }}{% endwith %}",
+        "{{ secrets[params.items] }}",
+        "{{ secrets | list }}",
+        "{% for name in secrets %}{{ name }}{% endfor %}",
+        "{% set secrets = params %}{{ secrets.port }}",
+        "{% for secrets in [1] %}{{ secrets }}{% endfor %}",
+        "{{ dict(s=secrets) }}",
+    ],
+)
+def test_the_name_secrets_cannot_be_passed_around(template: str) -> None:
+    error = _error({"v": template}, _context(secret=_no_reads))
+    assert error.message == f"v: secrets {WHOLE_ONLY.format(ref='secrets.NAME')}"
+
+
+@pytest.mark.parametrize(
+    ("template", "keyword"),
+    [
+        ("{% macro m() %}{{ secrets.api_token }}{% endmacro %}{{ m() | reverse }}", "macro"),
+        ("{% set s %}{{ secrets.api_token }}{% endset %}{{ s | reverse }}", "set … endset"),
+        ("{% filter reverse %}{{ secrets.api_token }}{% endfilter %}", "filter"),
+        ("{% macro m() %}{{ caller() }}{% endmacro %}{% call m() %}{{ secrets.api_token }}{% endcall %}", "macro"),
+        ("{% block b %}{{ secrets.api_token }}{% endblock %}{{ self.b() | reverse }}", "block"),
+        ("{% for x in [1] recursive %}{{ secrets.api_token }}{% endfor %}", "for … recursive"),
+        ("{% include 'other' %}", "include"),
+        ("{% import 'other' as o %}", "import"),
+        ("{% extends 'other' %}", "extends"),
+    ],
+)
+def test_statements_that_capture_output_are_refused(template: str, keyword: str) -> None:
+    error = _error({"v": template}, _context(secret=_no_reads))
+    assert error.message == (f"v: {{% {keyword} %}} is not allowed in a parameter template (use if, for, set and with)")
+
+
+def test_whole_secrets_still_render_anywhere_in_the_output() -> None:
+    rendered = render_step_params(
+        {
+            "a": "Bearer {{ secrets.api_token }}",
+            "b": "{% if params.port > 1 %}{{ secrets['api_token'] }}{% else %}none{% endif %}",
+            "c": "{% for i in range(2) %}[{{ secrets.api_token }}]{% endfor %}",
+            "d": "{% set n = params.port %}{{ n }}:{{ secrets.api_token }}",
+        },
+        _context(),
+    )
+    assert rendered.value == {"a": f"Bearer {TOKEN}", "b": TOKEN, "c": f"[{TOKEN}][{TOKEN}]", "d": f"5432:{TOKEN}"}
+    assert rendered.masked == {"a": "Bearer ***", "b": "***", "c": "[***][***]", "d": "5432:***"}
+
+
+def test_check_template_refuses_without_rendering() -> None:
+    from failover.engine.templating import check_template
+
+    check_template("Bearer {{ secrets.api_token }} {{ params.anything | upper }}")
+    check_template("no template here")
+    with pytest.raises(InvalidInput) as error:
+        check_template("{{ secrets.api_token | reverse }}")
+    assert error.value.message == _refused()
+    with pytest.raises(InvalidInput) as error:
+        check_template("{{ params.port + }}")
+    assert error.value.message == "template syntax error: unexpected 'end of print statement'"
