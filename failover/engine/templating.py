@@ -8,8 +8,10 @@
 Every string inside the parameters' dicts and lists is rendered on its own, so a list
 stays a list and a value such as `x; touch pwned.txt` stays one argv element: nothing
 here ever joins strings into a command line. The environment is Jinja2's immutable
-sandbox (no `__class__`, no mutation of the context, bounded `*` and `**`), and a
-missing name is an error that names it (InvalidInput), never an empty string.
+sandbox (no `__class__`, no mutation of the context) with bounded output: a rendered
+string is at most 64 KiB and nothing built along the way more than 1 MiB (see
+failover/engine/template_limits.py). A missing name is an error that names it
+(InvalidInput), never an empty string.
 
 The secrets rule: a secret can only be used whole. The name `secrets` may appear only as
 `{{ secrets.NAME }}` or `{{ secrets['NAME'] }}`, an output expression on its own (inside a
@@ -31,7 +33,6 @@ Redactor that keeps them out of events, logs and errors.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -40,17 +41,22 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from core.exceptions import InvalidInput
 from core.secrets import MASK, Redactor
+from failover.engine.template_limits import (
+    MAX_OUTPUT,
+    MAX_VALUE,
+    BoundedSandbox,
+    TemplateTooLarge,
+    output_too_large,
+    size_of,
+)
 
 # A string that is exactly one expression keeps the expression's type.
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|%\}|\{#).)*)\}\}\s*$", re.DOTALL)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
-MAX_REPEAT = 100_000  # largest string/list produced by `*`
-MAX_EXPONENT = 100
 
 
 @dataclass
@@ -195,24 +201,12 @@ class _Secrets:
         return "<secrets>"
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
+class _Environment(BoundedSandbox):
     def getattr(self, obj: Any, attribute: str) -> Any:
         # `params.items` is the parameter named "items", not the dict method.
         if isinstance(obj, _Named) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
-
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
-        if op == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
-                    raise SecurityError(f"repetition would produce more than {MAX_REPEAT} items")
-            return operator.mul(left, right)
-        return super().call_binop(context, op, left, right)
 
 
 _ENV = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
@@ -279,12 +273,15 @@ def _check_rules(tree: nodes.Template) -> None:
 def _compile(source: str) -> Template | TemplateExpression:
     """Parse, check the rules, compile; once per source. A string that is exactly one expression
     compiles to an expression (native result)."""
-    tree = _ENV.parse(source)
-    _check_rules(tree)
-    match = _SINGLE_EXPRESSION.match(source)
-    if match:
-        return _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
-    return _ENV.from_string(tree)
+    try:
+        tree = _ENV.parse(source)
+        _check_rules(tree)
+        match = _SINGLE_EXPRESSION.match(source)
+        if match:
+            return _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+        return _ENV.from_string(tree)
+    except RecursionError:
+        raise InvalidInput("the template is nested too deeply") from None
 
 
 def check_template(source: str) -> None:
@@ -300,10 +297,18 @@ def check_template(source: str) -> None:
 
 def _evaluate(compiled: Template | TemplateExpression, variables: dict[str, Any]) -> Any:
     if isinstance(compiled, Template):
-        return compiled.render(variables)
+        parts, length = [], 0
+        for part in compiled.generate(variables):  # streamed: a loop stops as soon as it is too long
+            length += len(part)
+            if length > MAX_OUTPUT:
+                raise output_too_large()
+            parts.append(part)
+        return "".join(parts)
     result = compiled(variables)
     if isinstance(result, Undefined):
         str(result)  # raises the undefined (or sandbox) error naming what is missing
+    if size_of(result, MAX_VALUE) > (MAX_OUTPUT if isinstance(result, str) else MAX_VALUE):
+        raise output_too_large()
     return _plain(result)
 
 
@@ -360,13 +365,23 @@ class _Renderer:
             return real, _evaluate(compiled, self.masked)
         except InvalidInput as exc:
             raise InvalidInput(self._message(path, exc.message), field=path) from None
+        except TemplateTooLarge as exc:
+            raise InvalidInput(self._message(path, exc.message or ""), field=path) from None
         except SecurityError as exc:
             raise InvalidInput(self._message(path, f"blocked by the template sandbox: {exc}"), field=path) from None
         except UndefinedError as exc:
             raise InvalidInput(self._message(path, str(exc)), field=path) from None
         except TemplateSyntaxError as exc:
             raise InvalidInput(self._message(path, f"template syntax error: {exc.message}"), field=path) from None
-        except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        except (
+            TemplateError,
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            LookupError,
+            AttributeError,
+            AssertionError,
+        ) as exc:
             raise InvalidInput(
                 self._message(path, f"template error: {type(exc).__name__}: {exc}"), field=path
             ) from None
