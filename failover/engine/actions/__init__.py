@@ -25,6 +25,9 @@ class StepContext:
     log: Callable[[str], None] = lambda line: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     secret: Callable[[str], str] | None = None  # name -> value, for actions that take a secret by name
+    # The values of the secrets this step used (its templated parameters and ctx.secret reads): the
+    # http action does not carry a header holding one to another host. Never log them.
+    secret_values: set[str] = field(default_factory=set)
 
 
 @dataclass
