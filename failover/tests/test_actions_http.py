@@ -320,3 +320,40 @@ def test_a_redirect_to_another_scheme_is_not_followed(server: str) -> None:
 )
 def test_origins(first: str, second: str, same: bool) -> None:
     assert (origin(first) == origin(second)) is same
+
+
+# --- allowed hosts of the secrets the step used -------------------------------------------------
+
+
+def _restricted(*hosts: str) -> StepContext:
+    ctx = _secret_ctx()
+    ctx.allowed_hosts["api_token"] = list(hosts)
+    return ctx
+
+
+def test_a_host_outside_a_secrets_allow_list_is_refused_before_connecting(other_server: str) -> None:
+    port = other_server.rsplit(":", 1)[1]
+    url = f"{other_server}/headers"
+    result = run_action("http", _valid({"url": url, "headers": CREDENTIALS}), _restricted("api.example.com"))
+    assert (result.ok, result.output) == (False, {})
+    assert result.error == (
+        f"GET {url}: secret 'api_token' may not be sent to 127.0.0.1:{port} (allowed hosts: api.example.com)"
+    )
+    assert SECRET not in result.error
+    assert Recorder.seen == []  # never connected
+    allowed = run_action("http", _valid({"url": url}), _restricted("api.example.com", f"127.0.0.1:{port}"))
+    assert allowed.ok, allowed.error
+    assert len(Recorder.seen) == 1
+
+
+def test_every_redirect_hop_must_be_allowed(server: str, other_server: str) -> None:
+    here, there = server.rsplit(":", 1)[1], other_server.rsplit(":", 1)[1]
+    url = f"{server}/away?to={quote(other_server + '/headers')}"
+    result = run_action("http", _valid({"url": url}), _restricted(f"127.0.0.1:{here}"))
+    assert result.error == (
+        f"GET {url}: redirected to {other_server}/headers: "
+        f"secret 'api_token' may not be sent to 127.0.0.1:{there} (allowed hosts: 127.0.0.1:{here})"
+    )
+    assert Recorder.seen == []
+    same_origin = run_action("http", _valid({"url": f"{server}/away?to=/health"}), _restricted(f"127.0.0.1:{here}"))
+    assert same_origin.ok, same_origin.error

@@ -17,7 +17,8 @@ The request's timeout is the step's timeout (30 s when it has none); environment
 are not used (a DR check must see the real path). Redirects (http and https only) are
 followed, but a redirect to another origin (scheme, host or port: also an https → http
 downgrade) does not carry Authorization, Proxy-Authorization, Cookie, nor any header whose
-value holds a secret the step used.
+value holds a secret the step used. When a secret the step used has allowed hosts, the URL
+and every redirect hop must be one of them (StepContext.refuse_host), checked before connecting.
 Output: {status, body (first 64 KiB as text), json (parsed body, if JSON), elapsed_ms}.
 """
 
@@ -208,8 +209,12 @@ def run_http(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     except (ValueError, TypeError) as exc:
         return ActionResult(False, error=f"http: {exc}")
     target = f"{request.get_method()} {request.full_url}"
+    refused = ctx.refuse_host(*origin(request.full_url)[1:])
+    if refused:  # a secret this step used may not go there: not even a connection
+        return ActionResult(False, error=f"{target}: {refused}")
     timeout = step_timeout(ctx)
-    redirects = _Redirects(bool(params.get("follow_redirects", True)), ctx.secret_values, ctx.log, lambda url: "")
+    follow = bool(params.get("follow_redirects", True))
+    redirects = _Redirects(follow, ctx.secret_values, ctx.log, lambda url: ctx.refuse_host(*origin(url)[1:]))
     verify_tls = bool(params.get("verify_tls", True))
     started = time.monotonic()
     outcome = run_blocking(lambda: _send(request, timeout, verify_tls, redirects), ctx, timeout)
