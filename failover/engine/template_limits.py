@@ -207,7 +207,7 @@ def _center_size(value: Any, width: int = 80) -> int:
     return max(len(str(value)), _int(width))
 
 
-def _indent_size(s: Any, width: int | str = 4, *_: Any, **__: Any) -> int:
+def _indent_size(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> int:
     text = str(s)
     return len(text) + (text.count("\n") + 1) * (len(width) if isinstance(width, str) else _int(width))
 
@@ -216,7 +216,14 @@ def _format_size(value: Any, *args: Any, **kwargs: Any) -> int:
     return _printf_size(str(value), kwargs or args)
 
 
-def _wordwrap_size(env: Any, s: Any, width: int = 79, _long: bool = True, wrapstring: Any = None, *_: Any) -> int:
+def _wordwrap_size(
+    env: Any,
+    s: Any,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> int:
     text = str(s)
     breaks = len(text.split()) + len(text) // max(1, _int(width)) + 1
     return len(text) + breaks * len(wrapstring if wrapstring is not None else "\n")
@@ -226,8 +233,12 @@ def _replace_size(eval_ctx: Any, s: Any, old: Any, new: Any, count: Any = None) 
     return _str_method_size(str(s), "replace", (str(old), str(new), -1 if count is None else count), {})
 
 
-def _fill_size(value: Any, count: Any, fill_with: Any = None) -> int:
-    return _int(count) * (1 + (size_of(fill_with) if fill_with is not None else 0))
+def _batch_size(value: Any, linecount: Any, fill_with: Any = None) -> int:
+    return _int(linecount) * (1 + (size_of(fill_with) if fill_with is not None else 0))
+
+
+def _slice_size(value: Any, slices: Any, fill_with: Any = None) -> int:
+    return _int(slices) * (1 + (size_of(fill_with) if fill_with is not None else 0))
 
 
 @pass_eval_context
@@ -264,8 +275,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             "format": _estimated("format", filters.do_format, _format_size),
             "wordwrap": _estimated("wordwrap", filters.do_wordwrap, _wordwrap_size),
             "replace": _estimated("replace", filters.do_replace, _replace_size),
-            "batch": _estimated("batch", filters.do_batch, _fill_size),
-            "slice": _estimated("slice", filters.sync_do_slice, _fill_size),
+            "batch": _estimated("batch", filters.do_batch, _batch_size),
+            "slice": _estimated("slice", filters.sync_do_slice, _slice_size),
             "join": _join,
         }
         self.filters = {
@@ -324,7 +335,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 args = (items, *args[1:])
             elif _str_method_size(owner, name, args, kwargs) > MAX_VALUE:
                 raise _too_large(what)
-        elif isinstance(owner, int) and name == "to_bytes" and max([0, *map(_int, args)]) > MAX_VALUE:
+        elif isinstance(owner, int) and name == "to_bytes" and max(map(_int, (0, *args, *kwargs.values()))) > MAX_VALUE:
             raise _too_large(what)
         return check_size(super().call(__context, __obj, *args, **kwargs), what)
 

@@ -340,6 +340,8 @@ RENDERED = "too large: the rendered value is longer than 65536 characters (64 Ki
         ("{{ 'x'.zfill(30000000) }}", "the result of str.zfill()"),
         ("{{ ('\t' * 1000).expandtabs(100000) }}", "the result of str.expandtabs()"),
         ("{{ params.port.to_bytes(30000000, 'big') }}", "the result of int.to_bytes()"),
+        ("{{ params.port.to_bytes(length=30000000, byteorder='big') }}", "the result of int.to_bytes()"),
+        ("{{ ('\t' * 1000).expandtabs(tabsize=100000) }}", "the result of str.expandtabs()"),
         ("{{ '%30000000d' | format(1) }}", "the result of filter 'format'"),
         ("{{ '%30000000d' % 1 }}", "the result of '%'"),
         ("{{ '%*d' % (30000000, 1) }}", "the result of '%'"),
@@ -420,6 +422,10 @@ def test_values_up_to_the_limits_render() -> None:
             "sum": "{{ [[1], [2, 3]] | sum(start=[]) }}",
             "big": "{{ ('x' * 1000000) | length }}",
             "port": "{{ params.port * 2 }}",
+            "keywords": "{{ 'a b c' | wordwrap(1, break_long_words=False, wrapstring='/') }}|"
+            "{{ [1, 2, 3] | batch(linecount=2) | list }}|{{ [1, 2, 3] | slice(slices=2, fill_with=0) | list }}|"
+            "{{ 'a\nb' | indent(width=1, first=True) }}|{{ 'x' | center(width=3) }}|"
+            "{{ 'aXa' | replace('a', 'b', count=1) }}|{{ 'a%sc' | format('b') }}",
         },
         _context(),
     ).value
@@ -430,6 +436,7 @@ def test_values_up_to_the_limits_render() -> None:
     assert rendered["sum"] == [1, 2, 3]
     assert rendered["big"] == 1000000
     assert rendered["port"] == 10864
+    assert rendered["keywords"] == "a/b/c|[[1, 2], [3]]|[[1, 2], [3, 0]]| a\n b| x |bXa|abc"
 
 
 def test_deep_nesting_and_filter_assertions_are_input_errors() -> None:
