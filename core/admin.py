@@ -1,23 +1,27 @@
-"""Admin site branding, the audit log (view only), and audited users, groups and tokens."""
+"""Admin site branding, the audit log (view only), audited users, groups and tokens, and secrets."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from core import audit
+from core import audit, secrets
 from core.admin_mixins import AuditedModelAdmin, ReadOnlyAdminMixin
 from core.choices import AuditAction, AuthMethod
-from core.models import AuditEntry
+from core.exceptions import InvalidInput
+from core.models import AuditEntry, Secret
 
 admin.site.site_header = "DRPlan administration"
 admin.site.site_title = "DRPlan administration"
@@ -122,3 +126,75 @@ class AuditedTokenAdmin(AuditedModelAdmin, TokenAdmin):
 
     def audit_identity(self, obj: models.Model, pk: Any) -> dict[str, str]:
         return {"object_id": str(obj.user_id), "object_repr": f"API token of {obj.user}"}
+
+
+class SecretForm(forms.ModelForm):
+    """Name and description as usual; the value write-only (empty on a change: kept); the allowed
+    hosts one per line, checked by core.secrets."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=False,
+        max_length=secrets.MAX_VALUE_LENGTH,
+        help_text="Never shown. Leave empty to keep the current value.",
+    )
+    allowed_hosts = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="One per line: host, host:port, *.example.com or *.example.com:port. Empty: any host.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ("name", "description")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["allowed_hosts"] = "\n".join(self.instance.allowed_hosts or [])
+
+    def clean_allowed_hosts(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["allowed_hosts"].splitlines() if line.strip()]
+        try:
+            return secrets.normalise_allowed_hosts(lines)
+        except InvalidInput as exc:
+            raise ValidationError(exc.message) from None
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data["value"]
+        if not value and self.instance.pk is None:
+            raise ValidationError("A new secret needs a value.")
+        return value
+
+
+@admin.register(Secret)
+class SecretAdmin(admin.ModelAdmin):
+    """Secrets through core.secrets, which audits every change (never the value)."""
+
+    form = SecretForm
+    list_display = ("name", "description", "hosts", "updated_at")
+    search_fields = ("name", "description")
+    ordering = ("name",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Secret | None = None) -> tuple[str, ...]:
+        return ("name", "created_at", "updated_at") if obj is not None else ()
+
+    @admin.display(description="allowed hosts")
+    def hosts(self, secret: Secret) -> str:
+        return ", ".join(secret.allowed_hosts) or "any"
+
+    def save_model(self, request: HttpRequest, obj: Secret, form: SecretForm, change: bool) -> None:
+        data = form.cleaned_data
+        common = {"actor": request.user, "auth_method": AuthMethod.SESSION, "allowed_hosts": data["allowed_hosts"]}
+        if change:
+            saved = secrets.update_secret(obj, value=data["value"] or None, description=data["description"], **common)
+        else:
+            saved = secrets.create_secret(data["name"], data["value"], description=data["description"], **common)
+        obj.pk = saved.pk  # the admin redirects to it
+
+    def delete_model(self, request: HttpRequest, obj: Secret) -> None:
+        secrets.delete_secret(obj.name, actor=request.user, auth_method=AuthMethod.SESSION)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Secret]) -> None:
+        for name in queryset.values_list("name", flat=True):
+            secrets.delete_secret(name, actor=request.user, auth_method=AuthMethod.SESSION)

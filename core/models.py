@@ -77,7 +77,8 @@ class Secret(models.Model):
     """A named secret (password, DSN, token), stored encrypted (core.secrets).
 
     Referenced by name from runbooks (`{{ secrets.NAME }}`, `dsn_secret: NAME`); its value
-    never reaches logs, events, the audit log or the API.
+    never reaches logs, events, the audit log or the API. `allowed_hosts` (core.secrets) limits
+    where a step that uses it may send requests.
     """
 
     AUDIT_REDACT = ("ciphertext",)
@@ -85,6 +86,11 @@ class Secret(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
     ciphertext = models.TextField(editable=False)
+    allowed_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Hosts a step may send this secret to (host, host:port, *.example.com); empty: any host.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

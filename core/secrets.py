@@ -9,11 +9,19 @@ DRPLAN_SECRETS_KEY makes stored secrets unreadable (decrypt() then says so).
 A value never reaches the audit log (Secret.AUDIT_REDACT masks the ciphertext and the
 value is stored nowhere else), the API or an error message. Code that handles values
 at run time masks them with a Redactor.
+
+A secret may name the hosts it can be sent to (`allowed_hosts`): `api.example.com`,
+`api.example.com:8443`, `*.example.com` (any subdomain, not example.com itself), an IPv4
+address or a bracketed IPv6 one, each with an optional port; no port means any port, an
+empty list means no restriction. The engine passes the lists of the secrets a step used to
+its actions (failover.engine.actions.StepContext), which refuse other hosts (host_allowed).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import os
 import re
 from collections.abc import Iterable
@@ -39,6 +47,10 @@ MASK = "***"
 MIN_REDACT_LENGTH = 4
 MAX_VALUE_LENGTH = 16_384
 _HKDF_INFO = b"drplan secrets v1"
+MAX_ALLOWED_HOSTS = 100
+_LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+_HOST_HELP = "(use host, host:port, *.example.com or *.example.com:port)"
 
 
 class SecretDecryptError(InvalidInput):
@@ -106,6 +118,66 @@ def _validate(name: str, value: str | None, description: str | None) -> None:
         raise InvalidInput("description is longer than 300 characters", field="description")
 
 
+def _split_host(entry: str) -> tuple[str, int | None]:
+    """("api.example.com", 8443) from "api.example.com:8443"; IPv6 without brackets; ValueError if malformed."""
+    host, port = entry, None
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(entry)
+            port = int(rest[1:])
+        host = str(ipaddress.IPv6Address(host))
+    elif ":" in entry:
+        host, _, number = entry.rpartition(":")
+        port = int(number)
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(entry)
+    if not entry.startswith("["):
+        host = host.removesuffix(".")  # the root of the DNS: api.example.com. is api.example.com
+        if not _HOST_NAME.match(host):
+            raise ValueError(entry)
+    return host, port
+
+
+def normalise_allowed_hosts(entries: Any) -> list[str]:
+    """The allow-list as stored: lower case, no trailing dot, no duplicates, in order.
+    InvalidInput (field allowed_hosts) naming the first malformed entry."""
+    if not isinstance(entries, (list, tuple)):
+        raise InvalidInput("allowed_hosts must be a list of host names", field="allowed_hosts")
+    if len(entries) > MAX_ALLOWED_HOSTS:
+        raise InvalidInput(f"allowed_hosts has more than {MAX_ALLOWED_HOSTS} entries", field="allowed_hosts")
+    result: list[str] = []
+    for index, entry in enumerate(entries):
+        try:
+            if not isinstance(entry, str):
+                raise ValueError(entry)
+            text = entry.strip().lower()
+            host, port = _split_host(text)
+        except ValueError:
+            raise InvalidInput(
+                f"allowed_hosts[{index}]: {entry!r} is not a host {_HOST_HELP}", field="allowed_hosts"
+            ) from None
+        normal = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+        if normal not in result:
+            result.append(normal)
+    return result
+
+
+def host_allowed(patterns: Iterable[str], host: str, port: int | None) -> bool:
+    """Does host:port match one of the (normalised) patterns?"""
+    host = host.strip().lower().strip("[]").rstrip(".")
+    with contextlib.suppress(ValueError):  # an IP address in its canonical form
+        host = str(ipaddress.ip_address(host))
+    for pattern in patterns:
+        name, wanted_port = _split_host(pattern)
+        if wanted_port is not None and wanted_port != port:
+            continue
+        if name == host or (name.startswith("*.") and host.endswith(name[1:]) and len(host) > len(name) - 1):
+            return True
+    return False
+
+
 def create_secret(
     name: str,
     value: str,
@@ -113,12 +185,16 @@ def create_secret(
     actor: Any = None,
     auth_method: str | AuthMethod = AuthMethod.SYSTEM,
     description: str = "",
+    allowed_hosts: Any = (),
 ) -> Secret:
     """Store a new secret; Conflict if the name is taken."""
     _validate(name, value, description)
+    hosts = normalise_allowed_hosts(list(allowed_hosts) if isinstance(allowed_hosts, tuple) else allowed_hosts)
     try:
         with transaction.atomic():
-            secret = Secret.objects.create(name=name, description=description, ciphertext=encrypt(value))
+            secret = Secret.objects.create(
+                name=name, description=description, ciphertext=encrypt(value), allowed_hosts=hosts
+            )
             audit.record(AuditAction.CREATE, secret, actor=actor, auth_method=auth_method, after=audit.snapshot(secret))
     except IntegrityError:
         raise Conflict(f"secret '{name}' already exists", field="name") from None
@@ -130,11 +206,13 @@ def update_secret(
     *,
     value: str | None = None,
     description: str | None = None,
+    allowed_hosts: Any = None,
     actor: Any = None,
     auth_method: str | AuthMethod = AuthMethod.SYSTEM,
 ) -> Secret:
-    """Replace the value and/or the description of a secret (None keeps the current one)."""
+    """Replace the value, the description and/or the allowed hosts of a secret (None keeps the current one)."""
     _validate(secret.name, value, description)
+    hosts = normalise_allowed_hosts(allowed_hosts) if allowed_hosts is not None else None
     with transaction.atomic():
         locked = Secret.objects.select_for_update().get(pk=secret.pk)
         before = audit.snapshot(locked)
@@ -142,6 +220,8 @@ def update_secret(
             locked.ciphertext = encrypt(value)
         if description is not None:
             locked.description = description
+        if hosts is not None:
+            locked.allowed_hosts = hosts
         locked.save()
         audit.record(
             AuditAction.UPDATE,
@@ -162,15 +242,31 @@ def set_secret(
     actor: Any = None,
     auth_method: str | AuthMethod = AuthMethod.SYSTEM,
     description: str | None = None,
+    allowed_hosts: Any = None,
 ) -> Secret:
-    """Create the secret or replace its value (description None: keep it, or "" on create)."""
+    """Create the secret or replace its value (description / allowed_hosts None: keep them, or
+    empty on create)."""
     existing = Secret.objects.filter(name=name).first()
     if existing is None:
         try:
-            return create_secret(name, value, actor=actor, auth_method=auth_method, description=description or "")
+            return create_secret(
+                name,
+                value,
+                actor=actor,
+                auth_method=auth_method,
+                description=description or "",
+                allowed_hosts=allowed_hosts if allowed_hosts is not None else [],
+            )
         except Conflict:  # created concurrently: fall through to update
             existing = Secret.objects.get(name=name)
-    return update_secret(existing, value=value, description=description, actor=actor, auth_method=auth_method)
+    return update_secret(
+        existing,
+        value=value,
+        description=description,
+        allowed_hosts=allowed_hosts,
+        actor=actor,
+        auth_method=auth_method,
+    )
 
 
 def delete_secret(name: str, *, actor: Any = None, auth_method: str | AuthMethod = AuthMethod.SYSTEM) -> None:
@@ -192,6 +288,20 @@ def get_secret_value(name: str) -> str:
     if ciphertext is None:
         raise InvalidInput(f"secret '{name}' is not defined", field="secret")
     return decrypt(ciphertext, name=name)
+
+
+def read_secret(name: str) -> tuple[str, list[str]]:
+    """(value, allowed hosts) in one read; InvalidInput "secret 'X' is not defined" if there is none."""
+    row = Secret.objects.filter(name=name).values_list("ciphertext", "allowed_hosts").first()
+    if row is None:
+        raise InvalidInput(f"secret '{name}' is not defined", field="secret")
+    return decrypt(row[0], name=name), list(row[1] or [])
+
+
+def allowed_hosts_of(names: Iterable[str]) -> dict[str, list[str]]:
+    """name -> allowed hosts, for the named secrets that have a non-empty allow-list."""
+    rows = Secret.objects.filter(name__in=set(names)).values_list("name", "allowed_hosts")
+    return {name: list(hosts) for name, hosts in rows if hosts}
 
 
 def missing_secrets(names: Iterable[str]) -> list[str]:

@@ -120,6 +120,7 @@ register_action(
                     },
                 },
                 "verify_tls": {"type": "boolean"},
+                "follow_redirects": {"type": "boolean"},
             },
         },
     )

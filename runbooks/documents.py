@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from core.exceptions import InvalidInput
+from failover.engine.templating import check_template
 from runbooks import actions
 
 if TYPE_CHECKING:
@@ -252,6 +253,11 @@ def _check_references(
     errors: list[tuple[str, str]],
 ) -> None:
     for where, text in _strings(value, path):
+        try:
+            check_template(text)  # the engine's own rules (whole secrets only …), checked before any run
+        except InvalidInput as exc:
+            errors.append((f"{label}.{where}", exc.message))
+            continue
         for expression in _TEMPLATE.findall(text):
             match = _REFERENCE.match(expression)
             if not match:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.models import AuditEntry, Secret
+from core.secrets import MAX_ALLOWED_HOSTS
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -35,16 +36,27 @@ class SecretSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Secret
-        fields = ("name", "description", "created_at", "updated_at")
+        fields = ("name", "description", "allowed_hosts", "created_at", "updated_at")
         read_only_fields = fields
+
+    allowed_hosts = serializers.ListField(
+        child=serializers.CharField(), help_text="Hosts a step may send this secret to; empty: any host."
+    )
 
 
 class SecretWriteSerializer(serializers.Serializer):
-    """Input of POST/PUT/PATCH. `value` is write-only and kept exactly (no whitespace trimming)."""
+    """Input of POST/PUT/PATCH. `value` is write-only and kept exactly (no whitespace trimming);
+    `allowed_hosts` is checked by core.secrets (a malformed entry is a 400 naming it)."""
 
     name = serializers.SlugField(max_length=100, required=False)
     value = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16_384)
     description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    allowed_hosts = serializers.ListField(
+        child=serializers.CharField(max_length=300, allow_blank=True),
+        required=False,
+        max_length=MAX_ALLOWED_HOSTS,
+        help_text="host, host:port, *.example.com or *.example.com:port; empty: any host. Omitted: kept.",
+    )
 
     def validate_name(self, name: str) -> str:
         if self.instance is not None and name != self.instance.name:

@@ -55,13 +55,13 @@ class AuditEntryViewSet(ReadOnlyModelViewSet):
         summary="Store a new secret", tags=["secrets"], request=SecretWriteSerializer, responses={201: SecretSerializer}
     ),
     update=extend_schema(
-        summary="Replace a secret's value (and description)",
+        summary="Replace a secret's value (and description, allowed hosts)",
         tags=["secrets"],
         request=SecretWriteSerializer,
         responses=SecretSerializer,
     ),
     partial_update=extend_schema(
-        summary="Change a secret's description and/or value",
+        summary="Change a secret's description, allowed hosts and/or value",
         tags=["secrets"],
         request=SecretWriteSerializer,
         responses=SecretSerializer,
@@ -94,6 +94,7 @@ class SecretViewSet(
             data["name"],
             data["value"],
             description=data.get("description", ""),
+            allowed_hosts=data.get("allowed_hosts", []),
             actor=request.user,
             auth_method=auth_method_of(request),
         )
@@ -106,6 +107,7 @@ class SecretViewSet(
             secret,
             value=data.get("value"),
             description=data.get("description"),
+            allowed_hosts=data.get("allowed_hosts"),
             actor=request.user,
             auth_method=auth_method_of(request),
         )

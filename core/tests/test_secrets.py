@@ -201,9 +201,9 @@ def test_responses_and_audit_never_contain_the_value(api_for, stored: Secret) ->
     assert [r.status_code for r in responses] == [200, 200, 201, 200, 200, 409, 400, 403, 200]
     listing = responses[0].json()
     assert listing["count"] == 1
-    assert set(listing["results"][0]) == {"name", "description", "created_at", "updated_at"}
+    assert set(listing["results"][0]) == {"name", "description", "allowed_hosts", "created_at", "updated_at"}
     assert responses[2].json()["name"] == "api_token"
-    assert set(responses[2].json()) == {"name", "description", "created_at", "updated_at"}
+    assert set(responses[2].json()) == {"name", "description", "allowed_hosts", "created_at", "updated_at"}
     assert responses[4].json()["description"] == "CDN API"
     assert responses[5].json()["error"]["message"] == "secret 'api_token' already exists"
     assert "name" in responses[6].json()["error"]["fields"]
@@ -294,3 +294,202 @@ def test_cli_prompts_on_a_terminal(monkeypatch) -> None:
     with pytest.raises(CommandError, match="the two values differ"):
         call_command("secret", "set", "tty_secret", stdin=Tty(), stdout=out)
     assert secrets.get_secret_value("tty_secret") == VALUE
+
+
+# --- allowed hosts ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_allowed_hosts_are_normalised_stored_and_audited_without_the_value(users) -> None:
+    secret = secrets.set_secret(
+        "api_token",
+        VALUE,
+        actor=users["approver"],
+        allowed_hosts=[" API.Example.com ", "*.example.net:8443", "10.0.0.7", "[::1]:8080", "api.example.com."],
+    )
+    assert secret.allowed_hosts == ["api.example.com", "*.example.net:8443", "10.0.0.7", "[::1]:8080"]
+    secrets.set_secret("api_token", NEW_VALUE, actor=users["admin"])  # None: kept
+    assert Secret.objects.get().allowed_hosts == ["api.example.com", "*.example.net:8443", "10.0.0.7", "[::1]:8080"]
+    secrets.update_secret(Secret.objects.get(), allowed_hosts=[], actor=users["admin"])  # []: no restriction
+    assert Secret.objects.get().allowed_hosts == []
+    entries = list(AuditEntry.objects.order_by("seq"))
+    assert entries[0].after["allowed_hosts"] == ["api.example.com", "*.example.net:8443", "10.0.0.7", "[::1]:8080"]
+    assert (entries[2].before["allowed_hosts"], entries[2].after["allowed_hosts"]) == (
+        ["api.example.com", "*.example.net:8443", "10.0.0.7", "[::1]:8080"],
+        [],
+    )
+    assert entries[2].comment == ""
+    assert VALUE not in _audit_text() and NEW_VALUE not in _audit_text()
+    assert secrets.get_secret_value("api_token") == NEW_VALUE
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        (["exa mple.com"], "allowed_hosts[0]: 'exa mple.com' is not a host"),
+        (["ok.example", "https://api.example.com"], "allowed_hosts[1]: 'https://api.example.com' is not a host"),
+        (["*"], "allowed_hosts[0]: '*' is not a host"),
+        (["api.*.example.com"], "allowed_hosts[0]: 'api.*.example.com' is not a host"),
+        (["api.example.com:0"], "allowed_hosts[0]: 'api.example.com:0' is not a host"),
+        (["api.example.com:70000"], "allowed_hosts[0]: 'api.example.com:70000' is not a host"),
+        (["a..b"], "allowed_hosts[0]: 'a..b' is not a host"),
+        (["[not-ipv6]"], "allowed_hosts[0]: '[not-ipv6]' is not a host"),
+        ([""], "allowed_hosts[0]: '' is not a host"),
+        ([5], "allowed_hosts[0]: 5 is not a host"),
+        ("api.example.com", "allowed_hosts must be a list of host names"),
+        (["h.example"] * 101, "allowed_hosts has more than 100 entries"),
+    ],
+)
+def test_malformed_allowed_hosts_are_refused_and_nothing_is_stored(hosts, message: str) -> None:
+    with pytest.raises(InvalidInput) as error:
+        secrets.set_secret("api_token", VALUE, allowed_hosts=hosts)
+    assert error.value.message.startswith(message)
+    assert error.value.field == "allowed_hosts"
+    if message.endswith("is not a host"):
+        assert error.value.message.endswith("(use host, host:port, *.example.com or *.example.com:port)")
+    assert not Secret.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "allowed"),
+    [
+        ("api.example.com", 443, True),
+        ("API.EXAMPLE.COM.", 443, True),
+        ("evil.example.org", 443, False),
+        ("api.example.com.evil.org", 443, False),
+        ("x.example.net", 8443, True),
+        ("a.b.example.net", 8443, True),
+        ("example.net", 8443, False),  # the wildcard is for subdomains only
+        ("x.example.net", 443, False),  # the port is part of the pattern
+        ("notexample.net", 8443, False),
+        ("10.0.0.7", 5432, True),
+        ("::1", 8080, True),
+        ("0:0::1", 8080, True),
+        ("::1", 8081, False),
+    ],
+)
+def test_host_allowed(host: str, port: int, allowed: bool) -> None:
+    patterns = ["api.example.com", "*.example.net:8443", "10.0.0.7", "[::1]:8080"]
+    assert secrets.host_allowed(patterns, host, port) is allowed
+
+
+@pytest.mark.django_db
+def test_allowed_hosts_and_values_for_the_engine() -> None:
+    secrets.set_secret("api_token", VALUE, allowed_hosts=["api.example.com"])
+    secrets.set_secret("free", NEW_VALUE)
+    assert secrets.allowed_hosts_of(["api_token", "free", "missing"]) == {"api_token": ["api.example.com"]}
+    assert secrets.read_secret("api_token") == (VALUE, ["api.example.com"])
+    assert secrets.read_secret("free") == (NEW_VALUE, [])
+    with pytest.raises(InvalidInput, match="secret 'missing' is not defined"):
+        secrets.read_secret("missing")
+
+
+@pytest.mark.django_db
+def test_api_reads_and_writes_allowed_hosts(api_for) -> None:
+    client = api_for("approver")
+    created = client.post(
+        URL, {"name": "api_token", "value": VALUE, "allowed_hosts": ["API.example.com", "*.cdn.example"]}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["allowed_hosts"] == ["api.example.com", "*.cdn.example"]
+    assert client.get(f"{URL}/api_token").json()["allowed_hosts"] == ["api.example.com", "*.cdn.example"]
+    patched = client.patch(f"{URL}/api_token", {"allowed_hosts": ["api.example.com:443"]}, format="json")
+    assert patched.status_code == 200
+    assert patched.json()["allowed_hosts"] == ["api.example.com:443"]
+    assert secrets.get_secret_value("api_token") == VALUE  # the value is kept
+    cleared = client.put(f"{URL}/api_token", {"value": NEW_VALUE, "allowed_hosts": []}, format="json")
+    assert cleared.json()["allowed_hosts"] == []
+    kept = client.put(f"{URL}/api_token", {"value": VALUE}, format="json")  # not given: kept
+    assert kept.json()["allowed_hosts"] == []
+    for response in (created, patched, cleared, kept):
+        assert VALUE not in response.content.decode() and NEW_VALUE not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_api_refuses_a_malformed_host_with_a_clear_400(api_for, stored: Secret) -> None:
+    client = api_for("admin")
+    before = _counts()
+    cases = [
+        client.post(URL, {"name": "t", "value": VALUE, "allowed_hosts": ["bad host"]}, format="json"),
+        client.patch(f"{URL}/orders_dsn", {"allowed_hosts": ["ok.example", "http://x"]}, format="json"),
+        client.patch(f"{URL}/orders_dsn", {"allowed_hosts": "ok.example"}, format="json"),
+    ]
+    messages = [
+        "allowed_hosts[0]: 'bad host' is not a host",
+        "allowed_hosts[1]: 'http://x' is not a host",
+        "allowed_hosts",
+    ]
+    for response, message in zip(cases, messages, strict=True):
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert error["message"].startswith(message)
+        assert list(error["fields"]) == ["allowed_hosts"]
+    assert _counts() == before
+    assert Secret.objects.get().allowed_hosts == []
+
+
+@pytest.mark.django_db
+def test_cli_sets_and_lists_allowed_hosts() -> None:
+    out = _cli("set", "api_token", "--allowed-host", "api.example.com", "--allowed-host", "*.cdn.example", stdin=VALUE)
+    assert out == "Created secret 'api_token'\n"
+    assert Secret.objects.get().allowed_hosts == ["api.example.com", "*.cdn.example"]
+    assert "\tallowed hosts: api.example.com, *.cdn.example" in _cli("list")
+    assert _cli("set", "api_token", "--keep-value", "--allowed-host", "other.example") == "Updated secret 'api_token'\n"
+    assert Secret.objects.get().allowed_hosts == ["other.example"]
+    assert secrets.get_secret_value("api_token") == VALUE
+    _cli("set", "api_token", "--keep-value", "--any-host")
+    assert Secret.objects.get().allowed_hosts == []
+    with pytest.raises(CommandError, match="allowed_hosts\\[0\\]: 'bad host' is not a host"):
+        _cli("set", "api_token", "--keep-value", "--allowed-host", "bad host")
+    with pytest.raises(CommandError, match="--keep-value needs an existing secret"):
+        _cli("set", "new_one", "--keep-value", "--allowed-host", "a.example")
+    with pytest.raises(CommandError, match="--allowed-host and --any-host cannot be combined"):
+        _cli("set", "api_token", "--keep-value", "--any-host", "--allowed-host", "a.example")
+    assert VALUE not in _audit_text()
+
+
+@pytest.mark.django_db
+def test_admin_edits_allowed_hosts_and_the_value_audited_without_it(users) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(users["admin"])
+    response = client.post(
+        "/admin/core/secret/add/",
+        {"name": "api_token", "description": "CDN", "value": VALUE, "allowed_hosts": "api.example.com\n*.cdn.example"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    secret = Secret.objects.get()
+    assert secret.allowed_hosts == ["api.example.com", "*.cdn.example"]
+    assert secrets.get_secret_value("api_token") == VALUE
+    page = client.get(f"/admin/core/secret/{secret.pk}/change/").content.decode()
+    assert "api.example.com" in page
+    assert VALUE not in page and secret.ciphertext not in page
+    response = client.post(
+        f"/admin/core/secret/{secret.pk}/change/",
+        {"name": "api_token", "description": "CDN", "value": "", "allowed_hosts": "bad host"},
+    )
+    assert response.status_code == 200
+    assert "&#x27;bad host&#x27; is not a host" in response.content.decode()
+    response = client.post(
+        f"/admin/core/secret/{secret.pk}/change/",
+        {"name": "api_token", "description": "CDN", "value": "", "allowed_hosts": "other.example"},
+    )
+    assert response.status_code == 302
+    assert Secret.objects.get().allowed_hosts == ["other.example"]
+    assert secrets.get_secret_value("api_token") == VALUE  # empty: kept
+    client.post(
+        f"/admin/core/secret/{secret.pk}/change/",
+        {"name": "api_token", "description": "CDN", "value": NEW_VALUE, "allowed_hosts": "other.example"},
+    )
+    assert secrets.get_secret_value("api_token") == NEW_VALUE
+    entries = list(AuditEntry.objects.order_by("seq").values_list("action", "auth_method", "actor_username", "comment"))
+    assert entries == [
+        ("create", "session", "admin", ""),
+        ("update", "session", "admin", ""),
+        ("update", "session", "admin", "value replaced"),
+    ]
+    assert VALUE not in _audit_text() and NEW_VALUE not in _audit_text()

@@ -52,7 +52,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.secrets import Redactor, get_secret_value
+from core.secrets import Redactor, allowed_hosts_of, get_secret_value, read_secret
 from failover.choices import ExecutionStatus as ES
 from failover.choices import OnFailure
 from failover.choices import StepStatus as SS
@@ -108,6 +108,8 @@ POLL_SECONDS = 0.2  # how often the coordinator looks for cancel requests, confi
 MAX_POOL = 64  # steps at once (threads) when the execution sets no parallelism
 HANDOFF_MARGIN_SECONDS = 600  # an idle coordinator hands over this long before the task timeout
 DONE_OK = (SS.SUCCEEDED, SS.SKIPPED)
+# The values and the allow-lists (name -> hosts, only secrets that have one) of the secrets a step used.
+SecretScope = tuple[frozenset[str], dict[str, list[str]]]
 
 
 def run_execution(execution_id: int, *, worker_id: str | None = None) -> str:
@@ -135,6 +137,7 @@ class Coordinator:
         self.waiting: set[int] = set()
         self.outputs: dict[str, dict[str, Any]] = {}
         self.real_params: dict[int, dict[str, Any]] = {}
+        self.secret_scopes: dict[int, SecretScope] = {}  # step id -> what its last rendering used
         self.failure = ""  # why the execution is failing (a step failed without continue_on_failure)
         self.cancelling = False
         self.rollback_on_cancel = False
@@ -294,23 +297,49 @@ class Coordinator:
         )
 
     def render(self, step: StepRun, params: dict[str, Any], *, dry_run: bool = False) -> tuple[dict, dict]:
-        """(real, masked) parameters; feeds the Redactor. Raises InvalidInput naming what is missing."""
+        """(real, masked) parameters; feeds the Redactor and remembers, for the step's StepContext, the
+        secrets used and their allow-lists (read here: executors do not touch the database). Raises
+        InvalidInput naming what is missing."""
         rendered = render_step_params(params or {}, self._template_context(step, dry_run=dry_run), dry_run=dry_run)
         for value in rendered.secrets_used:
             self.redactor.add(value)
+        if not dry_run:
+            hosts = allowed_hosts_of(rendered.secret_names) if rendered.secret_names else {}
+            self.secret_scopes[step.pk] = (frozenset(rendered.secrets_used), hosts)
         return rendered.value, rendered.masked
 
     def secret_for_check(self, name: str) -> str:
         return self._secret(name)
 
-    def _secret(self, name: str) -> str:
-        """ctx.secret for actions: read in the step's thread, remembered by the Redactor."""
+    def _secret(self, name: str, ctx: StepContext | None = None) -> str:
+        """ctx.secret for actions: read in the step's thread, remembered by the Redactor and, with its
+        allow-list, by the step's context."""
         try:
-            value = get_secret_value(name)
+            value, hosts = read_secret(name)
         finally:
             connection.close()  # this pool thread's own connection
         self.redactor.add(value)
+        if ctx is not None:
+            ctx.secret_values.add(value)
+            if hosts:
+                ctx.allowed_hosts[name] = hosts
         return value
+
+    def _step_context(
+        self, step_id: int, key: str, timeout: float | None, cancelled: threading.Event, scope: SecretScope | None
+    ) -> StepContext:
+        values, hosts = scope or (frozenset(), {})
+        ctx = StepContext(
+            execution_id=self.execution_id,
+            step_key=key,
+            timeout=timeout,
+            log=lambda line: self.queue.put(("log", step_id, line)),
+            cancelled=cancelled,
+            secret_values=set(values),
+            allowed_hosts={name: list(patterns) for name, patterns in hosts.items()},
+        )
+        ctx.secret = lambda name: self._secret(name, ctx)
+        return ctx
 
     def _run_steps(self) -> str:
         """Dispatch and collect until nothing more can run. Returns done / failed / cancelled / handoff."""
@@ -435,19 +464,23 @@ class Coordinator:
         attempt.first = attempt.first or attempt.number
         self.running[step.pk] = attempt
         assert self.pool is not None
-        self.pool.submit(self._execute, step.pk, step.step_key, step.action, attempt.params, step.timeout_seconds)
+        scope = self.secret_scopes.get(step.pk)
+        self.pool.submit(
+            self._execute, step.pk, step.step_key, step.action, attempt.params, step.timeout_seconds, scope
+        )
 
-    def _execute(self, step_id: int, key: str, action: str, params: dict[str, Any], timeout: int | None) -> None:
+    def _execute(
+        self,
+        step_id: int,
+        key: str,
+        action: str,
+        params: dict[str, Any],
+        timeout: int | None,
+        scope: SecretScope | None,
+    ) -> None:
         """In a pool thread: one attempt of one step. Never touches the database (except ctx.secret)."""
         started = time.monotonic()
-        ctx = StepContext(
-            execution_id=self.execution_id,
-            step_key=key,
-            timeout=float(timeout) if timeout else None,
-            log=lambda line: self.queue.put(("log", step_id, line)),
-            cancelled=self.cancel_event,
-            secret=self._secret,
-        )
+        ctx = self._step_context(step_id, key, float(timeout) if timeout else None, self.cancel_event, scope)
         try:
             result = run_action(action, params, ctx)
         except BaseException as exc:  # run_action never raises; belt and braces for the coordinator
@@ -483,14 +516,9 @@ class Coordinator:
                 write_logs(self, lines[: MAX_LOG_EVENTS_PER_STEP * max(1, len(self.steps))])
 
     def action_context(self, step: StepRun, timeout: float | None) -> StepContext:
-        return StepContext(
-            execution_id=self.execution_id,
-            step_key=step.step_key,
-            timeout=timeout,
-            log=lambda line: self.queue.put(("log", step.pk, line)),
-            cancelled=threading.Event(),  # a rollback is not interrupted by the cancel that caused it
-            secret=self._secret,
-        )
+        """For a step's rollback action, right after rendering its parameters (render)."""
+        # A rollback is not interrupted by the cancel that caused it: its own event.
+        return self._step_context(step.pk, step.step_key, timeout, threading.Event(), self.secret_scopes.get(step.pk))
 
     # ----------------------------------------------------------------- phases after the steps
     def _to(self, status: str, message: str, **fields: Any) -> None:

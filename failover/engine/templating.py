@@ -8,8 +8,22 @@
 Every string inside the parameters' dicts and lists is rendered on its own, so a list
 stays a list and a value such as `x; touch pwned.txt` stays one argv element: nothing
 here ever joins strings into a command line. The environment is Jinja2's immutable
-sandbox (no `__class__`, no mutation of the context, bounded `*` and `**`), and a
-missing name is an error that names it (InvalidInput), never an empty string.
+sandbox (no `__class__`, no mutation of the context) with bounded output: a rendered
+string is at most 64 KiB and nothing built along the way more than 1 MiB (see
+failover/engine/template_limits.py). A missing name is an error that names it
+(InvalidInput), never an empty string.
+
+The secrets rule: a secret can only be used whole. The name `secrets` may appear only as
+`{{ secrets.NAME }}` or `{{ secrets['NAME'] }}`, an output expression on its own (inside a
+longer string is fine: "Bearer {{ secrets.api_token }}"). A filter, test, slice, index,
+method call, comparison, concatenation or loop over a secret, binding it (or `secrets`
+itself) with set/with/for, or passing `secrets` around would print or reveal the value in a
+form the Redactor cannot recognise (reversed, sliced, an oracle), so it is refused.
+Statements that capture output as a value (macro, call, filter, block, `set … endset`,
+recursive for) and include/import/extends are refused too: they would let a whole secret be
+transformed after all. Both checks run on the parsed template, once per source (cached with
+the compilation), before anything is evaluated or read: in a dry run and at runbook import
+(runbooks.documents) as well.
 
 The result has the real values for the executor, a masked copy (each secret shown as
 `***`) for StepRun.rendered and for people, and the secret values used, for the
@@ -19,26 +33,30 @@ Redactor that keeps them out of events, logs and errors.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from core.exceptions import InvalidInput
 from core.secrets import MASK, Redactor
+from failover.engine.template_limits import (
+    MAX_OUTPUT,
+    MAX_VALUE,
+    BoundedSandbox,
+    TemplateTooLarge,
+    output_too_large,
+    size_of,
+)
 
 # A string that is exactly one expression keeps the expression's type.
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}|\{%|%\}|\{#).)*)\}\}\s*$", re.DOTALL)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
-MAX_REPEAT = 100_000  # largest string/list produced by `*`
-MAX_EXPONENT = 100
 
 
 @dataclass
@@ -183,44 +201,114 @@ class _Secrets:
         return "<secrets>"
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
+class _Environment(BoundedSandbox):
     def getattr(self, obj: Any, attribute: str) -> Any:
         # `params.items` is the parameter named "items", not the dict method.
         if isinstance(obj, _Named) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
-        if op == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
-                    raise SecurityError(f"repetition would produce more than {MAX_REPEAT} items")
-            return operator.mul(left, right)
-        return super().call_binop(context, op, left, right)
-
 
 _ENV = _Environment(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
 
 
+# Statements a parameter template may use; the others capture output as a value or load other templates.
+_ALLOWED_STATEMENTS = (nodes.Output, nodes.If, nodes.For, nodes.Assign, nodes.With)
+_STATEMENT_KEYWORDS = {
+    nodes.Macro: "macro",
+    nodes.CallBlock: "call",
+    nodes.FilterBlock: "filter",
+    nodes.AssignBlock: "set … endset",
+    nodes.Block: "block",
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from … import",
+    nodes.Extends: "extends",
+}
+_WHOLE_ONLY = "can only be used whole, as {{{{ {ref} }}}}: filters, slicing and expressions on secrets are not allowed"
+
+
+def _secret_reference(node: nodes.Node) -> str | None:
+    """NAME if node is `secrets.NAME` or `secrets['NAME']`."""
+    if not isinstance(node, (nodes.Getattr, nodes.Getitem)):
+        return None
+    if not (isinstance(node.node, nodes.Name) and node.node.name == "secrets"):
+        return None
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _check_rules(tree: nodes.Template) -> None:
+    """Raise InvalidInput if the template breaks the statement or the secrets rule (module docstring)."""
+    for statement in tree.find_all(nodes.Stmt):
+        if isinstance(statement, nodes.For) and statement.recursive:
+            keyword = "for … recursive"
+        elif isinstance(statement, _ALLOWED_STATEMENTS):
+            continue
+        else:
+            keyword = _STATEMENT_KEYWORDS.get(type(statement), type(statement).__name__.lower())
+        raise InvalidInput(f"{{% {keyword} %}} is not allowed in a parameter template (use if, for, set and with)")
+    whole = {id(node) for output in tree.find_all(nodes.Output) for node in output.nodes if _secret_reference(node)}
+    stack: list[tuple[nodes.Node, nodes.Node | None]] = [(tree, None)]
+    while stack:
+        node, parent = stack.pop()
+        if isinstance(node, nodes.Name) and node.name == "secrets":
+            owner = parent if getattr(parent, "node", None) is node else None  # `secrets.X` / `secrets[X]`
+            if owner is not None and id(owner) in whole:
+                continue
+            name = _secret_reference(owner) if owner is not None else None
+            if name is None:
+                ref, use = "secrets", "secrets.NAME"
+            else:
+                ref = f"secrets.{name}" if name.isidentifier() else f"secrets[{name!r}]"
+                use = ref
+            raise InvalidInput(f"{ref} {_WHOLE_ONLY.format(ref=use)}")
+        stack.extend((child, node) for child in node.iter_child_nodes())
+
+
 @functools.lru_cache(maxsize=2048)
 def _compile(source: str) -> Template | TemplateExpression:
-    """A string that is exactly one expression compiles to an expression (native result); compiled once."""
-    match = _SINGLE_EXPRESSION.match(source)
-    if match:
-        return _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
-    return _ENV.from_string(source)
+    """Parse, check the rules, compile; once per source. A string that is exactly one expression
+    compiles to an expression (native result)."""
+    try:
+        tree = _ENV.parse(source)
+        _check_rules(tree)
+        match = _SINGLE_EXPRESSION.match(source)
+        if match:
+            return _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+        return _ENV.from_string(tree)
+    except RecursionError:
+        raise InvalidInput("the template is nested too deeply") from None
+
+
+def check_template(source: str) -> None:
+    """Raise InvalidInput (without a path) if `source` does not compile or breaks a rule of the
+    module docstring; evaluates nothing. For checks before a run, e.g. at runbook import."""
+    if not any(marker in source for marker in _TEMPLATE_MARKERS):
+        return
+    try:
+        _compile(source)
+    except TemplateSyntaxError as exc:
+        raise InvalidInput(f"template syntax error: {exc.message}") from None
 
 
 def _evaluate(compiled: Template | TemplateExpression, variables: dict[str, Any]) -> Any:
     if isinstance(compiled, Template):
-        return compiled.render(variables)
+        parts, length = [], 0
+        for part in compiled.generate(variables):  # streamed: a loop stops as soon as it is too long
+            length += len(part)
+            if length > MAX_OUTPUT:
+                raise output_too_large()
+            parts.append(part)
+        return "".join(parts)
     result = compiled(variables)
     if isinstance(result, Undefined):
         str(result)  # raises the undefined (or sandbox) error naming what is missing
+    if size_of(result, MAX_VALUE) > (MAX_OUTPUT if isinstance(result, str) else MAX_VALUE):
+        raise output_too_large()
     return _plain(result)
 
 
@@ -277,13 +365,23 @@ class _Renderer:
             return real, _evaluate(compiled, self.masked)
         except InvalidInput as exc:
             raise InvalidInput(self._message(path, exc.message), field=path) from None
+        except TemplateTooLarge as exc:
+            raise InvalidInput(self._message(path, exc.message or ""), field=path) from None
         except SecurityError as exc:
             raise InvalidInput(self._message(path, f"blocked by the template sandbox: {exc}"), field=path) from None
         except UndefinedError as exc:
             raise InvalidInput(self._message(path, str(exc)), field=path) from None
         except TemplateSyntaxError as exc:
             raise InvalidInput(self._message(path, f"template syntax error: {exc.message}"), field=path) from None
-        except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        except (
+            TemplateError,
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            LookupError,
+            AttributeError,
+            AssertionError,
+        ) as exc:
             raise InvalidInput(
                 self._message(path, f"template error: {type(exc).__name__}: {exc}"), field=path
             ) from None

@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, unquote
 
 import pytest
 
 from failover.engine.actions import StepContext, run_action
-from failover.engine.actions.http import MAX_BODY_CHARS, json_path
+from failover.engine.actions.http import MAX_BODY_CHARS, json_path, origin
 from runbooks.actions import get_action
 
 HEALTH = {"status": "ok", "replicas": [{"name": "r1", "lag": 3}], "checks": {"db": {"ok": True}}}
@@ -45,6 +46,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Location", "/health")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path.startswith("/away?to="):  # redirects wherever it is told to
+            self.send_response(302)
+            self.send_header("Location", unquote(self.path.removeprefix("/away?to=")))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/headers":
+            self._send(200, json.dumps(dict(self.headers.items())).encode())
         else:
             self._send(404, b'{"error": "no such path"}')
 
@@ -62,15 +70,35 @@ class Handler(BaseHTTPRequestHandler):
     do_PUT = do_POST
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    yield from _serve(Handler)
+
+
+class Recorder(Handler):
+    """Another origin (another port): remembers the headers of every request it gets."""
+
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:
+        Recorder.seen.append(dict(self.headers.items()))
+        super().do_GET()
+
+
+@pytest.fixture
+def other_server() -> Iterator[str]:
+    Recorder.seen = []
+    yield from _serve(Recorder)
 
 
 def _ctx(timeout: float | None = 5, lines: list[str] | None = None) -> StepContext:
@@ -215,3 +243,117 @@ def test_bad_url_is_refused_without_a_request() -> None:
 )
 def test_json_path(path: str, expected: object) -> None:
     assert json_path(HEALTH, path) == expected
+
+
+# --- redirects ---------------------------------------------------------------------------------
+
+SECRET = "s3cr3t-t0ken-value"
+CREDENTIALS = {
+    "Authorization": "Bearer abc",
+    "Proxy-Authorization": "Basic xyz",
+    "Cookie": "session=1",
+    "X-Api-Key": f"key={SECRET}",  # carries a secret the step used
+    "X-Trace": "keep-me",
+}
+
+
+def _secret_ctx() -> StepContext:
+    ctx = _ctx()
+    ctx.secret_values.add(SECRET)
+    return ctx
+
+
+def test_a_redirect_to_another_origin_drops_credentials(server: str, other_server: str) -> None:
+    url = f"{server}/away?to={quote(other_server + '/headers')}"
+    lines: list[str] = []
+    ctx = _secret_ctx()
+    ctx.log = lines.append
+    result = run_action("http", _valid({"url": url, "headers": CREDENTIALS}), ctx)
+    assert result.ok, result.error
+    assert len(Recorder.seen) == 1
+    received = {k.lower(): v for k, v in Recorder.seen[0].items()}
+    for name in ("authorization", "proxy-authorization", "cookie", "x-api-key"):
+        assert name not in received
+    assert received["x-trace"] == "keep-me"
+    assert result.output["json"]["X-Trace"] == "keep-me"
+    assert lines[0] == (
+        f"redirected to another origin ({other_server}/headers): "
+        "not sending authorization, cookie, proxy-authorization, x-api-key"
+    )
+
+
+def test_a_same_origin_redirect_keeps_the_headers(server: str) -> None:
+    result = run_action("http", _valid({"url": f"{server}/away?to=/headers", "headers": CREDENTIALS}), _secret_ctx())
+    assert result.ok, result.error
+    received = result.output["json"]
+    assert received["Authorization"] == "Bearer abc"
+    assert received["Cookie"] == "session=1"
+    assert received["X-Api-Key"] == f"key={SECRET}"
+
+
+def test_follow_redirects_false_returns_the_redirect(server: str, other_server: str) -> None:
+    url = f"{server}/away?to={quote(other_server + '/headers')}"
+    result = run_action("http", _valid({"url": url, "follow_redirects": False}), _ctx())
+    assert (result.ok, result.output["status"]) == (False, 302)
+    assert result.error == f"GET {url}: status 302 (expected 2xx)"
+    assert run_action("http", _valid({"url": url, "follow_redirects": False, "expected_status": 302}), _ctx()).ok
+    assert Recorder.seen == []
+
+
+def test_a_redirect_to_another_scheme_is_not_followed(server: str) -> None:
+    url = f"{server}/away?to={quote('ftp://127.0.0.1/x')}"
+    result = run_action("http", _valid({"url": url}), _ctx())
+    assert result.error == f"GET {url}: redirected to ftp://127.0.0.1/x: only http and https redirects are followed"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("http://a.example/x", "http://a.example:80/y", True),
+        ("https://a.example/x", "https://A.EXAMPLE:443/y", True),
+        ("https://a.example/x", "http://a.example/x", False),  # downgrade
+        ("http://a.example/x", "https://a.example/x", False),
+        ("http://a.example/x", "http://a.example:8080/x", False),
+        ("http://a.example/x", "http://b.example/x", False),
+        ("http://a.example/x", "http://a.example.evil/x", False),
+    ],
+)
+def test_origins(first: str, second: str, same: bool) -> None:
+    assert (origin(first) == origin(second)) is same
+
+
+# --- allowed hosts of the secrets the step used -------------------------------------------------
+
+
+def _restricted(*hosts: str) -> StepContext:
+    ctx = _secret_ctx()
+    ctx.allowed_hosts["api_token"] = list(hosts)
+    return ctx
+
+
+def test_a_host_outside_a_secrets_allow_list_is_refused_before_connecting(other_server: str) -> None:
+    port = other_server.rsplit(":", 1)[1]
+    url = f"{other_server}/headers"
+    result = run_action("http", _valid({"url": url, "headers": CREDENTIALS}), _restricted("api.example.com"))
+    assert (result.ok, result.output) == (False, {})
+    assert result.error == (
+        f"GET {url}: secret 'api_token' may not be sent to 127.0.0.1:{port} (allowed hosts: api.example.com)"
+    )
+    assert SECRET not in result.error
+    assert Recorder.seen == []  # never connected
+    allowed = run_action("http", _valid({"url": url}), _restricted("api.example.com", f"127.0.0.1:{port}"))
+    assert allowed.ok, allowed.error
+    assert len(Recorder.seen) == 1
+
+
+def test_every_redirect_hop_must_be_allowed(server: str, other_server: str) -> None:
+    here, there = server.rsplit(":", 1)[1], other_server.rsplit(":", 1)[1]
+    url = f"{server}/away?to={quote(other_server + '/headers')}"
+    result = run_action("http", _valid({"url": url}), _restricted(f"127.0.0.1:{here}"))
+    assert result.error == (
+        f"GET {url}: redirected to {other_server}/headers: "
+        f"secret 'api_token' may not be sent to 127.0.0.1:{there} (allowed hosts: 127.0.0.1:{here})"
+    )
+    assert Recorder.seen == []
+    same_origin = run_action("http", _valid({"url": f"{server}/away?to=/health"}), _restricted(f"127.0.0.1:{here}"))
+    assert same_origin.ok, same_origin.error

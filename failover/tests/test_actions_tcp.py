@@ -68,3 +68,16 @@ def test_cancelled_step_does_not_connect(listening_port: int) -> None:
     ctx.cancelled.set()
     result = run_action("tcp", {"host": "127.0.0.1", "port": listening_port}, ctx)
     assert (result.ok, result.error) == (False, f"tcp 127.0.0.1:{listening_port}: cancelled")
+
+
+def test_a_host_outside_a_secrets_allow_list_is_refused(listening_port: int) -> None:
+    ctx = StepContext(execution_id=1, step_key="tcp", timeout=5)
+    ctx.allowed_hosts["db_password"] = ["db.example.internal:5432"]
+    result = run_action("tcp", {"host": "127.0.0.1", "port": listening_port}, ctx)
+    assert (result.ok, result.output) == (False, {})
+    assert result.error == (
+        f"tcp 127.0.0.1:{listening_port}: secret 'db_password' may not be sent to 127.0.0.1:{listening_port} "
+        "(allowed hosts: db.example.internal:5432)"
+    )
+    ctx.allowed_hosts["db_password"].append("127.0.0.1")
+    assert run_action("tcp", {"host": "127.0.0.1", "port": listening_port}, ctx).ok

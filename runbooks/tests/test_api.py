@@ -107,6 +107,10 @@ BAD_INPUTS = {
         "steps[0] (check).with.host: {{ params.nope }} refers to undeclared parameter 'nope'",
     ),
     "unknown application": (lambda d: d.update(application="nope"), "no application with slug 'nope'"),
+    "secret transformed": (
+        lambda d: d["steps"][2]["with"].update(headers={"X-Token": "{{ secrets.token | reverse }}"}),
+        "steps[2] (validate).with.headers.X-Token: secrets.token can only be used whole, as {{ secrets.token }}",
+    ),
 }
 
 

@@ -150,6 +150,27 @@ def test_yaml_dates_must_be_quoted(make_doc) -> None:
             "approvals[1].level: level 1 appears more than once",
         ),
         (lambda d: d["steps"][0].update(timeout="800h"), "steps[0] (check).timeout: '800h' is longer than 30 days"),
+        (
+            lambda d: d["steps"][2]["with"].update(headers={"Authorization": "Bearer {{ secrets.token | reverse }}"}),
+            "steps[2] (validate).with.headers.Authorization: secrets.token can only be used whole, "
+            "as {{ secrets.token }}: filters, slicing and expressions on secrets are not allowed",
+        ),
+        (
+            lambda d: d["steps"][1].update(rollback={"action": "noop", "with": {"message": "{{ secrets.t[:4] }}"}}),
+            "steps[1] (promote).rollback.with.message: secrets.t can only be used whole",
+        ),
+        (
+            lambda d: d["steps"][1]["with"].update(argv=["echo", "{% set s = secrets %}{{ s.token }}"]),
+            "steps[1] (promote).with.argv[1]: secrets can only be used whole, as {{ secrets.NAME }}",
+        ),
+        (
+            lambda d: d["steps"][1]["with"].update(argv=["echo", "{% macro m() %}x{% endmacro %}{{ m() }}"]),
+            "steps[1] (promote).with.argv[1]: {% macro %} is not allowed in a parameter template",
+        ),
+        (
+            lambda d: d["steps"][0]["with"].update(host="{{ params.host | }}"),
+            "steps[0] (check).with.host: template syntax error: ",
+        ),
     ],
 )
 def test_invalid_documents_name_the_step_and_field(make_doc, mutate, expected: str) -> None:

@@ -1,8 +1,11 @@
-"""`manage.py secret set NAME [--description ...]`, `secret list`, `secret delete NAME`.
+"""`manage.py secret set NAME [--description ...] [--allowed-host HOST ...]`, `secret list`,
+`secret delete NAME`.
 
 The value of `set` is read from standard input (a trailing newline is dropped) or, on a
 terminal, from a hidden prompt: never from the command line, where it would land in the
-shell history and the process list.
+shell history and the process list. `--keep-value` changes only the description or the
+allowed hosts of an existing secret. `--allowed-host` (repeatable) replaces the list of
+hosts the secret may be sent to; `--any-host` empties it; neither keeps it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ class Command(BaseCommand):
         setter.add_argument("name")
         setter.add_argument("--description", help="What the secret is for (kept when omitted on an update).")
         setter.add_argument("--user", help="Username recorded in the audit log.")
+        setter.add_argument(
+            "--allowed-host",
+            action="append",
+            dest="allowed_hosts",
+            metavar="HOST",
+            help="A host the secret may be sent to (host, host:port, *.example.com); repeat for more. "
+            "Replaces the list.",
+        )
+        setter.add_argument("--any-host", action="store_true", help="Remove the host restriction.")
+        setter.add_argument(
+            "--keep-value", action="store_true", help="Do not read a value: change only the description or hosts."
+        )
         sub.add_parser("list", help="Print the names and descriptions of stored secrets (never values).")
         deleter = sub.add_parser("delete", help="Delete a secret.")
         deleter.add_argument("name")
@@ -65,17 +80,43 @@ class Command(BaseCommand):
     def _set(self, options: dict[str, Any]) -> None:
         name = options["name"]
         actor = self._actor(options)
+        if options["any_host"] and options["allowed_hosts"]:
+            raise CommandError("--allowed-host and --any-host cannot be combined")
+        hosts = [] if options["any_host"] else options["allowed_hosts"]
+        existing = Secret.objects.filter(name=name).first()
+        if options["keep_value"]:
+            if existing is None:
+                raise CommandError(f"--keep-value needs an existing secret; '{name}' is not defined")
+            secrets.update_secret(
+                existing,
+                description=options["description"],
+                allowed_hosts=hosts,
+                actor=actor,
+                auth_method=AuthMethod.CLI,
+            )
+            self.stdout.write(f"Updated secret '{name}'")
+            return
         value = self._read_value(name, options)
         if not value:
             raise CommandError(f"no value given for secret '{name}' (pipe it to stdin); nothing stored")
-        existed = Secret.objects.filter(name=name).exists()
-        secrets.set_secret(name, value, actor=actor, auth_method=AuthMethod.CLI, description=options["description"])
-        self.stdout.write(f"{'Updated' if existed else 'Created'} secret '{name}'")
+        secrets.set_secret(
+            name,
+            value,
+            actor=actor,
+            auth_method=AuthMethod.CLI,
+            description=options["description"],
+            allowed_hosts=hosts,
+        )
+        self.stdout.write(f"{'Updated' if existing else 'Created'} secret '{name}'")
 
     def _list(self, options: dict[str, Any]) -> None:
         for secret in Secret.objects.order_by("name"):
             line = f"{secret.name}\t{secret.updated_at:%Y-%m-%d %H:%M:%S}"
-            self.stdout.write(line + (f"\t{secret.description}" if secret.description else ""))
+            if secret.description:
+                line += f"\t{secret.description}"
+            if secret.allowed_hosts:
+                line += "\tallowed hosts: " + ", ".join(secret.allowed_hosts)
+            self.stdout.write(line)
 
     def _delete(self, options: dict[str, Any]) -> None:
         secrets.delete_secret(options["name"], actor=self._actor(options), auth_method=AuthMethod.CLI)

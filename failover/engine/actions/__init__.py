@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.secrets import host_allowed
+
 
 @dataclass
 class StepContext:
@@ -25,6 +27,21 @@ class StepContext:
     log: Callable[[str], None] = lambda line: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     secret: Callable[[str], str] | None = None  # name -> value, for actions that take a secret by name
+    # The secrets this step used (its templated parameters, and what it reads with ctx.secret), filled
+    # in by the coordinator: their values (the http action does not carry a header holding one to
+    # another host; never log them) and the allow-lists of those that have one (see refuse_host).
+    secret_values: set[str] = field(default_factory=set)
+    allowed_hosts: dict[str, list[str]] = field(default_factory=dict)
+
+    def refuse_host(self, host: str, port: int | None) -> str:
+        """Why this step may not send a request to host:port ("" if it may): each secret it used that
+        has an allow-list must allow the host. Names the secret, never its value. An action that
+        chooses the host from its parameters calls this before it connects."""
+        for name, hosts in sorted(self.allowed_hosts.items()):
+            if not host_allowed(hosts, host, port):
+                where = f"{host}:{port}" if port is not None else host
+                return f"secret '{name}' may not be sent to {where} (allowed hosts: {', '.join(hosts)})"
+        return ""
 
 
 @dataclass

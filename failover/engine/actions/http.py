@@ -11,9 +11,14 @@
         - {path: "$.status", equals: "ok"}
         - {path: "replicas[0].lag", exists: true}
       verify_tls: true                  # default true
+      follow_redirects: true            # default true; false: a 3xx is the answer
 
-The request's timeout is the step's timeout (30 s when it has none); redirects are
-followed; environment proxies are not used (a DR check must see the real path).
+The request's timeout is the step's timeout (30 s when it has none); environment proxies
+are not used (a DR check must see the real path). Redirects (http and https only) are
+followed, but a redirect to another origin (scheme, host or port: also an https → http
+downgrade) does not carry Authorization, Proxy-Authorization, Cookie, nor any header whose
+value holds a secret the step used. When a secret the step used has allowed hosts, the URL
+and every redirect hop must be one of them (StepContext.refuse_host), checked before connecting.
 Output: {status, body (first 64 KiB as text), json (parsed body, if JSON), elapsed_ms}.
 """
 
@@ -24,7 +29,9 @@ import re
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable, Collection
 from typing import Any
 
 from failover.engine.actions import ActionResult, StepContext, executor
@@ -32,6 +39,7 @@ from failover.engine.actions.blocking import run_blocking, step_timeout
 
 MAX_BODY_CHARS = 64 * 1024  # kept in the output
 MAX_READ_BYTES = 4 * 1024 * 1024  # read (and parsed for the JSON checks) at most
+CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")  # never sent to another origin
 _PATH_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 _ABSENT = object()
 
@@ -119,8 +127,56 @@ def _build_request(params: dict[str, Any]) -> urllib.request.Request:
     return urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 (scheme checked above)
 
 
-def _send(request: urllib.request.Request, timeout: float, verify_tls: bool) -> tuple[int, bytes, str]:
-    handlers: list[Any] = [urllib.request.ProxyHandler({})]
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, the port filled in from the scheme."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+class RedirectRefused(Exception):
+    """A redirect the action will not follow; the message says where to and why."""
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects (unless told not to); on a redirect to another origin drops the credential
+    headers and any header holding a secret value; `check(url)` may refuse a hop (returns why)."""
+
+    def __init__(
+        self, follow: bool, secret_values: Collection[str], log: Callable[[str], None], check: Callable[[str], str]
+    ) -> None:
+        self.follow = follow
+        self.secret_values = secret_values
+        self.log = log
+        self.check = check
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if not self.follow:
+            return None  # urllib then raises HTTPError: the 3xx is the answer
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise RedirectRefused(f"redirected to {newurl}: only http and https redirects are followed")
+        problem = self.check(newurl)
+        if problem:
+            raise RedirectRefused(f"redirected to {newurl}: {problem}")
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and origin(new.full_url) != origin(req.full_url):
+            dropped = sorted(
+                name
+                for name, value in new.headers.items()
+                if name.lower() in CREDENTIAL_HEADERS or any(s and s in value for s in self.secret_values)
+            )
+            for name in dropped:
+                del new.headers[name]
+            if dropped:
+                names = ", ".join(name.lower() for name in dropped)
+                self.log(f"redirected to another origin ({newurl}): not sending {names}")
+        return new
+
+
+def _send(
+    request: urllib.request.Request, timeout: float, verify_tls: bool, redirects: _Redirects
+) -> tuple[int, bytes, str]:
+    handlers: list[Any] = [urllib.request.ProxyHandler({}), redirects]
     if request.full_url.lower().startswith("https://"):
         context = ssl.create_default_context()
         if not verify_tls:
@@ -153,12 +209,20 @@ def run_http(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     except (ValueError, TypeError) as exc:
         return ActionResult(False, error=f"http: {exc}")
     target = f"{request.get_method()} {request.full_url}"
+    refused = ctx.refuse_host(*origin(request.full_url)[1:])
+    if refused:  # a secret this step used may not go there: not even a connection
+        return ActionResult(False, error=f"{target}: {refused}")
     timeout = step_timeout(ctx)
+    follow = bool(params.get("follow_redirects", True))
+    redirects = _Redirects(follow, ctx.secret_values, ctx.log, lambda url: ctx.refuse_host(*origin(url)[1:]))
+    verify_tls = bool(params.get("verify_tls", True))
     started = time.monotonic()
-    outcome = run_blocking(lambda: _send(request, timeout, bool(params.get("verify_tls", True))), ctx, timeout)
+    outcome = run_blocking(lambda: _send(request, timeout, verify_tls, redirects), ctx, timeout)
     elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     if outcome.stopped:
         return ActionResult(False, output={"elapsed_ms": elapsed_ms}, error=f"{target}: {outcome.stopped}")
+    if isinstance(outcome.exception, RedirectRefused):
+        return ActionResult(False, output={"elapsed_ms": elapsed_ms}, error=f"{target}: {outcome.exception}")
     if outcome.exception is not None:
         return ActionResult(
             False, output={"elapsed_ms": elapsed_ms}, error=f"{target}: request failed: {_reason(outcome.exception)}"

@@ -3,7 +3,8 @@
     action: tcp
     with: {host: db-replica.dc2, port: 5432, expect: reachable, connect_timeout: 3}
 
-connect_timeout defaults to 5 s, bounded by the step's timeout. Output:
+connect_timeout defaults to 5 s, bounded by the step's timeout. If a secret the step used has
+allowed hosts, host:port must be one of them (refused before connecting). Output:
 {host, port, reachable, elapsed_ms, reason (why it was not reachable)}.
 """
 
@@ -37,6 +38,9 @@ def run_tcp(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     target = f"tcp {host}:{port}"
     if not host or not 1 <= port <= 65535:
         return ActionResult(False, error=f"{target}: host must be non-empty and port within 1-65535")
+    refused = ctx.refuse_host(host, port)  # e.g. a secret in the host name: it would reach DNS and the host
+    if refused:
+        return ActionResult(False, error=f"{target}: {refused}")
     expect = params.get("expect") or "reachable"
     if expect not in ("reachable", "unreachable"):
         return ActionResult(False, error=f"{target}: expect must be 'reachable' or 'unreachable', not {expect!r}")
