@@ -16,6 +16,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -34,10 +35,22 @@ PRODUCTION = DRPLAN_ENV == "production"
 
 
 def _development_secret_key() -> str:
+    """The key in var/secret_key, made on first start.
+
+    Written to a private temporary file created 0600 (O_CREAT|O_EXCL: never readable by others, whatever
+    the umask), then published with os.link, which never replaces an existing file: of two processes
+    starting at once, the second keeps the first one's key, and nobody reads a half-written file."""
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        temporary = VAR_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as stream:
+                stream.write(secrets.token_urlsafe(50))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, key_file)
+        finally:
+            temporary.unlink(missing_ok=True)
     return key_file.read_text().strip()
 
 

@@ -45,3 +45,54 @@ def test_database_url_selects_postgresql(tmp_path):
     result = _load_settings(tmp_path, DATABASE_URL="postgres://u:p@127.0.0.1:5432/drplan")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "django.db.backends.postgresql"
+
+
+# Loads the settings with a permissive umask and records, through an audit hook, the mode the key file
+# had whenever anything chmods it: a file written first and restricted afterwards shows up here.
+_KEY_PROBE = """
+import os, stat, sys
+os.umask(0)
+key_file = os.path.join(os.environ["DRPLAN_VAR_DIR"], "secret_key")
+seen = []
+
+def hook(event, args):
+    if event == "os.chmod" and os.path.exists(key_file) and os.fspath(args[0]) == key_file:
+        seen.append(stat.S_IMODE(os.stat(key_file).st_mode))
+
+sys.addaudithook(hook)
+os.environ["DJANGO_SETTINGS_MODULE"] = "drplan.settings"
+from django.conf import settings
+print(settings.SECRET_KEY, oct(stat.S_IMODE(os.stat(key_file).st_mode)), [oct(m) for m in seen])
+"""
+
+
+def _probe_key(tmp_path: Path) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean["DRPLAN_VAR_DIR"] = str(tmp_path)
+    return subprocess.Popen(
+        [sys.executable, "-c", _KEY_PROBE],
+        cwd=ROOT,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_development_key_file_is_never_readable_by_others_even_with_a_permissive_umask(tmp_path):
+    process = _probe_key(tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    key, mode, modes_before_chmod = out.split(" ", 2)
+    assert mode == "0o600"
+    assert modes_before_chmod.strip() == "[]"  # created 0600, never written wider and narrowed later
+    assert (tmp_path / "secret_key").read_text() == key
+    assert [p.name for p in tmp_path.iterdir() if "secret" in p.name] == ["secret_key"]  # no temporary file left
+
+
+def test_concurrent_first_starts_agree_on_one_key(tmp_path):
+    processes = [_probe_key(tmp_path) for _ in range(6)]
+    results = [process.communicate(timeout=60) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err for _, err in results]
+    keys = {out.split(" ", 1)[0] for out, _ in results}
+    assert keys == {(tmp_path / "secret_key").read_text()}
