@@ -11,6 +11,8 @@ Environment:
     DRPLAN_LIVE_POLL_SECONDS  how often a web process reads new execution events for live viewers
                         (default 0.05 s; 1 s with Redis, where it is only a safety net).
     DRPLAN_ALLOWED_HOSTS comma-separated; default 127.0.0.1,localhost.
+    DRPLAN_SSL_REDIRECT, DRPLAN_HSTS_SECONDS, DRPLAN_HSTS_INCLUDE_SUBDOMAINS, DRPLAN_HSTS_PRELOAD,
+    DRPLAN_TRUST_PROXY_TLS_HEADER, DRPLAN_CSRF_TRUSTED_ORIGINS   HTTPS in production (README, Configuration).
     DRPLAN_VAR_DIR      where runtime files live; default ./var.
 """
 
@@ -32,6 +34,24 @@ DRPLAN_ENV = os.environ.get("DRPLAN_ENV", "development")
 if DRPLAN_ENV not in {"development", "production"}:
     raise ImproperlyConfigured("DRPLAN_ENV must be 'development' or 'production'")
 PRODUCTION = DRPLAN_ENV == "production"
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no environment variable; anything unreadable stops the start rather than guess."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}")
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def _development_secret_key() -> str:
@@ -61,9 +81,7 @@ if not SECRET_KEY:
     SECRET_KEY = _development_secret_key()
 
 DEBUG = os.environ.get("DRPLAN_DEBUG") == "1" and not PRODUCTION
-ALLOWED_HOSTS = [
-    h.strip() for h in os.environ.get("DRPLAN_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()
-]
+ALLOWED_HOSTS = _list("DRPLAN_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 INSTALLED_APPS = [
     "daphne",
@@ -189,9 +207,24 @@ LOGIN_URL = "/admin/login/"
 DRPLAN_MAX_REQUEST_BYTES = int(os.environ.get("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = DRPLAN_MAX_REQUEST_BYTES
 
-if PRODUCTION:
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+# --- HTTPS (production) ------------------------------------------------------------
+# Development (`make run`, plain HTTP on 127.0.0.1) keeps Django's defaults: no redirect, no HSTS, cookies
+# over HTTP. Production is HTTPS only; `manage.py check --deploy` reports nothing with its defaults.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_SSL_REDIRECT = _flag("DRPLAN_SSL_REDIRECT", PRODUCTION)
+# Load balancers probe the health endpoint over plain HTTP; it says nothing but "ok".
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/dr/health/?$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("DRPLAN_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("DRPLAN_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Asking browsers to preload the domain binds every subdomain for months: the domain owner opts in.
+SECURE_HSTS_PRELOAD = _flag("DRPLAN_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "SECURE_HSTS_PRELOAD is not True": a choice, see above
+# Trust X-Forwarded-Proto only when a proxy that sets it (and strips a client's) is in front: otherwise any
+# client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _flag("DRPLAN_TRUST_PROXY_TLS_HEADER", False) else None
+# Origins allowed to POST with a session (e.g. https://dr.example.com when a proxy serves another host name).
+CSRF_TRUSTED_ORIGINS = _list("DRPLAN_CSRF_TRUSTED_ORIGINS")
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
