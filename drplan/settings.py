@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -98,6 +99,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "django_q",
+    "axes",
     "core",
     "plans",
     "runbooks",
@@ -117,6 +119,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out sign-in (flagged by the backend below) into core.signin.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "drplan.urls"
@@ -202,6 +206,21 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/admin/login/"
+
+# --- Brute-force protection of password sign-in (django-axes) -----------------------------------------
+# Every password check goes through django.contrib.auth.authenticate: the sign-in page (/admin/login/, also
+# /api-auth/login/) and POST /api/v1/dr/auth/token. After LIMIT failures for one username from one address,
+# that pair is refused, even with the right password, for LOCKOUT seconds after its last counted failure;
+# attempts while locked are not counted (they do not extend the lockout). A success resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("DRPLAN_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("DRPLAN_LOGIN_LOCKOUT_SECONDS", 15 * 60)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # a row per successful sign-in, read by nothing; the failures are kept
+AXES_VERBOSE = False
 
 # Requests larger than this are refused with 413 before any parsing.
 DRPLAN_MAX_REQUEST_BYTES = int(os.environ.get("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024))

@@ -186,3 +186,17 @@ def test_deploy_check_passes_with_production_settings(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().startswith("System check identified no issues"), result.stdout
     assert result.stderr == ""
+
+
+def test_sign_in_lockout_is_configured_from_the_environment(tmp_path):
+    names = ["AXES_FAILURE_LIMIT"]
+    assert _settings_of(tmp_path, names) == {"AXES_FAILURE_LIMIT": 5}
+    assert _settings_of(tmp_path, names, DRPLAN_LOGIN_FAILURE_LIMIT="3") == {"AXES_FAILURE_LIMIT": 3}
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
+        "from django.conf import settings; print(settings.AXES_COOLOFF_TIME.total_seconds())"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), "DRPLAN_LOGIN_LOCKOUT_SECONDS": "60"})
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.stdout.strip() == "60.0", result.stderr
