@@ -10,6 +10,7 @@ Environment:
     REDIS_URL           when set, django-q2 and Channels use Redis.
     DRPLAN_LIVE_POLL_SECONDS  how often a web process reads new execution events for live viewers
                         (default 0.05 s; 1 s with Redis, where it is only a safety net).
+    DRPLAN_LIVE_AUTH_RECHECK_SECONDS  how often an open websocket re-checks its viewer's access (default 5 s).
     DRPLAN_ALLOWED_HOSTS comma-separated; default 127.0.0.1,localhost.
     DRPLAN_SSL_REDIRECT, DRPLAN_HSTS_SECONDS, DRPLAN_HSTS_INCLUDE_SUBDOMAINS, DRPLAN_HSTS_PRELOAD,
     DRPLAN_TRUST_PROXY_TLS_HEADER, DRPLAN_CSRF_TRUSTED_ORIGINS   HTTPS in production (README, Configuration).
@@ -327,6 +328,9 @@ else:
 # Live console (failover/live/feed.py): each web process polls the new events of the executions watched
 # there this often; it is how events cross processes without Redis, and a safety net with it.
 LIVE_POLL_SECONDS = float(os.environ.get("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDIS_URL else 0.05))
+# An open websocket re-checks its viewer's session, account and permission this often, and is closed (4401/4403)
+# once they are gone: a revoked viewer stops receiving within this many seconds.
+LIVE_AUTH_RECHECK_SECONDS = float(os.environ.get("DRPLAN_LIVE_AUTH_RECHECK_SECONDS", 5.0))
 
 LOGGING = {
     "version": 1,
