@@ -338,4 +338,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DRPLAN_LOG_LEVEL", "INFO")},
+    # django-axes logs every successful sign-in at INFO; failures and lockouts (WARNING) are what matter.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
