@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
 from axes.helpers import get_client_ip_address
 from axes.models import AccessAttempt
 from axes.utils import reset
@@ -19,6 +20,19 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from core.api.errors import error_body
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' check, first in AUTHENTICATION_BACKENDS: refuses a locked-out username and address.
+
+    Every sign-in over the network passes its request to authenticate() (the sign-in page, the token
+    endpoint); a check without one comes from inside the process (Django's test client, a script) and has no
+    address to count against, so it is left to the next backend instead of failing."""
+
+    def authenticate(self, request: HttpRequest | None, *args: Any, **kwargs: Any) -> None:
+        if request is None:
+            return None
+        return super().authenticate(request, *args, **kwargs)
 
 
 def _remaining_seconds(username: str | None, address: str | None) -> int:

@@ -173,3 +173,12 @@ def test_failures_on_the_page_and_the_api_add_up(users: dict[str, User], limit: 
         sign_in("operator", "wrong")
     assert token("operator", "wrong").status_code == 429
     assert sign_in("operator", TEST_PASSWORD)[1].status_code == 429
+
+
+def test_a_check_without_a_request_is_left_to_the_password_backend(users: dict[str, User]) -> None:
+    """In-process checks (Django's test client, scripts) have no address to count: not locked, not counted."""
+    from django.contrib.auth import authenticate
+
+    assert authenticate(username="viewer", password=TEST_PASSWORD) == users["viewer"]
+    assert authenticate(username="viewer", password="wrong") is None
+    assert not AccessAttempt.objects.exists()
