@@ -12,9 +12,9 @@ Messages to the client (JSON):
 
 Never a gap, never a duplicate: the consumer keeps the last seq it sent, drops anything at or below it,
 and when a live event skips numbers it first reads the missing ones from the table. Every message, from
-the table or live, goes through one task (the pump), so sends never interleave. Live events come from
-the process's feed (failover/live/feed.py), which fans out one read or one channel-layer message to
-every viewer of the execution in this process.
+the table or live, goes through one task (the pump), so sends never interleave (the access guard stops the
+pump before it sends its error). Live events come from the process's feed (failover/live/feed.py), which
+fans out one read or one channel-layer message to every viewer of the execution in this process.
 """
 
 from __future__ import annotations
