@@ -10,15 +10,20 @@ Environment:
     REDIS_URL           when set, django-q2 and Channels use Redis.
     DRPLAN_LIVE_POLL_SECONDS  how often a web process reads new execution events for live viewers
                         (default 0.05 s; 1 s with Redis, where it is only a safety net).
+    DRPLAN_LIVE_AUTH_RECHECK_SECONDS  how often an open websocket re-checks its viewer's access (default 5 s).
     DRPLAN_ALLOWED_HOSTS comma-separated; default 127.0.0.1,localhost.
+    DRPLAN_SSL_REDIRECT, DRPLAN_HSTS_SECONDS, DRPLAN_HSTS_INCLUDE_SUBDOMAINS, DRPLAN_HSTS_PRELOAD,
+    DRPLAN_TRUST_PROXY_TLS_HEADER, DRPLAN_CSRF_TRUSTED_ORIGINS   HTTPS in production (README, Configuration).
     DRPLAN_VAR_DIR      where runtime files live; default ./var.
     DRPLAN_PYTHON_ACTIONS  module prefixes the runbook `python` action may call (comma-separated).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -33,12 +38,42 @@ if DRPLAN_ENV not in {"development", "production"}:
     raise ImproperlyConfigured("DRPLAN_ENV must be 'development' or 'production'")
 PRODUCTION = DRPLAN_ENV == "production"
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no environment variable; anything unreadable stops the start rather than guess."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}")
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
 
 def _development_secret_key() -> str:
+    """The key in var/secret_key, made on first start.
+
+    Written to a private temporary file created 0600 (O_CREAT|O_EXCL: never readable by others, whatever
+    the umask), then published with os.link, which never replaces an existing file: of two processes
+    starting at once, the second keeps the first one's key, and nobody reads a half-written file."""
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        temporary = VAR_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as stream:
+                stream.write(secrets.token_urlsafe(50))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, key_file)
+        finally:
+            temporary.unlink(missing_ok=True)
     return key_file.read_text().strip()
 
 
@@ -49,9 +84,7 @@ if not SECRET_KEY:
     SECRET_KEY = _development_secret_key()
 
 DEBUG = os.environ.get("DRPLAN_DEBUG") == "1" and not PRODUCTION
-ALLOWED_HOSTS = [
-    h.strip() for h in os.environ.get("DRPLAN_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()
-]
+ALLOWED_HOSTS = _list("DRPLAN_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 INSTALLED_APPS = [
     "daphne",
@@ -68,6 +101,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "django_q",
+    "axes",
     "core",
     "plans",
     "runbooks",
@@ -87,6 +121,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out sign-in (flagged by the backend below) into core.signin.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "drplan.urls"
@@ -173,13 +209,43 @@ WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/admin/login/"
 
+# --- Brute-force protection of password sign-in (django-axes) -----------------------------------------
+# Every password check goes through django.contrib.auth.authenticate: the sign-in page (/admin/login/, also
+# /api-auth/login/) and POST /api/v1/dr/auth/token. After LIMIT failures for one username from one address,
+# that pair is refused, even with the right password, for LOCKOUT seconds after its last counted failure;
+# attempts while locked are not counted (they do not extend the lockout). A success resets the count.
+AUTHENTICATION_BACKENDS = ["core.signin.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("DRPLAN_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("DRPLAN_LOGIN_LOCKOUT_SECONDS", 15 * 60)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # a row per successful sign-in, read by nothing; the failures are kept
+AXES_VERBOSE = False
+
 # Requests larger than this are refused with 413 before any parsing.
 DRPLAN_MAX_REQUEST_BYTES = int(os.environ.get("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = DRPLAN_MAX_REQUEST_BYTES
 
-if PRODUCTION:
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+# --- HTTPS (production) ------------------------------------------------------------
+# Development (`make run`, plain HTTP on 127.0.0.1) keeps Django's defaults: no redirect, no HSTS, cookies
+# over HTTP. Production is HTTPS only; `manage.py check --deploy` reports nothing with its defaults.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_SSL_REDIRECT = _flag("DRPLAN_SSL_REDIRECT", PRODUCTION)
+# Load balancers probe the health endpoint over plain HTTP; it says nothing but "ok".
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/dr/health/?$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("DRPLAN_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("DRPLAN_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Asking browsers to preload the domain binds every subdomain for months: the domain owner opts in.
+SECURE_HSTS_PRELOAD = _flag("DRPLAN_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "SECURE_HSTS_PRELOAD is not True": a choice, see above
+# Trust X-Forwarded-Proto only when a proxy that sets it (and strips a client's) is in front: otherwise any
+# client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _flag("DRPLAN_TRUST_PROXY_TLS_HEADER", False) else None
+# Origins allowed to POST with a session (e.g. https://dr.example.com when a proxy serves another host name).
+CSRF_TRUSTED_ORIGINS = _list("DRPLAN_CSRF_TRUSTED_ORIGINS")
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -189,6 +255,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.RolePermissions"],
+    # DRF's JSON parser with a bound on nesting depth (core/jsondepth.py: 64 levels), then DRF's others.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -220,6 +292,7 @@ SPECTACULAR_SETTINGS = {
         "RequirementStatusEnum": "compliance.choices.RequirementStatus",
         "OverallStatusEnum": "compliance.choices.OverallStatus",
         "VersionStatusEnum": "runbooks.choices.VersionStatus",
+        "RunbookCategoryEnum": "runbooks.choices.RunbookCategory",
     },
 }
 
@@ -275,6 +348,9 @@ else:
 # Live console (failover/live/feed.py): each web process polls the new events of the executions watched
 # there this often; it is how events cross processes without Redis, and a safety net with it.
 LIVE_POLL_SECONDS = float(os.environ.get("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDIS_URL else 0.05))
+# An open websocket re-checks its viewer's session, account and permission this often, and is closed (4401/4403)
+# once they are gone: a revoked viewer stops receiving within this many seconds.
+LIVE_AUTH_RECHECK_SECONDS = float(os.environ.get("DRPLAN_LIVE_AUTH_RECHECK_SECONDS", 5.0))
 
 LOGGING = {
     "version": 1,
@@ -282,4 +358,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DRPLAN_LOG_LEVEL", "INFO")},
+    # django-axes logs every successful sign-in at INFO; failures and lockouts (WARNING) are what matter.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from analytics.api.urls import router as analytics_router
 from compliance.api.urls import router as compliance_router
 from core.api.errors import json_404, json_500
 from core.api.routers import api_root_router
 from core.api.urls import router as core_router
+from core.api.views import TokenView
 from failover import views as failover_views
 from failover.api.urls import router as failover_router
 from failover.api.urls import urlpatterns as failover_urlpatterns
@@ -23,7 +23,7 @@ api_v1 = [
     path("", include("core.api.urls")),  # health
     *api_router.urls,
     *failover_urlpatterns,  # /failover, /failback, /test … (plain endpoints of the engine)
-    path("auth/token", obtain_auth_token, name="obtain-token"),
+    path("auth/token", TokenView.as_view(), name="obtain-token"),
 ]
 
 urlpatterns = [

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from core.exceptions import InvalidInput
+from core.jsondepth import MAX_JSON_DEPTH, json_too_deep, too_deep_message
 from failover.engine.templating import check_template
 from runbooks import actions
 
@@ -63,8 +64,15 @@ def _validator() -> Draft202012Validator:
 # --- Parsing ----------------------------------------------------------------------
 
 
+class _TooDeep(Exception):
+    pass
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases (no 'billion laughs' expansion)."""
+    """SafeLoader that refuses anchors/aliases (no 'billion laughs' expansion) and collections nested deeper
+    than MAX_JSON_DEPTH (PyYAML composes one Python frame per level: RecursionError otherwise)."""
+
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -72,7 +80,13 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not supported in runbooks", event.start_mark
             )
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_JSON_DEPTH and self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                raise _TooDeep
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def detect_format(text: str) -> str:
@@ -80,14 +94,19 @@ def detect_format(text: str) -> str:
 
 
 def parse_document(text: str, fmt: str | None = None) -> Any:
-    """Parse YAML or JSON text (fmt None = detect). Malformed input → DocumentError with line/column."""
+    """Parse YAML or JSON text (fmt None = detect). Malformed input → DocumentError with line/column;
+    nesting deeper than MAX_JSON_DEPTH (core/jsondepth.py) → DocumentError before any parser recurses."""
     fmt = (fmt or detect_format(text)).lower()
     if fmt not in ("yaml", "json"):
         raise DocumentError([("format", f"unknown format {fmt!r}; use 'yaml' or 'json'")])
     try:
         if fmt == "json":
+            if json_too_deep(text):
+                raise _TooDeep
             return json.loads(text)
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except _TooDeep:
+        raise DocumentError([("document", too_deep_message(MAX_JSON_DEPTH))]) from None
     except json.JSONDecodeError as exc:
         raise DocumentError(
             [("document", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
@@ -97,8 +116,6 @@ def parse_document(text: str, fmt: str | None = None) -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise DocumentError([("document", f"invalid YAML{where}: {problem}")]) from None
-    except RecursionError:
-        raise DocumentError([("document", "nested too deeply")]) from None
 
 
 # --- Validation -------------------------------------------------------------------

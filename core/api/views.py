@@ -1,18 +1,47 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import secrets
+from core import secrets, signin
 from core.api.serializers import AuditEntrySerializer, SecretSerializer, SecretWriteSerializer
 from core.api.viewsets import ReadOnlyModelViewSet
 from core.audit import auth_method_of
 from core.filtersets import AuditEntryFilterSet
 from core.models import AuditEntry, Secret
+
+
+class TokenView(ObtainAuthToken):
+    # POST username and password → {"token": …}, under the sign-in lockout (core/signin.py). The serializer
+    # authenticates with the Django request, not DRF's wrapper: django-axes flags a locked-out attempt on the
+    # request it is given, and its middleware looks for the flag on the Django one.
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "request": self.request._request}
+
+    @extend_schema(
+        summary="Get the API token of a user",
+        description="After DRPLAN_LOGIN_FAILURE_LIMIT failed attempts for one username from one address, that "
+        "pair gets 429 (error code `locked_out`, with Retry-After) until DRPLAN_LOGIN_LOCKOUT_SECONDS have "
+        "passed, even with the right password.",
+        tags=["auth"],
+        auth=[],
+        responses={
+            200: AuthTokenSerializer,
+            400: OpenApiResponse(description="Wrong credentials: the standard error shape."),
+            429: OpenApiResponse(description="Locked out: the standard error shape; see Retry-After."),
+        },
+    )
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().post(request, *args, **kwargs)
+        signin.reset_failures(request._request, request.data.get("username", ""))
+        return response
 
 
 class HealthView(APIView):

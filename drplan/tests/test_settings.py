@@ -1,6 +1,8 @@
 """Settings come from the environment with safe defaults, and production refuses unsafe ones."""
 
+import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +71,156 @@ def test_python_action_allow_list_comes_from_drplan_python_actions_and_never_all
     assert refused.returncode != 0
     assert "DRPLAN_PYTHON_ACTIONS names the DR lab" in refused.stderr
     assert _python_actions(tmp_path, DRPLAN_PYTHON_ACTIONS="").stdout.strip() == ""
+
+
+# Loads the settings with a permissive umask and records, through an audit hook, the mode the key file
+# had whenever anything chmods it: a file written first and restricted afterwards shows up here.
+_KEY_PROBE = """
+import os, stat, sys
+os.umask(0)
+key_file = os.path.join(os.environ["DRPLAN_VAR_DIR"], "secret_key")
+seen = []
+
+def hook(event, args):
+    if event == "os.chmod" and os.path.exists(key_file) and os.fspath(args[0]) == key_file:
+        seen.append(stat.S_IMODE(os.stat(key_file).st_mode))
+
+sys.addaudithook(hook)
+os.environ["DJANGO_SETTINGS_MODULE"] = "drplan.settings"
+from django.conf import settings
+print(settings.SECRET_KEY, oct(stat.S_IMODE(os.stat(key_file).st_mode)), [oct(m) for m in seen])
+"""
+
+
+def _probe_key(tmp_path: Path) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean["DRPLAN_VAR_DIR"] = str(tmp_path)
+    return subprocess.Popen(
+        [sys.executable, "-c", _KEY_PROBE],
+        cwd=ROOT,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_development_key_file_is_never_readable_by_others_even_with_a_permissive_umask(tmp_path):
+    process = _probe_key(tmp_path)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    key, mode, modes_before_chmod = out.split(" ", 2)
+    assert mode == "0o600"
+    assert modes_before_chmod.strip() == "[]"  # created 0600, never written wider and narrowed later
+    assert (tmp_path / "secret_key").read_text() == key
+    assert [p.name for p in tmp_path.iterdir() if "secret" in p.name] == ["secret_key"]  # no temporary file left
+
+
+def test_concurrent_first_starts_agree_on_one_key(tmp_path):
+    processes = [_probe_key(tmp_path) for _ in range(6)]
+    results = [process.communicate(timeout=60) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err for _, err in results]
+    keys = {out.split(" ", 1)[0] for out, _ in results}
+    assert keys == {(tmp_path / "secret_key").read_text()}
+
+
+def _settings_of(tmp_path: Path, names: list[str], **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), **env})
+    code = (
+        "import json, os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
+        "from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+TRANSPORT_SETTINGS = [
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_PROXY_SSL_HEADER",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "CSRF_TRUSTED_ORIGINS",
+]
+
+
+def test_development_over_plain_http_is_unchanged(tmp_path):
+    assert _settings_of(tmp_path, TRANSPORT_SETTINGS) == {
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": None,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "CSRF_TRUSTED_ORIGINS": [],
+    }
+
+
+def test_production_defaults_are_https_only(tmp_path):
+    production = {"DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": secrets.token_urlsafe(50)}
+    assert _settings_of(tmp_path, TRANSPORT_SETTINGS, **production) == {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": None,  # only when the operator says a proxy sets it
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "CSRF_TRUSTED_ORIGINS": [],
+    }
+    behind_proxy = _settings_of(
+        tmp_path,
+        TRANSPORT_SETTINGS,
+        **production,
+        DRPLAN_HSTS_SECONDS="600",
+        DRPLAN_SSL_REDIRECT="0",
+        DRPLAN_TRUST_PROXY_TLS_HEADER="1",
+        DRPLAN_CSRF_TRUSTED_ORIGINS="https://dr.example.com, https://dr2.example.com",
+    )
+    assert behind_proxy["SECURE_HSTS_SECONDS"] == 600
+    assert behind_proxy["SECURE_SSL_REDIRECT"] is False
+    assert behind_proxy["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert behind_proxy["CSRF_TRUSTED_ORIGINS"] == ["https://dr.example.com", "https://dr2.example.com"]
+
+
+def test_an_unreadable_flag_is_refused(tmp_path):
+    result = _load_settings(tmp_path, DRPLAN_SSL_REDIRECT="maybe")
+    assert result.returncode != 0
+    assert "DRPLAN_SSL_REDIRECT must be 1/0, true/false, yes/no or on/off" in result.stderr
+
+
+def test_deploy_check_passes_with_production_settings(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean.update(
+        {"DRPLAN_VAR_DIR": str(tmp_path), "DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": secrets.token_urlsafe(50)}
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().startswith("System check identified no issues"), result.stdout
+    assert result.stderr == ""
+
+
+def test_sign_in_lockout_is_configured_from_the_environment(tmp_path):
+    names = ["AXES_FAILURE_LIMIT"]
+    assert _settings_of(tmp_path, names) == {"AXES_FAILURE_LIMIT": 5}
+    assert _settings_of(tmp_path, names, DRPLAN_LOGIN_FAILURE_LIMIT="3") == {"AXES_FAILURE_LIMIT": 3}
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
+        "from django.conf import settings; print(settings.AXES_COOLOFF_TIME.total_seconds())"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), "DRPLAN_LOGIN_LOCKOUT_SECONDS": "60"})
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.stdout.strip() == "60.0", result.stderr

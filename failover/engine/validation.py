@@ -8,8 +8,9 @@ execution (failover for planned/unplanned/test, failback for failback). Per chec
 - performance: an HTTP GET of the target, timed; passes if answered below 400 within the
   threshold (unit ms by default, or s). Measured in the check's unit.
 - data_integrity: target = name of the secret holding the DSN (sqlite:///path, or
-  postgres://…), ValidationCheck.query = SQL run read-only; the first column of the first row
-  is measured and must be at least the threshold (no threshold: a non-null value is enough).
+  postgres://…), ValidationCheck.query = ONE SQL statement, run so that it can only read and
+  stops at the check's timeout (see _first_value); the first column of the first row is
+  measured and must be at least the threshold (no threshold: a non-null value is enough).
 
 A check that cannot be carried out (bad target, unknown secret, connection refused for an
 HTTP check…) is ERROR, which counts as a failure for the rollback trigger.
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -219,7 +221,10 @@ def _data_integrity(check: ValidationCheck, secret: Callable[[str], str], timeou
         dsn = secret(check.target.strip())
     except Exception as exc:
         return CheckOutcome(CheckStatus.ERROR, message=str(getattr(exc, "message", exc)))
-    value = _first_value(dsn, check.query, timeout)
+    try:
+        value = _first_value(dsn, check.query, timeout)
+    except QueryTimedOut as exc:
+        return CheckOutcome(CheckStatus.ERROR, message=str(exc))
     if value is None:
         return CheckOutcome(CheckStatus.FAILED, message="the query returned no value")
     try:
@@ -231,19 +236,63 @@ def _data_integrity(check: ValidationCheck, secret: Callable[[str], str], timeou
     return CheckOutcome(CheckStatus.PASSED, measured, f"{value}")
 
 
-def _first_value(dsn: str, query: str, timeout: float) -> Any:
-    """First column of the first row, on a read-only connection."""
-    if dsn.startswith(("postgres://", "postgresql://")):
-        import psycopg
+class QueryTimedOut(Exception):
+    pass
 
-        options = "-c default_transaction_read_only=on"
-        with psycopg.connect(dsn, connect_timeout=int(max(1, timeout)), options=options) as conn:
-            row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+
+# What a read-only SQLite query may do (sqlite3 authorizer action codes); everything else is denied:
+# writes, PRAGMA, ATTACH, VACUUM INTO (an ATTACH that writes a copy anywhere), transactions.
+_SQLITE_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+
+
+def _first_value(dsn: str, query: str, timeout: float) -> Any:
+    """First column of the first row of ONE statement that can only read, stopped after `timeout` seconds.
+
+    The query is written by a person and must not be able to lift its own limits:
+    - PostgreSQL: a READ ONLY transaction (BEGIN READ ONLY; a query cannot make it read-write once it has
+      run), always rolled back; the extended protocol, which carries exactly one statement (no
+      `SET …; INSERT …` or `COMMIT; …`); statement_timeout = the check's timeout, local to the transaction.
+    - SQLite: the file opened read-only (mode=ro, the path percent-encoded so a DSN cannot smuggle URI
+      parameters), PRAGMA query_only, an authorizer that allows reading only (no ATTACH, no VACUUM INTO, no
+      PRAGMA), sqlite3's one statement per execute, and a progress handler that stops it at the timeout.
+    """
+    if dsn.startswith(("postgres://", "postgresql://")):
+        return _postgres_first_value(dsn, query, timeout)
+    return _sqlite_first_value(dsn.removeprefix("sqlite://"), query, timeout)  # sqlite:///var/x.db → /var/x.db
+
+
+def _postgres_first_value(dsn: str, query: str, timeout: float) -> Any:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=int(max(1, timeout))) as conn:
+        conn.read_only = True  # psycopg starts the transaction with BEGIN READ ONLY
+        try:
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{max(1, int(timeout * 1000))}ms"])
+            # binary=True makes psycopg use the extended protocol even without parameters: one statement only.
+            row = conn.execute(query, binary=True).fetchone()  # type: ignore[arg-type]
             return row[0] if row else None
-    path = dsn.removeprefix("sqlite://")  # sqlite:///var/x.db → /var/x.db; a bare path works too
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+        finally:
+            conn.rollback()
+
+
+def _sqlite_first_value(path: str, query: str, timeout: float) -> Any:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"sqlite database {path} does not exist")
+    deadline = time.monotonic() + timeout
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
     try:
-        row = conn.execute(query).fetchone()
+        conn.execute("PRAGMA query_only = ON")
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(
+            lambda action, *_: sqlite3.SQLITE_OK if action in _SQLITE_READ_ACTIONS else sqlite3.SQLITE_DENY
+        )
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+        try:
+            row = conn.execute(query).fetchone()
+        except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise QueryTimedOut(f"the query ran longer than the check's timeout ({timeout:g}s)") from None
+            raise
         return row[0] if row else None
     finally:
         conn.close()

@@ -6,12 +6,15 @@ Messages to the client (JSON):
         every event up to N was sent (sent again, with the new N, if an event is added later)
     {"type": "error", "code": "...", "message": "..."}   then the socket closes with:
         4400 bad ?after, 4401 not signed in, 4403 no permission to view executions, 4404 unknown execution.
+        An open stream is closed the same way (4401 "session_ended", 4403 "permission_denied") soon after its
+        viewer signs out, is deactivated or loses the permission: the consumer re-checks every
+        LIVE_AUTH_RECHECK_SECONDS (a few queries per viewer per interval, none per event).
 
 Never a gap, never a duplicate: the consumer keeps the last seq it sent, drops anything at or below it,
 and when a live event skips numbers it first reads the missing ones from the table. Every message, from
-the table or live, goes through one task (the pump), so sends never interleave. Live events come from
-the process's feed (failover/live/feed.py), which fans out one read or one channel-layer message to
-every viewer of the execution in this process.
+the table or live, goes through one task (the pump), so sends never interleave (the access guard stops the
+pump before it sends its error). Live events come from the process's feed (failover/live/feed.py), which
+fans out one read or one channel-layer message to every viewer of the execution in this process.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from failover.live import selectors
 from failover.live.feed import get_feed
@@ -43,6 +47,7 @@ class ExecutionStreamConsumer(AsyncJsonWebsocketConsumer):
     execution_id: int
     last_sent: int
     _pump: asyncio.Task | None = None
+    _guard: asyncio.Task | None = None
     _inbox: asyncio.Queue | None = None
 
     async def connect(self) -> None:
@@ -66,13 +71,16 @@ class ExecutionStreamConsumer(AsyncJsonWebsocketConsumer):
         self._inbox = asyncio.Queue()
         # Subscribe to live events first, then read the table: nothing falls between the two.
         await get_feed().subscribe(self.execution_id, self._inbox.put_nowait)
-        self._pump = asyncio.get_running_loop().create_task(self._run(), name=f"ws-execution-{self.execution_id}")
+        loop = asyncio.get_running_loop()
+        self._pump = loop.create_task(self._run(), name=f"ws-execution-{self.execution_id}")
+        session = self.scope.get("session")
+        self._guard = loop.create_task(
+            self._recheck(user.pk, getattr(session, "session_key", None)), name=f"ws-guard-{self.execution_id}"
+        )
 
     async def disconnect(self, code: int) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        await self._stop_task(self._guard)
+        await self._stop_task(self._pump)
         if self._inbox is not None:
             await get_feed().unsubscribe(self.execution_id, self._inbox.put_nowait)
 
@@ -152,6 +160,33 @@ class ExecutionStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(
                 {"type": "summary", "last_seq": self.last_sent, "status": state.status, "complete": True}
             )
+
+    # --- the guard: access is checked again while the stream is open ------------------
+
+    async def _recheck(self, user_id: int, session_key: str | None) -> None:
+        """Every LIVE_AUTH_RECHECK_SECONDS: is the viewer still signed in, active and allowed? If not, stop the
+        pump (so nothing is sent after the error) and close with 4401 or 4403."""
+        while True:
+            await asyncio.sleep(settings.LIVE_AUTH_RECHECK_SECONDS)
+            try:
+                lost = await database_sync_to_async(selectors.viewer_access)(session_key, user_id)
+            except Exception:  # a database hiccup: keep the stream, check again next time
+                logger.warning("live stream of execution %s: access re-check failed", self.execution_id, exc_info=True)
+                continue
+            if lost is not None:
+                break
+        await self._stop_task(self._pump)
+        if lost == "session_ended":
+            await self._refuse(NOT_SIGNED_IN, lost, "Your session has ended; sign in again to follow executions.")
+        else:
+            await self._refuse(FORBIDDEN, lost, "Your role may no longer view executions.")
+
+    @staticmethod
+    async def _stop_task(task: asyncio.Task | None) -> None:
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # --- helpers ----------------------------------------------------------------------
 

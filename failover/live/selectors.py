@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q
+from django.http import HttpRequest
 
 from failover.engine.events import event_payload
 from failover.engine.states import TERMINAL_EXECUTION
@@ -19,6 +23,19 @@ VIEW_PERMISSION = "failover.view_failoverexecution"
 def can_follow(user: AbstractBaseUser | AnonymousUser) -> bool:
     """May this user watch executions? The same permission the API needs to read them."""
     return bool(user.is_authenticated and user.is_active and user.has_perm(VIEW_PERMISSION))
+
+
+def viewer_access(session_key: str | None, user_id: int) -> str | None:
+    """Re-check of a viewer already following: None while they still may; "session_ended" once their session
+    is gone (signed out, deleted, expired, password changed) or their account deactivated;
+    "permission_denied" once they lost the view permission. Read fresh from the database, the way Django
+    authenticates a request from its session cookie (a few queries)."""
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(request)
+    if not user.is_authenticated or user.pk != user_id:
+        return "session_ended"
+    return None if can_follow(user) else "permission_denied"
 
 
 def last_seq(execution_id: int) -> int | None:

@@ -101,26 +101,38 @@ def test_viewer_sees_the_console_without_any_action(users: dict[str, User], paus
     assert all(step["actions"] == [] for step in state["steps"])
 
 
-def test_operator_may_confirm_cancel_resume_and_retry_a_run_it_may_act_on(
-    users: dict[str, User], paused_run: FailoverExecution
-) -> None:
-    html = client_for(users["operator"]).get(url(paused_run)).content.decode()
-    assert actions_in(html) == [
-        ("execution", "", "cancel"),
-        ("execution", "", "resume"),
-        ("step", "call-dba", "confirm"),
-        ("step", "promote", "retry"),
-    ]
+RUNNING_ACTIONS = [
+    ("execution", "", "cancel"),
+    ("execution", "", "resume"),
+    ("step", "call-dba", "confirm"),
+    ("step", "promote", "retry"),
+]
+DECIDING = [("execution", "", "approve"), ("execution", "", "cancel"), ("execution", "", "reject")]
+
+# The action buttons of each role, on a paused run and on a failover waiting for approval (both triggered by the
+# operator). The page shows only what the server would allow; the server checks again (test_api_engine.py).
+BUTTONS = {
+    "viewer": {"paused": [], "awaiting": []},
+    "operator": {"paused": RUNNING_ACTIONS, "awaiting": [("execution", "", "cancel")]},  # never its own approval
+    "approver": {"paused": RUNNING_ACTIONS, "awaiting": DECIDING},
+    "auditor": {"paused": [], "awaiting": []},
+    "admin": {"paused": RUNNING_ACTIONS, "awaiting": DECIDING},
+}
 
 
-def test_approver_sees_approve_and_reject_when_awaiting_approval(
-    users: dict[str, User], awaiting: FailoverExecution
+@pytest.mark.parametrize("role", list(BUTTONS))
+def test_action_buttons_per_role(
+    users: dict[str, User], paused_run: FailoverExecution, awaiting: FailoverExecution, role: str
 ) -> None:
-    html = client_for(users["approver"]).get(url(awaiting)).content.decode()
-    assert actions_in(html) == [("execution", "", "approve"), ("execution", "", "cancel"), ("execution", "", "reject")]
-    # the operator who triggered it may cancel but not approve
-    html = client_for(users["operator"]).get(url(awaiting)).content.decode()
-    assert actions_in(html) == [("execution", "", "cancel")]
+    for state, execution in (("paused", paused_run), ("awaiting", awaiting)):
+        client = client_for(users[role])
+        html = client.get(url(execution)).content.decode()
+        assert actions_in(html) == BUTTONS[role][state], f"{role} on the {state} execution"
+        refreshed = client.get(url(execution) + "state/").json()  # the periodic refresh offers the same
+        offered = [("execution", "", a["name"]) for a in refreshed["actions"]] + [
+            ("step", step["key"], a["name"]) for step in refreshed["steps"] for a in step["actions"]
+        ]
+        assert sorted(offered) == BUTTONS[role][state], f"{role} on the {state} execution (state/)"
 
 
 def test_approver_who_triggered_or_already_decided_gets_no_approve(

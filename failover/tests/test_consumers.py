@@ -258,3 +258,93 @@ def test_one_query_per_tick_whatever_the_number_of_viewers():
     assert [[(p["execution"], p["seq"]) for p in inbox] for inbox in inboxes] == [
         [(executions[i % 3].pk, 1)] for i in range(30)
     ]
+
+
+# --- revocation while watching ----------------------------------------------------------------------
+
+
+def _revoke_session(cookie: str) -> None:
+    from django.contrib.sessions.models import Session
+
+    Session.objects.filter(session_key=cookie).delete()  # what signing out does (database sessions)
+
+
+def _deactivate(user) -> None:
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+
+
+def _remove_roles(user) -> None:
+    user.groups.clear()
+
+
+def _change_password(user) -> None:
+    user.set_password("a-new-password-1")
+    user.save(update_fields=["password"])  # sessions signed with the old password hash end
+
+
+@pytest.mark.parametrize(
+    ("revoke", "code", "error"),
+    [
+        (_revoke_session, 4401, "session_ended"),
+        (_deactivate, 4401, "session_ended"),
+        (_change_password, 4401, "session_ended"),
+        (_remove_roles, 4403, "permission_denied"),
+    ],
+    ids=["signed-out", "deactivated", "password-changed", "role-removed"],
+)
+def test_a_stream_is_closed_soon_after_the_viewer_loses_access(settings, make_user, revoke, code, error):
+    settings.LIVE_AUTH_RECHECK_SECONDS = 0.1
+    user = make_user("watcher", "viewer")
+    cookie = cookie_of(user)
+    execution = make_execution([], status="running")
+    add_events(execution, 1)
+
+    async def scenario():
+        communicator, connected = await open_stream(execution.pk, cookie=cookie)
+        assert connected
+        await read_events(communicator, 1)
+        assert await communicator.receive_nothing(timeout=0.4)  # still allowed: nothing but the stream
+        await database_sync_to_async(revoke)(cookie if revoke is _revoke_session else user)
+        started = time.monotonic()
+        message = await communicator.receive_json_from(timeout=3)
+        assert message["type"] == "error"
+        assert message["code"] == error
+        assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": code}
+        assert time.monotonic() - started < 2
+        # nothing more is sent after the close, even a live event
+        await aemit(execution.pk, ExecutionEvent.Kind.LOG, "after revocation")
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_the_recheck_is_a_few_queries_every_few_seconds_not_per_event(settings, users):
+    from failover.live import consumers
+
+    assert settings.LIVE_AUTH_RECHECK_SECONDS == 5.0  # DRPLAN_LIVE_AUTH_RECHECK_SECONDS
+    settings.LIVE_AUTH_RECHECK_SECONDS = 0.2
+    calls: list[int] = []
+    original = consumers.selectors.viewer_access
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    execution = make_execution([], status="running")
+    cookie = cookie_of(users["viewer"])
+
+    async def scenario():
+        communicator, _ = await open_stream(execution.pk, cookie=cookie)
+        for i in range(40):
+            await aemit(execution.pk, ExecutionEvent.Kind.LOG, f"line {i}")
+        await read_events(communicator, 40)
+        await asyncio.sleep(0.5)
+        await communicator.disconnect()
+
+    consumers.selectors.viewer_access = counting
+    try:
+        run(scenario)
+    finally:
+        consumers.selectors.viewer_access = original
+    assert 1 <= len(calls) <= 6  # one check per interval, whatever the number of events

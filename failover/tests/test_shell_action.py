@@ -82,3 +82,47 @@ def test_missing_program_is_a_failed_step_not_a_crash():
     result = run_action("shell", {"argv": ["/nonexistent/tool"]}, _ctx())
     assert not result.ok
     assert "could not start '/nonexistent/tool'" in result.error
+
+
+def test_a_huge_line_without_newline_is_truncated_without_being_buffered():
+    """200 MB with no newline: the reader keeps at most a line's cap in memory, not the line."""
+    import tracemalloc
+
+    from failover.engine.actions.shell import MAX_LINE_BYTES
+
+    lines: list[str] = []
+    script = "head -c 209715200 /dev/zero | tr '\\000' x; printf '\\nafter\\n'"
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        result = run_action("shell", {"argv": ["sh", "-c", script]}, _ctx(timeout=60, lines=lines))
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok, result.error
+    assert lines == ["x" * MAX_LINE_BYTES + " …[line truncated]", "after"]
+    assert result.output["lines"] == 2
+    assert result.output["stdout"] == "x" * MAX_LINE_BYTES + " …[line truncated]\nafter"
+    assert peak < 4 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while reading"
+    assert elapsed < 30
+
+
+def test_lines_keep_their_order_and_undecodable_bytes_are_replaced():
+    lines: list[str] = []
+    script = "printf 'one\\r\\ntwo\\n'; head -c 5000 /dev/zero | tr '\\000' y; printf '\\nbad \\377 byte\\nlast'"
+    result = run_action("shell", {"argv": ["sh", "-c", script]}, _ctx(lines=lines))
+    assert result.ok
+    assert lines == ["one", "two", "y" * 4096 + " …[line truncated]", "bad \ufffd byte", "last"]
+    assert result.output["lines"] == 5
+
+
+def test_output_beyond_the_line_cap_is_counted_not_kept():
+    from failover.engine.actions.shell import MAX_LINES
+
+    lines: list[str] = []
+    result = run_action("shell", {"argv": ["seq", str(MAX_LINES + 5)]}, _ctx(lines=lines))
+    assert result.ok
+    assert len(lines) == MAX_LINES + 1
+    assert lines[-2:] == [str(MAX_LINES), "[output truncated: 5 more lines not kept]"]
+    assert result.output["lines"] == MAX_LINES + 5

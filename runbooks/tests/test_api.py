@@ -223,3 +223,23 @@ def test_delete_executed_runbook_is_409(approver, make_doc) -> None:
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
     assert row_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "application/json"),
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, "application/json"),
+        ("[" * 100_000 + "]" * 100_000, "application/yaml"),
+        (json.dumps({"document": "[" * 100_000 + "]" * 100_000}), "application/json"),
+    ],
+    ids=["json-array", "json-object", "yaml", "wrapped"],
+)
+def test_deeply_nested_import_is_400_and_stores_nothing(approver, body: str, content_type: str) -> None:
+    before = row_counts()
+    response = approver.post(BASE + "import/", data=body, content_type=content_type)
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"] == "document: nested deeper than 64 levels (the limit)"
+    assert row_counts() == before

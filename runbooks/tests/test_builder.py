@@ -81,7 +81,8 @@ def test_new_page_needs_the_add_permission(users, role, status) -> None:
 
 
 @pytest.mark.parametrize(
-    ("role", "editable"), [("viewer", False), ("operator", False), ("approver", True), ("admin", True)]
+    ("role", "editable"),
+    [("viewer", False), ("operator", False), ("approver", True), ("auditor", False), ("admin", True)],
 )
 def test_edit_page_is_read_only_without_the_add_permission(users, version, role, editable) -> None:
     response = browser(users[role]).get(EDIT)
@@ -96,6 +97,42 @@ def test_edit_page_is_read_only_without_the_add_permission(users, version, role,
     assert (config["version"]["version"], config["next_version"]) == ("1.0.0", "1.0.1")
     assert config["urls"]["versions"] == f"{API}/test-failover/versions"
     assert config["server_critical_path"] == {"steps": ["check", "promote", "validate"], "seconds": 0, "human": "0s"}
+
+
+def builder_buttons(html: str) -> list[str]:
+    """The role-aware controls of the builder page that are present."""
+    controls = {
+        "save": 'id="save"',
+        "submit": 'id="submit"',
+        "approve": 'data-decide="approve"',
+        "reject": 'data-decide="reject"',
+        "palette": "palette-item",
+        "load document": 'id="import-yaml"',
+    }
+    return sorted(name for name, marker in controls.items() if marker in html)
+
+
+EDITING = ["save", "palette", "load document"]
+# The controls per role on a draft and on a version waiting for approval, both authored by another approver.
+BUILDER_BUTTONS = {
+    "viewer": {"draft": [], "pending": []},
+    "operator": {"draft": [], "pending": []},
+    "approver": {"draft": ["save", "submit", "palette", "load document"], "pending": [*EDITING, "approve", "reject"]},
+    "auditor": {"draft": [], "pending": []},
+    "admin": {"draft": ["save", "submit", "palette", "load document"], "pending": [*EDITING, "approve", "reject"]},
+}
+
+
+@pytest.mark.parametrize("role", list(BUILDER_BUTTONS))
+def test_builder_buttons_per_role(users, make_doc, make_user, role) -> None:
+    author = make_user("author", "approver")
+    services.import_runbook_document(make_doc(), actor=author)
+    pending = services.import_runbook_document(make_doc(slug="pending-failover", name="Pending"), actor=author)
+    services.submit_for_approval(pending, author)
+    client = browser(users[role])
+    assert builder_buttons(client.get(EDIT).content.decode()) == sorted(BUILDER_BUTTONS[role]["draft"])
+    pending_page = client.get("/builder/runbooks/pending-failover/").content.decode()
+    assert builder_buttons(pending_page) == sorted(BUILDER_BUTTONS[role]["pending"])
 
 
 def test_edit_page_unknown_runbook_or_version_is_404(users, version) -> None:

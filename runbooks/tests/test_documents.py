@@ -197,3 +197,31 @@ def test_action_registry() -> None:
     assert actions.get_action("nope") is None
     with pytest.raises(ValueError, match="already registered"):
         actions.register_action(actions.ActionSpec("noop", "again", {"type": "object"}))
+
+
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ("[" * DEEP + "]" * DEEP, "json"),
+        ('{"a":' * DEEP + "1" + "}" * DEEP, "json"),
+        ("[" * DEEP + "]" * DEEP, "yaml"),
+        ("{a: " * DEEP + "1" + "}" * DEEP, "yaml"),
+        ("name: x\nsteps: " + "[" * DEEP + "]" * DEEP, None),
+        ("".join(f"{' ' * i}k{i}:\n" for i in range(70)) + " " * 70 + "v\n", "yaml"),
+    ],
+    ids=["json-array", "json-object", "yaml-flow-sequence", "yaml-flow-mapping", "detected-yaml", "yaml-block"],
+)
+def test_deep_nesting_is_refused_naming_the_limit(text: str, fmt: str | None) -> None:
+    from core.jsondepth import MAX_JSON_DEPTH
+
+    assert errors_of(text, fmt) == f"document: nested deeper than {MAX_JSON_DEPTH} levels (the limit)"
+
+
+def test_yaml_alias_bombs_are_refused() -> None:
+    lol = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+    )
+    assert "YAML aliases (*name) are not supported in runbooks" in errors_of(lol)

@@ -1,8 +1,9 @@
 """The shell action: run an argv list (never a shell string) in its own process group.
 
 Output is captured line by line (each line sent to `ctx.log`), capped in lines and
-bytes. On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after
-a grace period, so no child or grandchild survives the step.
+bytes; a line longer than MAX_LINE_BYTES is cut without ever being held in memory whole.
+On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after a grace
+period, so no child or grandchild survives the step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from failover.engine.actions import ActionResult, StepContext, executor
 MAX_LINES = 10_000
 MAX_LINE_BYTES = 4_096
 MAX_OUTPUT_BYTES = 64 * 1024
+DRAIN_CHUNK = 64 * 1024  # characters read at a time from the part of a line that is dropped
 KILL_GRACE_SECONDS = 5.0
 WATCH_INTERVAL = 0.05  # how often the watcher looks at the cancel flag
 # What a step's process inherits from the worker; the rest (secrets, tokens) stays out.
@@ -54,14 +56,20 @@ def _watch(proc: subprocess.Popen, ctx: StepContext, grace: float, exited: threa
 
 
 def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], state: dict[str, int]) -> None:
+    """Log the output line by line, in order, never holding more than MAX_LINE_BYTES + 1 characters of a
+    line: a process may print hundreds of MB without a newline. readline(limit) reads the pipe in chunks
+    (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into \n); the rest
+    of a longer line is read in bounded pieces and dropped."""
     assert proc.stdout is not None
-    for raw in proc.stdout:
+    while piece := proc.stdout.readline(MAX_LINE_BYTES + 1):
+        line = piece.removesuffix("\n")
+        if len(line) > MAX_LINE_BYTES:
+            line = line[:MAX_LINE_BYTES] + " …[line truncated]"
+            while not piece.endswith("\n") and (piece := proc.stdout.readline(DRAIN_CHUNK)):
+                pass  # the rest of the line, up to and including its newline
         state["lines"] += 1
         if state["lines"] > MAX_LINES:
             continue  # keep draining so the process never blocks on a full pipe
-        line = raw.rstrip("\n")
-        if len(line) > MAX_LINE_BYTES:
-            line = line[:MAX_LINE_BYTES] + " …[line truncated]"
         ctx.log(line)
         if state["bytes"] < MAX_OUTPUT_BYTES:
             captured.append(line)
