@@ -21,9 +21,11 @@ itself) with set/with/for, or passing `secrets` around would print or reveal the
 form the Redactor cannot recognise (reversed, sliced, an oracle), so it is refused.
 Statements that capture output as a value (macro, call, filter, block, `set … endset`,
 recursive for) and include/import/extends are refused too: they would let a whole secret be
-transformed after all. Both checks run on the parsed template, once per source (cached with
-the compilation), before anything is evaluated or read: in a dry run and at runbook import
-(runbooks.documents) as well.
+transformed after all. Loops are bounded in time as the limits bound them in space: a template
+has at most MAX_LOOPS `for` statements and none inside another, so with iterables of at most
+1 MiB (or a 10,000-item range) no template iterates more than a few million times. These
+checks run on the parsed template, once per source (cached with the compilation), before
+anything is evaluated or read: in a dry run and at runbook import (runbooks.documents) as well.
 
 The result has the real values for the executor, a masked copy (each secret shown as
 `***`) for StepRun.rendered and for people, and the secret values used, for the
@@ -241,8 +243,16 @@ def _secret_reference(node: nodes.Node) -> str | None:
     return None
 
 
+MAX_LOOPS = 5
+
+
 def _check_rules(tree: nodes.Template) -> None:
-    """Raise InvalidInput if the template breaks the statement or the secrets rule (module docstring)."""
+    """Raise InvalidInput if the template breaks the statement, loop or secrets rule (module docstring)."""
+    loops = list(tree.find_all(nodes.For))
+    if len(loops) > MAX_LOOPS:
+        raise InvalidInput(f"a parameter template may have at most {MAX_LOOPS} for loops ({len(loops)} here)")
+    if any(loop.find(nodes.For) is not None for loop in loops):
+        raise InvalidInput("for loops cannot be nested in a parameter template")
     for statement in tree.find_all(nodes.Stmt):
         if isinstance(statement, nodes.For) and statement.recursive:
             keyword = "for … recursive"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from core.exceptions import InvalidInput
 from failover.engine.actions import StepContext, run_action
-from failover.engine.templating import TemplateContext, render_step_params, render_value
+from failover.engine.templating import TemplateContext, check_template, render_step_params, render_value
 
 HOSTILE = "x; touch pwned.txt"
 TOKEN = "tok-3f9a-very-secret"
@@ -453,3 +454,23 @@ def test_filters_of_no_use_in_parameters_are_gone() -> None:
     assert _error({"v": "{% set ns = namespace(a=1) %}{{ ns.a }}"}).message.startswith(
         "v: unknown variable 'namespace'"
     )
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+            "for loops cannot be nested in a parameter template",
+        ),
+        ("{% for a in [1] %}{% if a %}{% for b in [2] %}{% endfor %}{% endif %}{% endfor %}", "cannot be nested"),
+        ("{% for a in [1] %}{% endfor %}" * 6, "at most 5 for loops (6 here)"),
+    ],
+)
+def test_loops_are_bounded_in_time_not_only_in_space(template, message):
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        check_template(template)
+    assert message in _error({"v": template}).message
+    # a single loop over a bounded iterable is fine
+    context = _context(params={"hosts": ["a", "b"]})
+    assert render_step_params({"v": "{% for h in params.hosts %}{{ h }},{% endfor %}"}, context).value == {"v": "a,b,"}
