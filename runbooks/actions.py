@@ -218,3 +218,6 @@ register_action(
         },
     )
 )
+
+# The infrastructure actions (PostgreSQL, Redis, SSH, AWS) register themselves from their own modules.
+from runbooks import action_schemas  # noqa: E402, F401

@@ -1,3 +1,14 @@
 """Import every built-in executor so each registers itself."""
 
-from failover.engine.actions import basic, http, python_call, shell, sql, tcp  # noqa: F401
+from failover.engine.actions import (  # noqa: F401
+    aws,
+    basic,
+    http,
+    postgres,
+    python_call,
+    redis_replication,
+    shell,
+    sql,
+    ssh,
+    tcp,
+)

@@ -1,0 +1,1 @@
+"""Executors of the redis_replication actions."""

@@ -1,0 +1,1 @@
+"""Parameter schemas of the aws actions (registered on import)."""

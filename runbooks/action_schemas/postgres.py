@@ -1,0 +1,1 @@
+"""Parameter schemas of the postgres actions (registered on import)."""

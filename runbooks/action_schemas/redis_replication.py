@@ -1,0 +1,1 @@
+"""Parameter schemas of the redis_replication actions (registered on import)."""

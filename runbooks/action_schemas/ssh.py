@@ -1,0 +1,1 @@
+"""Parameter schemas of the ssh actions (registered on import)."""
