@@ -195,7 +195,8 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Adds the standard error responses (400/401/403/404/409/413/415/429) to every operation that can answer them.
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -206,6 +207,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON (the document endpoints also list YAML). The form parsers
+    # DRF also accepts serve the browsable API only: form encoding cannot carry null, nesting or lists.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     # Several models share choice names (status, severity …); name each enum after its choices class.
     "ENUM_NAME_OVERRIDES": {
         "ComplianceFrameworkEnum": "plans.choices.ComplianceFramework",

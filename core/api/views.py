@@ -46,6 +46,7 @@ class AuditEntryViewSet(ReadOnlyModelViewSet):
     ordering = ("-seq",)
     lookup_field = "seq"
     lookup_value_regex = r"[0-9]+"
+    lookup_description = "The entry's sequence number."
 
 
 @extend_schema_view(
@@ -87,6 +88,7 @@ class SecretViewSet(
     ordering = ("name",)
     lookup_field = "name"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    lookup_description = "The secret's name."
 
     def create(self, request: Request) -> Response:
         data = self._valid_input(request, None, partial=False)

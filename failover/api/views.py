@@ -48,10 +48,10 @@ from failover.filtersets import FailoverExecutionFilterSet
 from failover.models import FailoverExecution, StepRun
 from runbooks.choices import Decision
 
-ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
-ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
 VIEW = "failover.view_failoverexecution"
-STEP_KEY = OpenApiParameter("step_key", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. orders-db.promote")
+STEP_KEY = OpenApiParameter(
+    "step_key", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. orders-db.promote", pattern=r"^[^/]+$"
+)
 
 
 def execution_response(execution: FailoverExecution, code: int = status.HTTP_200_OK) -> Response:
@@ -79,7 +79,7 @@ def _step_action(name: str, verb: str, summary: str, call: Callable[..., StepRun
         summary=summary,
         parameters=[STEP_KEY],
         request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+        responses=StepRunDetailSerializer,
     )
     return schema(decorated(view))
 
@@ -149,7 +149,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Approve the current approval level of an execution awaiting approval",
         request=DecisionCommentSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def approve(self, request: Request, pk: str) -> Response:
@@ -158,7 +158,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Reject an execution awaiting approval (a comment is required); it ends REJECTED",
         request=DecisionCommentSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def reject(self, request: Request, pk: str) -> Response:
@@ -167,7 +167,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Cancel an active execution, optionally rolling back what it did",
         request=ExecutionCancelRequestSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -185,7 +185,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Resume a failed or paused execution from its failed steps (succeeded steps never re-run)",
         request=DecisionCommentSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def resume(self, request: Request, pk: str) -> Response:
@@ -307,7 +307,7 @@ class FailoverView(EngineView):
         description="Planned/unplanned need failover.run_failover, test failover.run_test. With approval levels "
         "on the plan the execution waits in awaiting_approval. One active failover/failback per plan: 409.",
         request=FailoverRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, FailoverRequestSerializer)
@@ -327,7 +327,7 @@ class FailbackView(EngineView):
     @extend_schema(
         summary="Start a failback of a plan (its failback runbooks)",
         request=PlanRunRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, PlanRunRequestSerializer)
@@ -341,7 +341,7 @@ class TestView(EngineView):
     @extend_schema(
         summary="Start a non-disruptive DR test of a plan (its test runbooks)",
         request=PlanRunRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, PlanRunRequestSerializer)
@@ -355,7 +355,7 @@ class FailoverStatusView(EngineView):
     @extend_schema(
         summary="Active executions with their steps, or one execution by id",
         parameters=[OpenApiParameter("id", OpenApiTypes.INT, description="One execution, whatever its status.")],
-        responses={200: ExecutionStatusSerializer, **ERRORS},
+        responses={200: ExecutionStatusSerializer, 404: OpenApiResponse(description="No execution with that `id`.")},
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("id")
@@ -377,7 +377,7 @@ class FailoverCancelView(EngineView):
     @extend_schema(
         summary="Cancel an active execution (optionally rolling back)",
         request=CancelRequestSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, CancelRequestSerializer)
@@ -402,7 +402,7 @@ class FailoverValidateView(EngineView):
         description="plan_active, runbooks_approved, secrets_present, targets_reachable (TCP connect to the "
         "plan's connectivity targets), approvers_available (excluding the caller). Changes nothing.",
         request=PlanRefSerializer,
-        responses={200: ReadinessSerializer, **ERRORS},
+        responses=ReadinessSerializer,
     )
     def post(self, request: Request) -> Response:
         plan = self.validated(request, PlanRefSerializer)["plan"]
@@ -421,7 +421,10 @@ class TestResultsView(EngineView):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT),
         ],
-        responses={200: TestExecutionSerializer(many=True), **ERRORS},
+        responses={
+            200: TestExecutionSerializer(many=True),
+            404: OpenApiResponse(description="A page past the end (`not_found`)."),
+        },
     )
     def get(self, request: Request) -> Response:
         from core.api.pagination import StandardPagination
@@ -441,7 +444,7 @@ class TestScheduleView(EngineView):
     @extend_schema(
         summary="Schedule a plan's DR test: a cron expression or a frequency (one schedule per plan)",
         request=ScheduleRequestSerializer,
-        responses={201: ScheduleSerializer, **ERRORS},
+        responses={201: ScheduleSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, ScheduleRequestSerializer)
@@ -470,7 +473,7 @@ class TestComplianceView(EngineView):
 
     @extend_schema(
         summary="Per plan, over the last 12 months: tests required by its frequency, done and passed",
-        responses={200: ComplianceSerializer, **ERRORS},
+        responses=ComplianceSerializer,
     )
     def get(self, request: Request) -> Response:
         return Response(ComplianceSerializer({"plans": services.test_compliance()}).data)

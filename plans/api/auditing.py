@@ -5,12 +5,9 @@ Candidate for core.api.viewsets: it only adds an `audit_snapshot()` hook to the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.db import models, transaction
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.serializers import BaseSerializer
 
 from core import audit
@@ -56,10 +53,15 @@ class NestedAuditedModelViewSet(AuditedModelViewSet):
             self._audit(AuditAction.DELETE, instance, before, None)
 
 
+SLUG_OR_ID = r"[-a-zA-Z0-9_]+"  # a slug's characters; an id is all digits
+
+
 class PkOrSlugLookupMixin:
     """`/{id}` accepts the numeric primary key or, when not all digits, the `slug_lookup_field`."""
 
     slug_lookup_field: str = ""
+    lookup_value_regex = SLUG_OR_ID
+    lookup_description = "Numeric id or natural key."  # the schema's description of `{id}`
 
     def get_object(self) -> models.Model:
         value = str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, ""))
@@ -67,10 +69,3 @@ class PkOrSlugLookupMixin:
             self.lookup_field = self.slug_lookup_field
             self.kwargs = {**self.kwargs, self.slug_lookup_field: value}
         return super().get_object()
-
-
-def pk_or_slug_schema(slug_name: str, *extra_actions: str) -> Callable[[type], type]:
-    """Document `{id}` as "numeric id or <slug_name>" on the detail operations."""
-    param = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description=f"Numeric id or {slug_name}.")
-    detail = ("retrieve", "update", "partial_update", "destroy", *extra_actions)
-    return extend_schema_view(**{name: extend_schema(parameters=[param]) for name in detail})

@@ -31,6 +31,7 @@ from failover.api.serializers import (
     RunbookExecuteRequestSerializer,
 )
 from failover.api.views import execution_response
+from plans.api.auditing import SLUG_OR_ID
 from runbooks import documents, selectors, services
 from runbooks.api.serializers import (
     CommentSerializer,
@@ -44,8 +45,13 @@ from runbooks.choices import Decision, VersionStatus
 from runbooks.filtersets import RunbookFilterSet
 from runbooks.models import Runbook, RunbookVersion
 
-ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
-VERSION_PARAM = OpenApiParameter("version", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. 1.2.0")
+VERSION_PARAM = OpenApiParameter(
+    "version", OpenApiTypes.STR, OpenApiParameter.PATH, description="A version string, e.g. 1.2.0.", pattern=r"^[^/]+$"
+)
+NOT_A_DRAFT = OpenApiResponse(description="The version is not in a state that allows this (`invalid_transition`).")
+IMPORT_CONFLICT = OpenApiResponse(
+    description="That version of the runbook already exists with different content, or cannot be changed."
+)
 DOCUMENT_BODY = {
     "application/json": DocumentRequestSerializer,
     "application/yaml": OpenApiTypes.STR,
@@ -133,13 +139,15 @@ def document_from_request(request: Request) -> Any:
     retrieve=extend_schema(summary="A runbook's metadata"),
     update=extend_schema(summary="Change a runbook's name, category or application"),
     partial_update=extend_schema(summary="Change a runbook's name, category or application"),
-    destroy=extend_schema(summary="Delete a runbook and its versions", responses={204: None, 409: ERROR, 403: ERROR}),
+    destroy=extend_schema(summary="Delete a runbook and its versions"),
 )
 class RunbookViewSet(AuditedModelViewSet):
     """Runbooks as code. Writes need runbooks.add/change/delete_runbook; approvals runbooks.approve_runbookversion."""
 
     queryset = Runbook.objects.none()
     serializer_class = RunbookSerializer
+    lookup_value_regex = SLUG_OR_ID
+    lookup_description = "Numeric id or slug."
     filterset_class = RunbookFilterSet
     search_fields = ["name", "slug"]
     ordering_fields = ["slug", "name", "category", "created_at", "updated_at"]
@@ -197,7 +205,7 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Create a runbook (or a new version of it) from a full document — same as import",
         request=DOCUMENT_BODY,
-        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._import(request)
@@ -208,7 +216,7 @@ class RunbookViewSet(AuditedModelViewSet):
         "A new slug creates the runbook; a new version becomes a draft; the same version with identical "
         "content returns it (200); with different content → 409.",
         request=DOCUMENT_BODY,
-        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_document(self, request: Request) -> Response:
@@ -265,7 +273,7 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Create a draft version: from a document, or by copying a version (default: the latest)",
         request={"application/json": NewVersionSerializer, "application/yaml": OpenApiTypes.STR},
-        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     @versions.mapping.post
     def create_version(self, request: Request, pk: str) -> Response:
@@ -298,7 +306,7 @@ class RunbookViewSet(AuditedModelViewSet):
         summary="Replace a draft's content with a document (only drafts; others → 409)",
         parameters=[VERSION_PARAM],
         request=DOCUMENT_BODY,
-        responses={200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={200: VersionDetailSerializer, 409: NOT_A_DRAFT},
     )
     @version_detail.mapping.put
     def update_version(self, request: Request, pk: str, version: str) -> Response:
@@ -317,7 +325,7 @@ class RunbookViewSet(AuditedModelViewSet):
         summary="Submit a draft for approval",
         parameters=[VERSION_PARAM],
         request=CommentSerializer,
-        responses={200: VersionDetailSerializer, 409: ERROR},
+        responses={200: VersionDetailSerializer, 409: NOT_A_DRAFT},
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/submit", filter_backends=[])
     def submit(self, request: Request, pk: str, version: str) -> Response:
@@ -329,7 +337,7 @@ class RunbookViewSet(AuditedModelViewSet):
         summary="Approve the current approval level of a pending version",
         parameters=[VERSION_PARAM],
         request=CommentSerializer,
-        responses={200: VersionDetailSerializer, 403: ERROR, 409: ERROR},
+        responses=VersionDetailSerializer,
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/approve", filter_backends=[])
     def approve(self, request: Request, pk: str, version: str) -> Response:
@@ -339,7 +347,7 @@ class RunbookViewSet(AuditedModelViewSet):
         summary="Reject a pending version (a comment is required)",
         parameters=[VERSION_PARAM],
         request=CommentSerializer,
-        responses={200: VersionDetailSerializer, 400: ERROR, 403: ERROR, 409: ERROR},
+        responses=VersionDetailSerializer,
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/reject", filter_backends=[])
     def reject(self, request: Request, pk: str, version: str) -> Response:
@@ -356,7 +364,7 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Run a runbook version (default: the latest approved; a dry run may take any version)",
         request=RunbookExecuteRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def execute(self, request: Request, pk: str) -> Response:

@@ -1,0 +1,135 @@
+"""The OpenAPI schema documents every error an operation can answer, in the one error shape,
+and list pagination rejects what its parameters' schema rejects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from django.urls import path
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from core.api.errors import error_body
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method.upper(), url, op) for url, item in schema["paths"].items() for method, op in item.items()]
+
+
+def _error_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The Error component as a standalone JSON Schema (its $refs resolved against the components)."""
+    return {"$ref": "#/components/schemas/Error", "components": schema["components"]}
+
+
+def test_every_error_response_is_the_error_component(schema):
+    errors = [
+        (method, url, code, response)
+        for method, url, op in _operations(schema)
+        for code, response in op["responses"].items()
+        if int(code) >= 400
+    ]
+    assert len(errors) > 400
+    for method, url, code, response in errors:
+        assert response["content"] == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}, (
+            method,
+            url,
+            code,
+        )
+        assert response["description"], (method, url, code)
+
+
+def test_the_error_component_describes_what_the_handler_writes(schema):
+    validator = jsonschema.Draft202012Validator(_error_schema(schema))
+    validator.validate(error_body("validation_error", "name: required.", {"name": ["required."]}))
+    validator.validate(error_body("not_found", "Not found."))
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({"detail": "Not found."})  # DRF's own shape is not ours
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({"error": {"code": "x", "message": "y", "fields": {"name": "not a list"}}})
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "expected"),
+    [
+        ("GET", "/api/v1/dr/plans/", {"200", "400", "401", "403", "404"}),  # filters, pagination
+        ("POST", "/api/v1/dr/plans/", {"201", "400", "401", "403", "409", "413", "415"}),
+        ("GET", "/api/v1/dr/plans/{id}/", {"200", "401", "403", "404"}),
+        ("DELETE", "/api/v1/dr/plans/{id}/", {"204", "401", "403", "404", "409"}),
+        ("GET", "/api/v1/dr/test/compliance/", {"200", "401", "403"}),
+        ("GET", "/api/v1/dr/health/", {"200"}),  # public, no authentication
+    ],
+)
+def test_status_codes_follow_from_what_the_operation_is(schema, method, url, expected):
+    assert set(schema["paths"][url][method.lower()]["responses"]) == expected
+
+
+def test_a_path_that_accepts_id_or_natural_key_says_so(schema):
+    (parameter,) = schema["paths"]["/api/v1/dr/plans/{id}/"]["get"]["parameters"]
+    assert parameter["schema"] == {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}
+    assert parameter["description"] == "Numeric id or plan_id."
+
+
+_OK = inline_serializer("Ok", {"ok": serializers.BooleanField()})
+
+
+class _Throttled(APIView):
+    throttle_classes = [AnonRateThrottle]
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=_OK)
+    def post(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+class _Open(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses=_OK)
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+def test_a_view_with_throttles_documents_429_and_an_open_one_no_auth_errors():
+    generated = SchemaGenerator(
+        patterns=[path("throttled", _Throttled.as_view()), path("open", _Open.as_view())]
+    ).get_schema(request=None, public=True)
+    throttled = generated["paths"]["/throttled"]["post"]["responses"]
+    assert {"429", "401", "413", "415"} <= set(throttled)  # 401: the default authenticators still run
+    assert "409" not in throttled  # open to everybody: nothing of theirs to conflict with
+    assert set(generated["paths"]["/open"]["get"]["responses"]) == {"200"}
+
+
+# --- pagination: the parameters' schema is what the server enforces ----------------------------
+
+
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "", "true"])
+def test_a_page_size_that_is_not_a_positive_integer_is_400(api_for, page_size):
+    response = api_for("viewer").get("/api/v1/dr/sites", {"page_size": page_size})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"page_size": [f"'{page_size}' is not a positive integer."]}
+
+
+def test_a_large_page_size_is_capped_and_a_page_past_the_end_is_404(api_for):
+    from plans.models import Site
+
+    Site.objects.bulk_create([Site(code=f"s{i:03d}", name=f"Site {i}") for i in range(501)])
+    client = api_for("viewer")
+    assert len(client.get("/api/v1/dr/sites", {"page_size": "9" * 5000}).json()["results"]) == 500
+    assert len(client.get("/api/v1/dr/sites", {"page_size": "0007"}).json()["results"]) == 7
+    past = client.get("/api/v1/dr/sites", {"page": 3, "page_size": 500})
+    assert past.status_code == 404
+    assert past.json()["error"]["code"] == "not_found"
