@@ -11,10 +11,11 @@ from rest_framework.validators import UniqueValidator
 
 from analytics import services
 from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
+from core.api.strict import StrictModelSerializer
 from plans.models import Application
 
 
-class RTOTargetSerializer(serializers.ModelSerializer):
+class RTOTargetSerializer(StrictModelSerializer):
     application = serializers.SlugRelatedField(
         slug_field="slug",
         queryset=Application.objects.all(),
@@ -51,13 +52,13 @@ class RTOTargetSerializer(serializers.ModelSerializer):
         }
 
 
-class TestFindingSerializer(serializers.ModelSerializer):
+class TestFindingSerializer(StrictModelSerializer):
     class Meta:
         model = TestFinding
         fields = ["id", "severity", "category", "description", "remediation"]
 
 
-class TestParticipantSerializer(serializers.ModelSerializer):
+class TestParticipantSerializer(StrictModelSerializer):
     user = serializers.SlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
@@ -71,13 +72,13 @@ class TestParticipantSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "user", "role", "actions"]
 
 
-class ActionItemSerializer(serializers.ModelSerializer):
+class ActionItemSerializer(StrictModelSerializer):
     class Meta:
         model = ActionItem
         fields = ["id", "description", "assignee", "due_date", "status"]
 
 
-class DRTestResultSerializer(serializers.ModelSerializer):
+class DRTestResultSerializer(StrictModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True)
     recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     rto_met = serializers.BooleanField(read_only=True, allow_null=True)
@@ -148,7 +149,7 @@ class DRTestResultSerializer(serializers.ModelSerializer):
         return result
 
 
-class ImpactAnalysisSerializer(serializers.ModelSerializer):
+class ImpactAnalysisSerializer(StrictModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True, allow_null=True)
     affected_processes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     critical_processes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)

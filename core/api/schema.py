@@ -23,13 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
+from rest_framework import relations, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 
+from core.api.strict import decimal_pattern
+
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+NOT_ONLY_WHITESPACE = r"\S"  # DRF trims text; a required text that is only whitespace is blank
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: `validation_error` with the offending inputs in `fields`, or `malformed_request` "
@@ -67,7 +71,39 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class AutoSchema(SpectacularAutoSchema):
-    """drf-spectacular's AutoSchema plus the standard error responses (see the module docstring)."""
+    """drf-spectacular's AutoSchema plus the standard error responses (see the module docstring), and
+    field schemas that say what the server really takes (see `_map_serializer_field`)."""
+
+    def _map_serializer_field(
+        self, field: serializers.Field, direction: str, bypass_extensions: bool = False
+    ) -> dict[str, Any] | None:
+        """drf-spectacular's mapping, corrected where DRF takes something else than it says:
+
+        - a decimal is the exact text core.api.strict accepts (digits, its places and range);
+        - a required text is trimmed, so it needs a character other than whitespace;
+        - a nullable relation also takes "" (DRF reads it as null);
+        - a text that may be blank is "" or its format (an e-mail address, a URL).
+        """
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if not schema or "$ref" in schema:
+            return schema
+        if isinstance(field, serializers.DecimalField) and schema.get("type") == "string":
+            schema["pattern"] = decimal_pattern(field)
+        elif isinstance(field, relations.RelatedField) and field.allow_null:
+            schema.pop("minLength", None)
+            if schema.get("pattern") == NOT_ONLY_WHITESPACE:
+                del schema["pattern"]
+        elif isinstance(field, serializers.CharField) and direction == "request":
+            trimmed_required = field.trim_whitespace and not field.allow_blank
+            has_regex = any(isinstance(v, RegexValidator) for v in field.validators)
+            if trimmed_required and not has_regex and not {"pattern", "format", "enum"} & set(schema):
+                schema["pattern"] = NOT_ONLY_WHITESPACE
+        if isinstance(field, serializers.CharField) and field.allow_blank and "format" in schema:
+            text = {key: schema.pop(key) for key in ("type", "format", "maxLength") if key in schema}
+            if field.max_length is not None:
+                text["maxLength"] = field.max_length  # the validators are not applied to an anyOf
+            schema["anyOf"] = [text, {"type": "string", "enum": [""]}]
+        return schema
 
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
         """A view's `lookup_description` describes its lookup variable (`{id}` for the pk)."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api.strict import StrictSerializer
 from core.models import AuditEntry, Secret
 
 
@@ -39,7 +40,7 @@ class SecretSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SecretWriteSerializer(serializers.Serializer):
+class SecretWriteSerializer(StrictSerializer):
     """Input of POST/PUT/PATCH. `value` is write-only and kept exactly (no whitespace trimming)."""
 
     name = serializers.SlugField(max_length=100, required=False)

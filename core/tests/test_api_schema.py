@@ -133,3 +133,18 @@ def test_a_large_page_size_is_capped_and_a_page_past_the_end_is_404(api_for):
     past = client.get("/api/v1/dr/sites", {"page": 3, "page_size": 500})
     assert past.status_code == 404
     assert past.json()["error"]["code"] == "not_found"
+
+
+def test_field_schemas_say_what_the_server_takes(schema):
+    components = schema["components"]["schemas"]
+    target = components["RTOTargetRequest"]["properties"]
+    assert target["availability_target_percent"]["pattern"] == (
+        r"^(?:\d{1,2}(?:\.\d{0,4})?|\.\d{1,4}|100(?:\.0{0,4})?)$"
+    )
+    application = components["ApplicationRequest"]["properties"]
+    assert application["name"]["pattern"] == r"\S"  # trimmed: whitespace only is blank
+    assert application["slug"]["pattern"] == "^[-a-zA-Z0-9_]+$"  # its own pattern wins
+    assert "minLength" not in application["site"]  # "" is read as null
+    assert application["owner_email"] == {
+        "anyOf": [{"type": "string", "format": "email", "maxLength": 254}, {"type": "string", "enum": [""]}]
+    }

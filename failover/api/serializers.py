@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.strict import StrictSerializer
 from failover.choices import ExecutionType
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
@@ -171,13 +172,20 @@ class FailoverExecutionDetailSerializer(FailoverExecutionSerializer):
 # --- Requests -------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}]}
+)
 class PlanField(serializers.CharField):
     """A plan by its plan_id (slug) or numeric id."""
+
+    json_types = (str, int)  # core.api.strict: an id may be sent as a number
 
     def to_internal_value(self, data: Any) -> Any:
         from plans.models import DRPlan
 
         text = str(super().to_internal_value(data)).strip()
+        if len(text) > 100:
+            raise serializers.ValidationError("Ensure this field has no more than 100 characters.")
         lookup = {"pk": int(text)} if text.isdigit() else {"plan_id": text}
         plan = DRPlan.objects.filter(**lookup).first()
         if plan is None:
@@ -185,7 +193,7 @@ class PlanField(serializers.CharField):
         return plan
 
 
-class RunRequestSerializer(serializers.Serializer):
+class RunRequestSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     parameters = serializers.DictField(required=False, default=dict, help_text="Runbook parameters: name -> value.")
     dry_run = serializers.BooleanField(required=False, default=False)
@@ -214,26 +222,26 @@ class RunbookExecuteRequestSerializer(RunRequestSerializer):
     )
 
 
-class CancelRequestSerializer(serializers.Serializer):
+class CancelRequestSerializer(StrictSerializer):
     execution = serializers.IntegerField(min_value=1)
     rollback = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class ExecutionCancelRequestSerializer(serializers.Serializer):
+class ExecutionCancelRequestSerializer(StrictSerializer):
     rollback = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class DecisionCommentSerializer(serializers.Serializer):
+class DecisionCommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class PlanRefSerializer(serializers.Serializer):
+class PlanRefSerializer(StrictSerializer):
     plan = PlanField(help_text="The plan's plan_id or numeric id.")
 
 
-class ScheduleRequestSerializer(serializers.Serializer):
+class ScheduleRequestSerializer(StrictSerializer):
     plan = PlanField(help_text="The plan's plan_id or numeric id.")
     cron = serializers.CharField(required=False, allow_null=True, default=None, max_length=100)
     frequency = serializers.ChoiceField(

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.strict import StrictModelSerializer, StrictSerializer
 from plans.models import Application
 from runbooks import selectors
 from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
@@ -27,7 +28,7 @@ class VersionBriefSerializer(serializers.Serializer):
     status = serializers.CharField()
 
 
-class RunbookSerializer(serializers.ModelSerializer):
+class RunbookSerializer(StrictModelSerializer):
     """Runbook metadata. Content (steps, parameters …) is versioned: see /versions."""
 
     application = serializers.SlugRelatedField(
@@ -138,11 +139,11 @@ class VersionDetailSerializer(VersionSummarySerializer):
         read_only_fields = fields
 
 
-class CommentSerializer(serializers.Serializer):
+class CommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
 
 
-class NewVersionSerializer(serializers.Serializer):
+class NewVersionSerializer(StrictSerializer):
     """Either `document` (YAML/JSON text or an object) or a copy of an existing version."""
 
     document = serializers.JSONField(required=False, help_text="The runbook document: text or object.")
@@ -151,6 +152,6 @@ class NewVersionSerializer(serializers.Serializer):
     version = serializers.CharField(required=False, help_text="The new draft's version (default: bump patch).")
 
 
-class DocumentRequestSerializer(serializers.Serializer):
+class DocumentRequestSerializer(StrictSerializer):
     document = serializers.JSONField(help_text="The runbook document: YAML/JSON text or an object.")
     format = serializers.ChoiceField(choices=["yaml", "json"], required=False)
