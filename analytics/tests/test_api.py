@@ -92,7 +92,6 @@ def test_rto_target_crud(api_for, db):
     ("change", "field"),
     [
         ({"application": "ghost"}, "application"),
-        ({"application": "taken"}, "application"),
         ({"tier": 7}, "tier"),
         ({"rto_target_seconds": -1}, "rto_target_seconds"),
         ({"rto_target_seconds": 0}, "rto_target_seconds"),
@@ -115,6 +114,15 @@ def test_rto_target_bad_input(api_for, db, change, field):
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
     assert RTOTarget.objects.count() == 1 and AuditEntry.objects.count() == audits
+
+
+def test_a_second_target_for_an_application_is_409(api_for, db):
+    make_target(make_app("taken"))
+    data = {"application": "taken", "tier": 1, "rto_target_seconds": 900, "rpo_target_seconds": 60}
+    response = api_for("approver").post(TARGETS, {**data, "sla_breach_threshold_seconds": 1800}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["fields"] == {"application": ["This application already has a target."]}
+    assert RTOTarget.objects.count() == 1
 
 
 def test_rto_target_filters(api_for, db):
