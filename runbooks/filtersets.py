@@ -5,11 +5,12 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
+from core.filtersets import StrictFilterSet
 from runbooks.choices import RunbookCategory, VersionStatus
 from runbooks.models import Runbook
 
 
-class RunbookFilterSet(django_filters.FilterSet):
+class RunbookFilterSet(StrictFilterSet):
     category = django_filters.ChoiceFilter(choices=RunbookCategory.choices)
     application = django_filters.CharFilter(field_name="application__slug", label="Application slug")
     status = django_filters.ChoiceFilter(

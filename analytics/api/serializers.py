@@ -80,7 +80,7 @@ class ActionItemSerializer(StrictModelSerializer):
 
 class DRTestResultSerializer(StrictModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True)
-    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     rto_met = serializers.BooleanField(read_only=True, allow_null=True)
     rpo_met = serializers.BooleanField(read_only=True, allow_null=True)
     findings = TestFindingSerializer(many=True, required=False)
@@ -155,7 +155,7 @@ class ImpactAnalysisSerializer(StrictModelSerializer):
     critical_processes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     regulatory_frameworks = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     potential_violations = serializers.ListField(child=serializers.CharField(max_length=500), required=False)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ImpactAnalysis

@@ -148,3 +148,28 @@ def test_field_schemas_say_what_the_server_takes(schema):
     assert application["owner_email"] == {
         "anyOf": [{"type": "string", "format": "email", "maxLength": 254}, {"type": "string", "enum": [""]}]
     }
+
+
+# --- filters: what the query parameters' schema rejects is 400; an id that matches nothing is empty ---
+
+
+@pytest.mark.parametrize(
+    ("url", "query", "field"),
+    [
+        ("/api/v1/dr/executions", {"dry_run": "maybe"}, "dry_run"),
+        ("/api/v1/dr/audit-log", {"seq__lte": "0.5"}, "seq__lte"),
+        ("/api/v1/dr/test-results", {"plan": "one"}, "plan"),
+    ],
+)
+def test_a_query_parameter_of_the_wrong_type_is_400(api_for, url, query, field):
+    response = api_for("admin").get(url, query)
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field]
+
+
+def test_an_id_filter_that_matches_nothing_is_an_empty_list_like_a_slug_filter(api_for):
+    client = api_for("viewer")
+    for query in ({"plan": 999}, {"plan_slug": "nope"}):
+        response = client.get("/api/v1/dr/test-results", query)
+        assert (response.status_code, response.json()["count"]) == (200, 0)
+    assert client.get("/api/v1/dr/executions", {"dry_run": "true"}).status_code == 200

@@ -38,7 +38,7 @@ class StepRunDetailSerializer(StepRunSerializer):
     """A step with its definition and control state. `rendered` is masked by the engine (secrets ***)."""
 
     instructions = serializers.SerializerMethodField(help_text="What a person must do (manual steps).")
-    confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta(StepRunSerializer.Meta):
         fields = [
@@ -109,7 +109,7 @@ class ExecutionEventSerializer(serializers.ModelSerializer):
 class FailoverExecutionSerializer(serializers.ModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True, allow_null=True)
     runbook = serializers.SerializerMethodField(help_text="'slug@version' of the runbook version run, if any.")
-    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = FailoverExecution

@@ -112,7 +112,7 @@ class DRPlanSerializer(PlanStatisticsMixin, StrictModelSerializer):
     compliance_frameworks = serializers.ListField(
         child=serializers.ChoiceField(choices=ComplianceFramework.choices), required=False
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = DRPlan

@@ -14,7 +14,7 @@ from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookPara
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = RunbookVersion
@@ -34,7 +34,7 @@ class RunbookSerializer(StrictModelSerializer):
     application = serializers.SlugRelatedField(
         slug_field="slug", queryset=Application.objects.all(), allow_null=True, required=False
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     latest_version = serializers.SerializerMethodField()
     approved_version = serializers.SerializerMethodField()
 
