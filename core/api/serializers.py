@@ -41,18 +41,22 @@ class SecretSerializer(serializers.ModelSerializer):
 
 
 class SecretWriteSerializer(StrictSerializer):
-    """Input of POST/PUT/PATCH. `value` is write-only and kept exactly (no whitespace trimming)."""
+    """Input of PUT/PATCH: the value and/or description. `value` is write-only and kept exactly (no
+    whitespace trimming). A secret cannot be renamed: a `name` other than the secret's own is refused."""
 
-    name = serializers.SlugField(max_length=100, required=False)
     value = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16_384)
     description = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
-    def validate_name(self, name: str) -> str:
-        if self.instance is not None and name != self.instance.name:
-            raise serializers.ValidationError("A secret cannot be renamed; create a new one and delete this one.")
-        return name
-
     def validate(self, attrs: dict) -> dict:
-        if self.instance is None and "name" not in attrs:
-            raise serializers.ValidationError({"name": ["This field is required."]})
+        sent = self.initial_data.get("name") if isinstance(self.initial_data, dict) else None
+        if self.instance is not None and sent is not None and sent != self.instance.name:
+            raise serializers.ValidationError(
+                {"name": ["A secret cannot be renamed; create a new one and delete this one."]}
+            )
         return attrs
+
+
+class SecretCreateSerializer(SecretWriteSerializer):
+    """Input of POST: a new secret's name, value and description."""
+
+    name = serializers.SlugField(max_length=100)

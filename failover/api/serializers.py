@@ -237,6 +237,18 @@ class DecisionCommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
+def _required_comment(why: str) -> serializers.CharField:
+    return serializers.CharField(max_length=2000, error_messages={"required": why, "blank": why}, help_text=why)
+
+
+class RejectionCommentSerializer(StrictSerializer):
+    comment = _required_comment("a rejection needs a comment explaining why")
+
+
+class VerificationCommentSerializer(StrictSerializer):
+    comment = _required_comment("say how you verified the step completed")
+
+
 class PlanRefSerializer(StrictSerializer):
     plan = PlanField(help_text="The plan's plan_id or numeric id.")
 

@@ -38,10 +38,12 @@ from failover.api.serializers import (
     PlanRefSerializer,
     PlanRunRequestSerializer,
     ReadinessSerializer,
+    RejectionCommentSerializer,
     ScheduleRequestSerializer,
     ScheduleSerializer,
     StepRunDetailSerializer,
     TestExecutionSerializer,
+    VerificationCommentSerializer,
 )
 from failover.choices import ExecutionType
 from failover.filtersets import FailoverExecutionFilterSet
@@ -63,7 +65,13 @@ def _body(request: Request) -> dict[str, Any]:
     return request.data if isinstance(request.data, dict) else {}
 
 
-def _step_action(name: str, verb: str, summary: str, call: Callable[..., StepRun]) -> Callable[..., Response]:
+def _step_action(
+    name: str,
+    verb: str,
+    summary: str,
+    call: Callable[..., StepRun],
+    request: type[BaseSerializer] = DecisionCommentSerializer,
+) -> Callable[..., Response]:
     """A POST /executions/{id}/steps/{step_key}/<verb> action: read the comment, call the
     service with (execution, step_key, user, comment, auth_method), answer with the step."""
 
@@ -78,7 +86,7 @@ def _step_action(name: str, verb: str, summary: str, call: Callable[..., StepRun
     schema = extend_schema(
         summary=summary,
         parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
+        request=request,
         responses=StepRunDetailSerializer,
     )
     return schema(decorated(view))
@@ -117,9 +125,11 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
             return FailoverExecutionDetailSerializer
         if self.action == "events":
             return ExecutionEventSerializer
-        if self.action in {"approve", "reject", "resume", "approve_step", "reject_step", "confirm_step"}:
-            return DecisionCommentSerializer
-        if self.action in {"retry_step", "mark_step_done"}:
+        if self.action in {"reject", "reject_step"}:
+            return RejectionCommentSerializer
+        if self.action == "mark_step_done":
+            return VerificationCommentSerializer
+        if self.action in {"approve", "resume", "approve_step", "confirm_step", "retry_step"}:
             return DecisionCommentSerializer
         if self.action == "cancel":
             return ExecutionCancelRequestSerializer
@@ -157,7 +167,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Reject an execution awaiting approval (a comment is required); it ends REJECTED",
-        request=DecisionCommentSerializer,
+        request=RejectionCommentSerializer,
         responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
@@ -217,6 +227,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         lambda execution, key, user, comment, how: approvals.decide_step(
             execution, key, user, Decision.REJECT, comment, auth_method=how
         ),
+        request=RejectionCommentSerializer,
     )
     retry_step = _step_action(
         "retry_step",
@@ -233,6 +244,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         lambda execution, key, user, comment, how: controls.mark_step_done(
             execution, key, user, comment, auth_method=how
         ),
+        request=VerificationCommentSerializer,
     )
 
     @extend_schema(

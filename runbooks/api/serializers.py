@@ -143,6 +143,17 @@ class CommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
 
 
+class RejectionSerializer(StrictSerializer):
+    comment = serializers.CharField(
+        max_length=10000,
+        error_messages={
+            "required": "a rejection needs a comment explaining why",
+            "blank": "a rejection needs a comment explaining why",
+        },
+        help_text="Why it is rejected: a rejection needs a comment.",
+    )
+
+
 class NewVersionSerializer(StrictSerializer):
     """Either `document` (YAML/JSON text or an object) or a copy of an existing version."""
 

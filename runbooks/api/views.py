@@ -19,6 +19,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from core import audit
 from core.api.viewsets import AuditedModelViewSet
@@ -37,6 +38,7 @@ from runbooks.api.serializers import (
     CommentSerializer,
     DocumentRequestSerializer,
     NewVersionSerializer,
+    RejectionSerializer,
     RunbookSerializer,
     VersionDetailSerializer,
     VersionSummarySerializer,
@@ -316,15 +318,15 @@ class RunbookViewSet(AuditedModelViewSet):
         )
         return self._detail(found)
 
-    def _comment(self, request: Request) -> str:
-        serializer = CommentSerializer(data=request.data if isinstance(request.data, dict) else {})
+    def _comment(self, request: Request, serializer_class: type[BaseSerializer] = CommentSerializer) -> str:
+        serializer = serializer_class(data=request.data if isinstance(request.data, dict) else {})
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data["comment"]
 
     @extend_schema(
         summary="Submit a draft for approval",
         parameters=[VERSION_PARAM],
-        request=CommentSerializer,
+        request=None,
         responses={200: VersionDetailSerializer, 409: NOT_A_DRAFT},
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/submit", filter_backends=[])
@@ -346,7 +348,7 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Reject a pending version (a comment is required)",
         parameters=[VERSION_PARAM],
-        request=CommentSerializer,
+        request=RejectionSerializer,
         responses=VersionDetailSerializer,
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/reject", filter_backends=[])
@@ -355,7 +357,7 @@ class RunbookViewSet(AuditedModelViewSet):
 
     def _decide(self, request: Request, version: str, decision: str) -> Response:
         found = self._version(version)
-        comment = self._comment(request)
+        comment = self._comment(request, RejectionSerializer if decision == Decision.REJECT else CommentSerializer)
         services.decide(found, request.user, decision, comment, auth_method=audit.auth_method_of(request))
         return self._detail(found)
 
