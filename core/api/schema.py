@@ -105,6 +105,14 @@ class AutoSchema(SpectacularAutoSchema):
             schema["anyOf"] = [text, {"type": "string", "enum": [""]}]
         return schema
 
+    def _map_basic_serializer(self, serializer: serializers.Serializer, direction: str) -> dict[str, Any]:
+        """A serializer with `closed_schema = True` takes no keys but its fields (additionalProperties: false):
+        for bodies whose other keys change their meaning."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        if getattr(serializer, "closed_schema", False):
+            schema["additionalProperties"] = False
+        return schema
+
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
         """A view's `lookup_description` describes its lookup variable (`{id}` for the pk)."""
         parameters = super()._resolve_path_parameters(variables)

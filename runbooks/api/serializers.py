@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from core.api.strict import StrictModelSerializer, StrictSerializer
 from plans.models import Application
-from runbooks import selectors
+from runbooks import documents, selectors
+from runbooks.api.schema import RunbookDocumentSerializer
 from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
 
 
@@ -154,15 +155,44 @@ class RejectionSerializer(StrictSerializer):
     )
 
 
-class NewVersionSerializer(StrictSerializer):
-    """Either `document` (YAML/JSON text or an object) or a copy of an existing version."""
-
-    document = serializers.JSONField(required=False, help_text="The runbook document: text or object.")
-    format = serializers.ChoiceField(choices=["yaml", "json"], required=False)
-    from_version = serializers.CharField(required=False, help_text="Copy this version (default: the latest).")
-    version = serializers.CharField(required=False, help_text="The new draft's version (default: bump patch).")
+SEMVER = documents.load_schema()["$defs"]["semver"]["pattern"]
 
 
-class DocumentRequestSerializer(StrictSerializer):
-    document = serializers.JSONField(help_text="The runbook document: YAML/JSON text or an object.")
-    format = serializers.ChoiceField(choices=["yaml", "json"], required=False)
+class CopyVersionSerializer(StrictSerializer):
+    """A new draft copied from a version of the runbook."""
+
+    closed_schema = True  # core.api.schema: any other key makes the body a document
+    from_version = serializers.CharField(
+        required=False, max_length=40, help_text="Copy this version (default: the latest); 404 if there is none."
+    )
+    version = serializers.RegexField(
+        SEMVER, required=False, max_length=40, help_text="The new draft's version (default: the next patch)."
+    )
+
+
+class ImportDocumentSerializer(StrictSerializer):
+    """A runbook document wrapped in an object. `document` may also be the document's YAML or JSON text
+    (with `format`, or detected)."""
+
+    closed_schema = True  # core.api.schema: any other key makes the body a document
+    document = RunbookDocumentSerializer()
+    format = serializers.ChoiceField(choices=["yaml", "json"], required=False, help_text="Of text in `document`.")
+
+
+DOCUMENT = PolymorphicProxySerializer(
+    component_name="RunbookDocumentBody",
+    serializers=[ImportDocumentSerializer, RunbookDocumentSerializer],
+    resource_type_field_name=None,
+)
+NEW_VERSION = PolymorphicProxySerializer(
+    component_name="NewVersionBody",
+    serializers=[CopyVersionSerializer, ImportDocumentSerializer, RunbookDocumentSerializer],
+    resource_type_field_name=None,
+)
+# The request bodies of import, create, create-version and update-draft: JSON, or the document as YAML.
+DOCUMENT_BODY = {
+    "application/json": DOCUMENT,
+    "application/yaml": RunbookDocumentSerializer,
+    "text/yaml": RunbookDocumentSerializer,
+}
+NEW_VERSION_BODY = {"application/json": NEW_VERSION, "application/yaml": RunbookDocumentSerializer}

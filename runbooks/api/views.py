@@ -34,10 +34,12 @@ from failover.api.serializers import (
 from failover.api.views import execution_response
 from plans.api.auditing import SLUG_OR_ID
 from runbooks import documents, selectors, services
+from runbooks.api.schema import RunbookDocumentSerializer
 from runbooks.api.serializers import (
+    DOCUMENT_BODY,
+    NEW_VERSION_BODY,
     CommentSerializer,
-    DocumentRequestSerializer,
-    NewVersionSerializer,
+    CopyVersionSerializer,
     RejectionSerializer,
     RunbookSerializer,
     VersionDetailSerializer,
@@ -54,11 +56,6 @@ NOT_A_DRAFT = OpenApiResponse(description="The version is not in a state that al
 IMPORT_CONFLICT = OpenApiResponse(
     description="That version of the runbook already exists with different content, or cannot be changed."
 )
-DOCUMENT_BODY = {
-    "application/json": DocumentRequestSerializer,
-    "application/yaml": OpenApiTypes.STR,
-    "text/yaml": OpenApiTypes.STR,
-}
 
 
 @dataclass(frozen=True)
@@ -230,7 +227,10 @@ class RunbookViewSet(AuditedModelViewSet):
             OpenApiParameter("format", OpenApiTypes.STR, enum=["yaml", "json"], description="Default yaml."),
             OpenApiParameter("version", OpenApiTypes.STR, description="Default: latest approved, else latest."),
         ],
-        responses={(200, "application/yaml"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+        responses={
+            (200, "application/yaml"): RunbookDocumentSerializer,
+            (200, "application/json"): RunbookDocumentSerializer,
+        },
     )
     @action(
         detail=True,
@@ -274,7 +274,7 @@ class RunbookViewSet(AuditedModelViewSet):
 
     @extend_schema(
         summary="Create a draft version: from a document, or by copying a version (default: the latest)",
-        request={"application/json": NewVersionSerializer, "application/yaml": OpenApiTypes.STR},
+        request=NEW_VERSION_BODY,
         responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     @versions.mapping.post
@@ -282,15 +282,15 @@ class RunbookViewSet(AuditedModelViewSet):
         runbook = self.get_object()
         data = document_from_request(request)
         if data is None or (isinstance(data, dict) and set(data) <= {"from_version", "version"}):
-            data = data or {}
+            copy = CopyVersionSerializer(data=data or {})
+            copy.is_valid(raise_exception=True)
+            data = copy.validated_data
             source = (
                 self._version(data["from_version"]) if data.get("from_version") else selectors.latest_version(runbook)
             )
             if source is None:
                 raise InvalidInput(f"Runbook {runbook.slug!r} has no version to copy; send a document.")
             new_version = data.get("version")
-            if new_version is not None and not isinstance(new_version, str):
-                raise InvalidInput("version must be a string", field="version")
             draft = services.create_draft(source, request.user, new_version, auth_method=audit.auth_method_of(request))
             return self._detail(draft, status.HTTP_201_CREATED)
         return self._import(request, runbook)
