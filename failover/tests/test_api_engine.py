@@ -228,7 +228,7 @@ def test_inactive_plan_and_missing_test_runbooks(world, api_for):
     )
     bare = make_plan("bare-dr", status="active", applications=[make_app("lonely")])
     response = api_for("operator").post(f"{API}/test", {"plan": bare.plan_id}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["error"]["message"] == "plan 'bare-dr' has no test runbook for any of its applications"
     assert FailoverExecution.objects.count() == 0
 

@@ -108,7 +108,7 @@ def test_approval_levels_are_snapshotted_and_the_execution_waits(users, enqueued
 
 def test_tests_use_the_test_runbooks_and_need_them(users, enqueued):
     plan, _ = three_app_plan(categories=("failover",))
-    with pytest.raises(InvalidInput, match="plan 'shop-dr' has no test runbook"):
+    with pytest.raises(Conflict, match="plan 'shop-dr' has no test runbook"):
         services.start_test(plan, actor=users["operator"])
     for slug in ("shop-db", "shop-api", "shop-web"):
         make_runbook(f"{slug}-test", application=slug, category="test")
@@ -543,7 +543,7 @@ def test_schedule_test(users):
     assert again.pk == schedule.pk and again.schedule_type == "C" and again.next_run > timezone.now()
     assert Schedule.objects.count() == 1
     no_tests = make_plan("bare", status="active", applications=[make_app("bare-app")])
-    with pytest.raises(InvalidInput, match="plan 'bare' has no test runbook"):
+    with pytest.raises(Conflict, match="plan 'bare' has no test runbook"):
         services.schedule_test(no_tests, frequency="daily", actor=users["operator"])
 
 
