@@ -9,7 +9,6 @@ import django_filters
 from django import forms
 from django.db import models
 from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from core.choices import AuditAction, AuthMethod
@@ -34,12 +33,20 @@ class BooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
-@extend_schema_field(OpenApiTypes.INT)
+INT64 = (-(2**63), 2**63 - 1)  # what the databases store; a larger number would be a 500 from the driver
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": INT64[0], "maximum": INT64[1]})
 class IntegerFilter(django_filters.NumberFilter):
-    """A whole number (django-filter's NumberFilter takes 1.5); for ids, one that matches nothing
-    gives an empty list, as a slug that matches nothing does (not a 400 "not one of the choices")."""
+    """A whole number within 64 bits (django-filter's NumberFilter takes 1.5); for ids, one that matches
+    nothing gives an empty list, as a slug that matches nothing does (not a 400 "not one of the choices")."""
 
     field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", INT64[0])
+        kwargs.setdefault("max_value", INT64[1])
+        super().__init__(*args, **kwargs)
 
 
 class StrictFilterSet(django_filters.FilterSet):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -20,7 +21,7 @@ class StandardPagination(PageNumberPagination):
 
     def get_page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
+        if not raw:  # absent or empty: the default
             return self.page_size
         digits = raw.lstrip("0") if raw.isascii() and raw.isdigit() else ""
         if not digits:
@@ -32,19 +33,22 @@ class StandardPagination(PageNumberPagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
-            {
-                "name": self.page_query_param,
-                "required": False,
-                "in": "query",
-                "description": "Page number, from 1 (or `last`). A page past the end is 404.",
-                "schema": {"type": "integer", "minimum": 1},
-            },
-            {
-                "name": self.page_size_query_param,
-                "required": False,
-                "in": "query",
-                "description": f"Rows per page (default {self.page_size}); values above {self.max_page_size} "
-                f"are capped at {self.max_page_size}.",
-                "schema": {"type": "integer", "minimum": 1},
-            },
+            {"name": p.name, "required": False, "in": "query", "description": p.description, "schema": p.type}
+            for p in PAGINATION_PARAMETERS
         ]
+
+
+# The query parameters of every paginated list, for views that paginate by hand (@extend_schema).
+PAGINATION_PARAMETERS = [
+    OpenApiParameter(
+        StandardPagination.page_query_param,
+        {"type": "integer", "minimum": 1},
+        description="Page number, from 1 (or `last`). A page past the end is 404.",
+    ),
+    OpenApiParameter(
+        StandardPagination.page_size_query_param,
+        {"type": "integer", "minimum": 1},
+        description=f"Rows per page (default {StandardPagination.page_size}); values above "
+        f"{StandardPagination.max_page_size} are capped at {StandardPagination.max_page_size}.",
+    ),
+]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -33,7 +34,9 @@ from rest_framework.permissions import AllowAny
 from core.api.strict import decimal_pattern
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-NOT_ONLY_WHITESPACE = r"\S"  # DRF trims text; a required text that is only whitespace is blank
+# DRF trims text with str.strip(), so a required text needs a character Python does not count as
+# whitespace (ECMA's \s differs: it lacks \x1c-\x1f and \x85, and has \ufeff).
+NOT_ONLY_WHITESPACE = "[^" + "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace()) + "]"
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: `validation_error` with the offending inputs in `fields`, or `malformed_request` "
@@ -87,6 +90,10 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if not schema or "$ref" in schema:
             return schema
+        if isinstance(field, serializers.ChoiceField) and field.read_only and "" not in schema.get("enum", [""]):
+            model_field = _model_field(field)
+            if model_field is not None and model_field.blank:  # DRF drops allow_blank on read-only fields
+                schema["enum"].append("")
         if isinstance(field, serializers.DecimalField) and schema.get("type") == "string":
             schema["pattern"] = decimal_pattern(field)
         elif isinstance(field, relations.RelatedField) and field.allow_null:
@@ -112,6 +119,35 @@ class AutoSchema(SpectacularAutoSchema):
         if getattr(serializer, "closed_schema", False):
             schema["additionalProperties"] = False
         return schema
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        """A view lists in `body_required_actions` the actions whose body drf-spectacular cannot tell is
+        required (a oneOf, or a choice of media types)."""
+        body = super()._get_request_body(direction)
+        if body and getattr(self.view, "action", None) in getattr(self.view, "body_required_actions", ()):
+            body["required"] = True
+        return body
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        """Credentials are optional (`{}`) on a view anybody may use, such as POST /auth/token
+        (DRF's token view has no permission classes at all, which drf-spectacular reads as "required")."""
+        auths = super().get_auth()
+        if auths and {} not in auths and self._open_to_all():
+            auths.append({})
+        return auths
+
+    def _open_to_all(self) -> bool:
+        permissions = self.view.get_permissions() if hasattr(self.view, "get_permissions") else []
+        return all(isinstance(p, AllowAny) for p in permissions)
+
+    def _get_parameters(self) -> list[dict[str, Any]]:
+        """An empty query parameter is the same as leaving it out (django-filter's rule, which the
+        API follows everywhere): each one's schema also takes ""."""
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            if parameter.get("in") == "query":
+                parameter["schema"] = _or_empty(parameter["schema"])
+        return parameters
 
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
         """A view's `lookup_description` describes its lookup variable (`{id}` for the pk)."""
@@ -143,8 +179,7 @@ class AutoSchema(SpectacularAutoSchema):
         """The error codes every operation of this kind can answer, from the view's make-up."""
         view = self.view
         authenticators = view.get_authenticators() if hasattr(view, "get_authenticators") else []
-        permissions = view.get_permissions() if hasattr(view, "get_permissions") else []
-        open_to_all = all(isinstance(p, AllowAny) for p in permissions)
+        open_to_all = self._open_to_all()
         takes_body = self.method in ("POST", "PUT", "PATCH")
         codes: set[int] = set()
         if takes_body or self._has_query_parameters():
@@ -166,7 +201,29 @@ class AutoSchema(SpectacularAutoSchema):
         return codes
 
     def _has_query_parameters(self) -> bool:
-        return any(p.get("in") == "query" for p in self._get_parameters())
+        return any(p.get("in") == "query" for p in super()._get_parameters())
 
     def _is_paginated_list(self) -> bool:
         return self.method == "GET" and self._get_paginator() is not None and self._is_list_view()
+
+
+def _model_field(field: serializers.Field) -> Any:
+    """The model field behind a ModelSerializer field with a plain `source`, if any."""
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or "." in field.source or field.source == "*":
+        return None
+    try:
+        return model._meta.get_field(field.source)
+    except FieldDoesNotExist:  # a property or a method: no model field
+        return None
+
+
+def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or the empty string."""
+    if schema.get("type") == "string" and not {"enum", "format", "pattern", "minLength"} & set(schema):
+        return schema  # any text already
+    if schema.get("type") == "string" and "enum" in schema and set(schema) <= {"type", "enum", "description"}:
+        return {**schema, "enum": [*schema["enum"], ""]} if "" not in schema["enum"] else schema
+    if schema.get("type") == "array":
+        return schema  # ?status= is one empty item, which is not one of the choices
+    return {"anyOf": [schema, {"type": "string", "enum": [""]}]}

@@ -3,6 +3,7 @@ and list pagination rejects what its parameters' schema rejects."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema
@@ -18,6 +19,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from core.api.errors import error_body
+from core.api.schema import NOT_ONLY_WHITESPACE
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +118,19 @@ def test_a_view_with_throttles_documents_429_and_an_open_one_no_auth_errors():
 # --- pagination: the parameters' schema is what the server enforces ----------------------------
 
 
-@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "", "true"])
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "true"])
 def test_a_page_size_that_is_not_a_positive_integer_is_400(api_for, page_size):
     response = api_for("viewer").get("/api/v1/dr/sites", {"page_size": page_size})
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"page_size": [f"'{page_size}' is not a positive integer."]}
+
+
+def test_an_empty_page_size_is_the_default_like_any_empty_query_parameter(api_for, schema):
+    assert api_for("viewer").get("/api/v1/dr/sites", {"page_size": ""}).status_code == 200
+    (page_size,) = [p for p in schema["paths"]["/api/v1/dr/sites/"]["get"]["parameters"] if p["name"] == "page_size"]
+    assert page_size["schema"] == {
+        "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": [""]}],
+    }
 
 
 def test_a_large_page_size_is_capped_and_a_page_past_the_end_is_404(api_for):
@@ -142,7 +152,10 @@ def test_field_schemas_say_what_the_server_takes(schema):
         r"^(?:\d{1,2}(?:\.\d{0,4})?|\.\d{1,4}|100(?:\.0{0,4})?)$"
     )
     application = components["ApplicationRequest"]["properties"]
-    assert application["name"]["pattern"] == r"\S"  # trimmed: whitespace only is blank
+    assert application["name"]["pattern"] == NOT_ONLY_WHITESPACE  # trimmed: whitespace only is blank
+    # Python's re reads the \uXXXX escapes as ECMA regexes do:
+    assert re.search(NOT_ONLY_WHITESPACE, "\x85 \u3000") is None  # what str.strip() removes
+    assert re.search(NOT_ONLY_WHITESPACE, " x ")
     assert application["slug"]["pattern"] == "^[-a-zA-Z0-9_]+$"  # its own pattern wins
     assert "minLength" not in application["site"]  # "" is read as null
     assert application["owner_email"] == {
@@ -159,6 +172,7 @@ def test_field_schemas_say_what_the_server_takes(schema):
         ("/api/v1/dr/executions", {"dry_run": "maybe"}, "dry_run"),
         ("/api/v1/dr/audit-log", {"seq__lte": "0.5"}, "seq__lte"),
         ("/api/v1/dr/test-results", {"plan": "one"}, "plan"),
+        ("/api/v1/dr/test-results", {"execution": str(2**63)}, "execution"),  # was a 500 from the driver
     ],
 )
 def test_a_query_parameter_of_the_wrong_type_is_400(api_for, url, query, field):
@@ -173,3 +187,24 @@ def test_an_id_filter_that_matches_nothing_is_an_empty_list_like_a_slug_filter(a
         response = client.get("/api/v1/dr/test-results", query)
         assert (response.status_code, response.json()["count"]) == (200, 0)
     assert client.get("/api/v1/dr/executions", {"dry_run": "true"}).status_code == 200
+
+
+def test_an_action_refuses_a_body_that_is_not_a_json_object(api_for):
+    for url in ("/api/v1/dr/failover/cancel", "/api/v1/dr/executions/1/approve", "/api/v1/dr/runbooks/x/execute"):
+        response = api_for("admin").post(url, [1, 2], format="json")
+        assert response.status_code == 400, url
+        assert response.json()["error"]["message"] == "Expected a JSON object."
+
+
+def test_empty_query_parameters_are_left_out(api_for):
+    client = api_for("admin")
+    assert client.get("/api/v1/dr/failover/status", {"id": ""}).json() == {"count": 0, "executions": []}
+    assert client.get("/api/v1/dr/executions", {"dry_run": "", "plan": "", "triggered_at_after": ""}).status_code == 200
+
+
+def test_the_token_endpoint_takes_no_credentials_and_says_so(schema):
+    operation = schema["paths"]["/api/v1/dr/auth/token"]["post"]
+    assert {} in operation["security"]
+    assert operation["requestBody"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/AuthTokenRequest"}}
+    }

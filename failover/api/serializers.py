@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.schema import NOT_ONLY_WHITESPACE
 from core.api.strict import StrictSerializer
 from failover.choices import ExecutionType
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
@@ -173,7 +174,12 @@ class FailoverExecutionDetailSerializer(FailoverExecutionSerializer):
 
 
 @extend_schema_field(
-    {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}]}
+    {
+        "anyOf": [
+            {"type": "integer"},
+            {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_ONLY_WHITESPACE},
+        ]
+    }
 )
 class PlanField(serializers.CharField):
     """A plan by its plan_id (slug) or numeric id."""

@@ -23,6 +23,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from core import audit
+from core.api.pagination import PAGINATION_PARAMETERS, StandardPagination
 from core.api.viewsets import ReadOnlyModelViewSet
 from failover import approvals, controls, selectors, services
 from failover.api.serializers import (
@@ -62,7 +63,10 @@ def execution_response(execution: FailoverExecution, code: int = status.HTTP_200
 
 
 def _body(request: Request) -> dict[str, Any]:
-    return request.data if isinstance(request.data, dict) else {}
+    """The request's JSON object (empty without a body); any other JSON value is 400."""
+    if not isinstance(request.data, dict):
+        raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    return request.data
 
 
 def _step_action(
@@ -251,9 +255,10 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         summary="Events of an execution",
         description="Events with seq greater than `after`, in order (paginated): backfill after a reconnect.",
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Last seq already seen (default 0)."),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            OpenApiParameter(
+                "after", {"type": "integer", "minimum": 0}, description="Last seq already seen (default 0)."
+            ),
+            *PAGINATION_PARAMETERS,
         ],
         responses=ExecutionEventSerializer(many=True),
     )
@@ -366,12 +371,14 @@ class FailoverStatusView(EngineView):
 
     @extend_schema(
         summary="Active executions with their steps, or one execution by id",
-        parameters=[OpenApiParameter("id", OpenApiTypes.INT, description="One execution, whatever its status.")],
+        parameters=[
+            OpenApiParameter("id", {"type": "integer", "minimum": 1}, description="One execution, whatever its status.")
+        ],
         responses={200: ExecutionStatusSerializer, 404: OpenApiResponse(description="No execution with that `id`.")},
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("id")
-        if raw is not None:
+        if raw:  # an empty parameter is the same as none
             if not raw.isdigit():
                 raise ValidationError({"id": [f"'{raw}' is not an execution id."]})
             executions = list(selectors.execution_full().filter(pk=int(raw)))
@@ -424,14 +431,14 @@ class FailoverValidateView(EngineView):
 
 class TestResultsView(EngineView):
     method_permissions = {"GET": [VIEW]}
+    pagination_class = StandardPagination
 
     @extend_schema(
         summary="DR test executions with their recorded results, newest first",
         operation_id="dr_test_executions_list",
         parameters=[
             OpenApiParameter("plan", OpenApiTypes.STR, description="plan_id or numeric id"),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            *PAGINATION_PARAMETERS,
         ],
         responses={
             200: TestExecutionSerializer(many=True),
@@ -439,13 +446,11 @@ class TestResultsView(EngineView):
         },
     )
     def get(self, request: Request) -> Response:
-        from core.api.pagination import StandardPagination
-
         queryset = selectors.dr_test_executions()
         wanted = request.query_params.get("plan")
         if wanted:
             queryset = queryset.filter(**({"plan_id": int(wanted)} if wanted.isdigit() else {"plan__plan_id": wanted}))
-        paginator = StandardPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(TestExecutionSerializer(page, many=True).data)
 

@@ -11,6 +11,7 @@ import and answered with 400 naming the step.
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
@@ -46,9 +47,14 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
 
 
 @cache
-def runbook_document_schema() -> dict[str, Any]:
+def _converted() -> dict[str, Any]:
     source = documents.load_schema()
     return _convert(source, source.get("$defs", {}))
+
+
+def runbook_document_schema() -> dict[str, Any]:
+    """A fresh copy each time: schema generation rewrites what it is given (enums become components)."""
+    return copy.deepcopy(_converted())
 
 
 class RunbookDocumentSerializer(serializers.Serializer):

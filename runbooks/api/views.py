@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from core import audit
+from core.api.pagination import PAGINATION_PARAMETERS
 from core.api.viewsets import AuditedModelViewSet
 from core.exceptions import InvalidInput
 from failover import selectors as failover_selectors
@@ -121,6 +122,13 @@ def _unwrap(value: Any, fmt: str | None) -> Any:
     return value
 
 
+def _object(request: Request) -> Any:
+    """The request's JSON object (empty without a body); any other JSON value is 400."""
+    if not isinstance(request.data, dict):
+        raise InvalidInput("Expected a JSON object.")
+    return request.data
+
+
 def document_from_request(request: Request) -> Any:
     """The parsed runbook document in a request body (raw YAML/JSON, or wrapped in {"document": …})."""
     data = request.data
@@ -147,6 +155,7 @@ class RunbookViewSet(AuditedModelViewSet):
     serializer_class = RunbookSerializer
     lookup_value_regex = SLUG_OR_ID
     lookup_description = "Numeric id or slug."
+    body_required_actions = ("create", "import_document", "update_version")  # core.api.schema
     filterset_class = RunbookFilterSet
     search_fields = ["name", "slug"]
     ordering_fields = ["slug", "name", "category", "created_at", "updated_at"]
@@ -240,7 +249,7 @@ class RunbookViewSet(AuditedModelViewSet):
         filter_backends=[],
     )
     def export(self, request: Request, pk: str) -> HttpResponse:
-        fmt = request.query_params.get("format", "yaml")
+        fmt = request.query_params.get("format") or "yaml"
         if fmt not in ("yaml", "json"):
             raise InvalidInput("format must be 'yaml' or 'json'", field="format")
         runbook = self.get_object()
@@ -319,7 +328,7 @@ class RunbookViewSet(AuditedModelViewSet):
         return self._detail(found)
 
     def _comment(self, request: Request, serializer_class: type[BaseSerializer] = CommentSerializer) -> str:
-        serializer = serializer_class(data=request.data if isinstance(request.data, dict) else {})
+        serializer = serializer_class(data=_object(request))
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data["comment"]
 
@@ -370,7 +379,7 @@ class RunbookViewSet(AuditedModelViewSet):
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def execute(self, request: Request, pk: str) -> Response:
-        serializer = RunbookExecuteRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
+        serializer = RunbookExecuteRequestSerializer(data=_object(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         runbook = self.get_object()
@@ -389,7 +398,7 @@ class RunbookViewSet(AuditedModelViewSet):
 
     @extend_schema(
         summary="Runs of this runbook (any version), newest first",
-        parameters=[OpenApiParameter("page", OpenApiTypes.INT), OpenApiParameter("page_size", OpenApiTypes.INT)],
+        parameters=PAGINATION_PARAMETERS,
         responses=FailoverExecutionSerializer(many=True),
     )
     @action(detail=True, methods=["get"], filter_backends=[])
