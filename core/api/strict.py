@@ -6,6 +6,8 @@ request the schema calls invalid must not be accepted; every serializer that rea
 derives from `StrictSerializer` or `StrictModelSerializer`.
 
 A field that accepts more than one JSON type declares them: `field.json_types = (str, int)`.
+A nested object is complete even in a PATCH: DRF skips missing required fields at every depth of a
+partial update, which let PATCH /test-results store an action item without a description.
 Form-encoded input (the browsable API's forms) is all text, so it is left to DRF's own conversion.
 Nested serializers check their own fields; list and dict fields check each item.
 """
@@ -147,6 +149,14 @@ class StrictTypesMixin:
                 for field in self._writable_fields
                 if field.field_name in data and (problem := type_errors(field, data[field.field_name]))
             }
+            if self.parent is not None and getattr(self.root, "partial", False):
+                errors.update(
+                    {
+                        field.field_name: [field.error_messages["required"]]
+                        for field in self._writable_fields
+                        if field.required and field.field_name not in data and field.field_name not in errors
+                    }
+                )
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

@@ -134,3 +134,21 @@ def test_a_decimal_range_the_pattern_cannot_say_is_refused_when_the_schema_is_ma
     with pytest.raises(ValueError, match="power of ten"):
         decimal_pattern(serializers.DecimalField(max_digits=5, decimal_places=2, max_value=50))
     assert decimal_pattern(MONEY) == r"^(?:\d{1,12}(?:\.\d{0,2})?|\.\d{1,2})$"
+
+
+def test_a_nested_object_is_complete_even_in_a_patch(api_for):
+    """DRF skips missing required fields at every depth of a partial update."""
+    from analytics.models import ActionItem
+    from analytics.tests.factories import make_result
+    from plans.tests.factories import make_plan
+
+    result = make_result(make_plan())
+    before = ActionItem.objects.count()
+    response = api_for("approver").patch(
+        f"/api/v1/dr/test-results/{result.pk}", {"action_items": [{"assignee": "ops"}]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"action_items[0].description": ["This field is required."]}
+    assert ActionItem.objects.count() == before
+    ok = api_for("approver").patch(f"/api/v1/dr/test-results/{result.pk}", {"summary": "ok"}, format="json")
+    assert ok.status_code == 200  # the top level of a PATCH stays partial

@@ -200,7 +200,7 @@ def test_bad_execution_and_step_references(world, api_for):
     execution = running(world, status="failed", step_status="failed")
     before = state()
     response = client.post(f"{API}/executions/{execution.pk}/steps/nope/retry", {}, format="json")
-    assert response.status_code == 400 and response.json()["error"]["fields"] == {
+    assert response.status_code == 404 and response.json()["error"]["fields"] == {
         "step_key": [f"execution #{execution.pk} has no step 'nope'"]
     }
     response = client.post(f"{API}/executions/{execution.pk}/reject", {"comment": "no"}, format="json")

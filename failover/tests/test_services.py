@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from analytics.models import DRTestResult, RTOTarget
-from core.exceptions import Conflict, InvalidInput, PermissionDenied
+from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import AuditEntry, Secret
 from failover import services
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun
@@ -292,7 +292,7 @@ def test_step_gate_needs_its_approvers(running, users, make_user):
     assert step.gate_approved_at is not None and step.status == "waiting"
     with pytest.raises(Conflict, match="not waiting for approval"):
         services.decide_step(running, "shop-db.promote", make_user("a3", "approver"), "approve")
-    with pytest.raises(InvalidInput, match="has no step 'nope'"):
+    with pytest.raises(NotFound, match="has no step 'nope'"):
         services.decide_step(running, "nope", users["admin"], "approve")
 
 
