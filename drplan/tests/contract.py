@@ -52,6 +52,21 @@ def _data() -> dict[str, Any]:
 # --- the demo data as plain values ---------------------------------------------------------------
 
 
+def add_executions() -> None:
+    """Dry runs to act on (after seed_demo): a plan's failover and one runbook's run. They are only
+    queued: no worker runs in the test, and bench/api_fuzz.py starts none."""
+    from django.contrib.auth.models import User
+
+    from failover import services
+    from plans.models import DRPlan
+    from runbooks.models import RunbookVersion
+
+    admin = User.objects.get(username="admin")
+    services.start_failover(DRPlan.objects.get(plan_id="core-commerce"), actor=admin, dry_run=True)
+    version = RunbookVersion.objects.filter(runbook__slug="cache-redis-failover").latest("pk")
+    services.execute_runbook(version, actor=admin, dry_run=True)
+
+
 def catalogue(username: str, password: str) -> dict[str, Any]:
     """Existing objects, by the keys the API takes (needs the database; call after seeding)."""
     from django.contrib.auth.models import User

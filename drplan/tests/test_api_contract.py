@@ -49,22 +49,10 @@ def _connection_kept() -> Iterator[None]:
         request_finished.connect(close_old_connections)
 
 
-def _executions() -> None:
-    """Dry runs to act on: a plan's failover and one runbook (queued only; no worker runs in tests)."""
-    from failover import services
-    from plans.models import DRPlan
-    from runbooks.models import RunbookVersion
-
-    admin = User.objects.get(username="admin")
-    services.start_failover(DRPlan.objects.get(plan_id="core-commerce"), actor=admin, dry_run=True)
-    version = RunbookVersion.objects.filter(runbook__slug="cache-redis-failover").latest("pk")
-    services.execute_runbook(version, actor=admin, dry_run=True)
-
-
 @pytest.fixture
 def api_schema(db: None) -> Iterator[schemathesis.BaseSchema]:
     call_command("seed_demo", stdout=StringIO())
-    _executions()
+    contract.add_executions()
     with _connection_kept():
         yield schemathesis.openapi.from_wsgi(
             "/api/schema/", get_wsgi_application(), config=schemathesis.Config.from_path(CONFIG)
