@@ -15,6 +15,11 @@ from core.api.strict import StrictModelSerializer
 from plans.models import Application
 
 
+# Measured durations: ~31 years at most. Larger values are mistakes, and averaging floats near the
+# limit of a double gives infinity, which JSON cannot carry (a plan's statistics answered 500).
+MAX_SECONDS = 10**9
+
+
 class RTOTargetSerializer(StrictModelSerializer):
     application = serializers.SlugRelatedField(
         slug_field="slug",
@@ -47,8 +52,8 @@ class RTOTargetSerializer(StrictModelSerializer):
             "rto_target_seconds": {"min_value": 1},
             "rpo_target_seconds": {"min_value": 0},  # 0 = no data loss allowed
             "sla_breach_threshold_seconds": {"min_value": 1},
-            "current_rto_seconds": {"min_value": 0},
-            "current_rpo_seconds": {"min_value": 0},
+            "current_rto_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
+            "current_rpo_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
         }
 
 
@@ -117,8 +122,8 @@ class DRTestResultSerializer(StrictModelSerializer):
         extra_kwargs = {
             "target_rto_seconds": {"min_value": 1},
             "target_rpo_seconds": {"min_value": 0},
-            "actual_rto_seconds": {"min_value": 0},
-            "actual_rpo_seconds": {"min_value": 0},
+            "actual_rto_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
+            "actual_rpo_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
             "data_loss_mb": {"min_value": 0},
         }
 

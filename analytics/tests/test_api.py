@@ -414,3 +414,21 @@ def test_impact_analysis_filter_by_plan(api_for, db):
     body = api_for("viewer").get(f"{IMPACTS}?plan={plan.pk}").json()
     assert [a["id"] for a in body["results"]] == [mine.pk]
     assert [a["scenario"] for a in api_for("viewer").get(f"{IMPACTS}?search=org").json()["results"]] == ["Org-wide"]
+
+
+def test_measured_seconds_are_bounded_so_statistics_stay_finite(api_for, db):
+    """Two results of 1.7e308 s averaged to infinity: GET /plans/{id} answered 500."""
+    plan = make_plan("huge-dr")
+    data = {
+        "plan": plan.pk,
+        "test_type": "ad_hoc",
+        "test_date": "2026-01-01T00:00:00Z",
+        "outcome": "passed",
+        "target_rto_seconds": 600,
+        "target_rpo_seconds": 60,
+        "actual_rto_seconds": 1.7e308,
+    }
+    response = api_for("approver").post(RESULTS, data, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["actual_rto_seconds"]
+    assert api_for("viewer").get(f"/api/v1/dr/plans/{plan.plan_id}").status_code == 200
