@@ -30,6 +30,8 @@ import schemathesis
 from schemathesis.core import NOT_SET
 from schemathesis.core.parameters import ParameterLocation
 
+BODY = ParameterLocation.BODY
+
 CATALOGUE_ENV = "DRPLAN_CONTRACT_CATALOGUE"  # a JSON file written by bench/api_fuzz.py
 _catalogue: dict[str, Any] = {}
 
@@ -45,7 +47,7 @@ def use(catalogue: dict[str, Any]) -> None:
 def _data() -> dict[str, Any]:
     if not _catalogue and os.environ.get(CATALOGUE_ENV):
         with open(os.environ[CATALOGUE_ENV]) as handle:
-            use(json.load(handle))
+            use({**json.load(handle), "live": True})  # requests are not rolled back: follow them
     return _catalogue
 
 
@@ -82,17 +84,6 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
 
     graph = plan_selectors.dependency_graph()
     apps = dict(Application.objects.values_list("pk", "slug"))
-
-    def dependents(app_id: int) -> set[int]:
-        found, todo = {app_id}, [app_id]
-        while todo:
-            node = todo.pop()
-            for other, deps in graph.items():
-                if node in deps and other not in found:
-                    found.add(other)
-                    todo.append(other)
-        return found
-
     runbooks = {}
     for runbook in Runbook.objects.prefetch_related("versions"):
         versions = sorted(runbook.versions.all(), key=lambda v: runbook_selectors.semver_key(v.version))
@@ -116,10 +107,8 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
             for key in (plan_id, str(pk))
         },
         "sites": {code: pk for pk, code in Site.objects.values_list("pk", "code")},
-        "applications": {
-            slug: {"id": pk, "safe_dependencies": sorted(apps[a] for a in set(apps) - dependents(pk))}
-            for pk, slug in apps.items()
-        },
+        "applications": {slug: pk for pk, slug in apps.items()},
+        "dependencies": {apps[pk]: sorted(apps[dep] for dep in deps) for pk, deps in graph.items()},
         "runbooks": runbooks,
         "executions": executions,
         "users": sorted(User.objects.values_list("username", flat=True)),
@@ -148,7 +137,7 @@ def _seed(value: Any) -> int:
 
 
 def _pick(options: list[Any], seed: int) -> Any:
-    return options[seed % len(options)]
+    return options[seed % len(options)] if options else None  # None: a live run removed them all
 
 
 def _keys(mapping: dict[str, int]) -> list[Any]:
@@ -181,10 +170,8 @@ def _fill_path(path: str, params: dict[str, Any], data: dict[str, Any]) -> dict[
     if kind is None:
         return params
     filled = dict(params)
-    if kind in ("plans", "sites"):
+    if kind in ("plans", "sites", "applications"):
         filled["id"] = _pick(_keys(data[kind]), seed)
-    elif kind == "applications":
-        filled["id"] = _pick(_keys({slug: app["id"] for slug, app in data[kind].items()}), seed)
     elif kind == "runbooks":
         slug = _pick(sorted(data["runbooks"]), seed)
         runbook = data["runbooks"][slug]
@@ -210,12 +197,22 @@ def _fill_path(path: str, params: dict[str, Any], data: dict[str, Any]) -> dict[
 # --- bodies: references and the rules the schema states only in prose -----------------------------
 
 
-def _application_of(path_params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any] | None:
+def _application_of(path_params: dict[str, Any], data: dict[str, Any]) -> str | None:
     key = str(path_params.get("id", ""))
-    for slug, app in data["applications"].items():
-        if key in (slug, str(app["id"])):
-            return app
-    return None
+    return next((slug for slug, pk in data["applications"].items() if key in (slug, str(pk))), None)
+
+
+def _safe_dependencies(data: dict[str, Any], slug: str | None) -> list[str]:
+    """Applications `slug` may depend on without closing a cycle: not itself, nothing that depends on it."""
+    graph = data["dependencies"]
+    excluded, todo = {slug}, [slug]
+    while todo:
+        node = todo.pop()
+        for other, deps in graph.items():
+            if node in deps and other not in excluded:
+                excluded.add(other)
+                todo.append(other)
+    return sorted(set(data["applications"]) - excluded)
 
 
 def _runbook_of(path_params: dict[str, Any], data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -227,6 +224,12 @@ def _fresh_document(data: dict[str, Any], seed: int) -> dict[str, Any]:
     documents = [rb["document"] for _, rb in sorted(data["runbooks"].items()) if rb["document"]]
     document = copy.deepcopy(_pick(documents, seed))
     document.update(slug=f"contract-{seed % 100000}", name=f"Contract run {seed % 100000}", version="1.0.0")
+    return _with_existing_application(document, data, seed)
+
+
+def _with_existing_application(document: dict[str, Any], data: dict[str, Any], seed: int) -> dict[str, Any]:
+    if document.get("application") not in data["applications"]:  # renamed or deleted in a live run
+        document["application"] = _pick(sorted(data["applications"]), seed) if data["applications"] else None
     return document
 
 
@@ -245,7 +248,7 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
             return body
         document = copy.deepcopy(found[1]["document"])
         document.update(slug=found[0], version=str(case.path_parameters.get("version")))
-        return document
+        return _with_existing_application(document, data, seed)
     if re.search(r"/runbooks/\{id\}/versions/?$", path) and method == "POST":
         found = _runbook_of(case.path_parameters, data)
         if found is None:
@@ -256,6 +259,7 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
             if not found[1]["document"]:
                 return body
             document = {**copy.deepcopy(found[1]["document"]), "slug": found[0], "version": new_version}
+            document = _with_existing_application(document, data, seed)
             return {"document": document} if isinstance(body, dict) and "document" in body else document
         copy_body: dict[str, Any] = {"version": new_version}
         if versions and seed % 2:
@@ -300,7 +304,7 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
             body["site"] = _pick(sorted(data["sites"]), seed)
         if "depends_on" in body:
             app = _application_of(case.path_parameters, data) if "{id}" in path else None
-            allowed = app["safe_dependencies"] if app else sorted(data["applications"])  # no cycles
+            allowed = _safe_dependencies(data, app)  # no cycles
             picked = {_pick(allowed, seed + i) for i, _ in enumerate(body["depends_on"])} if allowed else set()
             body["depends_on"] = sorted(picked)
     elif "/rto-targets" in path:
@@ -337,8 +341,106 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     if not data or case.meta is None:
         return case
     negative = case.meta.is_negative_at
+    if case.meta.phase.name == "stateful":
+        return case  # values come from earlier responses on purpose
     if case.path_parameters and not negative(ParameterLocation.PATH):
         case.path_parameters = _fill_path(case.operation.path, case.path_parameters, data)
-    if case.body is not NOT_SET and not isinstance(case.body, bytes) and not negative(ParameterLocation.BODY):
+    if case.body is not NOT_SET and not isinstance(case.body, bytes) and not negative(BODY):
         case.body = _fill_body(case, data)
     return case
+
+
+# --- a live run: follow what the requests changed -----------------------------------------------
+
+_NATURAL_KEYS = {"sites": "code", "applications": "slug", "plans": "plan_id"}
+
+
+@schemathesis.hook
+def after_call(context: schemathesis.HookContext, case: schemathesis.Case, response: Any) -> None:
+    """Against a live server (bench/api_fuzz.py) requests are not rolled back: what a request deleted or
+    renamed is no longer offered, new dependencies count for cycles, and runs started can be acted on.
+    In process every request is rolled back: nothing to follow."""
+    data = _data()
+    if not data.get("live") or not 200 <= response.status_code < 300 or case.method.upper() == "GET":
+        return
+    body = _json(response)
+    if "/applications" in case.operation.path and "depends_on" in body:
+        data["dependencies"][body["slug"]] = body["depends_on"]
+    if {"execution_type", "step_runs"} <= set(body):
+        steps = [step["step_key"] for step in body["step_runs"]]
+        data["executions"][str(body["id"])] = {"plan": body["plan"], "steps": steps}
+    kind = next((kind for pattern, kind in _PATHS if pattern.search(case.operation.path)), None)
+    if kind is None or "{" not in case.operation.path.rstrip("/").rsplit("/", 1)[-1]:
+        return  # not the resource itself (an action under it, or a list)
+    key = str(next(iter(case.path_parameters.values()), ""))
+    if case.method.upper() == "DELETE":
+        _forget(data, kind, key)
+    elif kind in _NATURAL_KEYS and body.get(_NATURAL_KEYS[kind]) not in (None, *data[kind]):
+        _rename(data, kind, str(body["id"]), body[_NATURAL_KEYS[kind]])
+
+
+@schemathesis.hook
+def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict[str, Any]) -> None:
+    """The stateful phase (bench only) builds its requests from earlier responses, after `map_case`:
+    its positive bodies get their references here, at call time. The path, which carries the chain
+    of calls, is left alone."""
+    data = _data()
+    meta = case.meta
+    if not data.get("live") or meta is None or meta.phase.name != "stateful" or meta.is_negative_at(BODY):
+        return
+    if case.body is not NOT_SET and not isinstance(case.body, bytes):
+        case.body = _fill_body(case, data)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except (ValueError, TypeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _rename(data: dict[str, Any], kind: str, pk: str, new: str) -> None:
+    """Object `pk` of `kind` has a new natural key: so do the references to it."""
+    old = next((name for name, value in data[kind].items() if str(value) == pk), None)
+    data[kind] = {(new if name == old else name): value for name, value in data[kind].items()}
+    if old is None:
+        data[kind][new] = int(pk)
+    if kind == "applications":
+        data["dependencies"] = {
+            (new if app == old else app): [new if dep == old else dep for dep in deps]
+            for app, deps in data["dependencies"].items()
+        }
+    elif kind == "sites":
+        data["plan_sites"] = {
+            plan: [new if c == old else c for c in codes] for plan, codes in data["plan_sites"].items()
+        }
+    elif kind == "plans":
+        data["plan_sites"] = {(new if plan == old else plan): codes for plan, codes in data["plan_sites"].items()}
+
+
+def _forget(data: dict[str, Any], kind: str, key: str) -> None:
+    """Drop the object named `key` (natural key or id) and every reference to it."""
+    entries = data.get(kind)
+    if isinstance(entries, list):
+        data[kind] = [item for item in entries if str(item) != key]
+        return
+    if not isinstance(entries, dict):
+        return
+    gone = [
+        name
+        for name, value in entries.items()
+        if key in (name, str(value.get("id") if isinstance(value, dict) else value))
+    ]
+    for name in gone:
+        del entries[name]
+        if kind == "applications":
+            data["dependencies"] = {
+                app: [dep for dep in deps if dep != name] for app, deps in data["dependencies"].items() if app != name
+            }
+        if kind == "sites":
+            data["plan_sites"] = {
+                plan: [code if code != name else None for code in codes] for plan, codes in data["plan_sites"].items()
+            }
+        if kind == "plans":
+            data["plan_sites"] = {plan: codes for plan, codes in data["plan_sites"].items() if plan != name}
