@@ -203,7 +203,12 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "DRPlan API",
-    "DESCRIPTION": "Disaster-recovery plans, runbooks, executions, tests and compliance.",
+    "DESCRIPTION": (
+        "Disaster-recovery plans, runbooks, executions, tests and compliance.\n\n"
+        'Every error is `{"error": {"code", "message", "fields"}}` (the `Error` schema). '
+        "Request bodies are JSON taken as they are: a value of another type is 400, not converted. "
+        "Text may not contain a NUL character (400). An empty query parameter is the same as leaving it out."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
