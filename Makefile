@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-lab: install-dev
 
 bench-console: install-dev
 	$(PY) bench/console_latency.py
+
+bench-fuzz: install-dev
+	$(PY) bench/api_fuzz.py
 
 clean:
 	rm -rf $(VENV) var
