@@ -14,7 +14,6 @@ from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget
 from core.api.strict import StrictModelSerializer
 from plans.models import Application
 
-
 # Measured durations: ~31 years at most. Larger values are mistakes, and averaging floats near the
 # limit of a double gives infinity, which JSON cannot carry (a plan's statistics answered 500).
 MAX_SECONDS = 10**9
