@@ -6,10 +6,11 @@ import django_filters
 
 from analytics.choices import Level, TestOutcome, TestType, Trend
 from analytics.models import DRTestResult, ImpactAnalysis, RTOTarget
+from core.filtersets import StrictFilterSet
 from plans.choices import Tier
 
 
-class RTOTargetFilterSet(django_filters.FilterSet):
+class RTOTargetFilterSet(StrictFilterSet):
     tier = django_filters.MultipleChoiceFilter(choices=Tier.choices)
     application = django_filters.CharFilter(field_name="application__slug", help_text="Application slug.")
     trend = django_filters.MultipleChoiceFilter(choices=Trend.choices)
@@ -19,7 +20,7 @@ class RTOTargetFilterSet(django_filters.FilterSet):
         fields = ["tier", "application", "trend"]
 
 
-class DRTestResultFilterSet(django_filters.FilterSet):
+class DRTestResultFilterSet(StrictFilterSet):
     outcome = django_filters.MultipleChoiceFilter(choices=TestOutcome.choices)
     test_type = django_filters.MultipleChoiceFilter(choices=TestType.choices)
     plan_slug = django_filters.CharFilter(field_name="plan__plan_id", help_text="Plan slug (plan_id).")
@@ -32,7 +33,7 @@ class DRTestResultFilterSet(django_filters.FilterSet):
         fields = ["plan", "outcome", "test_type", "test_date", "execution"]
 
 
-class ImpactAnalysisFilterSet(django_filters.FilterSet):
+class ImpactAnalysisFilterSet(StrictFilterSet):
     plan_slug = django_filters.CharFilter(field_name="plan__plan_id", help_text="Plan slug (plan_id).")
     media_exposure = django_filters.MultipleChoiceFilter(choices=Level.choices)
     brand_damage = django_filters.MultipleChoiceFilter(choices=Level.choices)

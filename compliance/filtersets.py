@@ -6,10 +6,11 @@ import django_filters
 
 from compliance.choices import OverallStatus
 from compliance.models import ComplianceReport
+from core.filtersets import StrictFilterSet
 from plans.choices import ComplianceFramework
 
 
-class ComplianceReportFilterSet(django_filters.FilterSet):
+class ComplianceReportFilterSet(StrictFilterSet):
     framework = django_filters.MultipleChoiceFilter(choices=ComplianceFramework.choices)
     overall_status = django_filters.MultipleChoiceFilter(choices=OverallStatus.choices)
     plan_slug = django_filters.CharFilter(field_name="plan__plan_id", help_text="Plan slug (plan_id).")

@@ -21,6 +21,13 @@ class InvalidInput(DomainError):
     default_code = "validation_error"
 
 
+class NotFound(DomainError):
+    """Something the request names (a path's sub-resource, such as an execution's step) does not exist."""
+
+    status_code = 404
+    default_code = "not_found"
+
+
 class Conflict(DomainError):
     status_code = 409
     default_code = "conflict"

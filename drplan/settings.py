@@ -268,17 +268,26 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Adds the standard error responses (400/401/403/404/409/413/415/429) to every operation that can answer them.
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "DRPlan API",
-    "DESCRIPTION": "Disaster-recovery plans, runbooks, executions, tests and compliance.",
+    "DESCRIPTION": (
+        "Disaster-recovery plans, runbooks, executions, tests and compliance.\n\n"
+        'Every error is `{"error": {"code", "message", "fields"}}` (the `Error` schema). '
+        "Request bodies are JSON taken as they are: a value of another type is 400, not converted. "
+        "Text may not contain a NUL character (400). An empty query parameter is the same as leaving it out."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON (the document endpoints also list YAML). The form parsers
+    # DRF also accepts serve the browsable API only: form encoding cannot carry null, nesting or lists.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
     # Several models share choice names (status, severity …); name each enum after its choices class.
     "ENUM_NAME_OVERRIDES": {
         "ComplianceFrameworkEnum": "plans.choices.ComplianceFramework",

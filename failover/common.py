@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from core import audit
-from core.exceptions import InvalidInput, PermissionDenied
+from core.exceptions import NotFound, PermissionDenied
 from failover.choices import ExecutionType
 from failover.models import FailoverExecution, StepRun
 
@@ -63,7 +63,7 @@ def _step(execution: FailoverExecution, step_key: str, *, lock: bool = False) ->
     queryset = StepRun.objects.select_for_update() if lock else StepRun.objects
     step = queryset.filter(execution_id=execution.pk, step_key=step_key).first()
     if step is None:
-        raise InvalidInput(f"execution #{execution.pk} has no step {step_key!r}", field="step_key")
+        raise NotFound(f"execution #{execution.pk} has no step {step_key!r}", field="step_key")
     return step
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import django_filters
 
+from core.filtersets import StrictFilterSet
 from failover.choices import ExecutionStatus, ExecutionType, TriggerType
 from failover.models import FailoverExecution
 
 
-class FailoverExecutionFilterSet(django_filters.FilterSet):
+class FailoverExecutionFilterSet(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=ExecutionStatus.choices)
     execution_type = django_filters.MultipleChoiceFilter(choices=ExecutionType.choices)
     trigger_type = django_filters.MultipleChoiceFilter(choices=TriggerType.choices)

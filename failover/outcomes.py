@@ -150,7 +150,7 @@ def schedule_test(
         if not isinstance(cron, str) or len(cron) > 100 or not croniter.is_valid(cron):
             raise InvalidInput(f"{cron!r} is not a valid cron expression", field="cron")
     _require_active(plan)
-    graph.build_plan_steps(plan, RunbookCategory.TEST)  # 400 naming the plan if it has nothing to test
+    graph.build_plan_steps(plan, RunbookCategory.TEST)  # 409 naming the plan if it has nothing to test
     name = f"dr-test:{plan.plan_id}"
     with transaction.atomic():
         existing = Schedule.objects.select_for_update().filter(name=name).first()

@@ -380,7 +380,7 @@ def start_test(
     parallelism: int | None = None,
     coerce_strings: bool = False,
 ) -> FailoverExecution:
-    """A non-disruptive DR test: the plan's `test` runbooks (400 naming the plan if it has none).
+    """A non-disruptive DR test: the plan's `test` runbooks (409 naming the plan if it has none).
     Needs failover.run_test; no go/no-go approval; validation checks of the failover strategy apply."""
     return _start_plan(
         plan,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
+from core.filtersets import StrictFilterSet
 from plans.choices import ComplianceStatus, PlanStatus, StrategyKind, StrategyType, TestFrequency, Tier
 from plans.models import Application, DRPlan, RecoveryStrategy, Site
 
 
-class SiteFilterSet(django_filters.FilterSet):
+class SiteFilterSet(StrictFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=Site.Kind.choices)
 
     class Meta:
@@ -17,7 +18,7 @@ class SiteFilterSet(django_filters.FilterSet):
         fields = ["kind", "code"]
 
 
-class ApplicationFilterSet(django_filters.FilterSet):
+class ApplicationFilterSet(StrictFilterSet):
     tier = django_filters.MultipleChoiceFilter(choices=Tier.choices)
     site = django_filters.CharFilter(field_name="site__code", help_text="Site code.")
     depends_on = django_filters.CharFilter(method="filter_depends_on", help_text="Slug of a direct dependency.")
@@ -30,7 +31,7 @@ class ApplicationFilterSet(django_filters.FilterSet):
         return queryset.filter(pk__in=Application.objects.filter(depends_on__slug=value).values("pk"))
 
 
-class DRPlanFilterSet(django_filters.FilterSet):
+class DRPlanFilterSet(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=PlanStatus.choices)
     strategy = django_filters.MultipleChoiceFilter(choices=StrategyType.choices)
     test_frequency = django_filters.MultipleChoiceFilter(choices=TestFrequency.choices)
@@ -53,7 +54,7 @@ class DRPlanFilterSet(django_filters.FilterSet):
         return queryset.filter(Q(pk__in=ids) | Q(primary_site__code=value) | Q(dr_site__code=value))
 
 
-class RecoveryStrategyFilterSet(django_filters.FilterSet):
+class RecoveryStrategyFilterSet(StrictFilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=StrategyKind.choices)
     plan_slug = django_filters.CharFilter(field_name="plan__plan_id", help_text="Plan slug (plan_id).")
 

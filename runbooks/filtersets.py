@@ -5,11 +5,12 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
+from core.filtersets import StrictFilterSet
 from runbooks.choices import RunbookCategory, VersionStatus
 from runbooks.models import Runbook
 
 
-class RunbookFilterSet(django_filters.FilterSet):
+class RunbookFilterSet(StrictFilterSet):
     """Category and application are those of each runbook's current version (runbooks.selectors)."""
 
     category = django_filters.ChoiceFilter(choices=RunbookCategory.choices, field_name="category")

@@ -11,10 +11,15 @@ from rest_framework.validators import UniqueValidator
 
 from analytics import services
 from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
+from core.api.strict import StrictModelSerializer
 from plans.models import Application
 
+# Measured durations: ~31 years at most. Larger values are mistakes, and averaging floats near the
+# limit of a double gives infinity, which JSON cannot carry (a plan's statistics answered 500).
+MAX_SECONDS = 10**9
 
-class RTOTargetSerializer(serializers.ModelSerializer):
+
+class RTOTargetSerializer(StrictModelSerializer):
     application = serializers.SlugRelatedField(
         slug_field="slug",
         queryset=Application.objects.all(),
@@ -46,18 +51,18 @@ class RTOTargetSerializer(serializers.ModelSerializer):
             "rto_target_seconds": {"min_value": 1},
             "rpo_target_seconds": {"min_value": 0},  # 0 = no data loss allowed
             "sla_breach_threshold_seconds": {"min_value": 1},
-            "current_rto_seconds": {"min_value": 0},
-            "current_rpo_seconds": {"min_value": 0},
+            "current_rto_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
+            "current_rpo_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
         }
 
 
-class TestFindingSerializer(serializers.ModelSerializer):
+class TestFindingSerializer(StrictModelSerializer):
     class Meta:
         model = TestFinding
         fields = ["id", "severity", "category", "description", "remediation"]
 
 
-class TestParticipantSerializer(serializers.ModelSerializer):
+class TestParticipantSerializer(StrictModelSerializer):
     user = serializers.SlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
@@ -71,15 +76,15 @@ class TestParticipantSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "user", "role", "actions"]
 
 
-class ActionItemSerializer(serializers.ModelSerializer):
+class ActionItemSerializer(StrictModelSerializer):
     class Meta:
         model = ActionItem
         fields = ["id", "description", "assignee", "due_date", "status"]
 
 
-class DRTestResultSerializer(serializers.ModelSerializer):
+class DRTestResultSerializer(StrictModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True)
-    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     rto_met = serializers.BooleanField(read_only=True, allow_null=True)
     rpo_met = serializers.BooleanField(read_only=True, allow_null=True)
     findings = TestFindingSerializer(many=True, required=False)
@@ -116,8 +121,8 @@ class DRTestResultSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "target_rto_seconds": {"min_value": 1},
             "target_rpo_seconds": {"min_value": 0},
-            "actual_rto_seconds": {"min_value": 0},
-            "actual_rpo_seconds": {"min_value": 0},
+            "actual_rto_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
+            "actual_rpo_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
             "data_loss_mb": {"min_value": 0},
         }
 
@@ -148,13 +153,13 @@ class DRTestResultSerializer(serializers.ModelSerializer):
         return result
 
 
-class ImpactAnalysisSerializer(serializers.ModelSerializer):
+class ImpactAnalysisSerializer(StrictModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True, allow_null=True)
     affected_processes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     critical_processes = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
     regulatory_frameworks = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     potential_violations = serializers.ListField(child=serializers.CharField(max_length=500), required=False)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ImpactAnalysis

@@ -92,7 +92,6 @@ def test_rto_target_crud(api_for, db):
     ("change", "field"),
     [
         ({"application": "ghost"}, "application"),
-        ({"application": "taken"}, "application"),
         ({"tier": 7}, "tier"),
         ({"rto_target_seconds": -1}, "rto_target_seconds"),
         ({"rto_target_seconds": 0}, "rto_target_seconds"),
@@ -115,6 +114,15 @@ def test_rto_target_bad_input(api_for, db, change, field):
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
     assert RTOTarget.objects.count() == 1 and AuditEntry.objects.count() == audits
+
+
+def test_a_second_target_for_an_application_is_409(api_for, db):
+    make_target(make_app("taken"))
+    data = {"application": "taken", "tier": 1, "rto_target_seconds": 900, "rpo_target_seconds": 60}
+    response = api_for("approver").post(TARGETS, {**data, "sla_breach_threshold_seconds": 1800}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["fields"] == {"application": ["This application already has a target."]}
+    assert RTOTarget.objects.count() == 1
 
 
 def test_rto_target_filters(api_for, db):
@@ -406,3 +414,21 @@ def test_impact_analysis_filter_by_plan(api_for, db):
     body = api_for("viewer").get(f"{IMPACTS}?plan={plan.pk}").json()
     assert [a["id"] for a in body["results"]] == [mine.pk]
     assert [a["scenario"] for a in api_for("viewer").get(f"{IMPACTS}?search=org").json()["results"]] == ["Org-wide"]
+
+
+def test_measured_seconds_are_bounded_so_statistics_stay_finite(api_for, db):
+    """Two results of 1.7e308 s averaged to infinity: GET /plans/{id} answered 500."""
+    plan = make_plan("huge-dr")
+    data = {
+        "plan": plan.pk,
+        "test_type": "ad_hoc",
+        "test_date": "2026-01-01T00:00:00Z",
+        "outcome": "passed",
+        "target_rto_seconds": 600,
+        "target_rpo_seconds": 60,
+        "actual_rto_seconds": 1.7e308,
+    }
+    response = api_for("approver").post(RESULTS, data, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["actual_rto_seconds"]
+    assert api_for("viewer").get(f"/api/v1/dr/plans/{plan.plan_id}").status_code == 200

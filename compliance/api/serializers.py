@@ -16,7 +16,7 @@ class ComplianceRequirementSerializer(serializers.ModelSerializer):
 
 class ComplianceReportSerializer(serializers.ModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True, allow_null=True)
-    attested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    attested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     requirements = ComplianceRequirementSerializer(many=True, read_only=True)
 
     class Meta:

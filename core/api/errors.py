@@ -6,6 +6,9 @@
 
 `code` is machine-readable; `message` is for people and names the field or rule;
 `fields` maps each offending input (dotted path for nested input) to its messages.
+
+Status: 400 for input that is invalid in itself; 409 (`conflict`) for valid input that clashes with
+the current state, including a request whose only fault is a value that must be unique and is taken.
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ def _message_from_fields(fields: dict[str, list[str]]) -> str:
     return "; ".join(parts) or "Invalid input."
 
 
+def _only_uniqueness(exc: exceptions.ValidationError) -> bool:
+    """Every error is a unique (or unique-together) validator's: "already exists"."""
+    codes = list(_flatten(exc.get_codes()).values())
+    return bool(codes) and all(code == "unique" for leaf in codes for code in leaf)
+
+
 def _protected_message(exc: ProtectedError | RestrictedError) -> str:
     related = sorted({f"{obj._meta.verbose_name} '{obj}'" for obj in list(exc.args[1])[:5]})
     return "Cannot delete: still referenced by " + ", ".join(related) + "."
@@ -96,6 +105,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         message = _message_from_fields(fields)
+        if _only_uniqueness(exc):  # valid input that clashes with what exists: the state, not the request
+            code, response.status_code = "conflict", status.HTTP_409_CONFLICT
     else:
         fields = {}
         message = str(exc.detail) if hasattr(exc, "detail") else str(exc)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api.strict import StrictSerializer
 from core.models import AuditEntry, Secret
 from core.secrets import MAX_ALLOWED_HOSTS
 
@@ -44,11 +45,11 @@ class SecretSerializer(serializers.ModelSerializer):
     )
 
 
-class SecretWriteSerializer(serializers.Serializer):
-    """Input of POST/PUT/PATCH. `value` is write-only and kept exactly (no whitespace trimming);
-    `allowed_hosts` is checked by core.secrets (a malformed entry is a 400 naming it)."""
+class SecretWriteSerializer(StrictSerializer):
+    """Input of PUT/PATCH: the value, description and/or allowed hosts. `value` is write-only and kept
+    exactly (no whitespace trimming); `allowed_hosts` is checked by core.secrets (a malformed entry is a
+    400 naming it). A secret cannot be renamed: a `name` other than the secret's own is refused."""
 
-    name = serializers.SlugField(max_length=100, required=False)
     value = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16_384)
     description = serializers.CharField(max_length=300, required=False, allow_blank=True)
     allowed_hosts = serializers.ListField(
@@ -58,12 +59,16 @@ class SecretWriteSerializer(serializers.Serializer):
         help_text="host, host:port, *.example.com or *.example.com:port; empty: any host. Omitted: kept.",
     )
 
-    def validate_name(self, name: str) -> str:
-        if self.instance is not None and name != self.instance.name:
-            raise serializers.ValidationError("A secret cannot be renamed; create a new one and delete this one.")
-        return name
-
     def validate(self, attrs: dict) -> dict:
-        if self.instance is None and "name" not in attrs:
-            raise serializers.ValidationError({"name": ["This field is required."]})
+        sent = self.initial_data.get("name") if isinstance(self.initial_data, dict) else None
+        if self.instance is not None and sent is not None and sent != self.instance.name:
+            raise serializers.ValidationError(
+                {"name": ["A secret cannot be renamed; create a new one and delete this one."]}
+            )
         return attrs
+
+
+class SecretCreateSerializer(SecretWriteSerializer):
+    """Input of POST: a new secret's name, value and description."""
+
+    name = serializers.SlugField(max_length=100)

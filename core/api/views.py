@@ -10,7 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import secrets, signin
-from core.api.serializers import AuditEntrySerializer, SecretSerializer, SecretWriteSerializer
+from core.api.serializers import (
+    AuditEntrySerializer,
+    SecretCreateSerializer,
+    SecretSerializer,
+    SecretWriteSerializer,
+)
 from core.api.viewsets import ReadOnlyModelViewSet
 from core.audit import auth_method_of
 from core.filtersets import AuditEntryFilterSet
@@ -75,22 +80,28 @@ class AuditEntryViewSet(ReadOnlyModelViewSet):
     ordering = ("-seq",)
     lookup_field = "seq"
     lookup_value_regex = r"[0-9]+"
+    lookup_description = "The entry's sequence number."
 
 
 @extend_schema_view(
     list=extend_schema(summary="List secrets: names and descriptions only", tags=["secrets"]),
     retrieve=extend_schema(summary="One secret by name (never its value)", tags=["secrets"]),
     create=extend_schema(
-        summary="Store a new secret", tags=["secrets"], request=SecretWriteSerializer, responses={201: SecretSerializer}
+        summary="Store a new secret",
+        tags=["secrets"],
+        request=SecretCreateSerializer,
+        responses={201: SecretSerializer},
     ),
     update=extend_schema(
         summary="Replace a secret's value (and description, allowed hosts)",
+        description="A secret cannot be renamed: a `name` in the body other than the secret's own is 400.",
         tags=["secrets"],
         request=SecretWriteSerializer,
         responses=SecretSerializer,
     ),
     partial_update=extend_schema(
         summary="Change a secret's description, allowed hosts and/or value",
+        description="A secret cannot be renamed: a `name` in the body other than the secret's own is 400.",
         tags=["secrets"],
         request=SecretWriteSerializer,
         responses=SecretSerializer,
@@ -116,6 +127,7 @@ class SecretViewSet(
     ordering = ("name",)
     lookup_field = "name"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    lookup_description = "The secret's name."
 
     def create(self, request: Request) -> Response:
         data = self._valid_input(request, None, partial=False)
@@ -149,6 +161,7 @@ class SecretViewSet(
         secrets.delete_secret(instance.name, actor=self.request.user, auth_method=auth_method_of(self.request))
 
     def _valid_input(self, request: Request, instance: Secret | None, *, partial: bool) -> dict:
-        serializer = SecretWriteSerializer(instance, data=request.data, partial=partial)
+        serializer_class = SecretWriteSerializer if instance is not None else SecretCreateSerializer
+        serializer = serializer_class(instance, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

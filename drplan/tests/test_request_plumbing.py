@@ -65,3 +65,19 @@ def test_home_page_links_admin_and_api_docs(client):
     assert response.status_code == 200
     assert b'href="/admin/"' in response.content
     assert b'href="/api/docs/"' in response.content
+
+
+@pytest.mark.django_db
+def test_a_taken_unique_value_is_409_but_mixed_with_other_errors_400(api_for):
+    client = api_for("approver")
+    assert client.post("/api/v1/dr/sites", {"code": "ams1", "name": "Amsterdam"}, format="json").status_code == 201
+    taken = client.post("/api/v1/dr/sites", {"code": "ams1", "name": "Amsterdam again"}, format="json")
+    assert taken.status_code == 409
+    assert taken.json()["error"] == {
+        "code": "conflict",
+        "message": "code: site with this code already exists.",
+        "fields": {"code": ["site with this code already exists."]},
+    }
+    both = client.post("/api/v1/dr/sites", {"code": "ams1", "name": ""}, format="json")
+    assert both.status_code == 400
+    assert both.json()["error"]["code"] == "validation_error"

@@ -7,6 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.schema import NOT_ONLY_WHITESPACE
+from core.api.strict import StrictSerializer
 from core.lookups import find
 from failover.choices import ExecutionType
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
@@ -38,7 +40,7 @@ class StepRunDetailSerializer(StepRunSerializer):
     """A step with its definition and control state. `rendered` is masked by the engine (secrets ***)."""
 
     instructions = serializers.SerializerMethodField(help_text="What a person must do (manual steps).")
-    confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta(StepRunSerializer.Meta):
         fields = [
@@ -109,7 +111,7 @@ class ExecutionEventSerializer(serializers.ModelSerializer):
 class FailoverExecutionSerializer(serializers.ModelSerializer):
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True, allow_null=True)
     runbook = serializers.SerializerMethodField(help_text="'slug@version' of the runbook version run, if any.")
-    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = FailoverExecution
@@ -172,20 +174,32 @@ class FailoverExecutionDetailSerializer(FailoverExecutionSerializer):
 # --- Requests -------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "integer"},
+            {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_ONLY_WHITESPACE},
+        ]
+    }
+)
 class PlanField(serializers.CharField):
     """A plan by its numeric id or its plan_id (core.lookups: plan_ids are never all digits)."""
+
+    json_types = (str, int)  # core.api.strict: an id may be sent as a number
 
     def to_internal_value(self, data: Any) -> Any:
         from plans.models import DRPlan
 
         text = str(super().to_internal_value(data)).strip()
+        if len(text) > 100:
+            raise serializers.ValidationError("Ensure this field has no more than 100 characters.")
         plan = find(DRPlan.objects.all(), text, "plan_id")
         if plan is None:
             raise serializers.ValidationError(f"no plan {text!r}")
         return plan
 
 
-class RunRequestSerializer(serializers.Serializer):
+class RunRequestSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     parameters = serializers.DictField(required=False, default=dict, help_text="Runbook parameters: name -> value.")
     dry_run = serializers.BooleanField(required=False, default=False)
@@ -214,26 +228,38 @@ class RunbookExecuteRequestSerializer(RunRequestSerializer):
     )
 
 
-class CancelRequestSerializer(serializers.Serializer):
+class CancelRequestSerializer(StrictSerializer):
     execution = serializers.IntegerField(min_value=1)
     rollback = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class ExecutionCancelRequestSerializer(serializers.Serializer):
+class ExecutionCancelRequestSerializer(StrictSerializer):
     rollback = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class DecisionCommentSerializer(serializers.Serializer):
+class DecisionCommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class PlanRefSerializer(serializers.Serializer):
+def _required_comment(why: str) -> serializers.CharField:
+    return serializers.CharField(max_length=2000, error_messages={"required": why, "blank": why}, help_text=why)
+
+
+class RejectionCommentSerializer(StrictSerializer):
+    comment = _required_comment("a rejection needs a comment explaining why")
+
+
+class VerificationCommentSerializer(StrictSerializer):
+    comment = _required_comment("say how you verified the step completed")
+
+
+class PlanRefSerializer(StrictSerializer):
     plan = PlanField(help_text="The plan's plan_id or numeric id.")
 
 
-class ScheduleRequestSerializer(serializers.Serializer):
+class ScheduleRequestSerializer(StrictSerializer):
     plan = PlanField(help_text="The plan's plan_id or numeric id.")
     cron = serializers.CharField(required=False, allow_null=True, default=None, max_length=100)
     frequency = serializers.ChoiceField(

@@ -23,6 +23,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from core import audit
+from core.api.pagination import PAGINATION_PARAMETERS, StandardPagination
 from core.api.viewsets import ReadOnlyModelViewSet
 from core.lookups import find, parse_id
 from failover import approvals, controls, selectors, services
@@ -39,10 +40,12 @@ from failover.api.serializers import (
     PlanRefSerializer,
     PlanRunRequestSerializer,
     ReadinessSerializer,
+    RejectionCommentSerializer,
     ScheduleRequestSerializer,
     ScheduleSerializer,
     StepRunDetailSerializer,
     TestExecutionSerializer,
+    VerificationCommentSerializer,
 )
 from failover.choices import ExecutionType
 from failover.filtersets import FailoverExecutionFilterSet
@@ -50,10 +53,10 @@ from failover.models import FailoverExecution, StepRun
 from plans.models import DRPlan
 from runbooks.choices import Decision
 
-ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
-ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
 VIEW = "failover.view_failoverexecution"
-STEP_KEY = OpenApiParameter("step_key", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. orders-db.promote")
+STEP_KEY = OpenApiParameter(
+    "step_key", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. orders-db.promote", pattern=r"^[^/]+$"
+)
 
 
 def execution_response(execution: FailoverExecution, code: int = status.HTTP_200_OK) -> Response:
@@ -62,10 +65,19 @@ def execution_response(execution: FailoverExecution, code: int = status.HTTP_200
 
 
 def _body(request: Request) -> dict[str, Any]:
-    return request.data if isinstance(request.data, dict) else {}
+    """The request's JSON object (empty without a body); any other JSON value is 400."""
+    if not isinstance(request.data, dict):
+        raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    return request.data
 
 
-def _step_action(name: str, verb: str, summary: str, call: Callable[..., StepRun]) -> Callable[..., Response]:
+def _step_action(
+    name: str,
+    verb: str,
+    summary: str,
+    call: Callable[..., StepRun],
+    request: type[BaseSerializer] = DecisionCommentSerializer,
+) -> Callable[..., Response]:
     """A POST /executions/{id}/steps/{step_key}/<verb> action: read the comment, call the
     service with (execution, step_key, user, comment, auth_method), answer with the step."""
 
@@ -80,8 +92,8 @@ def _step_action(name: str, verb: str, summary: str, call: Callable[..., StepRun
     schema = extend_schema(
         summary=summary,
         parameters=[STEP_KEY],
-        request=DecisionCommentSerializer,
-        responses={200: StepRunDetailSerializer, **ERRORS},
+        request=request,
+        responses=StepRunDetailSerializer,
     )
     return schema(decorated(view))
 
@@ -119,9 +131,11 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
             return FailoverExecutionDetailSerializer
         if self.action == "events":
             return ExecutionEventSerializer
-        if self.action in {"approve", "reject", "resume", "approve_step", "reject_step", "confirm_step"}:
-            return DecisionCommentSerializer
-        if self.action in {"retry_step", "mark_step_done"}:
+        if self.action in {"reject", "reject_step"}:
+            return RejectionCommentSerializer
+        if self.action == "mark_step_done":
+            return VerificationCommentSerializer
+        if self.action in {"approve", "resume", "approve_step", "confirm_step", "retry_step"}:
             return DecisionCommentSerializer
         if self.action == "cancel":
             return ExecutionCancelRequestSerializer
@@ -150,7 +164,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Approve the current approval level of an execution awaiting approval",
         request=DecisionCommentSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def approve(self, request: Request, pk: str) -> Response:
@@ -158,8 +172,8 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Reject an execution awaiting approval (a comment is required); it ends REJECTED",
-        request=DecisionCommentSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        request=RejectionCommentSerializer,
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def reject(self, request: Request, pk: str) -> Response:
@@ -168,7 +182,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Cancel an active execution, optionally rolling back what it did",
         request=ExecutionCancelRequestSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -186,7 +200,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
     @extend_schema(
         summary="Resume a failed or paused execution from its failed steps (succeeded steps never re-run)",
         request=DecisionCommentSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def resume(self, request: Request, pk: str) -> Response:
@@ -218,6 +232,7 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         lambda execution, key, user, comment, how: approvals.decide_step(
             execution, key, user, Decision.REJECT, comment, auth_method=how
         ),
+        request=RejectionCommentSerializer,
     )
     retry_step = _step_action(
         "retry_step",
@@ -234,15 +249,17 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
         lambda execution, key, user, comment, how: controls.mark_step_done(
             execution, key, user, comment, auth_method=how
         ),
+        request=VerificationCommentSerializer,
     )
 
     @extend_schema(
         summary="Events of an execution",
         description="Events with seq greater than `after`, in order (paginated): backfill after a reconnect.",
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Last seq already seen (default 0)."),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            OpenApiParameter(
+                "after", {"type": "integer", "minimum": 0}, description="Last seq already seen (default 0)."
+            ),
+            *PAGINATION_PARAMETERS,
         ],
         responses=ExecutionEventSerializer(many=True),
     )
@@ -308,7 +325,7 @@ class FailoverView(EngineView):
         description="Planned/unplanned need failover.run_failover, test failover.run_test. With approval levels "
         "on the plan the execution waits in awaiting_approval. One active failover/failback per plan: 409.",
         request=FailoverRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, FailoverRequestSerializer)
@@ -328,7 +345,7 @@ class FailbackView(EngineView):
     @extend_schema(
         summary="Start a failback of a plan (its failback runbooks)",
         request=PlanRunRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, PlanRunRequestSerializer)
@@ -342,7 +359,7 @@ class TestView(EngineView):
     @extend_schema(
         summary="Start a non-disruptive DR test of a plan (its test runbooks)",
         request=PlanRunRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, **ERRORS},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, PlanRunRequestSerializer)
@@ -355,12 +372,14 @@ class FailoverStatusView(EngineView):
 
     @extend_schema(
         summary="Active executions with their steps, or one execution by id",
-        parameters=[OpenApiParameter("id", OpenApiTypes.INT, description="One execution, whatever its status.")],
-        responses={200: ExecutionStatusSerializer, **ERRORS},
+        parameters=[
+            OpenApiParameter("id", {"type": "integer", "minimum": 1}, description="One execution, whatever its status.")
+        ],
+        responses={200: ExecutionStatusSerializer, 404: OpenApiResponse(description="No execution with that `id`.")},
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("id")
-        if raw is not None:
+        if raw:  # an empty parameter is the same as none
             execution_id = parse_id(raw)
             if execution_id is None:
                 raise ValidationError({"id": [f"'{raw}' is not an execution id."]})
@@ -379,7 +398,7 @@ class FailoverCancelView(EngineView):
     @extend_schema(
         summary="Cancel an active execution (optionally rolling back)",
         request=CancelRequestSerializer,
-        responses={200: FailoverExecutionDetailSerializer, **ERRORS},
+        responses=FailoverExecutionDetailSerializer,
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, CancelRequestSerializer)
@@ -404,7 +423,7 @@ class FailoverValidateView(EngineView):
         description="plan_active, runbooks_approved, secrets_present, targets_reachable (TCP connect to the "
         "plan's connectivity targets), approvers_available (excluding the caller). Changes nothing.",
         request=PlanRefSerializer,
-        responses={200: ReadinessSerializer, **ERRORS},
+        responses=ReadinessSerializer,
     )
     def post(self, request: Request) -> Response:
         plan = self.validated(request, PlanRefSerializer)["plan"]
@@ -414,26 +433,27 @@ class FailoverValidateView(EngineView):
 
 class TestResultsView(EngineView):
     method_permissions = {"GET": [VIEW]}
+    pagination_class = StandardPagination
 
     @extend_schema(
         summary="DR test executions with their recorded results, newest first",
         operation_id="dr_test_executions_list",
         parameters=[
             OpenApiParameter("plan", OpenApiTypes.STR, description="plan_id or numeric id"),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
+            *PAGINATION_PARAMETERS,
         ],
-        responses={200: TestExecutionSerializer(many=True), **ERRORS},
+        responses={
+            200: TestExecutionSerializer(many=True),
+            404: OpenApiResponse(description="A page past the end (`not_found`)."),
+        },
     )
     def get(self, request: Request) -> Response:
-        from core.api.pagination import StandardPagination
-
         queryset = selectors.dr_test_executions()
         wanted = request.query_params.get("plan")
         if wanted:
             plan = find(DRPlan.objects.all(), wanted, "plan_id")
             queryset = queryset.filter(plan=plan) if plan is not None else queryset.none()
-        paginator = StandardPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(TestExecutionSerializer(page, many=True).data)
 
@@ -444,7 +464,7 @@ class TestScheduleView(EngineView):
     @extend_schema(
         summary="Schedule a plan's DR test: a cron expression or a frequency (one schedule per plan)",
         request=ScheduleRequestSerializer,
-        responses={201: ScheduleSerializer, **ERRORS},
+        responses={201: ScheduleSerializer},
     )
     def post(self, request: Request) -> Response:
         data = self.validated(request, ScheduleRequestSerializer)
@@ -473,7 +493,7 @@ class TestComplianceView(EngineView):
 
     @extend_schema(
         summary="Per plan, over the last 12 months: tests required by its frequency, done and passed",
-        responses={200: ComplianceSerializer, **ERRORS},
+        responses=ComplianceSerializer,
     )
     def get(self, request: Request) -> Response:
         return Response(ComplianceSerializer({"plans": services.test_compliance()}).data)

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.exceptions import InvalidInput
+from core.exceptions import Conflict, InvalidInput
 from runbooks.choices import VersionStatus
 
 if TYPE_CHECKING:
@@ -112,19 +112,25 @@ def plan_runbook_versions(
 def build_plan_steps(plan: DRPlan, category: str, *, include_unapproved: bool = False) -> list[StepSpec]:
     """Compose the plan's runbooks of `category` into one DAG (see the module docstring).
 
-    Raises InvalidInput naming the plan when it has no such runbook, or naming the runbook
-    that has no approved version (include_unapproved — for dry runs — takes its latest version).
+    Raises Conflict (the plan's state, not the request, is at fault) naming the plan when it has no
+    such runbook, or naming the runbook that has no approved version (include_unapproved — for dry
+    runs — takes its latest version).
     """
     from plans.selectors import dependency_graph
 
     pairs = plan_runbook_versions(plan, category, include_unapproved=include_unapproved)
     if not pairs:
-        raise InvalidInput(f"plan {plan.plan_id!r} has no {category} runbook for any of its applications", field="plan")
+        raise Conflict(
+            f"plan {plan.plan_id!r} has no {category} runbook for any of its applications",
+            field="plan",
+            code="no_runbooks",
+        )
     missing = [runbook.slug for runbook, version in pairs if version is None]
     if missing:
-        raise InvalidInput(
+        raise Conflict(
             f"plan {plan.plan_id!r}: runbook {', '.join(repr(s) for s in missing)} has no approved version",
             field="plan",
+            code="not_approved",
         )
     per_app: dict[int, list[tuple[Any, RunbookVersion]]] = defaultdict(list)
     for runbook, version in pairs:

@@ -200,7 +200,7 @@ def test_bad_execution_and_step_references(world, api_for):
     execution = running(world, status="failed", step_status="failed")
     before = state()
     response = client.post(f"{API}/executions/{execution.pk}/steps/nope/retry", {}, format="json")
-    assert response.status_code == 400 and response.json()["error"]["fields"] == {
+    assert response.status_code == 404 and response.json()["error"]["fields"] == {
         "step_key": [f"execution #{execution.pk} has no step 'nope'"]
     }
     response = client.post(f"{API}/executions/{execution.pk}/reject", {"comment": "no"}, format="json")
@@ -228,7 +228,7 @@ def test_inactive_plan_and_missing_test_runbooks(world, api_for):
     )
     bare = make_plan("bare-dr", status="active", applications=[make_app("lonely")])
     response = api_for("operator").post(f"{API}/test", {"plan": bare.plan_id}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["error"]["message"] == "plan 'bare-dr' has no test runbook for any of its applications"
     assert FailoverExecution.objects.count() == 0
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from core.exceptions import InvalidInput
+from core.exceptions import Conflict
 from failover import services
 from failover.engine.runner import run_execution
 from failover.models import StepRun
@@ -32,5 +32,5 @@ def test_demo_plans_dry_run_their_failovers_and_tests_to_completion():
         _dry_run_completes(services.start_failover(plan, execution_type="planned", actor=operator, dry_run=True))
     back_office = DRPlan.objects.get(plan_id="back-office")
     _dry_run_completes(services.start_test(back_office, actor=operator, dry_run=True))
-    with pytest.raises(InvalidInput, match="plan 'back-office' has no failover runbook"):
+    with pytest.raises(Conflict, match="plan 'back-office' has no failover runbook"):
         services.start_failover(back_office, execution_type="planned", actor=operator, dry_run=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.exceptions import InvalidInput
+from core.exceptions import Conflict, InvalidInput
 from failover.engine import graph
 from failover.engine.graph import StepSpec
 from failover.tests.engine_factories import make_runbook, runbook_doc, three_app_plan
@@ -90,10 +90,10 @@ def test_several_runbooks_of_one_application_get_their_slug_in_the_key():
 def test_plan_without_runbooks_or_approvals_is_refused_by_name():
     db = make_app("db")
     plan = make_plan("empty-dr", applications=[db])
-    with pytest.raises(InvalidInput, match="plan 'empty-dr' has no failover runbook"):
+    with pytest.raises(Conflict, match="plan 'empty-dr' has no failover runbook"):
         graph.build_plan_steps(plan, "failover")
     make_runbook("db-fo", application="db", approved=False)
-    with pytest.raises(InvalidInput, match="runbook 'db-fo' has no approved version"):
+    with pytest.raises(Conflict, match="runbook 'db-fo' has no approved version"):
         graph.build_plan_steps(plan, "failover")
     # a dry run may take the latest version
     assert len(graph.build_plan_steps(plan, "failover", include_unapproved=True)) == 3

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from analytics.models import DRTestResult, RTOTarget
-from core.exceptions import Conflict, InvalidInput, PermissionDenied
+from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.models import AuditEntry, Secret
 from failover import services
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun
@@ -108,7 +108,7 @@ def test_approval_levels_are_snapshotted_and_the_execution_waits(users, enqueued
 
 def test_tests_use_the_test_runbooks_and_need_them(users, enqueued):
     plan, _ = three_app_plan(categories=("failover",))
-    with pytest.raises(InvalidInput, match="plan 'shop-dr' has no test runbook"):
+    with pytest.raises(Conflict, match="plan 'shop-dr' has no test runbook"):
         services.start_test(plan, actor=users["operator"])
     for slug in ("shop-db", "shop-api", "shop-web"):
         make_runbook(f"{slug}-test", application=slug, category="test")
@@ -293,7 +293,7 @@ def test_step_gate_needs_its_approvers(running, users, make_user):
     assert step.gate_approved_at is not None and step.status == "waiting"
     with pytest.raises(Conflict, match="not waiting for approval"):
         services.decide_step(running, "shop-db.promote", make_user("a3", "approver"), "approve")
-    with pytest.raises(InvalidInput, match="has no step 'nope'"):
+    with pytest.raises(NotFound, match="has no step 'nope'"):
         services.decide_step(running, "nope", users["admin"], "approve")
 
 
@@ -544,7 +544,7 @@ def test_schedule_test(users):
     assert again.pk == schedule.pk and again.schedule_type == "C" and again.next_run > timezone.now()
     assert Schedule.objects.count() == 1
     no_tests = make_plan("bare", status="active", applications=[make_app("bare-app")])
-    with pytest.raises(InvalidInput, match="plan 'bare' has no test runbook"):
+    with pytest.raises(Conflict, match="plan 'bare' has no test runbook"):
         services.schedule_test(no_tests, frequency="daily", actor=users["operator"])
 
 

@@ -5,13 +5,10 @@ Candidate for core.api.viewsets: it only adds an `audit_snapshot()` hook to the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.db import models, transaction
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.serializers import BaseSerializer
 
 from core import audit
@@ -58,10 +55,15 @@ class NestedAuditedModelViewSet(AuditedModelViewSet):
             self._audit(AuditAction.DELETE, instance, before, None)
 
 
+SLUG_OR_ID = r"[-a-zA-Z0-9_]+"  # a slug's characters; an id is all digits
+
+
 class PkOrSlugLookupMixin:
     """`/{id}` is the numeric primary key, or the `slug_lookup_field` (core.lookups: never all digits)."""
 
     slug_lookup_field: str = ""
+    lookup_value_regex = SLUG_OR_ID
+    lookup_description = "Numeric id or natural key."  # the schema's description of `{id}`
 
     def get_object(self) -> models.Model:
         value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")
@@ -73,10 +75,3 @@ class PkOrSlugLookupMixin:
             raise Http404
         self.check_object_permissions(self.request, found)
         return found
-
-
-def pk_or_slug_schema(slug_name: str, *extra_actions: str) -> Callable[[type], type]:
-    """Document `{id}` as "numeric id or <slug_name>" on the detail operations."""
-    param = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description=f"Numeric id or {slug_name}.")
-    detail = ("retrieve", "update", "partial_update", "destroy", *extra_actions)
-    return extend_schema_view(**{name: extend_schema(parameters=[param]) for name in detail})

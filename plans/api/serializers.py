@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from rest_framework import serializers
 
+from core.api.strict import StrictModelSerializer
 from plans import services
 from plans.choices import ComplianceFramework
 from plans.models import (
@@ -20,13 +21,13 @@ from plans.models import (
 )
 
 
-class SiteSerializer(serializers.ModelSerializer):
+class SiteSerializer(StrictModelSerializer):
     class Meta:
         model = Site
         fields = ["id", "code", "name", "kind", "location", "description", "created_at", "updated_at"]
 
 
-class ApplicationSerializer(serializers.ModelSerializer):
+class ApplicationSerializer(StrictModelSerializer):
     site = serializers.SlugRelatedField(
         slug_field="code", queryset=Site.objects.all(), required=False, allow_null=True, help_text="Site code."
     )
@@ -95,7 +96,7 @@ class PlanStatisticsMixin(serializers.Serializer):
     average_rpo_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
 
-class DRPlanSerializer(PlanStatisticsMixin, serializers.ModelSerializer):
+class DRPlanSerializer(PlanStatisticsMixin, StrictModelSerializer):
     applications = serializers.SlugRelatedField(
         slug_field="slug", queryset=Application.objects.all(), many=True, required=False, help_text="Application slugs."
     )
@@ -111,7 +112,7 @@ class DRPlanSerializer(PlanStatisticsMixin, serializers.ModelSerializer):
     compliance_frameworks = serializers.ListField(
         child=serializers.ChoiceField(choices=ComplianceFramework.choices), required=False
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = DRPlan
@@ -200,7 +201,7 @@ class DRPlanSummarySerializer(PlanStatisticsMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class StrategyStepSerializer(serializers.ModelSerializer):
+class StrategyStepSerializer(StrictModelSerializer):
     order = serializers.IntegerField(
         min_value=1, max_value=32767, required=False, help_text="Position; defaults to the index in the list (1-based)."
     )
@@ -218,19 +219,19 @@ class StrategyStepSerializer(serializers.ModelSerializer):
         ]
 
 
-class StrategyConditionSerializer(serializers.ModelSerializer):
+class StrategyConditionSerializer(StrictModelSerializer):
     class Meta:
         model = StrategyCondition
         fields = ["kind", "description"]
 
 
-class ValidationCheckSerializer(serializers.ModelSerializer):
+class ValidationCheckSerializer(StrictModelSerializer):
     class Meta:
         model = ValidationCheck
         fields = ["name", "check_type", "target", "threshold", "unit", "severity"]
 
 
-class RecoveryStrategySerializer(serializers.ModelSerializer):
+class RecoveryStrategySerializer(StrictModelSerializer):
     plan = serializers.PrimaryKeyRelatedField(queryset=DRPlan.objects.all(), help_text="Plan id.")
     plan_slug = serializers.CharField(source="plan.plan_id", read_only=True)
     steps = StrategyStepSerializer(many=True, required=False)

@@ -13,7 +13,7 @@ from rest_framework.serializers import BaseSerializer
 
 from core import audit
 from plans import selectors, services
-from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin, pk_or_slug_schema
+from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin
 from plans.api.serializers import (
     ApplicationSerializer,
     DRPlanSerializer,
@@ -24,10 +24,9 @@ from plans.api.serializers import (
 from plans.filtersets import ApplicationFilterSet, DRPlanFilterSet, RecoveryStrategyFilterSet, SiteFilterSet
 from plans.models import Application, DRPlan, Site
 
-CONFLICT = OpenApiResponse(description="Conflict: the object is still referenced (error shape).")
+CONFLICT = OpenApiResponse(description="The object is still referenced (`conflict`).")
 
 
-@pk_or_slug_schema("site code")
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT}))
 class SiteViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     """Datacenters, cloud regions and colocation facilities. `{id}` is the id or the site code."""
@@ -35,19 +34,20 @@ class SiteViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     queryset = Site.objects.all()
     serializer_class = SiteSerializer
     slug_lookup_field = "code"
+    lookup_description = "Numeric id or site code."
     filterset_class = SiteFilterSet
     search_fields = ["code", "name", "location"]
     ordering_fields = ["code", "name", "kind", "created_at"]
     ordering = ["code"]
 
 
-@pk_or_slug_schema("application slug", "dependencies")
 class ApplicationViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     """Protected applications and their dependency map. `{id}` is the id or the slug."""
 
     queryset = Application.objects.none()
     serializer_class = ApplicationSerializer
     slug_lookup_field = "slug"
+    lookup_description = "Numeric id or application slug."
     filterset_class = ApplicationFilterSet
     search_fields = ["slug", "name", "owner", "description"]
     ordering_fields = ["slug", "name", "tier", "created_at"]
@@ -75,7 +75,6 @@ class ApplicationViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
         return Response(serializer.data)
 
 
-@pk_or_slug_schema("plan_id")
 @extend_schema_view(
     destroy=extend_schema(
         description="Plans with executions, test results or compliance reports cannot be deleted (409): "
@@ -92,6 +91,7 @@ class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     queryset = DRPlan.objects.none()
     serializer_class = DRPlanSerializer
     slug_lookup_field = "plan_id"
+    lookup_description = "Numeric id or plan_id."
     filterset_class = DRPlanFilterSet
     search_fields = ["plan_id", "name", "description"]
     ordering_fields = [

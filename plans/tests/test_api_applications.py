@@ -151,7 +151,6 @@ def test_recovery_order_endpoint(api_for, db):
         ({"slug": "x", "name": "X", "owner_email": "not-an-email"}, "owner_email"),
         ({"slug": "x", "name": "X", "depends_on": "orders-db"}, "depends_on"),
         ({"name": "X"}, "slug"),
-        ({"slug": "orders-db", "name": "Dup"}, "slug"),
     ],
 )
 def test_application_bad_input(api_for, db, data, field):
@@ -159,6 +158,14 @@ def test_application_bad_input(api_for, db, data, field):
     response = api_for("approver").post(APPS, data, format="json")
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
+    assert Application.objects.count() == 1
+
+
+def test_a_taken_slug_is_409(api_for, db):
+    make_app("orders-db")
+    response = api_for("approver").post(APPS, {"slug": "orders-db", "name": "Dup"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["fields"] == {"slug": ["application with this slug already exists."]}
     assert Application.objects.count() == 1
 
 
@@ -218,7 +225,7 @@ def test_site_used_as_primary_site_cannot_be_deleted(api_for, db):
 def test_site_bad_input(api_for, db):
     make_site("fra1")
     client = api_for("approver")
-    assert client.post(SITES, {"code": "fra1", "name": "dup"}, format="json").status_code == 400
+    assert client.post(SITES, {"code": "fra1", "name": "dup"}, format="json").status_code == 409  # taken
     assert client.post(SITES, {"code": "bad code", "name": "x"}, format="json").status_code == 400
     response = client.post(SITES, {"code": "ams1"}, format="json")
     assert response.json()["error"]["fields"] == {"name": ["This field is required."]}

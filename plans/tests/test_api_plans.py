@@ -236,11 +236,12 @@ def test_missing_required_field(api_for, scope, missing):
     assert DRPlan.objects.count() == 0
 
 
-def test_duplicate_plan_id_is_400(api_for, scope):
+def test_duplicate_plan_id_is_409(api_for, scope):
     make_plan("orders-dr")
     response = api_for("approver").post(URL, payload(), format="json")
-    assert response.status_code == 400
-    assert "plan_id" in response.json()["error"]["fields"]
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+    assert response.json()["error"]["fields"] == {"plan_id": ["DR plan with this plan id already exists."]}
     assert DRPlan.objects.count() == 1
 
 

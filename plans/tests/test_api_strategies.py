@@ -195,10 +195,11 @@ def test_bad_put_keeps_existing_rows(api_for, db):
     assert list(strategy.steps.values_list("action", flat=True)) == ["Stop writes", "Promote replica"]
 
 
-def test_duplicate_name_in_plan_is_400(api_for, db):
+def test_duplicate_name_in_plan_is_409(api_for, db):
     strategy = make_strategy(make_plan(), name="Failover to AMS")
     response = api_for("approver").post(URL, payload(strategy.plan_id), format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
     assert "non_field_errors" in response.json()["error"]["fields"]
     assert RecoveryStrategy.objects.count() == 1
 

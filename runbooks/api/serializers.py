@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from runbooks import selectors
+from core.api.strict import StrictSerializer
+from runbooks import documents, selectors
+from runbooks.api.schema import RunbookDocumentSerializer
 from runbooks.choices import RunbookCategory
 from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     application = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
@@ -48,7 +50,7 @@ class RunbookSerializer(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True, allow_null=True)
     category = serializers.ChoiceField(choices=RunbookCategory.choices, read_only=True, allow_null=True)
     application = serializers.CharField(source="application_slug", read_only=True, allow_null=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     latest_version = serializers.SerializerMethodField()
     approved_version = serializers.SerializerMethodField()
 
@@ -160,19 +162,59 @@ class VersionDetailSerializer(VersionSummarySerializer):
         read_only_fields = fields
 
 
-class CommentSerializer(serializers.Serializer):
+class CommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
 
 
-class NewVersionSerializer(serializers.Serializer):
-    """Either `document` (YAML/JSON text or an object) or a copy of an existing version."""
+class RejectionSerializer(StrictSerializer):
+    comment = serializers.CharField(
+        max_length=10000,
+        error_messages={
+            "required": "a rejection needs a comment explaining why",
+            "blank": "a rejection needs a comment explaining why",
+        },
+        help_text="Why it is rejected: a rejection needs a comment.",
+    )
 
-    document = serializers.JSONField(required=False, help_text="The runbook document: text or object.")
-    format = serializers.ChoiceField(choices=["yaml", "json"], required=False)
-    from_version = serializers.CharField(required=False, help_text="Copy this version (default: the latest).")
-    version = serializers.CharField(required=False, help_text="The new draft's version (default: bump patch).")
+
+SEMVER = documents.load_schema()["$defs"]["semver"]["pattern"]
 
 
-class DocumentRequestSerializer(serializers.Serializer):
-    document = serializers.JSONField(help_text="The runbook document: YAML/JSON text or an object.")
-    format = serializers.ChoiceField(choices=["yaml", "json"], required=False)
+class CopyVersionSerializer(StrictSerializer):
+    """A new draft copied from a version of the runbook."""
+
+    closed_schema = True  # core.api.schema: any other key makes the body a document
+    from_version = serializers.CharField(
+        required=False, max_length=40, help_text="Copy this version (default: the latest); 404 if there is none."
+    )
+    version = serializers.RegexField(
+        SEMVER, required=False, max_length=40, help_text="The new draft's version (default: the next patch)."
+    )
+
+
+class ImportDocumentSerializer(StrictSerializer):
+    """A runbook document wrapped in an object. `document` may also be the document's YAML or JSON text
+    (with `format`, or detected)."""
+
+    closed_schema = True  # core.api.schema: any other key makes the body a document
+    document = RunbookDocumentSerializer()
+    format = serializers.ChoiceField(choices=["yaml", "json"], required=False, help_text="Of text in `document`.")
+
+
+DOCUMENT = PolymorphicProxySerializer(
+    component_name="RunbookDocumentBody",
+    serializers=[ImportDocumentSerializer, RunbookDocumentSerializer],
+    resource_type_field_name=None,
+)
+NEW_VERSION = PolymorphicProxySerializer(
+    component_name="NewVersionBody",
+    serializers=[CopyVersionSerializer, ImportDocumentSerializer, RunbookDocumentSerializer],
+    resource_type_field_name=None,
+)
+# The request bodies of import, create, create-version and update-draft: JSON, or the document as YAML.
+DOCUMENT_BODY = {
+    "application/json": DOCUMENT,
+    "application/yaml": RunbookDocumentSerializer,
+    "text/yaml": RunbookDocumentSerializer,
+}
+NEW_VERSION_BODY = {"application/json": NEW_VERSION, "application/yaml": RunbookDocumentSerializer}

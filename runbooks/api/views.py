@@ -20,8 +20,10 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from core import audit
+from core.api.pagination import PAGINATION_PARAMETERS
 from core.api.viewsets import AuditedModelViewSet
 from core.exceptions import InvalidInput
 from core.lookups import lookup_kwargs
@@ -33,11 +35,15 @@ from failover.api.serializers import (
     RunbookExecuteRequestSerializer,
 )
 from failover.api.views import execution_response
+from plans.api.auditing import SLUG_OR_ID
 from runbooks import documents, selectors, services
+from runbooks.api.schema import RunbookDocumentSerializer
 from runbooks.api.serializers import (
+    DOCUMENT_BODY,
+    NEW_VERSION_BODY,
     CommentSerializer,
-    DocumentRequestSerializer,
-    NewVersionSerializer,
+    CopyVersionSerializer,
+    RejectionSerializer,
     RunbookSerializer,
     VersionDetailSerializer,
     VersionSummarySerializer,
@@ -46,13 +52,13 @@ from runbooks.choices import Decision, VersionStatus
 from runbooks.filtersets import RunbookFilterSet
 from runbooks.models import Runbook, RunbookVersion
 
-ERROR = OpenApiResponse(description="The standard error shape: {error: {code, message, fields}}.")
-VERSION_PARAM = OpenApiParameter("version", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. 1.2.0")
-DOCUMENT_BODY = {
-    "application/json": DocumentRequestSerializer,
-    "application/yaml": OpenApiTypes.STR,
-    "text/yaml": OpenApiTypes.STR,
-}
+VERSION_PARAM = OpenApiParameter(
+    "version", OpenApiTypes.STR, OpenApiParameter.PATH, description="A version string, e.g. 1.2.0.", pattern=r"^[^/]+$"
+)
+NOT_A_DRAFT = OpenApiResponse(description="The version is not in a state that allows this (`invalid_transition`).")
+IMPORT_CONFLICT = OpenApiResponse(
+    description="That version of the runbook already exists with different content, or cannot be changed."
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,13 @@ def _unwrap(value: Any, fmt: str | None) -> Any:
     return value
 
 
+def _object(request: Request) -> Any:
+    """The request's JSON object (empty without a body); any other JSON value is 400."""
+    if not isinstance(request.data, dict):
+        raise InvalidInput("Expected a JSON object.")
+    return request.data
+
+
 def document_from_request(request: Request) -> Any:
     """The parsed runbook document in a request body (raw YAML/JSON, or wrapped in {"document": …})."""
     data = request.data
@@ -138,7 +151,6 @@ def document_from_request(request: Request) -> Any:
     destroy=extend_schema(
         summary="Delete a runbook whose versions were never submitted (with its drafts)",
         description="A runbook with a version that was submitted, approved, rejected or superseded is evidence: 409.",
-        responses={204: None, 409: ERROR, 403: ERROR},
     ),
 )
 class RunbookViewSet(AuditedModelViewSet):
@@ -146,6 +158,9 @@ class RunbookViewSet(AuditedModelViewSet):
 
     queryset = Runbook.objects.none()
     serializer_class = RunbookSerializer
+    lookup_value_regex = SLUG_OR_ID
+    lookup_description = "Numeric id or slug."
+    body_required_actions = ("create", "import_document", "update_version")  # core.api.schema
     filterset_class = RunbookFilterSet
     search_fields = ["name", "slug"]
     ordering_fields = ["slug", "name", "category", "created_at", "updated_at"]  # name, category: annotations
@@ -215,7 +230,7 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Create a runbook (or a new version of it) from a full document — same as import",
         request=DOCUMENT_BODY,
-        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._import(request)
@@ -226,7 +241,7 @@ class RunbookViewSet(AuditedModelViewSet):
         "A new slug creates the runbook; a new version becomes a draft; the same version with identical "
         "content returns it (200); with different content → 409.",
         request=DOCUMENT_BODY,
-        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_document(self, request: Request) -> Response:
@@ -238,7 +253,10 @@ class RunbookViewSet(AuditedModelViewSet):
             OpenApiParameter("format", OpenApiTypes.STR, enum=["yaml", "json"], description="Default yaml."),
             OpenApiParameter("version", OpenApiTypes.STR, description="Default: latest approved, else latest."),
         ],
-        responses={(200, "application/yaml"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+        responses={
+            (200, "application/yaml"): RunbookDocumentSerializer,
+            (200, "application/json"): RunbookDocumentSerializer,
+        },
     )
     @action(
         detail=True,
@@ -248,7 +266,7 @@ class RunbookViewSet(AuditedModelViewSet):
         filter_backends=[],
     )
     def export(self, request: Request, pk: str) -> HttpResponse:
-        fmt = request.query_params.get("format", "yaml")
+        fmt = request.query_params.get("format") or "yaml"
         if fmt not in ("yaml", "json"):
             raise InvalidInput("format must be 'yaml' or 'json'", field="format")
         runbook = self.get_object()
@@ -282,23 +300,23 @@ class RunbookViewSet(AuditedModelViewSet):
 
     @extend_schema(
         summary="Create a draft version: from a document, or by copying a version (default: the latest)",
-        request={"application/json": NewVersionSerializer, "application/yaml": OpenApiTypes.STR},
-        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        request=NEW_VERSION_BODY,
+        responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     @versions.mapping.post
     def create_version(self, request: Request, pk: str) -> Response:
         runbook = self.get_object()
         data = document_from_request(request)
         if data is None or (isinstance(data, dict) and set(data) <= {"from_version", "version"}):
-            data = data or {}
+            copy = CopyVersionSerializer(data=data or {})
+            copy.is_valid(raise_exception=True)
+            data = copy.validated_data
             source = (
                 self._version(data["from_version"]) if data.get("from_version") else selectors.latest_version(runbook)
             )
             if source is None:
                 raise InvalidInput(f"Runbook {runbook.slug!r} has no version to copy; send a document.")
             new_version = data.get("version")
-            if new_version is not None and not isinstance(new_version, str):
-                raise InvalidInput("version must be a string", field="version")
             draft = services.create_draft(source, request.user, new_version, auth_method=audit.auth_method_of(request))
             return self._detail(draft, status.HTTP_201_CREATED)
         return self._import(request, runbook)
@@ -316,7 +334,7 @@ class RunbookViewSet(AuditedModelViewSet):
         summary="Replace a draft's content with a document (only drafts; others → 409)",
         parameters=[VERSION_PARAM],
         request=DOCUMENT_BODY,
-        responses={200: VersionDetailSerializer, 400: ERROR, 409: ERROR},
+        responses={200: VersionDetailSerializer, 409: NOT_A_DRAFT},
     )
     @version_detail.mapping.put
     def update_version(self, request: Request, pk: str, version: str) -> Response:
@@ -326,16 +344,16 @@ class RunbookViewSet(AuditedModelViewSet):
         )
         return self._detail(found)
 
-    def _comment(self, request: Request) -> str:
-        serializer = CommentSerializer(data=request.data if isinstance(request.data, dict) else {})
+    def _comment(self, request: Request, serializer_class: type[BaseSerializer] = CommentSerializer) -> str:
+        serializer = serializer_class(data=_object(request))
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data["comment"]
 
     @extend_schema(
         summary="Submit a draft for approval",
         parameters=[VERSION_PARAM],
-        request=CommentSerializer,
-        responses={200: VersionDetailSerializer, 409: ERROR},
+        request=None,
+        responses={200: VersionDetailSerializer, 409: NOT_A_DRAFT},
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/submit", filter_backends=[])
     def submit(self, request: Request, pk: str, version: str) -> Response:
@@ -347,7 +365,7 @@ class RunbookViewSet(AuditedModelViewSet):
         summary="Approve the current approval level of a pending version",
         parameters=[VERSION_PARAM],
         request=CommentSerializer,
-        responses={200: VersionDetailSerializer, 403: ERROR, 409: ERROR},
+        responses=VersionDetailSerializer,
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/approve", filter_backends=[])
     def approve(self, request: Request, pk: str, version: str) -> Response:
@@ -356,8 +374,8 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Reject a pending version (a comment is required)",
         parameters=[VERSION_PARAM],
-        request=CommentSerializer,
-        responses={200: VersionDetailSerializer, 400: ERROR, 403: ERROR, 409: ERROR},
+        request=RejectionSerializer,
+        responses=VersionDetailSerializer,
     )
     @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/reject", filter_backends=[])
     def reject(self, request: Request, pk: str, version: str) -> Response:
@@ -365,7 +383,7 @@ class RunbookViewSet(AuditedModelViewSet):
 
     def _decide(self, request: Request, version: str, decision: str) -> Response:
         found = self._version(version)
-        comment = self._comment(request)
+        comment = self._comment(request, RejectionSerializer if decision == Decision.REJECT else CommentSerializer)
         services.decide(found, request.user, decision, comment, auth_method=audit.auth_method_of(request))
         return self._detail(found)
 
@@ -374,11 +392,11 @@ class RunbookViewSet(AuditedModelViewSet):
     @extend_schema(
         summary="Run a runbook version (default: the latest approved; a dry run may take any version)",
         request=RunbookExecuteRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+        responses={201: FailoverExecutionDetailSerializer},
     )
     @action(detail=True, methods=["post"], filter_backends=[])
     def execute(self, request: Request, pk: str) -> Response:
-        serializer = RunbookExecuteRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
+        serializer = RunbookExecuteRequestSerializer(data=_object(request))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         runbook = self.get_object()
@@ -397,7 +415,7 @@ class RunbookViewSet(AuditedModelViewSet):
 
     @extend_schema(
         summary="Runs of this runbook (any version), newest first",
-        parameters=[OpenApiParameter("page", OpenApiTypes.INT), OpenApiParameter("page_size", OpenApiTypes.INT)],
+        parameters=PAGINATION_PARAMETERS,
         responses=FailoverExecutionSerializer(many=True),
     )
     @action(detail=True, methods=["get"], filter_backends=[])
