@@ -53,6 +53,32 @@ _HOST_NAME = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
 _HOST_HELP = "(use host, host:port, *.example.com or *.example.com:port)"
 
 
+def _allowed_host_pattern() -> str:
+    """One allowed_hosts entry as a regular expression without lookarounds, for the API's schema: a host
+    name (optionally `*.`) or a bracketed IPv6 address, then an optional port 1-65535. It accepts exactly
+    the entries normalise_allowed_hosts takes, except a trailing dot and surrounding spaces."""
+    label = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    h16 = r"[0-9A-Fa-f]{1,4}"
+    ipv6 = "|".join(
+        [
+            rf"(?:{h16}:){{7}}{h16}",
+            rf"(?:{h16}:){{1,7}}:",
+            rf"(?:{h16}:){{1,6}}:{h16}",
+            rf"(?:{h16}:){{1,5}}(?::{h16}){{1,2}}",
+            rf"(?:{h16}:){{1,4}}(?::{h16}){{1,3}}",
+            rf"(?:{h16}:){{1,3}}(?::{h16}){{1,4}}",
+            rf"(?:{h16}:){{1,2}}(?::{h16}){{1,5}}",
+            rf"{h16}:(?::{h16}){{1,6}}",
+            rf":(?:(?::{h16}){{1,7}}|:)",
+        ]
+    )
+    port = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+    return rf"^(?:(?:\*\.)?{label}(?:\.{label})*|\[(?:{ipv6})\])(?::{port})?$"
+
+
+ALLOWED_HOST_PATTERN = _allowed_host_pattern()
+
+
 class SecretDecryptError(InvalidInput):
     """A stored secret cannot be decrypted with the current key."""
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+# A slug with at least one character that is not a digit (for OpenAPI and JSON Schema; no lookaround).
+NATURAL_KEY_PATTERN = r"^[-a-zA-Z0-9_]*[-a-zA-Z_][-a-zA-Z0-9_]*$"
+
 
 def validate_natural_key(value: str) -> None:
     """A natural key (a plan's plan_id, a site's code, an application's or runbook's slug) is never all

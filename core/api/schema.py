@@ -32,6 +32,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 
 from core.api.strict import decimal_pattern
+from core.validators import NATURAL_KEY_PATTERN, validate_natural_key
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # DRF trims text with str.strip(), so a required text needs a character Python does not count as
@@ -94,6 +95,8 @@ class AutoSchema(SpectacularAutoSchema):
             model_field = _model_field(field)
             if model_field is not None and model_field.blank:  # DRF drops allow_blank on read-only fields
                 schema["enum"].append("")
+        if validate_natural_key in getattr(field, "validators", ()):
+            schema["pattern"] = NATURAL_KEY_PATTERN  # a slug that is not all digits (core.lookups)
         if isinstance(field, serializers.DecimalField) and schema.get("type") == "string":
             schema["pattern"] = decimal_pattern(field)
         elif isinstance(field, relations.RelatedField) and field.allow_null:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from core.api.strict import StrictSerializer
 from core.models import AuditEntry, Secret
-from core.secrets import MAX_ALLOWED_HOSTS
+from core.secrets import ALLOWED_HOST_PATTERN, MAX_ALLOWED_HOSTS
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
@@ -53,7 +54,15 @@ class SecretWriteSerializer(StrictSerializer):
     value = serializers.CharField(write_only=True, trim_whitespace=False, max_length=16_384)
     description = serializers.CharField(max_length=300, required=False, allow_blank=True)
     allowed_hosts = serializers.ListField(
-        child=serializers.CharField(max_length=300, allow_blank=True),
+        child=serializers.CharField(
+            max_length=300,
+            validators=[
+                RegexValidator(
+                    ALLOWED_HOST_PATTERN,
+                    message="%(value)r is not a host (use host, host:port, *.example.com, *.example.com:port, [IPv6])",
+                )
+            ],
+        ),
         required=False,
         max_length=MAX_ALLOWED_HOSTS,
         help_text="host, host:port, *.example.com or *.example.com:port; empty: any host. Omitted: kept.",

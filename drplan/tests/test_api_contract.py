@@ -103,7 +103,7 @@ def test_every_check_is_on_for_every_operation_and_the_run_is_bounded():
     config = schemathesis.Config.from_path(CONFIG)
     loaded = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True), config=config)
     operations = [result.ok() for result in loaded.get_all_operations()]
-    assert len(operations) >= 95
+    assert len(operations) >= 93  # PUT/PATCH /runbooks/{id} are not operations: a runbook changes by version
     names = sorted(check.__name__ for check in CHECKS.get_all())
     assert len(names) >= 14
     for operation in operations:
