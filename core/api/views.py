@@ -36,7 +36,6 @@ class TokenView(ObtainAuthToken):
         "pair gets 429 (error code `locked_out`, with Retry-After) until DRPLAN_LOGIN_LOCKOUT_SECONDS have "
         "passed, even with the right password.",
         tags=["auth"],
-        auth=[],
         responses={
             200: AuthTokenSerializer,
             400: OpenApiResponse(description="Wrong credentials: the standard error shape."),

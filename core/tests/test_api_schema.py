@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from core.api.errors import error_body
 from core.api.schema import NOT_ONLY_WHITESPACE
+from core.validators import NATURAL_KEY_PATTERN
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,8 @@ def test_field_schemas_say_what_the_server_takes(schema):
     # Python's re reads the \uXXXX escapes as ECMA regexes do:
     assert re.search(NOT_ONLY_WHITESPACE, "\x85 \u3000") is None  # what str.strip() removes
     assert re.search(NOT_ONLY_WHITESPACE, " x ")
-    assert application["slug"]["pattern"] == "^[-a-zA-Z0-9_]+$"  # its own pattern wins
+    assert application["slug"]["pattern"] == NATURAL_KEY_PATTERN  # a slug, never all digits (core.lookups)
+    assert re.fullmatch(NATURAL_KEY_PATTERN, "orders-db") and not re.fullmatch(NATURAL_KEY_PATTERN, "2026")
     assert "minLength" not in application["site"]  # "" is read as null
     assert application["owner_email"] == {
         "anyOf": [{"type": "string", "format": "email", "maxLength": 254}, {"type": "string", "enum": [""]}]
