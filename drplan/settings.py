@@ -368,5 +368,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DRPLAN_LOG_LEVEL", "INFO")},
     # django-axes logs every successful sign-in at INFO; failures and lockouts (WARNING) are what matter.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # botocore logs request headers (with the access key id of the aws actions' secret) at DEBUG.
+    "loggers": {"axes": {"level": "WARNING"}, "botocore": {"level": "WARNING"}, "boto3": {"level": "WARNING"}},
 }

@@ -172,7 +172,8 @@ def _schema_error(doc: Any, error: SchemaError, prefix: list[Any]) -> tuple[str,
         if missing:
             return _render_path(doc, [*parts, missing.group(1)]), "this field is required"
     if error.validator in ("anyOf", "oneOf", "pattern") and "x-error" in error.schema:
-        return _render_path(doc, parts), f"{error.instance!r} {error.schema['x-error']}"
+        shown = "" if isinstance(error.instance, dict) else f"{error.instance!r} "  # not a whole `with` object
+        return _render_path(doc, parts), f"{shown}{error.schema['x-error']}"
     if error.validator == "type" and error.validator_value == "array" and isinstance(error.instance, str):
         return _render_path(doc, parts), f"{error.instance!r} must be a list, not a string"
     return _render_path(doc, parts), error.message

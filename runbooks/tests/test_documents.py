@@ -120,7 +120,8 @@ def test_yaml_dates_must_be_quoted(make_doc) -> None:
         (
             lambda d: d["steps"][1].update(action="ssh"),
             "steps[1] (promote).action: unknown action 'ssh' "
-            "(known: http, manual, noop, python, shell, sql, tcp, wait)",
+            "(known: aws.ec2_start, aws.ec2_stop, aws.rds_promote_read_replica, aws.route53_failover, "
+            "http, manual, noop, python, shell, sql, tcp, wait)",
         ),
         (lambda d: d["steps"][2].update(id="check"), "steps[2] (check).id: duplicate step id 'check'"),
         (lambda d: d["steps"][2].update(needs=["nope"]), "steps[2] (validate).needs: unknown step 'nope'"),
@@ -192,7 +193,20 @@ def test_step_may_reference_transitive_needs(make_doc) -> None:
 
 
 def test_action_registry() -> None:
-    assert actions.action_names() == ["http", "manual", "noop", "python", "shell", "sql", "tcp", "wait"]
+    assert actions.action_names() == [
+        "aws.ec2_start",
+        "aws.ec2_stop",
+        "aws.rds_promote_read_replica",
+        "aws.route53_failover",
+        "http",
+        "manual",
+        "noop",
+        "python",
+        "shell",
+        "sql",
+        "tcp",
+        "wait",
+    ]
     assert actions.get_action("shell").params_schema["required"] == ["argv"]
     assert actions.get_action("nope") is None
     with pytest.raises(ValueError, match="already registered"):
