@@ -195,6 +195,7 @@ def test_action_registry() -> None:
     assert {"http", "manual", "noop", "python", "shell", "sql", "tcp", "wait"} <= set(actions.action_names())
     redis = ["redis.failover", "redis.promote", "redis.replicaof", "redis.replication_status"]
     assert [name for name in actions.action_names() if name.startswith("redis.")] == redis
+    assert [name for name in actions.action_names() if name.startswith("ssh.")] == ["ssh.run"]
     assert actions.get_action("shell").params_schema["required"] == ["argv"]
     assert actions.get_action("nope") is None
     with pytest.raises(ValueError, match="already registered"):
