@@ -119,8 +119,7 @@ def test_yaml_dates_must_be_quoted(make_doc) -> None:
         ),
         (
             lambda d: d["steps"][1].update(action="ssh"),
-            "steps[1] (promote).action: unknown action 'ssh' "
-            "(known: http, manual, noop, python, shell, sql, tcp, wait)",
+            f"steps[1] (promote).action: unknown action 'ssh' (known: {', '.join(actions.action_names())})",
         ),
         (lambda d: d["steps"][2].update(id="check"), "steps[2] (check).id: duplicate step id 'check'"),
         (lambda d: d["steps"][2].update(needs=["nope"]), "steps[2] (validate).needs: unknown step 'nope'"),
