@@ -295,3 +295,21 @@ def test_wrong_password_and_unreachable_nodes_name_host_and_port(pair: RedisPair
         hung = _run("redis.replication_status", {"url_secret": "hung"}, _ctx({"hung": f"redis://{HOST}:{port}"}, 1))
         assert time.monotonic() - started < 3
     assert hung.error == f"redis {HOST}:{port} (url_secret 'hung'): INFO replication: timed out after 1s"
+
+
+def test_a_silent_old_primary_does_not_hold_up_or_fail_a_promotion(pair: RedisPair) -> None:
+    _cut_the_link(pair)
+    with socket.socket() as silent:  # the old primary's host takes the connection and never answers
+        silent.bind((HOST, 0))
+        silent.listen(8)
+        old_url = f"redis://:pw@{HOST}:{silent.getsockname()[1]}/0"
+        log: list[str] = []
+        ctx = _ctx({"dr-url": pair.replica.url, "old-url": old_url}, timeout=30, log=log)
+        started = time.monotonic()
+        result = _run("redis.promote", {"url_secret": "dr-url", "primary_url_secret": "old-url"}, ctx)
+        assert time.monotonic() - started < 5  # the probe waits PROBE_TIMEOUT (2 s), not the step's 30 s
+    assert result.ok, result.error
+    assert result.output["promoted"] is True
+    assert result.output["data_loss_bytes"] is None
+    assert "data_loss_bytes" not in result.measurements
+    assert any("(primary_url_secret 'old-url'): INFO replication: no answer within 2s" in line for line in log)

@@ -46,6 +46,7 @@ from failover.engine.actions import ActionResult, StepContext, executor
 from failover.engine.actions.blocking import run_blocking, step_timeout
 
 CALL_TIMEOUT = 5.0  # seconds one Redis call (connect, command) may take, within the step's timeout
+PROBE_TIMEOUT = 2.0  # for the old primary after a promotion: it is often down, and the promotion is done
 POLL_INTERVAL = 0.05  # while waiting for a link or a role
 MAX_REPLICAS = 32  # listed in the output
 URL_FORM = "redis://[:password@]host:port/db"
@@ -108,7 +109,7 @@ class _Session:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def node(self, param: str, name: str) -> _Node:
+    def node(self, param: str, name: str, call_timeout: float = CALL_TIMEOUT) -> _Node:
         """Read the URL secret `name` (parameter `param`) and check it, before anything connects."""
         if self.ctx.secret is None:
             raise _Failed(f"{param} '{name}': no secret store available")
@@ -122,7 +123,7 @@ class _Session:
             if parts.scheme not in ("redis", "rediss") or not host:
                 raise ValueError
             # A little over the time left, so the step's own deadline is what a hung call meets first.
-            call_timeout = min(CALL_TIMEOUT, max(0.1, self.remaining()) + 0.5)
+            call_timeout = min(call_timeout, max(0.1, self.remaining()) + 0.5)
             node = _Node(param, name, url.strip(), host, port, call_timeout)
         except ValueError:
             raise _Failed(f"{param} '{name}' is not a Redis URL ({URL_FORM})") from None
@@ -132,8 +133,8 @@ class _Session:
         self.nodes.append(node)
         return node
 
-    def optional_node(self, param: str, params: dict[str, Any]) -> _Node | None:
-        return self.node(param, str(params[param])) if params.get(param) else None
+    def optional_node(self, param: str, params: dict[str, Any], call_timeout: float = CALL_TIMEOUT) -> _Node | None:
+        return self.node(param, str(params[param]), call_timeout) if params.get(param) else None
 
     def call(self, node: _Node, what: str, function: Callable[[redis.Redis], Any]) -> Any:
         remaining = self.remaining()
@@ -255,7 +256,7 @@ def run_replication_status(params: dict[str, Any], ctx: StepContext) -> ActionRe
 def run_promote(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     def body(s: _Session) -> ActionResult:
         node = s.node("url_secret", str(params.get("url_secret") or ""))
-        old = s.optional_node("primary_url_secret", params)
+        old = s.optional_node("primary_url_secret", params, PROBE_TIMEOUT)
         known_offset = params.get("primary_offset")
         if known_offset is not None and (isinstance(known_offset, bool) or _int(known_offset, -1) < 0):
             raise _Failed(f"{node.label}: primary_offset {known_offset!r} is not a replication offset")
@@ -315,11 +316,10 @@ def _brief(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _old_primary_offset(s: _Session, old: _Node, replica_before: dict[str, Any]) -> int | None:
-    """The old primary's offset now, if it answers and its history is the one the replica followed."""
+    """The old primary's offset now, if it answers and its history is the one the replica followed. The
+    promotion is done: nothing here fails the step (not even its deadline or a cancel)."""
     try:
         state = s.state(old)
-    except _Stopped:
-        raise
     except _Failed as failure:  # usually: it is down, which is why we fail over
         s.ctx.log(f"{failure}; data loss measured from primary_offset if given")
         return None
