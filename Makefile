@@ -45,6 +45,7 @@ lint: install-dev
 
 test: lint
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_sshd.sh
 	$(PY) -m pytest
 	$(PY) scripts/with_postgres.py $(PY) -m pytest -m "not contract"
 	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis

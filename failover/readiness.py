@@ -48,8 +48,8 @@ def _strings(value: Any) -> Iterable[tuple[str | None, str]]:
 
 
 def referenced_secrets(version: RunbookVersion) -> set[str]:
-    """Secret names a version uses: `{{ secrets.X }}` in step and rollback parameters, `dsn_secret: X` and
-    `credentials_secret: X` (the aws actions).
+    """Secret names a version uses: `{{ secrets.X }}` in step and rollback parameters, and the secrets actions
+    take by name (a parameter named `*_secret`: `dsn_secret: X`, `url_secret: X`, `credentials_secret: X` …).
     (Secret parameters have no default: their secret is named at trigger time and checked then.)"""
     names: set[str] = set()
     for step in version.steps.all():
@@ -57,7 +57,7 @@ def referenced_secrets(version: RunbookVersion) -> set[str]:
             if "{{" in text:
                 for pattern in _SECRET_REFS:
                     names.update(pattern.findall(text))
-            elif key in ("dsn_secret", "credentials_secret"):
+            elif key is not None and key.endswith("_secret"):
                 names.add(text)
     names.update(p.default for p in version.parameters.filter(secret=True) if isinstance(p.default, str) and p.default)
     return names

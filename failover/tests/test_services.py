@@ -474,6 +474,7 @@ def test_readiness_reports_each_check(users, make_user):
         "with": {"dsn_secret": "db-dsn", "query": "select 1"},
         "needs": ["stop"],
     }
+    steps.append({"id": "cache", "action": "redis.replication_status", "with": {"url_secret": "cache-url"}})
     make_runbook("web2", application="shop-web", steps=steps)
     Secret.objects.create(name="db-dsn", ciphertext="x")
     add_approval_levels(plan, ("approver", 2))
@@ -502,7 +503,11 @@ def test_readiness_reports_each_check(users, make_user):
     ]
     assert checks["plan_active"] == {"name": "plan_active", "passed": False, "detail": "plan 'shop-dr' is draft"}
     assert checks["runbooks_approved"]["passed"] is False and "extra" in checks["runbooks_approved"]["detail"]
-    assert checks["secrets_present"] == {"name": "secrets_present", "passed": False, "detail": "not defined: api_token"}
+    assert checks["secrets_present"] == {
+        "name": "secrets_present",
+        "passed": False,
+        "detail": "not defined: api_token, cache-url",
+    }
     assert checks["targets_reachable"]["passed"] is False
     assert f"web (127.0.0.1:{closed_port})" in checks["targets_reachable"]["detail"]
     assert "db (" not in checks["targets_reachable"]["detail"]

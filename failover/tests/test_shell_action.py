@@ -126,3 +126,20 @@ def test_output_beyond_the_line_cap_is_counted_not_kept():
     assert len(lines) == MAX_LINES + 1
     assert lines[-2:] == [str(MAX_LINES), "[output truncated: 5 more lines not kept]"]
     assert result.output["lines"] == MAX_LINES + 5
+
+
+def test_output_lines_from_chunks_keep_the_same_bounds():
+    """The ssh action reads a channel in chunks of any size: lines split across chunks, \\r\\n, a last
+    line without a newline, and a huge line cut with at most MAX_LINE_BYTES + 1 characters held."""
+    from failover.engine.actions.shell import MAX_LINE_BYTES, OutputLines
+
+    logged: list[str] = []
+    lines = OutputLines(_ctx(lines=logged))
+    for chunk in ["on", "e\r\ntw", "o\n", "x" * 3000, "x" * 3000, "y" * 100_000, "\nla", "st"]:
+        lines.feed(chunk)
+        assert len(lines._partial) <= MAX_LINE_BYTES + 1
+    lines.close()
+    lines.finish()
+    assert logged == ["one", "two", "x" * MAX_LINE_BYTES + " …[line truncated]", "last"]
+    assert lines.count == 4
+    assert lines.text == "\n".join(logged)

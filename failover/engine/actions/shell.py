@@ -24,6 +24,7 @@ MAX_OUTPUT_BYTES = 64 * 1024
 DRAIN_CHUNK = 64 * 1024  # characters read at a time from the part of a line that is dropped
 KILL_GRACE_SECONDS = 5.0
 WATCH_INTERVAL = 0.05  # how often the watcher looks at the cancel flag
+TRUNCATED_LINE = " …[line truncated]"
 # What a step's process inherits from the worker; the rest (secrets, tokens) stays out.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
@@ -55,7 +56,63 @@ def _watch(proc: subprocess.Popen, ctx: StepContext, grace: float, exited: threa
             return
 
 
-def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], state: dict[str, int]) -> None:
+class OutputLines:
+    """A process's output, line by line: each line sent to `ctx.log` (at most MAX_LINES), the first
+    MAX_OUTPUT_BYTES kept for the step's output, a line longer than MAX_LINE_BYTES cut. Lines come whole
+    (`add`) or in chunks of any size (`feed`, then `close`; the ssh action reads a channel that way): of a
+    longer line only its first MAX_LINE_BYTES + 1 characters are ever held, the rest is dropped as it arrives.
+    """
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
+        self.captured: list[str] = []
+        self.count = 0
+        self._bytes = 0
+        self._partial = ""  # the start of the current line (feed), at most MAX_LINE_BYTES + 1 characters
+        self._dropping = False  # the current line is already too long: the rest of it is dropped
+
+    def add(self, line: str) -> None:
+        if len(line) > MAX_LINE_BYTES:
+            line = line[:MAX_LINE_BYTES] + TRUNCATED_LINE
+        self.count += 1
+        if self.count > MAX_LINES:
+            return  # the caller keeps draining so the process never blocks on a full pipe
+        self.ctx.log(line)
+        if self._bytes < MAX_OUTPUT_BYTES:
+            self.captured.append(line)
+            self._bytes += len(line) + 1
+
+    def feed(self, chunk: str) -> None:
+        start = 0
+        while True:
+            end = chunk.find("\n", start)
+            piece_end = len(chunk) if end < 0 else end
+            if not self._dropping:
+                room = MAX_LINE_BYTES + 1 - len(self._partial)
+                self._partial += chunk[start : min(piece_end, start + room)]
+                self._dropping = len(self._partial) > MAX_LINE_BYTES
+            if end < 0:
+                return
+            self.add(self._partial.removesuffix("\r"))
+            self._partial, self._dropping = "", False
+            start = end + 1
+
+    def close(self) -> None:
+        """The end of the output: a last line without a newline is a line too."""
+        if self._partial:
+            self.add(self._partial.removesuffix("\r"))
+        self._partial, self._dropping = "", False
+
+    def finish(self) -> None:
+        if self.count > MAX_LINES:
+            self.ctx.log(f"[output truncated: {self.count - MAX_LINES} more lines not kept]")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.captured)
+
+
+def _read_output(proc: subprocess.Popen, lines: OutputLines) -> None:
     """Log the output line by line, in order, never holding more than MAX_LINE_BYTES + 1 characters of a
     line: a process may print hundreds of MB without a newline. readline(limit) reads the pipe in chunks
     (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into \n); the rest
@@ -64,24 +121,24 @@ def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], 
     while piece := proc.stdout.readline(MAX_LINE_BYTES + 1):
         line = piece.removesuffix("\n")
         if len(line) > MAX_LINE_BYTES:
-            line = line[:MAX_LINE_BYTES] + " …[line truncated]"
             while not piece.endswith("\n") and (piece := proc.stdout.readline(DRAIN_CHUNK)):
                 pass  # the rest of the line, up to and including its newline
-        state["lines"] += 1
-        if state["lines"] > MAX_LINES:
-            continue  # keep draining so the process never blocks on a full pipe
-        ctx.log(line)
-        if state["bytes"] < MAX_OUTPUT_BYTES:
-            captured.append(line)
-            state["bytes"] += len(line) + 1
+        lines.add(line)
+
+
+def argv_of(value: Any) -> list[str] | None:
+    """The argv to run, or None if `value` is not a non-empty list of strings. A templated
+    "{{ params.port }}" keeps its native type: numbers are passed as text."""
+    if not isinstance(value, list):
+        return None
+    argv = [str(a) if isinstance(a, int | float) and not isinstance(a, bool) else a for a in value]
+    return argv if argv and all(isinstance(a, str) for a in argv) else None
 
 
 @executor("shell")
 def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
-    argv = params["argv"]
-    if isinstance(argv, list):  # a templated "{{ params.port }}" keeps its native type: pass numbers as text
-        argv = [str(a) if isinstance(a, int | float) and not isinstance(a, bool) else a for a in argv]
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+    argv = argv_of(params.get("argv"))
+    if argv is None:
         return ActionResult(False, error="shell: argv must be a non-empty list of strings")
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.update({str(k): str(v) for k, v in (params.get("env") or {}).items()})
@@ -103,9 +160,8 @@ def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     except (OSError, ValueError) as exc:
         return ActionResult(False, error=f"could not start {argv[0]!r}: {exc}")
 
-    captured: list[str] = []
-    state = {"lines": 0, "bytes": 0}
-    reader = threading.Thread(target=_read_output, args=(proc, ctx, captured, state), daemon=True)
+    lines = OutputLines(ctx)
+    reader = threading.Thread(target=_read_output, args=(proc, lines), daemon=True)
     reader.start()
     # The process's exit is awaited with a blocking wait(), so a step ends the moment its
     # process does; a watcher thread enforces the timeout and cancel by killing the group.
@@ -118,9 +174,8 @@ def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     watcher.join()
     stopped_by = stopped[0] if stopped else ""
     reader.join(timeout=2)
-    if state["lines"] > MAX_LINES:
-        ctx.log(f"[output truncated: {state['lines'] - MAX_LINES} more lines not kept]")
-    output = {"exit_code": proc.returncode, "stdout": "\n".join(captured), "lines": state["lines"]}
+    lines.finish()
+    output = {"exit_code": proc.returncode, "stdout": lines.text, "lines": lines.count}
     if stopped_by:
         return ActionResult(False, output=output, error=f"{stopped_by}; process group killed")
     if proc.returncode not in expected:

@@ -632,9 +632,10 @@
   // --- Adding steps and connecting them --------------------------------------------------------
 
   function addStep(actionName) {
+    var base = actionName.replace(/[^A-Za-z0-9_-]/g, "-");  // a step id is a slug: redis.promote -> redis-promote
     var n = 1;
-    while (stepById(actionName + "-" + n)) n += 1;
-    var id = actionName + "-" + n;
+    while (stepById(base + "-" + n)) n += 1;
+    var id = base + "-" + n;
     var step = { id: id, title: actionName.charAt(0).toUpperCase() + actionName.slice(1) + " " + n, action: actionName,
       "with": {}, needs: selected && stepById(selected) ? [selected] : [], timeout: null, retries: 0,
       estimated_duration: null, idempotent: false, continue_on_failure: false };
