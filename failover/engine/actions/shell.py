@@ -3,7 +3,8 @@
 Output is captured line by line (each line sent to `ctx.log`), capped in lines and
 bytes; a line longer than MAX_LINE_BYTES is cut without ever being held in memory whole.
 On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after a grace
-period, so no child or grandchild survives the step.
+period, so no child or grandchild survives the step. `run_process` is that machinery on its own, for
+actions that run commands of their own (failover/engine/actions/commands.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from failover.engine.actions import ActionResult, StepContext, executor
@@ -40,26 +43,33 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
     proc.wait()
 
 
-def _watch(proc: subprocess.Popen, ctx: StepContext, grace: float, exited: threading.Event, stopped: list[str]) -> None:
+def _watch(
+    proc: subprocess.Popen,
+    ctx: StepContext,
+    timeout: float | None,
+    grace: float,
+    exited: threading.Event,
+    stopped: list[str],
+) -> None:
     """Kill the process group on timeout or cancel; return as soon as the process exits."""
-    deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+    deadline = time.monotonic() + timeout if timeout else None
     while not exited.wait(
         WATCH_INTERVAL if deadline is None else max(0.0, min(WATCH_INTERVAL, deadline - time.monotonic()))
     ):
         if ctx.cancelled.is_set():
             stopped.append("cancelled")
         elif deadline is not None and time.monotonic() >= deadline:
-            stopped.append(f"timed out after {ctx.timeout:g}s")
+            stopped.append(f"timed out after {timeout:g}s")
         if stopped:
             _kill_group(proc, grace)
             return
 
 
-def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], state: dict[str, int]) -> None:
-    """Log the output line by line, in order, never holding more than MAX_LINE_BYTES + 1 characters of a
-    line: a process may print hundreds of MB without a newline. readline(limit) reads the pipe in chunks
-    (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into \n); the rest
-    of a longer line is read in bounded pieces and dropped."""
+def _read_output(proc: subprocess.Popen, on_line: Callable[[str], None]) -> None:
+    """Pass the output to `on_line` line by line, in order, never holding more than MAX_LINE_BYTES + 1
+    characters of a line: a process may print hundreds of MB without a newline. readline(limit) reads the
+    pipe in chunks (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into
+    \n); the rest of a longer line is read in bounded pieces and dropped."""
     assert proc.stdout is not None
     while piece := proc.stdout.readline(MAX_LINE_BYTES + 1):
         line = piece.removesuffix("\n")
@@ -67,13 +77,56 @@ def _read_output(proc: subprocess.Popen, ctx: StepContext, captured: list[str], 
             line = line[:MAX_LINE_BYTES] + " …[line truncated]"
             while not piece.endswith("\n") and (piece := proc.stdout.readline(DRAIN_CHUNK)):
                 pass  # the rest of the line, up to and including its newline
-        state["lines"] += 1
-        if state["lines"] > MAX_LINES:
-            continue  # keep draining so the process never blocks on a full pipe
-        ctx.log(line)
-        if state["bytes"] < MAX_OUTPUT_BYTES:
-            captured.append(line)
-            state["bytes"] += len(line) + 1
+        on_line(line)
+
+
+@dataclass
+class Finished:
+    exit_code: int
+    stopped: str  # "" when the process ended by itself; else "cancelled" or "timed out after Ns"
+
+
+def run_process(
+    argv: list[str],
+    ctx: StepContext,
+    on_line: Callable[[str], None],
+    *,
+    env: dict[str, str],
+    cwd: str | None = None,
+    user: str | None = None,
+    timeout: float | None = None,
+    grace: float = KILL_GRACE_SECONDS,
+) -> Finished:
+    """Run `argv` (no shell) in its own process group, as `user` if given (needs root), stdout and stderr
+    line by line to `on_line`; on `timeout` (seconds, None: none) or cancel kill the whole group. Returns
+    when the process has exited. Raises OSError / ValueError when it cannot start."""
+    as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        **as_user,
+    )
+    reader = threading.Thread(target=_read_output, args=(proc, on_line), daemon=True)
+    reader.start()
+    # The process's exit is awaited with a blocking wait(), so a step ends the moment its
+    # process does; a watcher thread enforces the timeout and cancel by killing the group.
+    exited = threading.Event()
+    stopped: list[str] = []
+    watcher = threading.Thread(target=_watch, args=(proc, ctx, timeout, grace, exited, stopped), daemon=True)
+    watcher.start()
+    proc.wait()
+    exited.set()
+    watcher.join()
+    reader.join(timeout=2)
+    return Finished(proc.returncode, stopped[0] if stopped else "")
 
 
 @executor("shell")
@@ -87,42 +140,29 @@ def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     env.update({str(k): str(v) for k, v in (params.get("env") or {}).items()})
     expected = params.get("expected_exit_codes") or [0]
     grace = float(params.get("kill_grace_seconds", KILL_GRACE_SECONDS))
+    captured: list[str] = []
+    state = {"lines": 0, "bytes": 0}
+
+    def keep(line: str) -> None:
+        state["lines"] += 1
+        if state["lines"] > MAX_LINES:
+            return  # keep draining so the process never blocks on a full pipe
+        ctx.log(line)
+        if state["bytes"] < MAX_OUTPUT_BYTES:
+            captured.append(line)
+            state["bytes"] += len(line) + 1
+
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=params.get("cwd") or None,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            text=True,
-            errors="replace",
-            bufsize=1,
+        finished = run_process(
+            argv, ctx, keep, env=env, cwd=params.get("cwd") or None, timeout=ctx.timeout, grace=grace
         )
     except (OSError, ValueError) as exc:
         return ActionResult(False, error=f"could not start {argv[0]!r}: {exc}")
-
-    captured: list[str] = []
-    state = {"lines": 0, "bytes": 0}
-    reader = threading.Thread(target=_read_output, args=(proc, ctx, captured, state), daemon=True)
-    reader.start()
-    # The process's exit is awaited with a blocking wait(), so a step ends the moment its
-    # process does; a watcher thread enforces the timeout and cancel by killing the group.
-    exited = threading.Event()
-    stopped: list[str] = []
-    watcher = threading.Thread(target=_watch, args=(proc, ctx, grace, exited, stopped), daemon=True)
-    watcher.start()
-    proc.wait()
-    exited.set()
-    watcher.join()
-    stopped_by = stopped[0] if stopped else ""
-    reader.join(timeout=2)
     if state["lines"] > MAX_LINES:
         ctx.log(f"[output truncated: {state['lines'] - MAX_LINES} more lines not kept]")
-    output = {"exit_code": proc.returncode, "stdout": "\n".join(captured), "lines": state["lines"]}
-    if stopped_by:
-        return ActionResult(False, output=output, error=f"{stopped_by}; process group killed")
-    if proc.returncode not in expected:
-        return ActionResult(False, output=output, error=f"exit code {proc.returncode} (expected {expected})")
+    output = {"exit_code": finished.exit_code, "stdout": "\n".join(captured), "lines": state["lines"]}
+    if finished.stopped:
+        return ActionResult(False, output=output, error=f"{finished.stopped}; process group killed")
+    if finished.exit_code not in expected:
+        return ActionResult(False, output=output, error=f"exit code {finished.exit_code} (expected {expected})")
     return ActionResult(True, output=output)
