@@ -27,7 +27,7 @@ class ActionViewSet(viewsets.ViewSet):
     """
 
     queryset = Runbook.objects.none()  # RolePermissions: GET needs runbooks.view_runbook
-    lookup_value_regex = r"[A-Za-z0-9_-]+"
+    lookup_value_regex = r"[A-Za-z0-9_.-]+"  # family.name, e.g. postgres.promote
 
     @extend_schema(summary="Action types with their parameter schemas", responses=RunbookActionSerializer(many=True))
     def list(self, request: Request) -> Response:
