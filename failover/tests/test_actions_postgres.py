@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from failover.engine.actions import run_action
+from failover.engine.actions.postgres_wal import WalScan, format_lsn, newest_timeline, parse_lsn, record_end
 from failover.engine.templating import TemplateContext, render_step_params
 from failover.tests.pg_pair import PASSWORD, PgPair, black_hole, run_step, step_ctx, wait_until
 from runbooks.actions import get_action
@@ -49,6 +50,32 @@ def test_every_documented_example_matches_its_schema() -> None:
             assert [e.message for e in get_action(name).validator.iter_errors(params)] == [], (name, params)
     assert list(get_action("postgres.fence").validator.iter_errors({"dsn_secret": "x", "lift": "yes"}))
     assert list(get_action("postgres.check_lag").validator.iter_errors({"dsn_secret": "x", "max_lag": 1}))
+
+
+def test_wal_positions_and_pg_waldump_lines() -> None:
+    assert (
+        parse_lsn("16/B374D848") == (0x16 << 32) + 0xB374D848 and format_lsn(parse_lsn("16/B374D848")) == "16/B374D848"
+    )
+    with pytest.raises(ValueError, match="'0/3000000; DROP' is not an LSN"):
+        parse_lsn("0/3000000; DROP")
+    # An insert position just past a page header is the end of the record before it.
+    assert record_end(0x3000028) == 0x3000000  # segment start: long header
+    assert record_end(0x3002018) == 0x3002000  # page start: short header
+    assert record_end(0x30082C8) == 0x30082C8
+    scan = WalScan(parse_lsn("0/3000000"))
+    for line in (
+        "rmgr: Heap        len (rec/tot):     65/    65, tx:        732, lsn: 0/03008168, prev 0/03008140,"
+        " desc: INSERT off: 2",
+        "rmgr: Transaction len (rec/tot):     34/    34, tx:        732, lsn: 0/030081F0, prev 0/030081B0,"
+        " desc: COMMIT 2026-01-02 05:31:16.161380 UTC",
+        "rmgr: Transaction len (rec/tot):     34/    34, tx:        733, lsn: 0/030082A0, prev 0/03008260,"
+        " desc: COMMIT 2026-01-02 05:31:18.661380 UTC",
+        "pg_waldump: error: error in WAL record at 0/30082A0: invalid record length at 0/30082C8: expected at least 24",
+    ):
+        scan.feed(line)
+    assert (scan.records, scan.commits, format_lsn(scan.end)) == (3, 2, "0/30082C8")
+    assert scan.last_commit_at - scan.first_commit_at == pytest.approx(2.5)
+    assert newest_timeline(["000000010000000000000003", "00000002.history", "000000020000000000000004", "x"]) == 2
 
 
 # ----------------------------------------------------------------------------- bad input (no server needed)

@@ -5,6 +5,7 @@ failback runbook (rewind the old primary → switchover back → rebuild the oth
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -17,8 +18,8 @@ from django.utils import timezone
 from core.secrets import set_secret
 from failover import services
 from failover.engine.runner import run_execution
-from failover.models import FailoverExecution, StepRun
-from failover.tests.pg_pair import PgPair, black_hole, run_step, step_ctx, wait_until
+from failover.models import ExecutionEvent, FailoverExecution, StepRun
+from failover.tests.pg_pair import PASSWORD, PgPair, black_hole, run_step, step_ctx, wait_until
 from plans.tests.factories import make_app, make_plan
 from runbooks.choices import VersionStatus
 from runbooks.models import RunbookVersion
@@ -168,7 +169,7 @@ def _output(execution: FailoverExecution, key: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_plan_fails_over_and_back_through_the_engine(pg_pair: PgPair, users: dict[str, User]) -> None:
+def test_a_plan_fails_over_and_back_through_the_engine(pg_pair: PgPair, users: dict[str, User], enqueued) -> None:
     primary, standby = pg_pair.reset()
     set_secret("orders-db-primary-dsn", primary.dsn)
     set_secret("orders-db-standby-dsn", standby.dsn)
@@ -269,7 +270,19 @@ def test_a_plan_fails_over_and_back_through_the_engine(pg_pair: PgPair, users: d
     wait_until(lambda: not standby.query("SELECT 1 FROM pg_stat_wal_receiver"), what="WAL receiver stopped")
     pg_pair.write(primary, 3)
 
-    failover = _run(services.start_failover(plan, execution_type="unplanned", actor=users["operator"]))
+    # A wrong secret: an ordinary step failure, naming it, before anything is touched; fixed, resumed.
+    set_secret("orders-db-standby-dsn", "db-2.example.internal:5432")
+    failover = services.start_failover(plan, execution_type="unplanned", actor=users["operator"])
+    assert run_execution(failover.pk) == "failed"
+    failed = StepRun.objects.get(execution=failover, step_key="pg-pair.check-lag")
+    assert failed.error == (
+        "postgres.check_lag: dsn_secret: secret 'orders-db-standby-dsn' is not a PostgreSQL DSN"
+        " (expected a postgresql:// URI or key=value conninfo)"
+    )
+    assert primary.in_recovery() is False and primary.value("SHOW default_transaction_read_only") == "off"
+    set_secret("orders-db-standby-dsn", standby.dsn)
+    services.resume(failover, users["operator"], comment="standby DSN corrected")
+    failover = _run(failover)
     assert _output(failover, "check-lag")["max_lag_seconds"] == 60  # the plan's RPO reached the template
     assert _output(failover, "fence")["fenced"] is True and _output(failover, "promote")["promoted"] is True
     loss = _output(failover, "data-loss")
@@ -291,3 +304,15 @@ def test_a_plan_fails_over_and_back_through_the_engine(pg_pair: PgPair, users: d
     pg_pair.caught_up(primary, standby)
     # The 3 transactions the failover lost stay lost; everything written since is on both nodes.
     assert primary.value("SELECT count(*) FROM t") == standby.value("SELECT count(*) FROM t")
+    # No secret value in anything the engine stored (events, outputs, errors, rendered parameters).
+    for execution in (failover, failback):
+        stored = json.dumps(
+            [
+                list(ExecutionEvent.objects.filter(execution=execution).values_list("message", "data")),
+                list(StepRun.objects.filter(execution=execution).values_list("output", "error", "rendered")),
+                execution.error,
+            ],
+            default=str,
+        )
+        found = stored.find(PASSWORD)
+        assert found == -1, stored[max(0, found - 300) : found + 50]
