@@ -135,6 +135,14 @@ def test_rewind_timeout_and_cancel_kill_pg_rewind(pg_pair: PgPair) -> None:
         assert result.error.startswith("postgres.rewind: timed out after 2s during ")
         assert programs_on(standby.data, "pg_rewind") == []
         assert "pw-hung" not in result.error
+    with black_hole() as closed:
+        pass  # nothing listens there now
+    refused = f"host=127.0.0.1 port={closed} user=postgres password=pw-refused dbname=postgres"
+    result = run_step("postgres.rewind", params, step_ctx({"new": refused}))
+    assert result.error.startswith(
+        f"postgres.rewind: pg_rewind of {standby.data} from 127.0.0.1:{closed} failed locally (exit code 1): "
+    )
+    assert f"port {closed} failed: Connection refused" in result.error and "pw-refused" not in result.error
     missing_user = run_step("postgres.rewind", {**params, "os_user": "no-such-user-x"}, step_ctx({"new": hung}))
     assert missing_user.error == "postgres.rewind: pg_ctl status: no such OS user 'no-such-user-x' on this machine"
     bad_dir = run_step(

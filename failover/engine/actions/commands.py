@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +36,10 @@ class CommandResult:
         return not self.stopped and self.exit_code == 0
 
     def last_line(self) -> str:
-        return next((line.strip() for line in reversed(self.tail) if line.strip()), "")
+        """The last line that says what went wrong ("error:", "FATAL:"), else the last line."""
+        lines = [line.strip() for line in self.tail if line.strip()]
+        flagged = [line for line in lines if re.search(r"\b(error|fatal|failed)\b", line, re.IGNORECASE)]
+        return (flagged or lines or [""])[-1]
 
 
 class CommandRunner(Protocol):

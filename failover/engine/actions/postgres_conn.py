@@ -1,11 +1,13 @@
 """Reaching a PostgreSQL server for the postgres actions: a DSN from a secret, a connection and
 queries that honour the step's timeout and cancel, and messages that never contain the DSN.
 
-    @pg_action("postgres.x")                          # a PgError becomes the failed result "postgres.x: …"
+    @pg_action("postgres.x")                   # a PgError becomes the failed result "postgres.x: <message>"
     def x(params, ctx):
-        with session_for(params, ctx, Deadline(ctx)) as db:  # PgError naming the secret if missing / not a
-            db.value("SELECT pg_is_in_recovery()")   # DSN, "cannot connect to HOST:PORT: …"; Stopped on
-                                                     # timeout / cancel (the query is cancelled)
+        with session_for(params, ctx, Deadline(ctx)) as db:
+            db.value("SELECT pg_is_in_recovery()")
+
+session_for reads the secret (PgError naming it when it is missing or not a DSN); connecting fails with
+"cannot connect to HOST:PORT: <reason>"; a query raises Stopped on timeout or cancel, after cancelling it.
 
 The secret's value is a postgresql:// URI or a key=value conninfo. It is checked before anything
 connects; parse errors are not shown (libpq quotes the string it failed on). Messages name the secret,
@@ -199,7 +201,8 @@ class Session:
             if self.ctx.cancelled.is_set() or self.deadline.expired():
                 raise self.deadline.stopped(self.ctx, f"connecting to {self.dsn.where}")
             raise PgError(
-                f"cannot connect to {self.dsn.where}: no answer within {limit:g}s (connect timeout)", unreachable=True
+                f"cannot connect to {self.dsn.where}: no answer within {round(limit, 1):g}s (connect timeout)",
+                unreachable=True,
             )
         if outcome.exception is not None:
             reason = self._reason(outcome.exception)
