@@ -342,11 +342,19 @@ def test_switchover_gives_up_without_promoting_when_the_standby_does_not_catch_u
         assert standby.in_recovery() is True
         pg_pair.write(primary)  # writable again
 
-        ctx = step_ctx(secrets, timeout=30)  # cancelled while waiting: the same, at once
-        threading.Timer(0.5, ctx.cancelled.set).start()
-        started = time.monotonic()
+        lines: list[str] = []
+        ctx = step_ctx(secrets, timeout=30, log=lines)  # cancelled while waiting: the same, at once
+
+        cancelled_at: list[float] = []
+
+        def cancel_once_waiting() -> None:
+            wait_until(lambda: any("to replay it" in line for line in lines), what="switchover waiting")
+            cancelled_at.append(time.monotonic())
+            ctx.cancelled.set()
+
+        threading.Thread(target=cancel_once_waiting).start()
         result = run_step("postgres.switchover", {**params, "max_wait_seconds": 30}, ctx)
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - cancelled_at[0] < 2
         assert result.error == (
             f"postgres.switchover: cancelled while waiting for {standby.where} to catch up; not promoted;"
             f" fence lifted: {primary.where} accepts writes again"

@@ -390,7 +390,7 @@ def wait_writable(params: dict[str, Any], ctx: StepContext) -> ActionResult:
                 why = "in recovery (a standby)" if in_recovery else "read-only (default_transaction_read_only = on)"
             except PgError as exc:  # not there yet (restarting, refusing): try again with a new connection
                 if isinstance(exc, Stopped) and ctx.cancelled.is_set():
-                    raise
+                    raise deadline.stopped(ctx, f"waiting for {where} to accept writes") from None
                 why = why if isinstance(exc, Stopped) and why else exc.message
                 if db is not None:
                     db.close()
@@ -456,7 +456,8 @@ def _wait_replayed(standby: Session, target: int, max_wait: float) -> int:
     """Until the standby's replay LSN reaches `target`, for at most max_wait seconds (and the deadline)."""
     give_up = time.monotonic() + max_wait
     while True:
-        replayed = parse_lsn(standby.value("SELECT pg_last_wal_replay_lsn()::text")) or 0
+        doing = f"waiting for {standby.dsn.where} to catch up"
+        replayed = parse_lsn(standby.value("SELECT pg_last_wal_replay_lsn()::text", doing=doing)) or 0
         if replayed >= target:
             return replayed
         if time.monotonic() >= give_up:
@@ -464,7 +465,7 @@ def _wait_replayed(standby: Session, target: int, max_wait: float) -> int:
                 f"{standby.dsn.where} replayed {format_lsn(replayed)}, not {format_lsn(target)}, within {max_wait:g} s"
             )
         if standby.ctx.cancelled.wait(POLL_SECONDS) or standby.deadline.expired():
-            raise standby.deadline.stopped(standby.ctx, f"waiting for {standby.dsn.where} to catch up")
+            raise standby.deadline.stopped(standby.ctx, doing)
 
 
 def _lift_after_failure(primary: Session, ctx: StepContext) -> str:
