@@ -266,9 +266,9 @@ def test_fence_makes_the_primary_read_only_terminates_clients_keeps_replication_
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             pg_pair.write(primary)
         assert pg_pair.streaming(primary, standby)  # the walsender was not terminated
-        not_yet = run_step("postgres.wait_writable", {"dsn_secret": "p"}, step_ctx({"p": primary.dsn}, timeout=0.5))
+        not_yet = run_step("postgres.wait_writable", {"dsn_secret": "p"}, step_ctx({"p": primary.dsn}, timeout=1))
         assert not_yet.error == (
-            f"postgres.wait_writable: {primary.where} does not accept writes after 0.5s:"
+            f"postgres.wait_writable: {primary.where} does not accept writes after 1s:"
             " read-only (default_transaction_read_only = on)"
         )
         again = run_step("postgres.fence", {"dsn_secret": "p"}, ctx)  # idempotent: a retry fences again
