@@ -59,6 +59,8 @@ def test_actions_endpoint_one_action_and_errors(api_for) -> None:
     assert dotted.status_code == 200 and dotted.json()["name"] == "aws.ec2_start"
     dotted = api_for("operator").get("/api/v1/dr/actions/redis.promote/")
     assert dotted.status_code == 200 and dotted.json()["name"] == "redis.promote"
+    promote = api_for("viewer").get("/api/v1/dr/actions/postgres.promote/")
+    assert promote.status_code == 200 and promote.json()["params_schema"]["required"] == ["dsn_secret"]
     missing = api_for("operator").get("/api/v1/dr/actions/teleport")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert api_for(None).get("/api/v1/dr/actions").status_code == 401

@@ -191,12 +191,27 @@ def test_step_may_reference_transitive_needs(make_doc) -> None:
 
 
 def test_action_registry() -> None:
-    assert {"http", "manual", "noop", "python", "shell", "sql", "tcp", "wait"} <= set(actions.action_names())
-    redis = ["redis.failover", "redis.promote", "redis.replicaof", "redis.replication_status"]
-    assert [name for name in actions.action_names() if name.startswith("redis.")] == redis
-    assert [name for name in actions.action_names() if name.startswith("ssh.")] == ["ssh.run"]
-    aws = ["aws.ec2_start", "aws.ec2_stop", "aws.rds_promote_read_replica", "aws.route53_failover"]
-    assert [name for name in actions.action_names() if name.startswith("aws.")] == aws
+    names = actions.action_names()
+    assert [n for n in names if "." not in n] == ["http", "manual", "noop", "python", "shell", "sql", "tcp", "wait"]
+    # The infrastructure actions, by family (runbooks/action_schemas/).
+    families = {
+        "aws": ["aws.ec2_start", "aws.ec2_stop", "aws.rds_promote_read_replica", "aws.route53_failover"],
+        "postgres": [
+            "postgres.check_lag",
+            "postgres.data_loss",
+            "postgres.fence",
+            "postgres.promote",
+            "postgres.rebuild_standby",
+            "postgres.replication_status",
+            "postgres.rewind",
+            "postgres.switchover",
+            "postgres.wait_writable",
+        ],
+        "redis": ["redis.failover", "redis.promote", "redis.replicaof", "redis.replication_status"],
+        "ssh": ["ssh.run"],
+    }
+    assert {family: [n for n in names if n.startswith(family + ".")] for family in families} == families
+    assert all(n.split(".")[0] in families for n in names if "." in n)
     assert actions.get_action("shell").params_schema["required"] == ["argv"]
     assert actions.get_action("nope") is None
     with pytest.raises(ValueError, match="already registered"):

@@ -3,7 +3,8 @@
 Output is captured line by line (each line sent to `ctx.log`), capped in lines and
 bytes; a line longer than MAX_LINE_BYTES is cut without ever being held in memory whole.
 On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after a grace
-period, so no child or grandchild survives the step.
+period, so no child or grandchild survives the step. `run_process` is that machinery on its own, for
+actions that run commands of their own (failover/engine/actions/commands.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from failover.engine.actions import ActionResult, StepContext, executor
@@ -41,16 +44,23 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
     proc.wait()
 
 
-def _watch(proc: subprocess.Popen, ctx: StepContext, grace: float, exited: threading.Event, stopped: list[str]) -> None:
+def _watch(
+    proc: subprocess.Popen,
+    ctx: StepContext,
+    timeout: float | None,
+    grace: float,
+    exited: threading.Event,
+    stopped: list[str],
+) -> None:
     """Kill the process group on timeout or cancel; return as soon as the process exits."""
-    deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
+    deadline = time.monotonic() + timeout if timeout else None
     while not exited.wait(
         WATCH_INTERVAL if deadline is None else max(0.0, min(WATCH_INTERVAL, deadline - time.monotonic()))
     ):
         if ctx.cancelled.is_set():
             stopped.append("cancelled")
         elif deadline is not None and time.monotonic() >= deadline:
-            stopped.append(f"timed out after {ctx.timeout:g}s")
+            stopped.append(f"timed out after {timeout:g}s")
         if stopped:
             _kill_group(proc, grace)
             return
@@ -112,18 +122,19 @@ class OutputLines:
         return "\n".join(self.captured)
 
 
-def _read_output(proc: subprocess.Popen, lines: OutputLines) -> None:
-    """Log the output line by line, in order, never holding more than MAX_LINE_BYTES + 1 characters of a
-    line: a process may print hundreds of MB without a newline. readline(limit) reads the pipe in chunks
-    (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into \n); the rest
-    of a longer line is read in bounded pieces and dropped."""
+def _read_output(proc: subprocess.Popen, on_line: Callable[[str], None]) -> None:
+    """Pass the output to `on_line` line by line, in order, never holding more than MAX_LINE_BYTES + 1
+    characters of a line: a process may print hundreds of MB without a newline. readline(limit) reads the
+    pipe in chunks (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into
+    \n); the rest of a longer line is read in bounded pieces and dropped."""
     assert proc.stdout is not None
     while piece := proc.stdout.readline(MAX_LINE_BYTES + 1):
         line = piece.removesuffix("\n")
         if len(line) > MAX_LINE_BYTES:
+            line = line[:MAX_LINE_BYTES] + TRUNCATED_LINE
             while not piece.endswith("\n") and (piece := proc.stdout.readline(DRAIN_CHUNK)):
                 pass  # the rest of the line, up to and including its newline
-        lines.add(line)
+        on_line(line)
 
 
 def argv_of(value: Any) -> list[str] | None:
@@ -135,6 +146,55 @@ def argv_of(value: Any) -> list[str] | None:
     return argv if argv and all(isinstance(a, str) for a in argv) else None
 
 
+@dataclass
+class Finished:
+    exit_code: int
+    stopped: str  # "" when the process ended by itself; else "cancelled" or "timed out after Ns"
+
+
+def run_process(
+    argv: list[str],
+    ctx: StepContext,
+    on_line: Callable[[str], None],
+    *,
+    env: dict[str, str],
+    cwd: str | None = None,
+    user: str | None = None,
+    timeout: float | None = None,
+    grace: float = KILL_GRACE_SECONDS,
+) -> Finished:
+    """Run `argv` (no shell) in its own process group, as `user` if given (needs root), stdout and stderr
+    line by line to `on_line`; on `timeout` (seconds, None: none) or cancel kill the whole group. Returns
+    when the process has exited. Raises OSError / ValueError when it cannot start."""
+    as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        **as_user,
+    )
+    reader = threading.Thread(target=_read_output, args=(proc, on_line), daemon=True)
+    reader.start()
+    # The process's exit is awaited with a blocking wait(), so a step ends the moment its
+    # process does; a watcher thread enforces the timeout and cancel by killing the group.
+    exited = threading.Event()
+    stopped: list[str] = []
+    watcher = threading.Thread(target=_watch, args=(proc, ctx, timeout, grace, exited, stopped), daemon=True)
+    watcher.start()
+    proc.wait()
+    exited.set()
+    watcher.join()
+    reader.join(timeout=2)
+    return Finished(proc.returncode, stopped[0] if stopped else "")
+
+
 @executor("shell")
 def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     argv = argv_of(params.get("argv"))
@@ -144,40 +204,17 @@ def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     env.update({str(k): str(v) for k, v in (params.get("env") or {}).items()})
     expected = params.get("expected_exit_codes") or [0]
     grace = float(params.get("kill_grace_seconds", KILL_GRACE_SECONDS))
+    lines = OutputLines(ctx)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=params.get("cwd") or None,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            text=True,
-            errors="replace",
-            bufsize=1,
+        finished = run_process(
+            argv, ctx, lines.add, env=env, cwd=params.get("cwd") or None, timeout=ctx.timeout, grace=grace
         )
     except (OSError, ValueError) as exc:
         return ActionResult(False, error=f"could not start {argv[0]!r}: {exc}")
-
-    lines = OutputLines(ctx)
-    reader = threading.Thread(target=_read_output, args=(proc, lines), daemon=True)
-    reader.start()
-    # The process's exit is awaited with a blocking wait(), so a step ends the moment its
-    # process does; a watcher thread enforces the timeout and cancel by killing the group.
-    exited = threading.Event()
-    stopped: list[str] = []
-    watcher = threading.Thread(target=_watch, args=(proc, ctx, grace, exited, stopped), daemon=True)
-    watcher.start()
-    proc.wait()
-    exited.set()
-    watcher.join()
-    stopped_by = stopped[0] if stopped else ""
-    reader.join(timeout=2)
     lines.finish()
-    output = {"exit_code": proc.returncode, "stdout": lines.text, "lines": lines.count}
-    if stopped_by:
-        return ActionResult(False, output=output, error=f"{stopped_by}; process group killed")
-    if proc.returncode not in expected:
-        return ActionResult(False, output=output, error=f"exit code {proc.returncode} (expected {expected})")
+    output = {"exit_code": finished.exit_code, "stdout": lines.text, "lines": lines.count}
+    if finished.stopped:
+        return ActionResult(False, output=output, error=f"{finished.stopped}; process group killed")
+    if finished.exit_code not in expected:
+        return ActionResult(False, output=output, error=f"exit code {finished.exit_code} (expected {expected})")
     return ActionResult(True, output=output)
