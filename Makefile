@@ -47,7 +47,7 @@ test: lint
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_sshd.sh
 	$(PY) -m pytest
-	$(PY) scripts/with_postgres.py $(PY) -m pytest -m "not contract"
+	$(PY) scripts/with_postgres.py $(PY) -m pytest -m "not contract and not realsystem"
 	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis
 
 # The DR lab: real PostgreSQL and Redis pairs and an orders app on 127.0.0.1 (var/lab/).

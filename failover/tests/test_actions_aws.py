@@ -24,6 +24,8 @@ from failover.tests.aws_support import REGION, Blackhole, MotoServer, Relay, fre
 from failover.tests.engine_support import in_thread, make_execution, messages, steps_of, wait_for
 from runbooks.actions import get_action
 
+pytestmark = pytest.mark.realsystem  # real servers; runs once, in the SQLite pass
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ID = "AKIADRPLANTESTKEY0007"
 SECRET_KEY = "drplan/Secret+Access/Key-never-shown-0123456789"

@@ -19,6 +19,8 @@ from failover.tests.engine_support import wait_for
 from failover.tests.redis_support import HOST, RedisPair, start_pair, version_of
 from runbooks.actions import get_action
 
+pytestmark = pytest.mark.realsystem  # real servers; runs once, in the SQLite pass
+
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[RedisPair]:

@@ -24,6 +24,8 @@ from failover.tests.engine_support import wait_for
 from failover.tests.sshd_support import HOST, SSHServer, processes_of, processes_with, start_sshd, stop_sshd
 from runbooks.actions import get_action
 
+pytestmark = pytest.mark.realsystem  # real servers; runs once, in the SQLite pass
+
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[SSHServer]:

@@ -21,7 +21,7 @@ from failover.tests.redis_support import HOST, RedisPair, start_pair, version_of
 from failover.tests.sshd_support import SSHServer, processes_with, start_sshd, stop_sshd
 from runbooks.services import import_runbook_text
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.realsystem]
 
 RUNBOOK = """
 name: Cache switchover
