@@ -10,15 +10,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def _environment(tmp_path: Path, **env: str) -> dict[str, str]:
+    """This process's environment without DRPlan's settings, plus `env`: a fresh start's view."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), **env})
-    code = (
-        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
-        "from django.conf import settings; "
-        "print(settings.DATABASES['default']['ENGINE'], settings.DEBUG, settings.Q_CLUSTER.get('orm'))"
+    return {**clean, "DRPLAN_VAR_DIR": str(tmp_path), **env}
+
+
+def _python(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `code` after loading the settings in a fresh interpreter with that environment."""
+    prelude = "import os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; from django.conf import settings; "
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        cwd=ROOT,
+        env=_environment(tmp_path, **env),
+        capture_output=True,
+        text=True,
     )
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+
+
+def _load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return _python(
+        tmp_path,
+        "print(settings.DATABASES['default']['ENGINE'], settings.DEBUG, settings.Q_CLUSTER.get('orm'))",
+        **env,
+    )
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):
@@ -49,28 +64,19 @@ def test_database_url_selects_postgresql(tmp_path):
     assert result.stdout.split()[0] == "django.db.backends.postgresql"
 
 
-def _python_actions(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), **env})
-    code = (
-        "import os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
-        "from django.conf import settings; print(','.join(settings.DRPLAN_PYTHON_ACTIONS))"
-    )
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
-
-
 def test_python_action_allow_list_comes_from_drplan_python_actions_and_never_allows_the_lab_in_production(tmp_path):
-    development = _python_actions(tmp_path)
-    assert development.stdout.strip() == "failover.engine.extensions,failover.lab.actions"
+    def allowed(**env: str) -> list[str]:
+        return _settings_of(tmp_path, ["DRPLAN_PYTHON_ACTIONS"], **env)["DRPLAN_PYTHON_ACTIONS"]
+
+    assert allowed() == ["failover.engine.extensions", "failover.lab.actions"]
     production = {"DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": "x" * 50}
-    assert _python_actions(tmp_path, **production).stdout.strip() == "failover.engine.extensions"
-    allowed = " acme.dr_actions , failover.engine.extensions"
-    custom = _python_actions(tmp_path, **production, DRPLAN_PYTHON_ACTIONS=allowed)
-    assert custom.stdout.strip() == "acme.dr_actions,failover.engine.extensions"
-    refused = _python_actions(tmp_path, **production, DRPLAN_PYTHON_ACTIONS="acme.dr,failover.lab.actions")
+    assert allowed(**production) == ["failover.engine.extensions"]
+    listed = " acme.dr_actions , failover.engine.extensions"
+    assert allowed(**production, DRPLAN_PYTHON_ACTIONS=listed) == ["acme.dr_actions", "failover.engine.extensions"]
+    refused = _load_settings(tmp_path, **production, DRPLAN_PYTHON_ACTIONS="acme.dr,failover.lab.actions")
     assert refused.returncode != 0
     assert "DRPLAN_PYTHON_ACTIONS names the DR lab" in refused.stderr
-    assert _python_actions(tmp_path, DRPLAN_PYTHON_ACTIONS="").stdout.strip() == ""
+    assert allowed(DRPLAN_PYTHON_ACTIONS="") == []
 
 
 # Loads the settings with a permissive umask and records, through an audit hook, the mode the key file
@@ -93,12 +99,10 @@ print(settings.SECRET_KEY, oct(stat.S_IMODE(os.stat(key_file).st_mode)), [oct(m)
 
 
 def _probe_key(tmp_path: Path) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    clean["DRPLAN_VAR_DIR"] = str(tmp_path)
     return subprocess.Popen(
         [sys.executable, "-c", _KEY_PROBE],
         cwd=ROOT,
-        env=clean,
+        env=_environment(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -125,14 +129,9 @@ def test_concurrent_first_starts_agree_on_one_key(tmp_path):
 
 
 def _settings_of(tmp_path: Path, names: list[str], **env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), **env})
-    code = (
-        "import json, os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
-        "from django.conf import settings; "
-        f"print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}))"
+    result = _python(
+        tmp_path, f"import json; print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}))", **env
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -196,14 +195,10 @@ def test_an_unreadable_flag_is_refused(tmp_path):
 
 
 def test_deploy_check_passes_with_production_settings(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    clean.update(
-        {"DRPLAN_VAR_DIR": str(tmp_path), "DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": secrets.token_urlsafe(50)}
-    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env=clean,
+        env=_environment(tmp_path, DRPLAN_ENV="production", DRPLAN_SECRET_KEY=secrets.token_urlsafe(50)),
         capture_output=True,
         text=True,
     )
@@ -216,11 +211,5 @@ def test_sign_in_lockout_is_configured_from_the_environment(tmp_path):
     names = ["AXES_FAILURE_LIMIT"]
     assert _settings_of(tmp_path, names) == {"AXES_FAILURE_LIMIT": 5}
     assert _settings_of(tmp_path, names, DRPLAN_LOGIN_FAILURE_LIMIT="3") == {"AXES_FAILURE_LIMIT": 3}
-    code = (
-        "import os; os.environ['DJANGO_SETTINGS_MODULE']='drplan.settings'; "
-        "from django.conf import settings; print(settings.AXES_COOLOFF_TIME.total_seconds())"
-    )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    clean.update({"DRPLAN_VAR_DIR": str(tmp_path), "DRPLAN_LOGIN_LOCKOUT_SECONDS": "60"})
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    result = _python(tmp_path, "print(settings.AXES_COOLOFF_TIME.total_seconds())", DRPLAN_LOGIN_LOCKOUT_SECONDS="60")
     assert result.stdout.strip() == "60.0", result.stderr
