@@ -10,11 +10,12 @@ from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from analytics.models import DRTestResult, RTOTarget
+from core.roles import role_names
 from failover import selectors
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.common import APPROVE_EXECUTION
-from failover.console import can_decide_execution, role_names
+from failover.console import can_decide_execution
 from failover.models import ApprovalDecision, FailoverExecution
 from plans.choices import PlanStatus
 from plans.models import DRPlan

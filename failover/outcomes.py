@@ -14,6 +14,7 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import DomainError, InvalidInput
+from core.roles import require_permission
 from failover.choices import ExecutionStatus as ES
 from failover.choices import ExecutionType, TriggerType
 from failover.engine import graph
@@ -137,9 +138,9 @@ def schedule_test(
     rescheduling replaces it). The plan must be active and have an approved test runbook."""
     from django_q.models import Schedule
 
-    from failover.services import _require, _require_active
+    from failover.services import _require_active
 
-    _require(actor, RUN_TEST, "schedule DR tests")
+    require_permission(actor, RUN_TEST, "schedule DR tests")
     if (cron is None) == (frequency is None):
         raise InvalidInput("give either cron or frequency, not both", field="frequency" if cron else "cron")
     if frequency is not None and frequency not in FREQUENCIES:

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput
+from core.roles import require_permission
 from failover.approvals import decide_execution, decide_step, expire_approval_requests
 from failover.choices import ACTIVE_STATUSES, ExecutionStatus, ExecutionType, TriggerType
 from failover.common import (
@@ -47,7 +48,6 @@ from failover.common import (
     RUN_TEST,
     _audit,
     _enqueue_on_commit,
-    _require,
     _user_or_none,
     _username,
     run_permission,
@@ -273,7 +273,7 @@ def _start_plan(
     parallelism: int | None,
     coerce_strings: bool,
 ) -> FailoverExecution:
-    _require(actor, permission, f"start a {execution_type}")
+    require_permission(actor, permission, f"start a {execution_type}")
     _require_active(plan)
     if execution_type in FAILOVER_TYPES and (active := _active_failover(plan)) is not None:
         raise _already_active(plan, active)
@@ -432,7 +432,7 @@ def execute_runbook(
     Failover and failback runbooks only run for real through their plan (Conflict "use_plan_failover")."""
     from runbooks.selectors import latest
 
-    _require(actor, RUN_TEST, "run runbooks")
+    require_permission(actor, RUN_TEST, "run runbooks")
     if isinstance(target, Runbook):
         versions = list(target.versions.all())
         version = latest(v for v in versions if v.status == VersionStatus.APPROVED)

@@ -26,7 +26,7 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput, PermissionDenied
-from core.roles import holds_role
+from core.roles import holds_role, require_permission
 from plans.models import Application
 from runbooks import documents, selectors
 from runbooks.choices import Decision, VersionStatus
@@ -402,8 +402,7 @@ def decide(
         raise InvalidInput(f"decision must be one of {', '.join(Decision.values)}", field="decision")
     if decision == Decision.REJECT and not comment.strip():
         raise InvalidInput("a rejection needs a comment explaining why", field="comment")
-    if actor is None or not actor.is_authenticated or not actor.has_perm(APPROVE_PERMISSION):
-        raise PermissionDenied("You need the runbooks.approve_runbookversion permission to approve or reject.")
+    require_permission(actor, APPROVE_PERMISSION, "approve or reject", system=False)
     with transaction.atomic():
         locked = RunbookVersion.objects.select_for_update().select_related("runbook").get(pk=version.pk)
         if locked.status != VersionStatus.PENDING_APPROVAL:
