@@ -84,8 +84,8 @@ from failover.engine.step_results import (
     release_dependents,
     write_logs,
 )
-from failover.engine.templating import TemplateContext, render_step_params
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
+from runbooks.templating import TemplateContext, render_step_params
 
 # Re-exported: callers import these from the runner.
 __all__ = [
