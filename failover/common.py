@@ -13,6 +13,7 @@ from django.db import transaction
 
 from core import audit
 from core.exceptions import NotFound
+from failover import tasks
 from failover.choices import ExecutionType
 from failover.models import FailoverExecution, StepRun
 
@@ -25,8 +26,6 @@ FAILOVER_TYPES = {ExecutionType.PLANNED, ExecutionType.UNPLANNED, ExecutionType.
 
 def _enqueue(execution_id: int) -> None:
     """Hand the execution to a worker (django-q2). Called on commit only."""
-    from failover import tasks
-
     tasks.enqueue_execution(execution_id)
 
 

@@ -19,6 +19,7 @@ from failover.choices import ExecutionStatus as ES
 from failover.choices import ExecutionType, TriggerType
 from failover.engine import graph
 from failover.engine.events import emit
+from failover.engine.records import OUTCOME_MARKER
 from failover.engine.states import TERMINAL_EXECUTION
 from failover.models import ExecutionEvent, FailoverExecution
 from plans.choices import PlanStatus
@@ -35,8 +36,6 @@ def _locked(execution_id: int) -> FailoverExecution:
 
 
 # --- Outcome ----------------------------------------------------------------------
-
-OUTCOME_MARKER = "outcome recorded"
 
 
 def record_outcome(execution_id: int) -> None:
