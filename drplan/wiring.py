@@ -10,7 +10,8 @@ above it, it declares a small interface and the project fills it here, once, whe
 
 from __future__ import annotations
 
-from failover import approvals, outcomes, tasks
+from analytics import outcomes
+from failover import approvals, tasks
 from failover.engine import hooks
 
 

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from analytics import outcomes
 from drplan import wiring
-from failover import approvals, outcomes, tasks
+from failover import approvals, tasks
 from failover.engine import hooks
 from failover.engine.lease import hand_off
 from failover.engine.reaper import REQUEUE_RESERVATION_SECONDS, reap
