@@ -1,5 +1,5 @@
-"""Fixtures shared by every app's tests: one user per role, and API clients that
-authenticate with real tokens."""
+"""Fixtures shared by every app's tests: one user per role, API clients that authenticate with real
+tokens, and the executions handed to the queue."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.roles import ADMIN, ROLES, setup_roles
+from failover import common
 
 TEST_PASSWORD = "correct-horse-battery"
 
@@ -65,3 +66,11 @@ def api_for(users: dict[str, User]) -> Callable[[str | None], APIClient]:
         return client
 
     return _client
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Executions handed to the queue (on commit), instead of django-q2."""
+    calls: list[int] = []
+    monkeypatch.setattr(common, "_enqueue", calls.append)
+    return calls

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.api import configure_environment, free_port, machine, start_server, stop_server  # noqa: E402
 
-DEMO_PASSWORDS = {"admin": "admin-demo-pw", "operator": "operator-demo-pw"}  # plans/demo/organisation.yaml
+DEMO_PASSWORDS = {"admin": "admin-demo-pw", "operator": "operator-demo-pw"}  # drplan/demo/organisation.yaml
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
 
 

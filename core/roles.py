@@ -9,6 +9,10 @@ auditor   reads everything including the audit log, compliance, users and their 
 admin     everything, including users.
 
 `python manage.py setup_roles` applies this idempotently.
+
+The checks every app makes live here too: who holds a role (`holds_role`, `role_names` + `has_role`
+for several checks with one query, `role_holders` as a user filter) and the permission check of the
+use cases (`require_permission`). The permission names stay with the app that declares them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.db.models import Q
+
+from core.exceptions import PermissionDenied
 
 VIEWER, OPERATOR, APPROVER, AUDITOR, ADMIN = "viewer", "operator", "approver", "auditor", "admin"
 ROLES = (VIEWER, OPERATOR, APPROVER, AUDITOR, ADMIN)
@@ -127,3 +134,31 @@ def setup_roles() -> dict[str, int]:
 def holds_role(user: Any, role: str) -> bool:
     """Does `user` hold `role` (a group)? Superusers hold every role."""
     return bool(user.is_superuser or user.groups.filter(name=role).exists())
+
+
+def role_names(user: Any) -> set[str] | None:
+    """The user's roles (groups), read once for several checks (`has_role`); None for a superuser,
+    who holds every role."""
+    if user.is_superuser:
+        return None
+    return set(user.groups.values_list("name", flat=True))
+
+
+def has_role(roles: set[str] | None, role: str) -> bool:
+    """Is `role` among `roles`, as `role_names` returns them (None: every role)?"""
+    return roles is None or role in roles
+
+
+def role_holders(role: str) -> Q:
+    """A filter on the user model: the users who hold `role` (its group's members and superusers)."""
+    return Q(is_superuser=True) | Q(groups__name=role)
+
+
+def require_permission(actor: Any, permission: str, what: str, *, system: bool = True) -> None:
+    """Raise PermissionDenied ("You need the PERMISSION permission to WHAT.") unless `actor` holds
+    `permission`. Use cases are called by the API, the CLI and the system (schedules, the reaper): a
+    None actor is the system and passes, unless `system` is False (a decision only a person makes)."""
+    if actor is None and system:
+        return
+    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.has_perm(permission):
+        raise PermissionDenied(f"You need the {permission} permission to {what}.")

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "analytics",
     "compliance",
     "mlservice",
+    "drplan",  # last: its ready() wires the seams between the apps above (drplan/wiring.py)
 ]
 
 MIDDLEWARE = [

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics import views as analytics_views
 from analytics.api.urls import router as analytics_router
+from analytics.api.urls import urlpatterns as analytics_urlpatterns
 from compliance.api.urls import router as compliance_router
 from core.api.errors import json_404, json_500
 from core.api.routers import api_root_router
@@ -23,12 +25,13 @@ api_v1 = [
     path("", include("core.api.urls")),  # health
     *api_router.urls,
     *failover_urlpatterns,  # /failover, /failback, /test … (plain endpoints of the engine)
+    *analytics_urlpatterns,  # /test/compliance
     path("auth/token", TokenView.as_view(), name="obtain-token"),
 ]
 
 urlpatterns = [
-    path("", failover_views.home, name="home"),
-    path("dashboard/", failover_views.dashboard, name="dashboard"),
+    path("", analytics_views.home, name="home"),
+    path("dashboard/", analytics_views.dashboard, name="dashboard"),
     path("console/executions/<int:pk>/", failover_views.console, name="execution-console"),
     path("console/executions/<int:pk>/state/", failover_views.console_state_json, name="execution-console-state"),
     path("admin/", admin.site.urls),

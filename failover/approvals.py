@@ -16,7 +16,7 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput, PermissionDenied
-from core.roles import holds_role
+from core.roles import holds_role, require_permission
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.common import APPROVE_EXECUTION, _audit, _enqueue_on_commit, _locked, _step
@@ -37,8 +37,7 @@ def _check_decision(decision: str, comment: str) -> None:
 
 
 def _check_approver(actor: Any, execution: FailoverExecution, role: str, what: str) -> None:
-    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.has_perm(APPROVE_EXECUTION):
-        raise PermissionDenied(f"You need the {APPROVE_EXECUTION} permission to approve or reject.")
+    require_permission(actor, APPROVE_EXECUTION, "approve or reject", system=False)
     if execution.triggered_by_id is not None and execution.triggered_by_id == actor.pk:
         raise PermissionDenied(
             f"Separation of duties: {actor.get_username()} triggered execution #{execution.pk} "

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from failover.choices import ExecutionStatus as ES
+from failover.engine.runner import run_execution
 from failover.engine.states import TERMINAL_EXECUTION
 from failover.models import ExecutionEvent, FailoverExecution
 
@@ -79,8 +80,6 @@ def _needs_coordinator(execution_id: int) -> bool:
 
 
 def _coordinate(execution_id: int, errors: list[BaseException]) -> None:
-    from failover.engine.runner import run_execution
-
     try:
         run_execution(execution_id)
     except BaseException as exc:  # reported by the main thread

@@ -1,7 +1,8 @@
 """Plumbing shared by the failover use-case modules (services, approvals, controls, outcomes).
 
-Not an API of its own: permission names and checks, who the actor is, row locks, the audit call,
-and the hand-off to a worker on commit (tests replace `_enqueue` to see what would be enqueued).
+Not an API of its own: permission names (the check is core.roles.require_permission), who the actor
+is, row locks, the audit call, and the hand-off to a worker on commit (tests replace `_enqueue` to see
+what would be enqueued).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from django.db import transaction
 
 from core import audit
-from core.exceptions import NotFound, PermissionDenied
+from core.exceptions import NotFound
+from failover import tasks
 from failover.choices import ExecutionType
 from failover.models import FailoverExecution, StepRun
 
@@ -24,8 +26,6 @@ FAILOVER_TYPES = {ExecutionType.PLANNED, ExecutionType.UNPLANNED, ExecutionType.
 
 def _enqueue(execution_id: int) -> None:
     """Hand the execution to a worker (django-q2). Called on commit only."""
-    from failover import tasks
-
     tasks.enqueue_execution(execution_id)
 
 
@@ -36,14 +36,6 @@ def _enqueue_on_commit(execution_id: int) -> None:
 def run_permission(execution: FailoverExecution) -> str:
     """The permission that controls (cancel/resume/retry) an execution of this type."""
     return RUN_FAILOVER if execution.execution_type in FAILOVER_TYPES else RUN_TEST
-
-
-def _require(actor: Any, permission: str, what: str) -> None:
-    """Services are called by the API and the CLI; a None actor is the system (schedules, reaper)."""
-    if actor is None:
-        return
-    if not getattr(actor, "is_authenticated", False) or not actor.has_perm(permission):
-        raise PermissionDenied(f"You need the {permission} permission to {what}.")
 
 
 def _username(actor: Any) -> str:

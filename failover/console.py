@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.roles import has_role, role_names
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
@@ -93,17 +94,6 @@ def can_view(user: Any) -> bool:
     return bool(user.is_authenticated and user.has_perm(VIEW_EXECUTION))
 
 
-def role_names(user: Any) -> set[str] | None:
-    """The user's roles (groups); None for a superuser, who holds every role."""
-    if user.is_superuser:
-        return None
-    return set(user.groups.values_list("name", flat=True))
-
-
-def _holds(roles: set[str] | None, role: str) -> bool:
-    return roles is None or role in roles
-
-
 def can_decide_execution(
     user: Any, execution: FailoverExecution, decisions: list[ApprovalDecision], roles: set[str] | None
 ) -> bool:
@@ -117,7 +107,7 @@ def can_decide_execution(
     if any(d.user_id == user.pk for d in own):
         return False
     level = current_level(execution.approval_policy or [], own)
-    return level is not None and _holds(roles, level["role"])
+    return level is not None and has_role(roles, level["role"])
 
 
 def execution_actions(
@@ -152,7 +142,7 @@ def step_actions(
         and user.has_perm(APPROVE_EXECUTION)
         and not (execution.triggered_by_id is not None and execution.triggered_by_id == user.pk)
         and not any(d.step_run_id == step.pk and d.user_id == user.pk for d in decisions)
-        and _holds(roles, (step.approval or {}).get("role", "approver"))
+        and has_role(roles, (step.approval or {}).get("role", "approver"))
     ):
         actions += ["approve", "reject"]
     runner = user.has_perm(run_permission(execution))

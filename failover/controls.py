@@ -15,6 +15,7 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput
+from core.roles import require_permission
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
@@ -23,7 +24,6 @@ from failover.common import (
     _audit,
     _enqueue_on_commit,
     _locked,
-    _require,
     _step,
     _user_or_none,
     _username,
@@ -45,7 +45,7 @@ def confirm_step(
     auth_method: str = AuthMethod.SYSTEM,
 ) -> StepRun:
     """A person confirms a manual step is done (the step WAITING for confirmation → SUCCEEDED)."""
-    _require(actor, CONFIRM_STEP, "confirm manual steps")
+    require_permission(actor, CONFIRM_STEP, "confirm manual steps")
     with transaction.atomic():
         step = _step(execution, step_key, lock=True)
         if step.status != SS.WAITING or step.waiting_for != "confirmation":
@@ -90,7 +90,7 @@ def cancel(
     Not started yet (PENDING, AWAITING_APPROVAL) → CANCELLED at once. PAUSED without rollback →
     CANCELLED at once; with rollback it is handed back to a coordinator to roll back. Otherwise the
     running coordinator sees the flag, stops dispatching, terminates running steps and ends."""
-    _require(actor, run_permission(execution), f"cancel a {execution.execution_type}")
+    require_permission(actor, run_permission(execution), f"cancel a {execution.execution_type}")
     with transaction.atomic():
         locked = _locked(execution)
         if locked.status not in ACTIVE_STATUSES:
@@ -178,7 +178,7 @@ def resume(
 ) -> FailoverExecution:
     """Resume a FAILED or PAUSED execution from where it stopped: every FAILED/LOST/CANCELLED step is
     queued again, SUCCEEDED steps are never re-run."""
-    _require(actor, run_permission(execution), f"resume a {execution.execution_type}")
+    require_permission(actor, run_permission(execution), f"resume a {execution.execution_type}")
     with transaction.atomic():
         locked = _locked(execution)
         if locked.status not in (ES.FAILED, ES.PAUSED):
@@ -214,7 +214,7 @@ def retry_step(
 ) -> StepRun:
     """Queue one FAILED/LOST/CANCELLED step again; a FAILED or PAUSED execution resumes for it
     (other failed steps stay failed), a running one picks it up."""
-    _require(actor, run_permission(execution), f"retry steps of a {execution.execution_type}")
+    require_permission(actor, run_permission(execution), f"retry steps of a {execution.execution_type}")
     with transaction.atomic():
         locked = _locked(execution)
         step = _step(locked, step_key, lock=True)
@@ -254,7 +254,7 @@ def mark_step_done(
 ) -> StepRun:
     """An operator verified that a LOST step (its worker died mid-step) did complete: LOST → SUCCEEDED.
     The execution stays as it is (resume it to continue); a comment saying how it was verified is required."""
-    _require(actor, run_permission(execution), f"mark steps of a {execution.execution_type} done")
+    require_permission(actor, run_permission(execution), f"mark steps of a {execution.execution_type} done")
     if not (comment or "").strip():
         raise InvalidInput("say how you verified the step completed", field="comment")
     with transaction.atomic():

@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 
+from core.roles import role_holders
 from failover.engine.graph import plan_runbook_versions
 from plans.choices import CheckType, PlanStatus, StrategyKind
 from plans.models import DRPlan
@@ -103,7 +103,7 @@ def _approvers(plan: DRPlan, requester: Any) -> dict[str, Any]:
         users = users.exclude(pk=requester.pk)
     short = []
     for level in levels:
-        candidates = users.filter(Q(is_superuser=True) | Q(groups__name=level.role)).distinct()
+        candidates = users.filter(role_holders(level.role)).distinct()
         able = [u for u in candidates if u.has_perm("failover.approve_execution")]
         if len(able) < level.min_approvers:
             short.append(f"level {level.level} needs {level.min_approvers} x {level.role!r}, {len(able)} available")

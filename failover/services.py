@@ -1,10 +1,11 @@
-"""Failover use cases: start executions, decide approvals, control running executions, record outcomes.
+"""Failover use cases: start executions, decide approvals, control running executions, schedule DR tests.
 
 The one entry point for callers. The trigger use cases (start_failover, start_failback, start_test,
 execute_runbook) live here; the others are re-exported from their homes: failover/approvals.py
-(decisions), failover/controls.py (confirm, cancel, resume, retry, mark done), failover/outcomes.py
-(outcome, scheduled tests, compliance) and failover/parameters.py; shared plumbing is in
-failover/common.py.
+(decisions), failover/controls.py (confirm, cancel, resume, retry, mark done) and
+failover/parameters.py; shared plumbing is in failover/common.py. What a finished execution leaves
+behind (DR test results, RTO targets) is analytics' business: analytics/outcomes.py, called through
+the engine's outcome hook.
 
 Each use case is audited (core.audit.record) in the transaction of its change, and every status
 change goes through failover.engine.states (conditional updates: of two racing callers exactly one
@@ -22,21 +23,25 @@ Decisions worth knowing:
   run needs an approved version of every runbook (400 naming the runbook otherwise).
 - A DR test runs the plan's `test`-category runbooks (400 naming the plan if it has none).
 - A person counts once per execution: who approved level 1 cannot also approve level 2.
-- record_outcome creates a DRTestResult for tests that started, and updates the RTO targets of the
-  plan's applications for every non-dry plan execution that completed with a measured RTO.
+- A plan has at most one DR test schedule (django-q2, named dr-test:<plan_id>); rescheduling replaces it.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from croniter import croniter
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_q.models import Schedule
 
+from core import audit
 from core.choices import AuditAction, AuthMethod
-from core.exceptions import Conflict, InvalidInput
+from core.exceptions import Conflict, DomainError, InvalidInput
+from core.roles import require_permission
 from failover.approvals import decide_execution, decide_step, expire_approval_requests
 from failover.choices import ACTIVE_STATUSES, ExecutionStatus, ExecutionType, TriggerType
 from failover.common import (
@@ -47,7 +52,6 @@ from failover.common import (
     RUN_TEST,
     _audit,
     _enqueue_on_commit,
-    _require,
     _user_or_none,
     _username,
     run_permission,
@@ -66,7 +70,6 @@ __all__ = [
     "CONFIRM_STEP",
     "FAILOVER_TYPES",
     "FREQUENCIES",
-    "OUTCOME_MARKER",
     "RUN_FAILOVER",
     "RUN_TEST",
     "cancel",
@@ -77,7 +80,6 @@ __all__ = [
     "expire_approval_requests",
     "get_user",
     "mark_step_done",
-    "record_outcome",
     "resume",
     "retry_step",
     "run_permission",
@@ -86,12 +88,13 @@ __all__ = [
     "start_failback",
     "start_failover",
     "start_test",
-    "test_compliance",
     "validate_parameters",
     "validate_readiness",
 ]
 
 ES = ExecutionStatus
+logger = logging.getLogger(__name__)
+SCHEDULED_TEST_FUNC = "failover.services.run_scheduled_test"  # stored in django-q2 schedules: keep the path
 
 # --- Starting executions ----------------------------------------------------------
 
@@ -273,7 +276,7 @@ def _start_plan(
     parallelism: int | None,
     coerce_strings: bool,
 ) -> FailoverExecution:
-    _require(actor, permission, f"start a {execution_type}")
+    require_permission(actor, permission, f"start a {execution_type}")
     _require_active(plan)
     if execution_type in FAILOVER_TYPES and (active := _active_failover(plan)) is not None:
         raise _already_active(plan, active)
@@ -432,7 +435,7 @@ def execute_runbook(
     Failover and failback runbooks only run for real through their plan (Conflict "use_plan_failover")."""
     from runbooks.selectors import latest
 
-    _require(actor, RUN_TEST, "run runbooks")
+    require_permission(actor, RUN_TEST, "run runbooks")
     if isinstance(target, Runbook):
         versions = list(target.versions.all())
         version = latest(v for v in versions if v.status == VersionStatus.APPROVED)
@@ -482,14 +485,88 @@ def validate_readiness(plan: DRPlan, *, requester: Any = None, connect_timeout: 
     return readiness.check_plan(plan, requester=requester, connect_timeout=connect_timeout)
 
 
-# --- Outcome, scheduled tests, compliance (failover/outcomes.py), parameters (failover/parameters.py) ---
+# --- Scheduled DR tests ----------------------------------------------------------------
 
-from failover.outcomes import FREQUENCIES as FREQUENCIES  # noqa: E402  (re-exported: every use case is here)
-from failover.outcomes import OUTCOME_MARKER as OUTCOME_MARKER  # noqa: E402
-from failover.outcomes import record_outcome as record_outcome  # noqa: E402
-from failover.outcomes import run_scheduled_test as run_scheduled_test  # noqa: E402
-from failover.outcomes import schedule_test as schedule_test  # noqa: E402
-from failover.outcomes import test_compliance as test_compliance  # noqa: E402
+FREQUENCIES = {"daily": "D", "weekly": "W", "monthly": "M", "quarterly": "Q", "yearly": "Y"}
+
+
+def schedule_test(
+    plan: DRPlan,
+    *,
+    cron: str | None = None,
+    frequency: str | None = None,
+    actor: Any = None,
+    auth_method: str = AuthMethod.SYSTEM,
+) -> Any:
+    """Run the plan's DR test on a recurring django-q2 schedule (cron or frequency; one per plan,
+    rescheduling replaces it). The plan must be active and have an approved test runbook."""
+    require_permission(actor, RUN_TEST, "schedule DR tests")
+    if (cron is None) == (frequency is None):
+        raise InvalidInput("give either cron or frequency, not both", field="frequency" if cron else "cron")
+    if frequency is not None and frequency not in FREQUENCIES:
+        raise InvalidInput(f"frequency must be one of {', '.join(FREQUENCIES)}", field="frequency")
+    if cron is not None and (not isinstance(cron, str) or len(cron) > 100 or not croniter.is_valid(cron)):
+        raise InvalidInput(f"{cron!r} is not a valid cron expression", field="cron")
+    _require_active(plan)
+    graph.build_plan_steps(plan, RunbookCategory.TEST)  # 409 naming the plan if it has nothing to test
+    name = f"dr-test:{plan.plan_id}"
+    with transaction.atomic():
+        existing = Schedule.objects.select_for_update().filter(name=name).first()
+        before = _schedule_summary(existing) if existing else None
+        schedule = existing or Schedule(name=name)
+        schedule.func = SCHEDULED_TEST_FUNC
+        schedule.args = repr(plan.pk)
+        schedule.kwargs = None
+        schedule.repeats = -1
+        schedule.cron = cron
+        schedule.schedule_type = Schedule.CRON if cron else FREQUENCIES[frequency]
+        schedule.next_run = None if cron else timezone.now()
+        schedule.save()
+        if cron and schedule.next_run is None:  # django-q2 computes cron's next run on first save only
+            schedule.next_run = schedule.calculate_next_run(timezone.now())
+            schedule.save(update_fields=["next_run"])
+        audit.record(
+            AuditAction.UPDATE if existing else AuditAction.CREATE,
+            schedule,
+            actor=actor,
+            auth_method=auth_method,
+            before=before,
+            after=_schedule_summary(schedule),
+            object_type="django_q.schedule",
+            object_repr=name,
+        )
+    return schedule
+
+
+def _schedule_summary(schedule: Any) -> dict[str, Any]:
+    return {
+        "name": schedule.name,
+        "func": schedule.func,
+        "args": schedule.args,
+        "schedule_type": schedule.schedule_type,
+        "cron": schedule.cron,
+        "next_run": schedule.next_run.isoformat() if schedule.next_run else None,
+    }
+
+
+def run_scheduled_test(plan_pk: int) -> int | None:
+    """django-q2 schedule entry point: start the plan's DR test; returns the execution id, or None
+    (logged) when the plan cannot be tested now (inactive, nothing approved, …)."""
+    plan = DRPlan.objects.filter(pk=plan_pk).first()
+    if plan is None:
+        logger.warning("scheduled DR test: plan %s no longer exists", plan_pk)
+        return None
+    try:
+        return start_test(
+            plan, auth_method=AuthMethod.SYSTEM, trigger_type=TriggerType.SCHEDULED, reason="scheduled DR test"
+        ).pk
+    except DomainError as exc:
+        logger.warning("scheduled DR test of %s not started: %s", plan.plan_id, exc.message)
+        return None
+
+
+# --- Parameters (failover/parameters.py) ---
+
 from failover.parameters import validate_parameters as validate_parameters  # noqa: E402
 
 

@@ -4,6 +4,8 @@
   `transaction.on_commit` after creating or resuming the execution.
 - `run_execution(id)`: the task: runs the coordinator in this worker (failover.engine.runner).
 - `reap()`: the task the schedule runs every 30 s (failover.engine.reaper).
+Both use the engine hooks installed at start-up (drplan/wiring.py), whose `enqueue` is
+`enqueue_execution` here.
 
 Worker start: every django-q2 worker process, when spawned, makes sure the reap schedule
 exists and runs `reap()` once (django_q's `post_spawn` signal, connected in
@@ -17,6 +19,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from failover.engine import reaper, runner
+
 logger = logging.getLogger(__name__)
 
 REAP_SCHEDULE_NAME = "drplan-engine-reap"
@@ -24,29 +32,20 @@ REAP_CRON = "* * * * * */30"  # every 30 s (6th field: seconds); the django-q2 s
 
 
 def run_execution(execution_id: int) -> str:
-    from failover.engine.runner import run_execution as run
-
-    return run(int(execution_id))
+    return runner.run_execution(int(execution_id))
 
 
 def reap() -> list[str]:
-    from failover.engine.reaper import reap as do_reap
-
-    return do_reap()
+    return reaper.reap()
 
 
 def enqueue_execution(execution_id: int) -> None:
     """Queue the coordinator of an execution (django-q2 async_task)."""
-    from django_q.tasks import async_task
-
     async_task("failover.tasks.run_execution", int(execution_id), task_name=f"execution-{execution_id}")
 
 
 def ensure_reap_schedule() -> bool:
     """Create the reap schedule if it does not exist; returns whether it was created."""
-    from django.utils import timezone
-    from django_q.models import Schedule
-
     if Schedule.objects.filter(name=REAP_SCHEDULE_NAME).exists():
         return False
     Schedule.objects.create(

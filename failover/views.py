@@ -1,17 +1,16 @@
-"""Pages: the landing redirect, the dashboard and the execution console (server-rendered; the console's
-JavaScript then follows the execution over the websocket and acts through the REST API)."""
+"""The execution console page (server-rendered; its JavaScript then follows the execution over the
+websocket and acts through the REST API)."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from failover import dashboard as reads
 from failover.choices import ExecutionStatus, StepStatus
 from failover.console import (
     EXECUTION_ACTIONS,
@@ -25,31 +24,6 @@ from failover.console import (
     log_lines,
 )
 from failover.models import FailoverExecution
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """Signed-in users go to their dashboard; everybody else sees the landing page."""
-    if request.user.is_authenticated:
-        return redirect("dashboard")
-    return render(request, "home.html")
-
-
-@require_GET
-@login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    context = {
-        "can_view_executions": can_view(user),
-        "plans": reads.plan_rows() if user.has_perm("plans.view_drplan") else [],
-        "can_view_plans": user.has_perm("plans.view_drplan"),
-        "active_executions": reads.active_executions() if can_view(user) else [],
-        "execution_approvals": reads.execution_approvals_for(user),
-        "runbook_approvals": reads.runbook_approvals_for(user),
-        "upcoming": reads.upcoming_tests(),
-        "breaches": reads.sla_breaches() if user.has_perm("analytics.view_drtestresult") else None,
-    }
-    return render(request, "dashboard.html", context)
 
 
 def _execution_for(request: HttpRequest, pk: int) -> FailoverExecution:

@@ -155,13 +155,3 @@ def recovery_order(application: Application) -> list[Application]:
     visit(application.pk)
     by_id = Application.objects.select_related("site").in_bulk(ordered)
     return [by_id[i] for i in ordered if i in by_id]
-
-
-def plans_with_last_measured(queryset: QuerySet[DRPlan] | None = None) -> QuerySet[DRPlan]:
-    """plans_with_stats plus the latest test result's measurements: last_rto_seconds, last_rpo_seconds
-    (null when the latest test did not measure them or there is no test)."""
-    latest = DRTestResult.objects.filter(plan=OuterRef("pk")).order_by("-test_date", "-pk")
-    return plans_with_stats(queryset).annotate(
-        last_rto_seconds=Subquery(latest.values("actual_rto_seconds")[:1], output_field=FloatField()),
-        last_rpo_seconds=Subquery(latest.values("actual_rpo_seconds")[:1], output_field=FloatField()),
-    )

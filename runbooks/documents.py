@@ -23,8 +23,8 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from core.exceptions import InvalidInput
 from core.jsondepth import MAX_JSON_DEPTH, json_too_deep, too_deep_message
-from failover.engine.templating import check_template
 from runbooks import actions
+from runbooks.templating import check_template
 
 if TYPE_CHECKING:
     from runbooks.models import RunbookVersion
@@ -272,7 +272,7 @@ def _check_references(
 ) -> None:
     for where, text in _strings(value, path):
         try:
-            check_template(text)  # the engine's own rules (whole secrets only …), checked before any run
+            check_template(text)  # the template language's own rules (whole secrets only …), checked before any run
         except InvalidInput as exc:
             errors.append((f"{label}.{where}", exc.message))
             continue

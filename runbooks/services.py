@@ -26,7 +26,7 @@ from django.utils import timezone
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import Conflict, InvalidInput, PermissionDenied
-from core.roles import holds_role
+from core.roles import holds_role, require_permission
 from plans.models import Application
 from runbooks import documents, selectors
 from runbooks.choices import Decision, VersionStatus
@@ -372,7 +372,7 @@ def submit_for_approval(
     return submitted
 
 
-def _current_level(levels: list[ApprovalLevel], decisions: list[RunbookApproval]) -> ApprovalLevel | None:
+def outstanding_level(levels: list[ApprovalLevel], decisions: list[RunbookApproval]) -> ApprovalLevel | None:
     """The first required level without enough approvals (non-required levels are advisory)."""
     for level in levels:
         approvals = {d.user_id for d in decisions if d.level == level.level and d.decision == Decision.APPROVE}
@@ -402,8 +402,7 @@ def decide(
         raise InvalidInput(f"decision must be one of {', '.join(Decision.values)}", field="decision")
     if decision == Decision.REJECT and not comment.strip():
         raise InvalidInput("a rejection needs a comment explaining why", field="comment")
-    if actor is None or not actor.is_authenticated or not actor.has_perm(APPROVE_PERMISSION):
-        raise PermissionDenied("You need the runbooks.approve_runbookversion permission to approve or reject.")
+    require_permission(actor, APPROVE_PERMISSION, "approve or reject", system=False)
     with transaction.atomic():
         locked = RunbookVersion.objects.select_for_update().select_related("runbook").get(pk=version.pk)
         if locked.status != VersionStatus.PENDING_APPROVAL:
@@ -426,7 +425,7 @@ def decide(
             )
         level_number = 1
         if levels:
-            current = _current_level(levels, decisions)
+            current = outstanding_level(levels, decisions)
             if current is None:  # cannot happen while pending; be explicit rather than approve silently
                 raise Conflict(f"Runbook version {locked} has no approval level left to decide.")
             if not holds_role(actor, current.role):
@@ -455,7 +454,7 @@ def decide(
         )
         if decision == Decision.REJECT:
             return transition(locked, VersionStatus.REJECTED, actor=actor, auth_method=auth_method, comment=comment)
-        if levels and _current_level(levels, [*decisions, record]) is not None:
+        if levels and outstanding_level(levels, [*decisions, record]) is not None:
             return locked
         approved = RunbookVersion.objects.filter(runbook_id=locked.runbook_id, status=VersionStatus.APPROVED)
         for previous in approved.exclude(pk=locked.pk):

@@ -189,3 +189,24 @@ class ImpactAnalysisSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+
+# --- Test compliance (GET /test/compliance) ---
+
+
+class ComplianceRowSerializer(serializers.Serializer):
+    plan = serializers.IntegerField()
+    plan_id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    test_frequency = serializers.CharField()
+    window_start = serializers.DateTimeField()
+    required = serializers.IntegerField()
+    done = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    last_test = serializers.DateTimeField(allow_null=True)
+    compliant = serializers.BooleanField()
+
+
+class ComplianceSerializer(serializers.Serializer):
+    plans = ComplianceRowSerializer(many=True)

@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from analytics import selectors
-from analytics.api.serializers import DRTestResultSerializer, ImpactAnalysisSerializer, RTOTargetSerializer
+from analytics import outcomes, selectors
+from analytics.api.serializers import (
+    ComplianceSerializer,
+    DRTestResultSerializer,
+    ImpactAnalysisSerializer,
+    RTOTargetSerializer,
+)
 from analytics.filtersets import DRTestResultFilterSet, ImpactAnalysisFilterSet, RTOTargetFilterSet
+from core.api.permissions import MethodPermissions
 from plans.api.auditing import NestedAuditedModelViewSet
 
 
@@ -56,3 +66,15 @@ class ImpactAnalysisViewSet(NestedAuditedModelViewSet):
 
     def get_create_kwargs(self) -> dict[str, Any]:
         return {"created_by": self.request.user}
+
+
+class TestComplianceView(APIView):
+    permission_classes = [MethodPermissions]
+    method_permissions = {"GET": ["plans.view_drplan", "failover.view_failoverexecution"]}
+
+    @extend_schema(
+        summary="Per plan, over the last 12 months: tests required by its frequency, done and passed",
+        responses=ComplianceSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ComplianceSerializer({"plans": outcomes.test_compliance()}).data)

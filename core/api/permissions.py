@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -44,3 +44,14 @@ class RolePermissions(DjangoModelPermissions):
         if action in action_permissions:
             return user.has_perms(action_permissions[action])
         return super().has_permission(request, view)
+
+
+class MethodPermissions(BasePermission):
+    """Authenticated, holding every permission the view lists for the request's method
+    (`method_permissions = {"POST": [...]}`). Anonymous → 401, lacking one → 403."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        return user.has_perms(getattr(view, "method_permissions", {}).get(request.method, []))

@@ -3,10 +3,25 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.core.management import call_command
 
-from core.roles import ADMIN, APPROVER, AUDITOR, OPERATOR, ROLES, VIEWER, permission_codes_for, setup_roles
+from core.exceptions import PermissionDenied
+from core.roles import (
+    ADMIN,
+    APPROVER,
+    AUDITOR,
+    OPERATOR,
+    ROLES,
+    VIEWER,
+    has_role,
+    holds_role,
+    permission_codes_for,
+    require_permission,
+    role_holders,
+    role_names,
+    setup_roles,
+)
 
 WRITE_VERBS = ("add_", "change_", "delete_")
 
@@ -116,3 +131,36 @@ class TestRoleContents:
         assert users[OPERATOR].has_perm("failover.run_failover")
         assert not users[OPERATOR].has_perm("plans.add_drplan")
         assert users[APPROVER].has_perm("runbooks.approve_runbookversion")
+
+
+@pytest.mark.django_db
+class TestRoleChecks:
+    """The one home of role checks: every app asks core.roles who holds what."""
+
+    def test_holding_a_role(self, users: dict) -> None:
+        assert holds_role(users[APPROVER], APPROVER)
+        assert not holds_role(users[OPERATOR], APPROVER)
+        assert holds_role(users[ADMIN], AUDITOR)  # a superuser holds every role
+
+    def test_role_names_read_once_for_several_checks(self, users: dict, django_assert_num_queries) -> None:
+        with django_assert_num_queries(1):
+            roles = role_names(users[OPERATOR])
+        assert roles == {OPERATOR}
+        assert has_role(roles, OPERATOR)
+        assert not has_role(roles, APPROVER)
+        assert role_names(users[ADMIN]) is None
+        assert has_role(None, APPROVER)
+
+    def test_role_holders_are_the_group_and_superusers(self, users: dict) -> None:
+        holders = set(User.objects.filter(role_holders(APPROVER)).values_list("username", flat=True))
+        assert holders == {APPROVER, ADMIN}
+
+    def test_require_permission(self, users: dict) -> None:
+        require_permission(users[OPERATOR], "failover.run_test", "run DR tests")
+        require_permission(None, "failover.run_test", "run DR tests")  # the system
+        with pytest.raises(PermissionDenied, match=r"^You need the failover.run_test permission to run DR tests\.$"):
+            require_permission(users[VIEWER], "failover.run_test", "run DR tests")
+        with pytest.raises(PermissionDenied, match=r"failover\.run_test"):
+            require_permission(AnonymousUser(), "failover.run_test", "run DR tests")
+        with pytest.raises(PermissionDenied, match="to approve or reject"):
+            require_permission(None, "failover.approve_execution", "approve or reject", system=False)

@@ -32,7 +32,7 @@ from drplan.tests import contract
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db]
 
-DEMO_PASSWORDS = {"admin": "admin-demo-pw", "operator": "operator-demo-pw"}  # plans/demo/organisation.yaml
+DEMO_PASSWORDS = {"admin": "admin-demo-pw", "operator": "operator-demo-pw"}  # drplan/demo/organisation.yaml
 CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
 
 

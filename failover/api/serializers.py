@@ -296,24 +296,6 @@ class ScheduleSerializer(serializers.Serializer):
     next_run = serializers.DateTimeField(allow_null=True)
 
 
-class ComplianceRowSerializer(serializers.Serializer):
-    plan = serializers.IntegerField()
-    plan_id = serializers.CharField()
-    name = serializers.CharField()
-    status = serializers.CharField()
-    test_frequency = serializers.CharField()
-    window_start = serializers.DateTimeField()
-    required = serializers.IntegerField()
-    done = serializers.IntegerField()
-    passed = serializers.IntegerField()
-    last_test = serializers.DateTimeField(allow_null=True)
-    compliant = serializers.BooleanField()
-
-
-class ComplianceSerializer(serializers.Serializer):
-    plans = ComplianceRowSerializer(many=True)
-
-
 class TestResultSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     outcome = serializers.CharField()

@@ -4,6 +4,7 @@ from django.urls import re_path
 
 from core.api.routers import ApiRouter
 from failover.api import views
+from plans.api.auditing import SLUG_OR_ID
 
 router = ApiRouter()
 router.register("executions", views.FailoverExecutionViewSet, basename="execution")
@@ -18,5 +19,7 @@ urlpatterns = [
     re_path(r"^test/?$", views.TestView.as_view(), name="test"),
     re_path(r"^test/results/?$", views.TestResultsView.as_view(), name="test-results"),
     re_path(r"^test/schedule/?$", views.TestScheduleView.as_view(), name="test-schedule"),
-    re_path(r"^test/compliance/?$", views.TestComplianceView.as_view(), name="test-compliance"),
+    # A runbook's runs (the runbook resource itself is runbooks/api/).
+    re_path(rf"^runbooks/(?P<pk>{SLUG_OR_ID})/execute/?$", views.RunbookExecuteView.as_view(), name="runbook-execute"),
+    re_path(rf"^runbooks/(?P<pk>{SLUG_OR_ID})/history/?$", views.RunbookHistoryView.as_view(), name="runbook-history"),
 ]

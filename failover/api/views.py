@@ -16,7 +16,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -24,12 +23,12 @@ from rest_framework.views import APIView
 
 from core import audit
 from core.api.pagination import PAGINATION_PARAMETERS, StandardPagination
+from core.api.permissions import MethodPermissions
 from core.api.viewsets import ReadOnlyModelViewSet
-from core.lookups import find, parse_id
+from core.lookups import find, lookup_kwargs, parse_id
 from failover import approvals, controls, selectors, services
 from failover.api.serializers import (
     CancelRequestSerializer,
-    ComplianceSerializer,
     DecisionCommentSerializer,
     ExecutionCancelRequestSerializer,
     ExecutionEventSerializer,
@@ -41,6 +40,7 @@ from failover.api.serializers import (
     PlanRunRequestSerializer,
     ReadinessSerializer,
     RejectionCommentSerializer,
+    RunbookExecuteRequestSerializer,
     ScheduleRequestSerializer,
     ScheduleSerializer,
     StepRunDetailSerializer,
@@ -50,8 +50,11 @@ from failover.api.serializers import (
 from failover.choices import ExecutionType
 from failover.filtersets import FailoverExecutionFilterSet
 from failover.models import FailoverExecution, StepRun
+from plans.api.auditing import SLUG_OR_ID
 from plans.models import DRPlan
+from runbooks import selectors as runbook_selectors
 from runbooks.choices import Decision
+from runbooks.models import Runbook, RunbookVersion
 
 VIEW = "failover.view_failoverexecution"
 STEP_KEY = OpenApiParameter(
@@ -280,17 +283,6 @@ class FailoverExecutionViewSet(ReadOnlyModelViewSet):
 # --- Plain endpoints under /api/v1/dr/ ----------------------------------------------------
 
 
-class MethodPermissions(BasePermission):
-    """Authenticated, holding every permission the view lists for the request's method
-    (`method_permissions = {"POST": [...]}`). Anonymous → 401, lacking one → 403."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        if not user or not user.is_authenticated:
-            return False
-        return user.has_perms(getattr(view, "method_permissions", {}).get(request.method, []))
-
-
 class EngineView(APIView):
     permission_classes = [MethodPermissions]
     method_permissions: dict[str, list[str]] = {}
@@ -488,12 +480,71 @@ class TestScheduleView(EngineView):
         )
 
 
-class TestComplianceView(EngineView):
-    method_permissions = {"GET": ["plans.view_drplan", VIEW]}
+# --- A runbook's runs: POST /runbooks/{id}/execute and GET /runbooks/{id}/history ------------------
+# Runbook definitions (runbooks/) do not know executions; running one is an execution use case.
+
+RUNBOOK_ID = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Numeric id or slug.", pattern=rf"^{SLUG_OR_ID}$"
+)
+
+
+def _runbook(value: str) -> Runbook:
+    runbook = Runbook.objects.filter(**lookup_kwargs(value, "slug")).first()
+    if runbook is None:
+        raise Http404
+    return runbook
+
+
+class RunbookExecuteView(EngineView):
+    method_permissions = {"POST": [services.RUN_TEST]}
 
     @extend_schema(
-        summary="Per plan, over the last 12 months: tests required by its frequency, done and passed",
-        responses=ComplianceSerializer,
+        tags=["v1"],
+        operation_id="v1_dr_runbooks_execute_create",
+        summary="Run a runbook version (default: the latest approved; a dry run may take any version)",
+        description="Needs failover.run_test. A failover or failback runbook runs only through its plan "
+        "(POST /failover, /failback), under the plan's go/no-go approvals; here only as a dry run.",
+        parameters=[RUNBOOK_ID],
+        request=RunbookExecuteRequestSerializer,
+        responses={201: FailoverExecutionDetailSerializer},
     )
-    def get(self, request: Request) -> Response:
-        return Response(ComplianceSerializer({"plans": services.test_compliance()}).data)
+    def post(self, request: Request, pk: str) -> Response:
+        data = self.validated(request, RunbookExecuteRequestSerializer)
+        runbook = _runbook(pk)
+        target: Runbook | RunbookVersion = runbook
+        if data.get("version"):
+            target = (
+                runbook_selectors.version_detail_queryset().filter(runbook=runbook, version=data["version"]).first()
+            )
+            if target is None:
+                raise Http404
+        execution = services.execute_runbook(
+            target,
+            actor=request.user,
+            auth_method=audit.auth_method_of(request),
+            reason=data["reason"],
+            parameters=data["parameters"],
+            dry_run=data["dry_run"],
+            parallelism=data["parallelism"],
+            trigger_type="api",
+        )
+        return execution_response(execution, status.HTTP_201_CREATED)
+
+
+class RunbookHistoryView(EngineView):
+    method_permissions = {"GET": [VIEW]}
+    pagination_class = StandardPagination
+
+    @extend_schema(
+        tags=["v1"],
+        operation_id="v1_dr_runbooks_history_list",
+        summary="Runs of this runbook (any version), newest first",
+        description="Needs failover.view_failoverexecution.",
+        parameters=[RUNBOOK_ID, *PAGINATION_PARAMETERS],
+        responses=FailoverExecutionSerializer(many=True),
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        runbook = _runbook(pk)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.runbook_history(runbook.pk), request, view=self)
+        return paginator.get_paginated_response(FailoverExecutionSerializer(page, many=True).data)

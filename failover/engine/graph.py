@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.exceptions import Conflict, InvalidInput
+from failover.models import StepRun
+from plans.selectors import dependency_graph
 from runbooks.choices import VersionStatus
+from runbooks.models import Runbook
+from runbooks.selectors import latest
 
 if TYPE_CHECKING:
-    from failover.models import FailoverExecution, StepRun
+    from failover.models import FailoverExecution
     from plans.models import DRPlan
     from runbooks.models import RunbookVersion
 
@@ -90,9 +94,6 @@ def plan_runbook_versions(
     approved); version None when the runbook has such versions but none approved. Category and
     application are read from the version itself, so what was approved is what composes the plan.
     Ordered by application tier, then slugs."""
-    from runbooks.models import Runbook
-    from runbooks.selectors import latest
-
     scope = set(plan.applications.values_list("pk", flat=True))
     runbooks = (
         Runbook.objects.filter(versions__application__in=scope).distinct().prefetch_related("versions__application")
@@ -116,8 +117,6 @@ def build_plan_steps(plan: DRPlan, category: str, *, include_unapproved: bool = 
     such runbook, or naming the runbook that has no approved version (include_unapproved — for dry
     runs — takes its latest version).
     """
-    from plans.selectors import dependency_graph
-
     pairs = plan_runbook_versions(plan, category, include_unapproved=include_unapproved)
     if not pairs:
         raise Conflict(
@@ -230,8 +229,6 @@ def assign_priorities(specs: list[StepSpec]) -> list[StepSpec]:
 
 def create_step_runs(execution: FailoverExecution, specs: list[StepSpec]) -> list[StepRun]:
     """Insert the StepRun rows of an execution (in dependency order), priorities assigned."""
-    from failover.models import StepRun
-
     assign_priorities(specs)
     rows = [
         StepRun(

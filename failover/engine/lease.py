@@ -2,13 +2,15 @@
 lease/3 seconds (with a heartbeat on the steps it runs), released, or handed to a fresh task.
 
 Whoever holds a live lease is the only writer of the execution; a coordinator whose renewal finds
-the lease gone raises LeaseLost and stops without writing anything more."""
+the lease gone raises LeaseLost and stops without writing anything more. A hand-off enqueues through
+the hook the coordinator was given (EngineHooks.enqueue)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -67,13 +69,11 @@ def release_lease(execution_id: int, worker_id: str) -> None:
     )
 
 
-def hand_off(execution_id: int, worker_id: str) -> None:
+def hand_off(execution_id: int, worker_id: str, enqueue: Callable[[int], None]) -> None:
     """Give the execution to a fresh task: release the lease into a short reservation (so the reaper
     does not enqueue it twice) and enqueue it."""
-    from failover.tasks import enqueue_execution
-
     now = timezone.now()
     FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
         coordinator="", lease_expires_at=now + timezone.timedelta(seconds=reaper.REQUEUE_RESERVATION_SECONDS)
     )
-    enqueue_execution(execution_id)
+    enqueue(execution_id)

@@ -4,7 +4,8 @@
 - an execution that needs a coordinator (RUNNING / VALIDATING / ROLLING_BACK) whose lease
   expired or is empty → re-enqueued;
 - a PENDING execution nobody picked up for PENDING_GRACE_SECONDS → re-enqueued;
-- approval requests past their deadline → expired (failover.services.expire_approval_requests).
+- approval requests past their deadline → expired (the hook EngineHooks.expire_approvals).
+Re-enqueueing goes through the hook EngineHooks.enqueue (failover/engine/hooks.py).
 A re-enqueued execution is reserved (empty coordinator, lease in the future) so the next reap
 does not enqueue it again while the task waits for a free worker; a coordinator takes a
 reserved execution at once.
@@ -17,6 +18,7 @@ may or may not have done its work) and the execution is PAUSED until an operator
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db.models import Q
@@ -24,6 +26,7 @@ from django.utils import timezone
 
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
+from failover.engine.hooks import EngineHooks, installed
 from failover.engine.states import transition_execution, transition_step
 from failover.models import FailoverExecution, StepRun
 
@@ -33,13 +36,12 @@ PENDING_GRACE_SECONDS = 30  # a PENDING execution older than this without a coor
 REQUEUE_RESERVATION_SECONDS = 60
 
 
-def reap(now: datetime | None = None) -> list[str]:
-    """Resolve stale work; returns one line per thing done."""
-    from failover.tasks import enqueue_execution
-
+def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> list[str]:
+    """Resolve stale work; returns one line per thing done. `hooks` default to the installed ones."""
+    hooks = hooks or installed()
     now = now or timezone.now()
     done: list[str] = []
-    done.extend(_expire_approvals())
+    done.extend(_expire_approvals(hooks.expire_approvals))
     lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     stale = Q(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]) | Q(
         status=ES.PENDING, triggered_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)
@@ -51,7 +53,7 @@ def reap(now: datetime | None = None) -> list[str]:
         )
         if not reserved:
             continue  # a coordinator took it meanwhile
-        enqueue_execution(pk)
+        hooks.enqueue(pk)
         if coordinator:
             done.append(f"execution {pk} ({status}): lease of {coordinator} expired; re-enqueued")
         else:
@@ -61,22 +63,13 @@ def reap(now: datetime | None = None) -> list[str]:
     return done
 
 
-def _expire_approvals() -> list[str]:
-    from failover import services
-
-    expire = getattr(services, "expire_approval_requests", None)
-    if expire is None:
-        return []
+def _expire_approvals(expire: Callable[[], int]) -> list[str]:
     try:
-        result = expire()
+        expired = expire()
     except Exception:
         logger.exception("reaper: expire_approval_requests failed")
         return ["expire_approval_requests failed (see the log)"]
-    if isinstance(result, int):
-        return [f"expired {result} approval request(s)"] if result else []
-    if isinstance(result, (list, tuple, set)):
-        return [f"approval request of execution {getattr(item, 'pk', item)} expired" for item in result]
-    return []
+    return [f"expired {expired} approval request(s)"] if expired else []
 
 
 def recover_orphaned_steps(execution_id: int, worker_id: str) -> list[str]:

@@ -1,10 +1,11 @@
 """What the coordinator writes besides status transitions: LOG events (batched, with consecutive
 sequence numbers), a step's duration, the RPO / data-loss measurements steps report, the data of
-the SUMMARY event, and the outcome bookkeeping (failover.services.record_outcome) after the end."""
+the SUMMARY event, and, after the end, the call of the outcome hook (hooks.EngineHooks.record_outcome)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,9 @@ from failover.models import ExecutionEvent, FailoverExecution, StepRun
 logger = logging.getLogger(__name__)
 
 MAX_LOG_EVENTS_PER_STEP = 1000  # log lines stored as events per step attempt; the rest is counted
+# The message of the SUMMARY event the outcome hook appends once it recorded an execution's outcome:
+# the live feed waits for it before it calls a finished stream complete (failover/live/).
+OUTCOME_MARKER = "outcome recorded"
 
 
 def write_log_events(execution_id: int, lines: list[tuple[int | None, str, str]], redactor: Redactor) -> None:
@@ -97,13 +101,8 @@ def summary(execution_id: int, status: str) -> dict[str, Any]:
     }
 
 
-def record_outcome(execution_id: int) -> None:
-    """failover.services.record_outcome, after the terminal transaction; its failure is logged, never raised."""
-    from failover import services
-
-    record = getattr(services, "record_outcome", None)
-    if record is None:
-        return
+def record_outcome(execution_id: int, record: Callable[[int], None]) -> None:
+    """The outcome hook, after the terminal transaction; its failure is logged, never raised."""
     try:
         record(execution_id)
     except Exception:  # the execution's outcome is stored; analytics must not undo or hide it

@@ -26,9 +26,12 @@ Outcomes:
 - a step whose worker died: see reaper.py (idempotent → again; otherwise LOST, PAUSED).
 - a dry run renders every step (and rollback), checks each action has an executor, marks the
   steps SKIPPED with their masked parameters, runs nothing: COMPLETED, or FAILED listing problems.
-Terminal transitions and the SUMMARY event share one transaction; failover.services.record_outcome
-runs after it. While only people are awaited the coordinator polls (two small reads every 0.2 s);
-shortly before the django-q2 task timeout an idle coordinator hands over to a fresh task.
+Terminal transitions and the SUMMARY event share one transaction; the outcome hook runs after it.
+While only people are awaited the coordinator polls (two small reads every 0.2 s); shortly before
+the django-q2 task timeout an idle coordinator hands over to a fresh task.
+
+What the engine needs from above it (enqueueing a hand-off, recording the outcome) it gets as
+EngineHooks (hooks.py): given to run_execution, else the set installed at start-up.
 
 The Coordinator keeps the loop and the phases; its helpers live by concept: lease.py (take, renew,
 release, hand off), dispatch.py (starting ready steps, retries), step_results.py (what steps report),
@@ -62,6 +65,7 @@ from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
 from failover.engine.dry_run import check_and_skip
 from failover.engine.events import emit
+from failover.engine.hooks import EngineHooks, installed
 from failover.engine.lease import (
     COORDINATED,
     LeaseLost,
@@ -84,8 +88,8 @@ from failover.engine.step_results import (
     release_dependents,
     write_logs,
 )
-from failover.engine.templating import TemplateContext, render_step_params
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
+from runbooks.templating import TemplateContext, render_step_params
 
 # Re-exported: callers import these from the runner.
 __all__ = [
@@ -112,18 +116,20 @@ DONE_OK = (SS.SUCCEEDED, SS.SKIPPED)
 SecretScope = tuple[frozenset[str], dict[str, list[str]]]
 
 
-def run_execution(execution_id: int, *, worker_id: str | None = None) -> str:
+def run_execution(execution_id: int, *, worker_id: str | None = None, hooks: EngineHooks | None = None) -> str:
     """Run the coordinator of one execution in this process until the execution is terminal
     or PAUSED (or another coordinator holds it). Returns the execution's status at the end.
+    `hooks` default to the ones installed at start-up (failover/engine/hooks.py).
 
     Safe to call for any execution at any time: without the lease it writes nothing."""
-    return Coordinator(execution_id, worker_id or worker_identity()).run()
+    return Coordinator(execution_id, worker_id or worker_identity(), hooks or installed()).run()
 
 
 class Coordinator:
-    def __init__(self, execution_id: int, worker_id: str) -> None:
+    def __init__(self, execution_id: int, worker_id: str, hooks: EngineHooks) -> None:
         self.execution_id = execution_id
         self.worker = worker_id
+        self.hooks = hooks
         self.queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.cancel_event = threading.Event()
         self.redactor = Redactor()
@@ -238,7 +244,7 @@ class Coordinator:
 
     def _handoff(self) -> str:
         """Before the task timeout: give the execution to a fresh task (only while nothing runs)."""
-        hand_off(self.execution_id, self.worker)
+        hand_off(self.execution_id, self.worker, self.hooks.enqueue)
         return self._status()
 
     # ----------------------------------------------------------------- lease
@@ -576,7 +582,7 @@ class Coordinator:
         return self._finish(ES.COMPLETED, actual_rto_seconds=rto)
 
     def _finish(self, status: str, *, error: str = "", **fields: Any) -> str:
-        """Terminal status and the SUMMARY event in one transaction; then the outcome bookkeeping."""
+        """Terminal status and the SUMMARY event in one transaction; then the outcome hook."""
         self.keep_lease()
         redact = self.redactor.redact
         if error:
@@ -600,7 +606,7 @@ class Coordinator:
                 records.summary(self.execution_id, status),
                 redact=redact,
             )
-        records.record_outcome(self.execution_id)
+        records.record_outcome(self.execution_id, self.hooks.record_outcome)
         return status
 
     # ----------------------------------------------------------------- dry run

@@ -13,9 +13,9 @@ from django.db.models import Q
 from django.http import HttpRequest
 
 from failover.engine.events import event_payload
+from failover.engine.records import OUTCOME_MARKER
 from failover.engine.states import TERMINAL_EXECUTION
 from failover.models import ExecutionEvent, FailoverExecution
-from failover.outcomes import OUTCOME_MARKER
 
 VIEW_PERMISSION = "failover.view_failoverexecution"
 

@@ -7,16 +7,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from failover import common
-
-
-@pytest.fixture
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Executions handed to the queue (on commit), instead of django-q2."""
-    calls: list[int] = []
-    monkeypatch.setattr(common, "_enqueue", calls.append)
-    return calls
-
 
 @pytest.fixture(autouse=True)
 def _release_live_feed_connection():

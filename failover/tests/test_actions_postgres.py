@@ -16,9 +16,9 @@ import yaml
 
 from failover.engine.actions import run_action
 from failover.engine.actions.postgres_wal import WalScan, format_lsn, newest_timeline, parse_lsn, record_end
-from failover.engine.templating import TemplateContext, render_step_params
 from failover.tests.pg_pair import PASSWORD, PgPair, black_hole, run_step, step_ctx, wait_until
 from runbooks.actions import get_action
+from runbooks.templating import TemplateContext, render_step_params
 
 pytestmark = [
     pytest.mark.pgpair,

@@ -10,6 +10,8 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from analytics import outcomes
+from analytics.models import DRTestResult
 from core.models import AuditEntry, Secret
 from failover import services
 from failover.models import ApprovalDecision, FailoverExecution, StepRun
@@ -357,11 +359,9 @@ def test_validate_reports_checks(world, api_for):
 
 
 def test_test_results_schedule_and_compliance(world, api_for):
-    from analytics.models import DRTestResult
-
     execution = running(world, status="completed")
     FailoverExecution.objects.filter(pk=execution.pk).update(actual_rto_seconds=10.0)
-    services.record_outcome(execution.pk)
+    outcomes.record_outcome(execution.pk)
     client = api_for("viewer")
     results = client.get(f"{API}/test/results?plan=db-dr").json()
     assert results["count"] == 1

@@ -16,10 +16,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from failover.engine.events import event_payload, group_name
+from failover.engine.records import OUTCOME_MARKER
 from failover.live import feed as feed_module
 from failover.live.feed import Feed
 from failover.models import ExecutionEvent
-from failover.outcomes import OUTCOME_MARKER
 from failover.tests.engine_support import in_thread, make_execution
 from failover.tests.factories import add_events
 from failover.tests.live_support import aemit, afinish, finish, open_stream, read_events, read_until_summary

@@ -23,18 +23,9 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from core import audit
-from core.api.pagination import PAGINATION_PARAMETERS
 from core.api.viewsets import AuditedModelViewSet
 from core.exceptions import InvalidInput
 from core.lookups import lookup_kwargs
-from failover import selectors as failover_selectors
-from failover import services as failover_services
-from failover.api.serializers import (
-    FailoverExecutionDetailSerializer,
-    FailoverExecutionSerializer,
-    RunbookExecuteRequestSerializer,
-)
-from failover.api.views import execution_response
 from plans.api.auditing import SLUG_OR_ID
 from runbooks import documents, selectors, services
 from runbooks.api.schema import RunbookDocumentSerializer
@@ -169,9 +160,6 @@ class RunbookViewSet(AuditedModelViewSet):
         "submit": ["runbooks.change_runbook"],
         "approve": ["runbooks.approve_runbookversion"],
         "reject": ["runbooks.approve_runbookversion"],
-        # Execution engine (issue 3): running a runbook needs failover.run_test.
-        "execute": ["failover.run_test"],
-        "history": ["failover.view_failoverexecution"],
     }
 
     def get_parsers(self) -> list[BaseParser]:
@@ -386,40 +374,3 @@ class RunbookViewSet(AuditedModelViewSet):
         comment = self._comment(request, RejectionSerializer if decision == Decision.REJECT else CommentSerializer)
         services.decide(found, request.user, decision, comment, auth_method=audit.auth_method_of(request))
         return self._detail(found)
-
-    # --- Execution engine (issue 3): run a runbook, and its run history ----------------------
-
-    @extend_schema(
-        summary="Run a runbook version (default: the latest approved; a dry run may take any version)",
-        request=RunbookExecuteRequestSerializer,
-        responses={201: FailoverExecutionDetailSerializer},
-    )
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def execute(self, request: Request, pk: str) -> Response:
-        serializer = RunbookExecuteRequestSerializer(data=_object(request))
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        runbook = self.get_object()
-        target = self._version(data["version"]) if data.get("version") else runbook
-        execution = failover_services.execute_runbook(
-            target,
-            actor=request.user,
-            auth_method=audit.auth_method_of(request),
-            reason=data["reason"],
-            parameters=data["parameters"],
-            dry_run=data["dry_run"],
-            parallelism=data["parallelism"],
-            trigger_type="api",
-        )
-        return execution_response(execution, status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="Runs of this runbook (any version), newest first",
-        parameters=PAGINATION_PARAMETERS,
-        responses=FailoverExecutionSerializer(many=True),
-    )
-    @action(detail=True, methods=["get"], filter_backends=[])
-    def history(self, request: Request, pk: str) -> Response:
-        runbook = self.get_object()
-        page = self.paginate_queryset(failover_selectors.runbook_history(runbook.pk))
-        return self.get_paginated_response(FailoverExecutionSerializer(page, many=True).data)

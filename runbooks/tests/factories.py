@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plans.management.commands.seed_demo import load_demo_data
+from drplan.management.commands.seed_demo import load_demo_data
 from runbooks.models import ApprovalLevel, Runbook, RunbookParameter, RunbookStep, RunbookVersion
 
 # The demo organisation's applications: the ones the runbook templates name.

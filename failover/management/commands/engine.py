@@ -11,6 +11,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from failover import tasks
+from failover.engine.runner import run_execution
+
 
 class Command(BaseCommand):
     help = "Execution engine housekeeping: the reaper schedule, a reap now, or a coordinator in the foreground."
@@ -23,8 +26,6 @@ class Command(BaseCommand):
         run.add_argument("execution_id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from failover import tasks
-
         command = options["command"]
         if command == "schedule":
             created = tasks.ensure_reap_schedule()
@@ -36,6 +37,4 @@ class Command(BaseCommand):
             if not lines:
                 self.stdout.write("nothing to do")
         elif command == "run":
-            from failover.engine.runner import run_execution
-
             self.stdout.write(run_execution(options["execution_id"]))

@@ -10,7 +10,7 @@ stays a list and a value such as `x; touch pwned.txt` stays one argv element: no
 here ever joins strings into a command line. The environment is Jinja2's immutable
 sandbox (no `__class__`, no mutation of the context) with bounded output: a rendered
 string is at most 64 KiB and nothing built along the way more than 1 MiB (see
-failover/engine/template_limits.py). A missing name is an error that names it
+runbooks/templating/limits.py). A missing name is an error that names it
 (InvalidInput), never an empty string.
 
 The secrets rule: a secret can only be used whole. The name `secrets` may appear only as
@@ -47,7 +47,7 @@ from jinja2.utils import missing
 
 from core.exceptions import InvalidInput
 from core.secrets import MASK, Redactor
-from failover.engine.template_limits import (
+from runbooks.templating.limits import (
     MAX_OUTPUT,
     MAX_VALUE,
     BoundedSandbox,

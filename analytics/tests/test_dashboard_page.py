@@ -141,7 +141,7 @@ def test_upcoming_scheduled_tests_and_due_dates(users: dict[str, User]) -> None:
     make_plan("draft-dr", status="draft")
     Schedule.objects.create(
         name="dr-test:payments-dr",
-        func="failover.outcomes.run_scheduled_test",
+        func="failover.services.run_scheduled_test",
         args=repr(active.pk),
         schedule_type=Schedule.WEEKLY,
         next_run=timezone.now() + timedelta(days=3),

@@ -10,21 +10,22 @@ from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from analytics.models import DRTestResult, RTOTarget
+from analytics.selectors import plans_with_last_measured
+from core.roles import role_names
 from failover import selectors
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.common import APPROVE_EXECUTION
-from failover.console import can_decide_execution, role_names
+from failover.console import can_decide_execution
 from failover.models import ApprovalDecision, FailoverExecution
 from plans.choices import PlanStatus
 from plans.models import DRPlan
-from plans.selectors import plans_with_last_measured
 from runbooks.choices import VersionStatus
 from runbooks.models import RunbookVersion
-from runbooks.services import _current_level as _runbook_level
+from runbooks.services import outstanding_level as _runbook_level
 
 APPROVE_RUNBOOK = "runbooks.approve_runbookversion"
-SCHEDULE_PREFIX = "dr-test:"  # failover.outcomes.schedule_test names each plan's schedule dr-test:<plan_id>
+SCHEDULE_PREFIX = "dr-test:"  # failover.services.schedule_test names each plan's schedule dr-test:<plan_id>
 BREACH_WINDOW_DAYS = 90
 
 
@@ -98,7 +99,7 @@ def runbook_approvals_for(user: Any) -> list[RunbookVersion]:
 
 
 def upcoming_tests(now: datetime | None = None, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
-    """Scheduled DR tests (django-q2 schedules made by failover.outcomes.schedule_test), soonest first,
+    """Scheduled DR tests (django-q2 schedules made by failover.services.schedule_test), soonest first,
     and active plans by when their next test is due (overdue ones flagged)."""
     from django_q.models import Schedule
 

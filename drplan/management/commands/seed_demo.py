@@ -1,4 +1,4 @@
-"""Load the demo organisation (plans/demo/organisation.yaml) and the runbook templates.
+"""Load the demo organisation (drplan/demo/organisation.yaml) and the runbook templates.
 
 Idempotent: every row is looked up by its natural key; a row is written (and audited as
 the system, auth method CLI) only when it is missing or differs from the data file.

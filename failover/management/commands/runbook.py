@@ -4,6 +4,9 @@ and `manage.py runbook run FILE [--param k=v ...] [--dry-run] [--wait] [--json]`
 `run` imports the file (idempotent: an already imported, approved version is reused) and runs it.
 Only approved versions run for real: a file that imports as a new draft can only be dry-run
 (--dry-run) until it is approved — the CLI approves nothing by itself.
+
+The command lives with executions (failover/) because `run` starts one; import and export are
+runbooks' use cases (runbooks.services), which sit below and know nothing of executions.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from django.http import Http404
 
 from core.choices import AuthMethod
 from core.exceptions import DomainError
+from failover import cli as failover_cli
+from failover import services as failover_services
 from runbooks import selectors, services
+from runbooks.choices import VersionStatus
 
 
 class Command(BaseCommand):
-    help = "Import a runbook document (YAML/JSON) or export a runbook version."
+    help = "Import a runbook document (YAML/JSON), export a runbook version, or import and run one."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True)
@@ -34,9 +40,6 @@ class Command(BaseCommand):
         exporter.add_argument("id", help="The runbook's numeric id or slug.")
         exporter.add_argument("--version", dest="runbook_version", help="Default: latest approved, else latest.")
         exporter.add_argument("--format", choices=["yaml", "json"], default="yaml")
-        # Execution engine (issue 3): import and run a file.
-        from failover import cli as failover_cli
-
         runner = sub.add_parser("run", help="Import a runbook file and run it (approved versions; else --dry-run).")
         runner.add_argument("file", help="Path to a .yaml/.yml/.json file, or - for stdin.")
         failover_cli.add_run_options(runner)
@@ -70,10 +73,6 @@ class Command(BaseCommand):
         return text, fmt, actor
 
     def _run(self, options: dict[str, Any]) -> None:
-        from failover import cli as failover_cli
-        from failover import services as failover_services
-        from runbooks.choices import VersionStatus
-
         text, fmt, actor = self._read(options)
         version = services.import_runbook_text(text, fmt=fmt, actor=actor, auth_method=AuthMethod.CLI)
         if version.status != VersionStatus.APPROVED and not options["dry_run"]:

@@ -16,7 +16,7 @@ from compliance.models import ComplianceReport, ComplianceRequirement
 from core.audit import verify_chain
 from core.choices import AuthMethod
 from core.models import AuditEntry
-from plans.management.commands.seed_demo import TEMPLATES_DIR, Seeder, find_cycle, last_quarter, load_demo_data
+from drplan.management.commands.seed_demo import TEMPLATES_DIR, Seeder, find_cycle, last_quarter, load_demo_data
 from plans.models import (
     Application,
     ApplicationDependency,
