@@ -16,7 +16,6 @@ from typing import Any
 
 MODEL_NAMES = ("rto", "recovery_time", "failure_risk", "impact")
 BOOSTED = {"rto", "failure_risk"}
-DEFAULT_DIR = Path(__file__).resolve().parent / "artifacts"
 
 
 class ModelFileError(RuntimeError):
@@ -28,9 +27,10 @@ class ModelFileError(RuntimeError):
 
 
 def model_dir() -> Path:
+    """DRPLAN_ML_MODEL_DIR, else `ml/` under the runtime directory (var/ml): trained files are runtime data."""
     from django.conf import settings
 
-    return Path(getattr(settings, "ML_MODEL_DIR", None) or os.environ.get("DRPLAN_ML_MODEL_DIR") or DEFAULT_DIR)
+    return Path(os.environ.get("DRPLAN_ML_MODEL_DIR") or Path(settings.VAR_DIR) / "ml")
 
 
 def new_version(name: str, payload: bytes) -> str:
