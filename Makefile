@@ -1,5 +1,6 @@
 # DRPlan: two commands do all set-up.
-#   make run    install, migrate, load demo data if empty, start web+API (4045) and workers
+#   make run    install, migrate, load demo data if empty, train the ML models if missing, start web+API (4045),
+#               workers and the ML service (8045)
 #   make test   install test tools, lint, run the suite on SQLite (with the schemathesis API contract
 #               run) and on a real PostgreSQL 16, and the Redis-backed tests against a real Redis
 PYTHON ?= python3
@@ -7,6 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 4045
+ML_PORT ?= 8045
 
 .PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz lab lab-down clean
 
@@ -32,7 +34,8 @@ migrate: install
 run: migrate
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) scripts/serve.py --host $(HOST) --port $(PORT)
+	$(PY) manage.py ml train --if-missing
+	$(PY) scripts/ml_serve.py --host $(HOST) --port $(ML_PORT) -- $(PY) scripts/serve.py --host $(HOST) --port $(PORT)
 
 lint: install-dev
 	$(PY) -m ruff check .

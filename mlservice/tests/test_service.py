@@ -257,3 +257,49 @@ def test_a_missing_or_corrupt_model_file_stops_the_start_naming_it(env: dict[str
         text=True,
     )
     assert status.returncode != 0 and "failure_risk.json: missing" in status.stderr
+
+
+def test_the_client_reads_a_prediction_and_degrades_when_the_service_is_down(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from mlservice import client
+
+    monkeypatch.setenv("DRPLAN_ML_URL", service)
+    answer = client.predict_plan_rto(SimpleNamespace(plan_id="core-commerce"))
+    assert answer["available"] is True and 0 < answer["p50_seconds"] <= answer["p90_seconds"]
+    assert set(answer) == {"available", "p50_seconds", "p90_seconds", "probability_meet_rto", "rto_seconds",
+                           "training_data", "model_version"}  # fmt: skip
+    refused = client.predict_plan_rto(SimpleNamespace(plan_id="no-such-plan"))
+    assert refused == {
+        "available": False,
+        "message": "prediction unavailable",
+        "reason": "plan 'no-such-plan' does not exist",
+    }
+    monkeypatch.setenv("DRPLAN_ML_URL", f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    down = client.predict_plan_rto(SimpleNamespace(plan_id="core-commerce"))
+    assert down["available"] is False and down["message"] == "prediction unavailable"
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.django_db
+def test_the_plan_api_shows_the_prediction_next_to_the_target_or_says_unavailable(
+    service: str, api_for, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plans.models import DRPlan
+
+    DRPlan.objects.create(plan_id="core-commerce", name="Core commerce", rto_seconds=900, rpo_seconds=60)
+    monkeypatch.setenv("DRPLAN_ML_URL", service)
+    body = api_for("viewer").get("/api/v1/dr/plans/core-commerce").json()
+    assert body["rto_seconds"] == 900
+    predicted = body["predicted_rto"]
+    assert predicted["available"] is True and predicted["p50_seconds"] <= predicted["p90_seconds"]
+    assert 0 <= predicted["probability_meet_rto"] <= 1
+    monkeypatch.setenv("DRPLAN_ML_URL", f"http://127.0.0.1:{free_port()}")
+    response = api_for("viewer").get("/api/v1/dr/plans/core-commerce")
+    assert response.status_code == 200
+    assert response.json()["predicted_rto"]["message"] == "prediction unavailable"
+    listed = api_for("viewer").get("/api/v1/dr/plans").json()
+    assert "predicted_rto" not in listed["results"][0]  # the list stays cheap: no call per plan
