@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 4045
 ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-ml lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ bench-console: install-dev
 
 bench-fuzz: install-dev
 	$(PY) bench/api_fuzz.py
+
+bench-ml: install-dev
+	$(PY) bench/ml.py
 
 clean:
 	rm -rf $(VENV) var
