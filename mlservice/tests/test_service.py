@@ -58,13 +58,26 @@ def stop(proc: subprocess.Popen) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def env(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, django_db_blocker) -> dict[str, str]:
+    """A var dir whose database is a copy of the session's migrated test database (SQLite's backup API: no
+    second `migrate`), with the demo data and quickly trained models."""
+    import sqlite3
+
+    from django.db import connection
+
     if os.environ.get("DATABASE_URL"):
         pytest.skip("the live ML service check runs on the embedded default database")
     var = tmp_path_factory.mktemp("ml") / "var"
+    var.mkdir()
+    with django_db_blocker.unblock():
+        source = sqlite3.connect(connection.settings_dict["NAME"])
+        target = sqlite3.connect(var / "drplan.sqlite3")
+        source.backup(target)
+        source.close()
+        target.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
     env["DRPLAN_VAR_DIR"] = str(var)
-    for command in (["migrate", "--noinput"], ["seed_demo", "--if-empty"], ["ml", "train", "--quick"]):
+    for command in (["seed_demo"], ["ml", "train", "--quick"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
     return env
 
