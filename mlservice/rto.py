@@ -398,17 +398,25 @@ def train(
     runs_per_plan: int = 20,
     rounds: int = ROUNDS,
     seed: int = 0,
+    history: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     history_note: str = "",
 ) -> tuple[Any, dict[str, Any]]:
-    """(booster, card): validated on held-out plans, then refit on all of them."""
-    x, y, groups = generate(plans, runs_per_plan, seed, priors)
-    metrics = validate(x, y, groups, rounds=rounds, seed=seed)
-    booster, offset, _ = fit_calibrated(x, y, groups, rounds=rounds, seed=seed)
-    booster.set_param({"nthread": 1})
-    card = {
-        "name": "rto",
-        "kind": "XGBoost quantile regression (reg:quantileerror, P50 and P90, of log seconds)",
-        "data_provenance": {
+    """(booster, card): validated on held-out plans, then refit on all of them. With `history` (X, y, plan
+    group of the platform's own completed failovers) it learns from those; otherwise from the generator."""
+    if history is not None:
+        x, y, groups = history
+        provenance: dict[str, Any] = {
+            "source": "history",
+            "why": history_note,
+            "rows": len(y),
+            "plans": len(set(groups.tolist())),
+            "conditions": "data volume, replication lag and network latency are not recorded with a run: missing",
+            "priors": priors.as_dict(),
+            "calibration": priors.sources,
+        }
+    else:
+        x, y, groups = generate(plans, runs_per_plan, seed, priors)
+        provenance = {
             "source": "generator",
             "why": history_note,
             "generator": "mlservice/rto.py (module docstring): synthetic composed failovers, run by the engine's "
@@ -418,7 +426,14 @@ def train(
             "plans": plans,
             "runs_per_plan": runs_per_plan,
             "rows": len(y),
-        },
+        }
+    metrics = validate(x, y, groups, rounds=rounds, seed=seed)
+    booster, offset, _ = fit_calibrated(x, y, groups, rounds=rounds, seed=seed)
+    booster.set_param({"nthread": 1})
+    card = {
+        "name": "rto",
+        "kind": "XGBoost quantile regression (reg:quantileerror, P50 and P90, of log seconds)",
+        "data_provenance": provenance,
         "features": FEATURES,
         "quantiles": list(QUANTILES),
         "p90_log_offset": offset,
@@ -426,7 +441,9 @@ def train(
         "metrics": metrics,
         "limits": [
             "trained on generated recoveries, not on this platform's own: its accuracy on real plans is what "
-            "the generator's assumptions are worth until enough real runs exist",
+            "the generator's assumptions are worth until enough real runs exist"
+            if history is None
+            else f"trained on {len(y)} real runs of {len(set(groups.tolist()))} plans: few plans, wide uncertainty",
         ],
     }
     return booster, card

@@ -35,10 +35,54 @@ def history_note() -> tuple[bool, str]:
     )
 
 
+def history_rows(priors: durations.Priors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The RTO model's rows from the platform's completed real failovers: each run's features as they were
+    before it ran (step means from the runs before it, else the estimates), its measured RTO, its plan."""
+    rows, targets, groups = [], [], []
+    for run in plan_data.finished_runs():
+        if not run.actual_rto_seconds or run.actual_rto_seconds <= 0:
+            continue
+        steps = list(run.step_runs.all())
+        if not steps:
+            continue
+        history = plan_data.step_history([s.step_key for s in steps], before=run.triggered_at)
+        means = []
+        for s in steps:
+            work, wait, source = durations.fit_step(
+                s.action, s.estimated_duration_seconds, history.get(s.step_key, []), priors, gate=bool(s.approval)
+            )
+            means.append(
+                rto.StepMean(
+                    s.step_key,
+                    [k for k in s.needs if k in {t.step_key for t in steps}],
+                    work.expected() + wait.expected(),
+                    s.action == "manual",
+                    bool(s.approval),
+                    source == "history",
+                )
+            )
+        features = rto.plan_features(
+            means,
+            approval_levels=len(run.approval_policy or []),
+            parallelism=run.parallelism,
+            tier=min((s.tier for s in steps), default=3),
+            strategy=run.plan.strategy,
+            conditions={},
+        )
+        rows.append([features[f] for f in rto.FEATURES])
+        targets.append(float(run.actual_rto_seconds))
+        groups.append(run.plan_id)
+    return np.array(rows, dtype=float).reshape(len(rows), len(rto.FEATURES)), np.array(targets), np.array(groups)
+
+
 def train_rto(priors: durations.Priors, sizes: dict[str, int]) -> tuple[Any, dict[str, Any]]:
-    _, note = history_note()
-    # Training on the platform's history itself is not built yet: with enough runs the card still says
-    # "generator" and the note says how many real runs there are.
+    """On the platform's history when it has HISTORY_MIN_RUNS completed failovers over HISTORY_MIN_PLANS plans,
+    else on the generator; the card's data_provenance says which and why."""
+    enough, note = history_note()
+    if enough:
+        x, y, groups = history_rows(priors)
+        if len(y) >= rto.HISTORY_MIN_RUNS and len(set(groups.tolist())) >= rto.HISTORY_MIN_PLANS:
+            return rto.train(priors, history=(x, y, groups), history_note=note, rounds=sizes["rounds"])
     return rto.train(priors, history_note=note, **sizes)
 
 

@@ -49,3 +49,47 @@ def test_the_critical_path_is_the_longest_chain_of_means() -> None:
     assert features["total_step_seconds"] == 45 and features["manual_steps"] == 1
     assert features["history_share"] == pytest.approx(2 / 3) and features["strategy_pilot_light"] == 1
     assert np.isnan(rto.vector(features)[0, rto.FEATURES.index("network_latency_ms")])
+
+
+@pytest.mark.django_db
+def test_with_enough_real_failovers_it_learns_from_history_split_by_plan() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from failover.models import FailoverExecution, StepRun
+    from mlservice import training
+    from plans.models import DRPlan
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rng = np.random.default_rng(4)
+    for p in range(5):
+        plan = DRPlan.objects.create(plan_id=f"p{p}", name=f"P{p}", rto_seconds=600, rpo_seconds=60)
+        for r in range(6):
+            durations = rng.lognormal(np.log(60 * (p + 1)), 0.3, 3)
+            run = FailoverExecution.objects.create(
+                plan=plan,
+                execution_type="planned",
+                status="completed",
+                triggered_at=start + timedelta(days=7 * r, hours=p),
+                actual_rto_seconds=float(durations.sum() + 30),
+            )
+            for i, seconds in enumerate(durations):
+                StepRun.objects.create(
+                    execution=run,
+                    step_key=f"app{p}.s{i}",
+                    title=f"s{i}",
+                    action="shell",
+                    status="succeeded",
+                    duration_seconds=float(seconds),
+                    needs=[f"app{p}.s{i - 1}"] if i else [],
+                    estimated_duration_seconds=60,
+                )
+    x, y, groups = training.history_rows(Priors())
+    assert y.min() > 30
+    assert x.shape == (30, len(rto.FEATURES)) and sorted(set(groups.tolist())) == sorted(
+        DRPlan.objects.values_list("pk", flat=True)
+    )
+    first = x[:, rto.FEATURES.index("history_share")]
+    assert first.min() == 0 and first.max() == 1  # a plan's first run has no history before it, later ones do
+    _, card = training.train_rto(Priors(), {"plans": 10, "runs_per_plan": 2, "rounds": 20})
+    assert card["data_provenance"]["source"] == "history" and card["data_provenance"]["rows"] == 30
+    assert card["metrics"]["plans_in_both_train_and_test"] == 0
