@@ -98,8 +98,11 @@ def service(env: dict[str, str]) -> Iterator[str]:
         assert time.monotonic() < deadline, "the ML service did not answer within 60 s"
         time.sleep(0.2)
     yield base
-    stop(proc)
+    out = stop(proc)
     assert proc.returncode is not None
+    # every prediction is logged with its model's version and latency
+    assert "prediction /predict-rto model=rto version=rto-" in out and "latency_ms=" in out
+    assert "prediction /analyze-failure-risk model=failure_risk version=failure_risk-" in out
 
 
 def test_health_and_models_describe_every_model(service: str) -> None:
@@ -246,6 +249,20 @@ def test_the_schema_documents_every_endpoint(service: str) -> None:
     for path in ("/predict-rto", "/estimate-recovery-time"):
         responses = schema["paths"][path]["post"]["responses"]
         assert {"200", "400", "404", "413"} <= set(responses)
+
+
+def test_the_schema_is_valid_openapi() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.settings import patched_settings
+    from drf_spectacular.validation import validate_schema
+
+    from drplan.ml_urls import SCHEMA_SETTINGS
+
+    with patched_settings(SCHEMA_SETTINGS):
+        schema = SchemaGenerator(urlconf="drplan.ml_urls").get_schema(request=None, public=True)
+    validate_schema(schema)
+    body = schema["paths"]["/predict-rto"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["data_volume_gb"] == {"type": "number", "nullable": True, "minimum": 0}
 
 
 def test_a_missing_or_corrupt_model_file_stops_the_start_naming_it(env: dict[str, str], tmp_path: Path) -> None:
