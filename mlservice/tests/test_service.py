@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every test here may use the database, so that pytest-django (which runs database tests first) keeps the
+# module's tests together and the live service is started once.
+pytestmark = pytest.mark.django_db
 
 
 def free_port() -> int:
@@ -314,7 +317,6 @@ def test_the_client_reads_a_prediction_and_degrades_when_the_service_is_down(
     assert time.monotonic() - started < 2
 
 
-@pytest.mark.django_db
 def test_the_plan_api_shows_the_prediction_next_to_the_target_or_says_unavailable(
     service: str, api_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
