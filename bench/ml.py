@@ -6,9 +6,9 @@ metrics next to its baseline.
 
 Steps: a temporary var dir with its own SQLite database (DRPLAN_VAR_DIR), migrate, the demo data, then
 `ml train` in this process (timed per model); scripts/ml_serve.py on a free 127.0.0.1 port; each endpoint
-driven by 1 and by 20 keep-alive clients (threads, http.client) after a warm-up; the service's resident
-memory (VmRSS of the daphne process) after the run; then the server is stopped by its pid and the temp
-dir removed. Prints a Markdown section for bench/RESULTS.md.
+driven by 1 and by 20 clients (threads, http.client) after a warm-up; the service's memory (resident and
+proportional set size of gunicorn's master and workers) after the run; then the server is stopped by its
+pid and the temp dir removed. Prints a Markdown section for bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -102,14 +102,17 @@ def monte_carlo_200() -> dict[str, float]:
     return out
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MiB: PSS shares the pages the forked workers share with the master between them."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("Rss:", "Pss:"):
+            values[parts[0]] = int(parts[1]) / 1024
+    return values.get("Rss:", float("nan")), values.get("Pss:", float("nan"))
 
 
-def daphne_pids(parent: int) -> list[int]:
+def children(parent: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
@@ -118,7 +121,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per endpoint and concurrency")
     parser.add_argument("--quick", action="store_true", help="small training sets (a smoke run)")
-    parser.add_argument("--workers", type=int, default=2, help="daphne worker processes of the service")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes of the service")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
@@ -184,7 +187,8 @@ def main() -> int:
             one = drive(port, path, raw, 1, total)
             twenty = drive(port, path, raw, 20, total)
             rows.append((label, total, one, twenty))
-        memory = [rss_mib(pid) for pid in daphne_pids(server.pid)]
+        master = children(server.pid)[0]
+        memory = [memory_mib(pid) for pid in [master, *children(master)]]
     finally:
         if server is not None and server.poll() is None:
             os.kill(server.pid, signal.SIGTERM)
@@ -221,9 +225,9 @@ def main() -> int:
     )
     print()
     print(
-        f"Service memory (VmRSS after the run): {args.workers} daphne worker(s), "
-        + ", ".join(f"{m:.0f}" for m in memory)
-        + f" MiB ({sum(memory):.0f} MiB in all)"
+        f"Service memory after the run (gunicorn master + {args.workers} workers, models loaded before the fork): "
+        f"RSS {', '.join(f'{rss:.0f}' for rss, _ in memory)} MiB; proportional set size in all "
+        f"{sum(pss for _, pss in memory):.0f} MiB"
     )
     print()
     r = cards["rto"]["metrics"]

@@ -5,7 +5,7 @@ not authenticated: the service listens on 127.0.0.1 only, for the main applicati
 from drplan.settings import *  # noqa: F403
 
 ROOT_URLCONF = "drplan.ml_urls"
-ASGI_APPLICATION = "drplan.ml_asgi.application"
+WSGI_APPLICATION = "drplan.ml_wsgi.application"
 MIDDLEWARE = [
     "core.middleware.RequestContextMiddleware",  # request id; bodies over 1 MiB → 413 before parsing
     "django.middleware.common.CommonMiddleware",

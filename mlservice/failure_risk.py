@@ -328,7 +328,7 @@ class RiskModel:
         features = self.card["features"]
         x = np.array([[float(smart[f]) for f in features]])
         probability = float(self.booster.inplace_predict(x)[0])
-        contributions = self.booster.predict(xgb.DMatrix(x), pred_contribs=True)[0][: len(features)]
+        contributions = self.booster.predict(xgb.DMatrix(x, nthread=1), pred_contribs=True)[0][: len(features)]
         order = np.argsort(-contributions)
         drivers = [
             {

@@ -2,13 +2,13 @@
 
     python scripts/ml_serve.py [--host 127.0.0.1] [--port 8045] [--workers 2] [-- COMMAND ...]
 
-The service is `--workers` daphne processes serving drplan.ml_asgi (settings drplan.ml_settings) on one
-listening socket that this script opens and hands to each (daphne --fd; the kernel spreads connections
-between them): one Python process runs one request at a time, so one per core. Each loads the models once
-before it accepts a request; a missing or corrupt model file stops it at once with a line naming the file,
-and then the others are stopped too. With a COMMAND (`make run` passes scripts/serve.py and its arguments)
-that command runs too: Ctrl-C or SIGTERM stops both, and when the command ends the service is stopped.
-If the service dies, the command keeps running (the main application says "prediction unavailable") and this says so.
+The service is gunicorn serving drplan.ml_wsgi (settings drplan.ml_settings) with `--workers` processes
+(one Python process runs one request at a time: one per core). The models are loaded once, in gunicorn's
+master before it forks the workers (--preload); a missing or corrupt model file stops the start at once
+with a line naming the file. With a COMMAND (`make run` passes scripts/serve.py and its arguments) that
+command runs too: Ctrl-C or SIGTERM stops both, and when the command ends the service is stopped. If the
+service dies, the command keeps running (the main application says "prediction unavailable") and this
+says so.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,8 +24,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def service_argv(fd: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "--fd", str(fd), "drplan.ml_asgi:application"]
+def service_argv(host: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--preload",
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+        "drplan.ml_wsgi:application",
+    ]
 
 
 def main() -> int:
@@ -41,19 +56,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.host, args.port))
-    listener.listen(256)
-    fd = listener.fileno()
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="drplan.ml_settings")
-    services = [
-        subprocess.Popen(service_argv(fd), cwd=ROOT, env=env, start_new_session=True, pass_fds=(fd,))
-        for _ in range(max(1, args.workers))
-    ]
-    listener.close()  # the workers hold it
-    pids = ", ".join(str(s.pid) for s in services)
-    print(f"[ml] ML service (pids {pids}) on http://{args.host}:{args.port}/ (schema at /schema/)", flush=True)
+    # One thread per worker: a request is small, the workers are the parallelism, and an OpenMP thread pool
+    # started before gunicorn forks would hang the workers (libgomp is not fork-safe).
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="drplan.ml_settings", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    argv = service_argv(args.host, args.port, max(1, args.workers))
+    service = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
+    print(f"[ml] ML service (pid {service.pid}) on http://{args.host}:{args.port}/ (schema at /schema/)", flush=True)
     other = subprocess.Popen(command, cwd=ROOT) if command else None
 
     stopping = False
@@ -66,15 +74,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     exit_code, reported = 0, False
     while not stopping:
-        dead = [s for s in services if s.poll() is not None]
-        if dead and not reported:
+        if service.poll() is not None and not reported:
             reported = True
-            print(f"[ml] the ML service exited with {dead[0].returncode}; stopping its other workers", flush=True)
-            for s in services:
-                if s.poll() is None:
-                    os.killpg(s.pid, signal.SIGTERM)
+            print(f"[ml] the ML service exited with {service.returncode}", flush=True)
             if other is None:
-                exit_code = dead[0].returncode or 1
+                exit_code = service.returncode or 1
                 break
         if other is not None and other.poll() is not None:
             exit_code = other.returncode
@@ -82,17 +86,16 @@ def main() -> int:
         time.sleep(0.3)
     if other is not None and other.poll() is None:
         other.send_signal(signal.SIGTERM)
-    for s in services:
-        if s.poll() is None:
-            os.killpg(s.pid, signal.SIGTERM)
-    for proc in [*services, *([other] if other else [])]:
+    if service.poll() is None:
+        os.killpg(service.pid, signal.SIGTERM)
+    for proc in [service, *([other] if other else [])]:
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            if proc is other:
-                proc.kill()
-            else:
+            if proc is service:
                 os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
     return exit_code
 
 
