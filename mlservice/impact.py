@@ -45,6 +45,23 @@ from typing import Any
 EXACT_LIMIT = 9
 MAX_APPLICATIONS = 500
 
+# The figures scores() reads: the fields of analytics.ImpactAnalysis it uses.
+BIA_FIELDS = (
+    "revenue_per_hour",
+    "downtime_cost_24h",
+    "recovery_cost",
+    "affected_processes",
+    "critical_processes",
+    "affected_employees",
+    "affected_customers",
+    "customer_sentiment",
+    "media_exposure",
+    "brand_damage",
+    "customer_churn_percent",
+    "estimated_fines",
+    "potential_violations",
+    "regulatory_frameworks",
+)
 SENTIMENT = {"positive": 0.0, "neutral": 0.25, "negative": 0.6, "severe": 1.0}
 LEVEL = {"low": 0.0, "medium": 0.4, "high": 0.75, "critical": 1.0}
 

@@ -5,9 +5,10 @@ Conflict naming the field; nothing here makes a number up."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
-from core.exceptions import InvalidInput
+from core.exceptions import InvalidInput, NotFound
 from mlservice import impact, rto, simulation
 from mlservice.durations import Priors, fit_step, lognormal
 from mlservice.registry import Loaded
@@ -221,6 +222,9 @@ def score_impact(models: Loaded, data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"model_version": models.impact["version"]}
     if "bia" in data:
         out["scores"] = impact.scores(data["bia"])
+    if "impact_analysis" in data:
+        out["impact_analysis"] = data["impact_analysis"]
+        out["scores"] = impact.scores(stored_bia(data["impact_analysis"]))
     if "applications" in data:
         apps = [
             impact.App(a["id"], float(a["recovery_seconds"]), float(a["cost_per_hour"]), list(a.get("depends_on", [])))
@@ -231,6 +235,16 @@ def score_impact(models: Loaded, data: dict[str, Any]) -> dict[str, Any]:
         except impact.ImpactInputError as exc:
             raise InvalidInput(exc.message if exc.field in exc.message else str(exc), field=exc.field) from None
     return out
+
+
+def stored_bia(pk: int) -> dict[str, Any]:
+    """The BIA figures of a stored impact analysis (analytics.ImpactAnalysis); NotFound naming the field."""
+    from analytics.models import ImpactAnalysis
+
+    row = ImpactAnalysis.objects.filter(pk=pk).values(*impact.BIA_FIELDS).first()
+    if row is None:
+        raise NotFound(f"impact analysis {pk} does not exist", field="impact_analysis")
+    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
 
 
 def models_summary(models: Loaded) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from core.exceptions import InvalidInput
 from mlservice.failure_risk import FEATURES as SMART_FEATURES
+from mlservice.impact import BIA_FIELDS
 from mlservice.rto import CONDITIONS
 from mlservice.rto import FEATURES as RTO_FEATURES
 from mlservice.simulation import MAX_SIMULATIONS, MAX_STEPS
@@ -119,12 +120,15 @@ BIA = {
     "additionalProperties": False,
 }
 BIA["required"] = list(BIA["properties"])
+assert tuple(BIA["properties"]) == BIA_FIELDS, "the request schema and impact.scores() read the same figures"
 
 SCORE_IMPACT = {
     "type": "object",
-    "description": "`bia` for the four scores, `applications` for the recovery order; at least one.",
+    "description": "`bia` (or `impact_analysis`, the id of a stored one) for the four scores, `applications` "
+    "for the recovery order; at least one.",
     "properties": {
         "bia": BIA,
+        "impact_analysis": {"type": "integer", "minimum": 1, "description": "Id of a stored impact analysis."},
         "applications": {
             "type": "array",
             "minItems": 1,
@@ -143,7 +147,8 @@ SCORE_IMPACT = {
         },
         "parallelism": {"type": ["integer", "null"], "minimum": 1},
     },
-    "anyOf": [{"required": ["bia"]}, {"required": ["applications"]}],
+    "anyOf": [{"required": ["bia"]}, {"required": ["impact_analysis"]}, {"required": ["applications"]}],
+    "not": {"required": ["bia", "impact_analysis"]},
     "additionalProperties": False,
 }
 
@@ -235,6 +240,8 @@ def validate(schema: dict[str, Any], body: Any) -> dict[str, Any]:
         options = [" and ".join(s.get("required", [])) for s in error.validator_value]
         verb = "exactly one of" if error.validator == "oneOf" else "at least one of"
         field, message = where or "body", f"give {verb}: {', '.join(options)}"
+    elif error.validator == "not":
+        field, message = where or "body", "give bia or impact_analysis, not both"
     elif error.validator == "dependentSchemas":
         field, message = where or "body", error.message
     elif error.validator == "minimum" and error.validator_value == 0:

@@ -168,7 +168,7 @@ def test_analyze_failure_risk_names_the_attributes(service: str) -> None:
     assert answer["citation"].startswith("Source: Backblaze Drive Stats")
 
 
-def test_score_impact_scores_and_orders(service: str) -> None:
+def test_score_impact_scores_and_orders(service: str, env: dict[str, str]) -> None:
     bia = {
         "revenue_per_hour": 50_000, "downtime_cost_24h": 2_000_000, "recovery_cost": 100_000,
         "affected_processes": ["orders", "billing"], "critical_processes": ["orders"], "affected_employees": 300,
@@ -187,6 +187,18 @@ def test_score_impact_scores_and_orders(service: str) -> None:
         "low", "medium", "high", "critical"
     }  # fmt: skip
     assert answer["recovery_order"]["order"] == ["db", "api", "reports"] and answer["recovery_order"]["optimal"]
+    import sqlite3
+
+    with sqlite3.connect(Path(env["DRPLAN_VAR_DIR"]) / "drplan.sqlite3") as db:
+        (first,) = db.execute("SELECT min(id) FROM analytics_impactanalysis").fetchone()
+    status, stored = call(f"{service}/score-impact", {"impact_analysis": first})
+    assert status == 200, stored
+    assert stored["impact_analysis"] == first and stored["scores"]["overall"]["level"] in {
+        "low",
+        "medium",
+        "high",
+        "critical",
+    }
 
 
 BAD = [
@@ -220,6 +232,7 @@ BAD = [
         "applications[0].depends_on[0]",
     ),
     ("score-impact", {"parallelism": 2}, 400, "body"),
+    ("score-impact", {"impact_analysis": 999999}, 404, "impact_analysis"),
 ]
 
 
