@@ -5,6 +5,7 @@ Conflict naming the field; nothing here makes a number up."""
 from __future__ import annotations
 
 import math
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,24 @@ from mlservice.registry import Loaded
 from mlservice.simulation import SimStep, SimulationInputError
 
 DEFAULT_SIMULATIONS = 10_000
+# A plan's composed failover is read at most this often per worker (composing it takes ~20 queries, most of a
+# plan prediction's time); step histories are read on every request.
+PLAN_GRAPH_TTL_SECONDS = 30.0
+_graphs: dict[str, tuple[float, Any]] = {}
+
+
+def _plan_graph(plan_ref: str) -> Any:
+    from mlservice import plan_data
+
+    now = time.monotonic()
+    cached = _graphs.get(plan_ref)
+    if cached and now - cached[0] < PLAN_GRAPH_TTL_SECONDS:
+        return cached[1]
+    graph = plan_data.plan_graph(plan_data.find_plan(plan_ref))
+    if len(_graphs) > 1000:
+        _graphs.clear()
+    _graphs[plan_ref] = (now, graph)
+    return graph
 
 
 # --- A plan's steps with their distributions ----------------------------------------------------------
@@ -23,12 +42,12 @@ DEFAULT_SIMULATIONS = 10_000
 def plan_sim_steps(
     plan_ref: str, priors: Priors, applications: list[str] | None = None
 ) -> tuple[Any, list[SimStep], list[Any]]:
-    """(plan graph, SimSteps, PlanSteps) of a plan's composed failover, each step's distribution fitted from its
-    history, else its estimate. With `applications` (a disaster scenario): only those applications' steps and the
-    steps they need."""
+    """(plan graph, SimSteps, PlanSteps) of a plan's composed failover (as read within PLAN_GRAPH_TTL_SECONDS),
+    each step's distribution fitted from its history, else its estimate. With `applications` (a disaster
+    scenario): only those applications' steps and the steps they need."""
     from mlservice import plan_data
 
-    graph = plan_data.plan_graph(plan_data.find_plan(plan_ref))
+    graph = _plan_graph(plan_ref)
     steps = graph.steps
     if applications is not None:
         known = {s.application for s in steps}
