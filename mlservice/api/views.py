@@ -42,6 +42,89 @@ ERROR = {
     "required": ["error"],
 }
 ANSWER = {"type": "object", "additionalProperties": True}
+NUM = {"type": "number"}
+STR = {"type": "string"}
+COMMON = {"model_version": STR, "latency_ms": NUM}
+RTO_ANSWER = {
+    "type": "object",
+    "properties": {
+        "plan": {"type": "string", "nullable": True},
+        "p50_seconds": NUM,
+        "p90_seconds": NUM,
+        "baseline_seconds": NUM,
+        "baseline": STR,
+        "rto_seconds": NUM,
+        "probability_meet_rto": NUM,
+        "unknown_conditions": {"type": "array", "items": STR},
+        "features": {"type": "object", "additionalProperties": {"type": "number", "nullable": True}},
+        "training_data": {"type": "string", "enum": ["history", "generator"]},
+        **COMMON,
+    },
+    "required": ["p50_seconds", "p90_seconds", "baseline_seconds", "features", "training_data", "model_version"],
+}
+ESTIMATE_ANSWER = {
+    "type": "object",
+    "properties": {
+        "plan": {"type": "string", "nullable": True},
+        **{k: NUM for k in ("p50_seconds", "p90_seconds", "p99_seconds", "mean_seconds", "min_seconds", "max_seconds")},
+        "simulations": {"type": "integer"},
+        "rto_seconds": NUM,
+        "probability_meet_rto": NUM,
+        "last_to_finish": {"type": "object", "additionalProperties": NUM, "description": "step → share of runs"},
+        "steps": {"type": "integer"},
+        "parallelism": {"type": "integer", "nullable": True},
+        "approval_levels": {"type": "integer"},
+        "duration_sources": {"type": "object", "additionalProperties": {"type": "integer"}},
+        **COMMON,
+    },
+    "required": ["p50_seconds", "p90_seconds", "p99_seconds", "simulations", "steps", "model_version"],
+}
+RISK_ANSWER = {
+    "type": "object",
+    "properties": {
+        "serial_number": STR,
+        "failure_probability": NUM,
+        "threshold": NUM,
+        "at_risk": {"type": "boolean"},
+        "drivers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"attribute": STR, "name": STR, "value": NUM, "contribution": NUM},
+            },
+        },
+        "citation": STR,
+        **COMMON,
+    },
+    "required": ["failure_probability", "threshold", "at_risk", "drivers", "citation", "model_version"],
+}
+IMPACT_ANSWER = {
+    "type": "object",
+    "properties": {
+        "impact_analysis": {"type": "integer"},
+        "scores": {
+            "type": "object",
+            "description": "financial, operational, reputation, regulatory: {score, inputs}; overall: {score, level}",
+            "additionalProperties": True,
+        },
+        "recovery_order": {
+            "type": "object",
+            "properties": {
+                "order": {"type": "array", "items": STR},
+                "schedule": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+                "total_downtime_cost": NUM,
+                "method": {"type": "string", "enum": ["exact", "heuristic"]},
+                "optimal": {"type": "boolean"},
+                "lower_bound": NUM,
+                "certified_ratio": NUM,
+                "parallelism": {"type": "integer"},
+                "cost_in_given_order": NUM,
+            },
+        },
+        **COMMON,
+    },
+    "required": ["model_version"],
+}
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -102,13 +185,15 @@ class PredictionView(MLView):
         return Response(answer)
 
 
-def _document(schema: dict[str, Any], summary: str, description: str, errors: tuple[int, ...]) -> Callable:
+def _document(
+    schema: dict[str, Any], answer: dict[str, Any], summary: str, description: str, errors: tuple[int, ...]
+) -> Callable:
     return extend_schema(
         summary=summary,
         description=description,
         request={"application/json": requests.openapi30(schema)},
         responses={
-            200: OpenApiResponse(ANSWER, description="The answer, with `model_version` and `latency_ms`."),
+            200: OpenApiResponse(answer, description="The answer, with `model_version` and `latency_ms`."),
             **_errors(*errors),
         },
     )
@@ -121,6 +206,7 @@ class PredictRTOView(PredictionView):
 
     @_document(
         requests.PREDICT_RTO,
+        RTO_ANSWER,
         "Predict a plan's RTO (P50, P90) and the probability of meeting its target",
         "XGBoost quantile regression; `training_data` says whether it learned from this platform's history "
         "or from the documented generator; `baseline_seconds` is the sum of mean step durations along the "
@@ -138,6 +224,7 @@ class EstimateRecoveryTimeView(PredictionView):
 
     @_document(
         requests.ESTIMATE,
+        ESTIMATE_ANSWER,
         "Monte Carlo of the recovery: P50/P90/P99 and the probability of meeting the RTO",
         "The plan's composed failover (or the given steps) run `simulations` times with per-step durations "
         "fitted from history, else from the estimates (`duration_sources` counts which).",
@@ -154,6 +241,7 @@ class AnalyzeFailureRiskView(PredictionView):
 
     @_document(
         requests.ANALYZE_FAILURE_RISK,
+        RISK_ANSWER,
         "Drive failure risk from SMART telemetry, with the attributes that drove it",
         "Trained on Backblaze Drive Stats (Source: Backblaze Drive Stats).",
         (400, 413),
@@ -169,10 +257,11 @@ class ScoreImpactView(PredictionView):
 
     @_document(
         requests.SCORE_IMPACT,
+        IMPACT_ANSWER,
         "Impact scores (0-100) and the recovery order of least downtime cost",
         "Documented formulas (mlservice/impact.py); the order is exact up to 9 applications, above that a "
         "heuristic whose answer carries its certified ratio to a lower bound.",
-        (400, 413),
+        (400, 404, 413),
     )
     def post(self, request: Request) -> Response:
         return super().post(request)

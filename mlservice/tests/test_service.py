@@ -42,22 +42,22 @@ def call(url: str, body: object | bytes | None = None, method: str | None = None
         return error.code, json.loads(error.read() or b"{}")
 
 
-def start(env: dict[str, str], port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "scripts/ml_serve.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    with log.open("w") as stream:
+        return subprocess.Popen(
+            [sys.executable, "scripts/ml_serve.py", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def stop(proc: subprocess.Popen) -> str:
+def stop(proc: subprocess.Popen, log: Path) -> str:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    return out
+    proc.wait(timeout=30)
+    return log.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +86,14 @@ def env(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, django_
 
 
 @pytest.fixture(scope="module")
-def service(env: dict[str, str]) -> Iterator[str]:
+def service_log(env: dict[str, str]) -> Path:
+    return Path(env["DRPLAN_VAR_DIR"]) / "ml-service.log"
+
+
+@pytest.fixture(scope="module")
+def service(env: dict[str, str], service_log: Path) -> Iterator[str]:
     port = free_port()
-    proc = start(env, port)
+    proc = start(env, port, service_log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -97,15 +102,22 @@ def service(env: dict[str, str]) -> Iterator[str]:
                 break
         except (urllib.error.URLError, ConnectionError):
             pass
-        assert proc.poll() is None, stop(proc)
+        assert proc.poll() is None, stop(proc, service_log)
         assert time.monotonic() < deadline, "the ML service did not answer within 60 s"
         time.sleep(0.2)
     yield base
-    out = stop(proc)
+    stop(proc, service_log)
     assert proc.returncode is not None
-    # every prediction is logged with its model's version and latency
-    assert "prediction /predict-rto model=rto version=rto-" in out and "latency_ms=" in out
-    assert "prediction /analyze-failure-risk model=failure_risk version=failure_risk-" in out
+
+
+def test_every_prediction_is_logged_with_its_model_version_and_latency(service: str, service_log: Path) -> None:
+    status, answer = call(f"{service}/predict-rto", {"plan": "core-commerce"})
+    assert status == 200
+    deadline = time.monotonic() + 10
+    line = f"prediction /predict-rto model=rto version={answer['model_version']} latency_ms="
+    while line not in service_log.read_text():
+        assert time.monotonic() < deadline, service_log.read_text()
+        time.sleep(0.1)
 
 
 def test_health_and_models_describe_every_model(service: str) -> None:
@@ -287,11 +299,12 @@ def test_a_missing_or_corrupt_model_file_stops_the_start_naming_it(env: dict[str
     raw = bytearray((models / "rto.ubj").read_bytes())
     raw[100] ^= 0xFF
     (models / "rto.ubj").write_bytes(bytes(raw))
-    proc = start(dict(env, DRPLAN_ML_MODEL_DIR=str(models)), free_port())
+    log = tmp_path / "service.log"
+    proc = start(dict(env, DRPLAN_ML_MODEL_DIR=str(models)), free_port(), log)
     try:
         proc.wait(timeout=60)
     finally:
-        out = stop(proc)
+        out = stop(proc, log)
     assert proc.returncode != 0
     assert f"ML service cannot start: model file {models / 'rto.ubj'}: corrupt" in out
     (models / "failure_risk.json").unlink()
