@@ -27,6 +27,7 @@ import numpy as np
 
 MAX_SIMULATIONS = 100_000
 MAX_STEPS = 2_000
+MAX_CELLS = 20_000_000  # simulations x steps: the finish matrix is this many floats (160 MB at most)
 DISTRIBUTIONS = ("fixed", "lognormal", "exponential", "uniform", "empirical")
 
 
@@ -280,6 +281,10 @@ def simulate(
         raise SimulationInputError("steps", "at least one step is needed")
     if len(steps) > MAX_STEPS:
         raise SimulationInputError("steps", f"at most {MAX_STEPS} steps")
+    if simulations * len(steps) > MAX_CELLS:
+        raise SimulationInputError(
+            "simulations", f"simulations x steps must be at most {MAX_CELLS:,} (here {simulations * len(steps):,})"
+        )
     if parallelism is not None and parallelism < 1:
         raise SimulationInputError("parallelism", "must be at least 1")
     topo = check_graph(steps)

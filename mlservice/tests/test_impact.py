@@ -168,3 +168,26 @@ def test_scores_of_the_demo_analysis_follow_the_documented_formulas() -> None:
         estimated_fines=0,
     )
     assert scores(nothing)["overall"] == {"score": 0.0, "level": "low"}
+
+
+def test_the_heuristic_answers_in_bounded_time_and_stays_certified() -> None:
+    import random
+    import time
+
+    from mlservice.impact import App, recovery_order
+
+    rng = random.Random(5)
+    apps = [
+        App(
+            f"a{i}",
+            rng.uniform(60, 3600),
+            rng.uniform(0, 5e4),
+            [f"a{j}" for j in range(i) if rng.random() < 3 / (i + 1)],
+        )
+        for i in range(300)
+    ]
+    started = time.perf_counter()
+    answer = recovery_order(apps, 4)
+    assert time.perf_counter() - started < 10
+    assert answer["method"] == "heuristic" and answer["certified_ratio"] >= 1
+    assert answer["total_downtime_cost"] <= answer["cost_in_given_order"]

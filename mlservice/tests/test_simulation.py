@@ -165,3 +165,11 @@ def test_bad_distributions_are_refused_naming_the_field(spec: dict, field: str) 
     with pytest.raises(SimulationInputError) as caught:
         distribution_from(spec, "d")
     assert caught.value.field == field
+
+
+def test_the_work_of_one_request_is_bounded() -> None:
+    steps = [SimStep(f"s{i}", fixed(1.0)) for i in range(2_000)]
+    with pytest.raises(SimulationInputError) as caught:
+        simulate(steps, simulations=10_001)
+    assert caught.value.field == "simulations"
+    assert simulate(steps, simulations=10_000, seed=1).totals.shape == (10_000,)
