@@ -259,7 +259,7 @@ class ScoreImpactView(PredictionView):
         requests.SCORE_IMPACT,
         IMPACT_ANSWER,
         "Impact scores (0-100) and the recovery order of least downtime cost",
-        "Documented formulas (mlservice/impact.py); the order is exact up to 9 applications, above that a "
+        "Documented formulas (mlservice/impact.py); the order is exact up to 8 applications, above that a "
         "heuristic whose answer carries its certified ratio to a lower bound.",
         (400, 404, 413),
     )
