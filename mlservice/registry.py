@@ -44,6 +44,13 @@ def load(directory: Path | None = None) -> Loaded:
     global _loaded
     directory = directory or artifacts.model_dir()
     cards = {name: artifacts.load_card(name, directory) for name in artifacts.MODEL_NAMES}
+    from mlservice import failure_risk, rto
+
+    for name, features in (("rto", rto.FEATURES), ("failure_risk", failure_risk.FEATURES)):
+        if cards[name].get("features") != features:
+            raise artifacts.ModelFileError(directory / f"{name}.json", "was trained on other features than this code's")
+    if "p90_log_offset" not in cards["rto"]:
+        raise artifacts.ModelFileError(directory / "rto.json", "has no p90_log_offset")
     rto_booster = artifacts.load_booster("rto", cards["rto"], directory)
     risk_booster = artifacts.load_booster("failure_risk", cards["failure_risk"], directory)
     if "priors" not in cards["recovery_time"]:

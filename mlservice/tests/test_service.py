@@ -307,6 +307,16 @@ def test_a_missing_or_corrupt_model_file_stops_the_start_naming_it(env: dict[str
         out = stop(proc, log)
     assert proc.returncode != 0
     assert f"ML service cannot start: model file {models / 'rto.ubj'}: corrupt" in out
+    card = json.loads((models / "rto.json").read_text())
+    (models / "rto.json").write_text(json.dumps(card | {"features": card["features"][:-1]}))
+    stale = subprocess.run(
+        [sys.executable, "manage.py", "ml", "check", "--dir", str(models)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert stale.returncode != 0 and "rto.json: was trained on other features than this code's" in stale.stderr
     (models / "failure_risk.json").unlink()
     status = subprocess.run(
         [sys.executable, "manage.py", "ml", "check", "--dir", str(models)],
