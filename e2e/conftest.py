@@ -60,11 +60,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
-    """A real daphne server (HTTP and websockets) on a free port, using this test's database."""
-    port = _free_port()
-    log = (tmp_path / "daphne.log").open("wb")
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    """daphne (HTTP and websockets) on 127.0.0.1:`port`, answering its health probe; the caller stops it."""
+    log = log_path.open("wb")
     env = subprocess_env(DRPLAN_ALLOWED_HOSTS="127.0.0.1,localhost")
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "drplan.asgi:application"],
@@ -74,31 +72,45 @@ def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a loaded 2-core machine can take a while to import Django
     while True:
         try:
             with urllib.request.urlopen(f"{url}/api/v1/dr/health", timeout=2):
-                break
+                return proc
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(f"daphne did not start: {(tmp_path / 'daphne.log').read_text()[-2000:]}") from None
+                stop_server(proc)
+                raise AssertionError(f"daphne did not start: {log_path.read_text()[-2000:]}") from None
             time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        yield url
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """A real daphne server (HTTP and websockets) on a free port, using this test's database."""
+    port = _free_port()
+    proc = start_server(port, tmp_path / "daphne.log")
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 @pytest.fixture
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Wait on state with room to spare: on a loaded 2-core machine a page, a click's effect or a live event
+    # can take many seconds; a check fails only when the state never comes.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls
     # are still plain synchronous code, so tell Django not to refuse them.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -111,6 +123,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
 
 
 SCREENSHOT_TIMEOUT_MS = 60_000
+ACTION_TIMEOUT_MS = 45_000  # clicks, fills, waits for selectors (Playwright's default: 30 s)
+NAVIGATION_TIMEOUT_MS = 60_000
+EXPECT_TIMEOUT_MS = 30_000  # expect(...) assertions (Playwright's default: 5 s)
 
 
 def screenshot(page, name: str) -> Path | None:
@@ -150,6 +165,8 @@ def _server_verifiable_passwords(request: pytest.FixtureRequest) -> None:
 def sign_in(browser, live_url: str, username: str, password: str):
     """A new browser context signed in through the real login form."""
     context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     page = context.new_page()
     page.goto(f"{live_url}/admin/login/?next=/dashboard/")
     page.fill("#id_username", username)
