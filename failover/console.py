@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.formatting import duration
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
@@ -164,17 +165,8 @@ def step_actions(
 
 
 def duration_text(seconds: float | None) -> str:
-    """1h 02m 03s / 4m 05s / 12s."""
-    if seconds is None:
-        return "—"
-    total = round(max(0.0, seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """A running clock's reading: 12 s / 4 min 05 s / 1 h 02 min 03 s (core.formatting, precise)."""
+    return duration(seconds, precise=True)
 
 
 # --- The step graph as boxes and arrows ---------------------------------------------------
@@ -245,7 +237,7 @@ def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str
         "now": _iso(projection.now),
         "complete": projection.complete,
         "target_seconds": projection.target_seconds,
-        "target_text": duration_text(projection.target_seconds) if projection.target_seconds is not None else "—",
+        "target_text": duration(projection.target_seconds),
         "elapsed_seconds": projection.elapsed_seconds,
         "elapsed_text": duration_text(projection.elapsed_seconds),
         "projected_finish": _iso(projection.projected_finish),

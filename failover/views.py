@@ -3,6 +3,7 @@ JavaScript then follows the execution over the websocket and acts through the RE
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
+from core.formatting import currency_parts
 from failover import dashboard as reads
 from failover.choices import ExecutionStatus, StepStatus
 from failover.console import (
@@ -95,6 +97,8 @@ def console(request: HttpRequest, pk: int) -> HttpResponse:
             "execution_labels": dict(ExecutionStatus.choices),
             "execution_icons": {str(k): v for k, v in EXECUTION_ICONS.items()},
             "state": state,
+            "currency": dict(zip(("prefix", "suffix"), currency_parts(), strict=True)),
+            "time_zone": settings.TIME_ZONE,
         },
     }
     return render(request, "failover/console.html", context)
