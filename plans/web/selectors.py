@@ -179,7 +179,9 @@ def composed_runbooks(plan: DRPlan) -> list[dict[str, Any]]:
                     "state": _approval_state(version) if version else "no version",
                 }
             )
-        sections.append({"category": category, "label": RunbookCategory(category).label, "rows": rows})
+        label = RunbookCategory(category).label
+        noun = label if category == RunbookCategory.TEST else label.lower()
+        sections.append({"category": category, "label": label, "noun": noun, "rows": rows})
     return sections
 
 
