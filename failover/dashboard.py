@@ -110,9 +110,9 @@ def upcoming_tests(now: datetime | None = None, limit: int = 20) -> dict[str, li
             "cron": schedule.cron or "",
             "schedule_type": schedule.get_schedule_type_display(),
         }
-        for schedule in Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX).order_by(
-            F("next_run").asc(nulls_last=True), "name"
-        )[:limit]
+        for schedule in Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX)
+        .exclude(repeats=0)  # paused (failover.schedules)
+        .order_by(F("next_run").asc(nulls_last=True), "name")[:limit]
     ]
     due = [
         {"plan": plan, "next_test_due": plan.next_test_due, "overdue": plan.next_test_due < now}

@@ -154,9 +154,12 @@ def test_schedules_create_pause_resume_delete(users) -> None:
     assert (schedule.cron, schedule.repeats) == ("0 3 * * 1", -1)
     page = operator.get("/schedules/")
     assert ids(page, "plan") == ["shop-dr"] and "▶ active" in text(page)
+    assert 'data-plan="shop-dr"' in operator.get("/dashboard/").content.decode()
     assert operator.post("/schedules/shop-dr/pause/").status_code == 302
     schedule.refresh_from_db()
     assert schedule.repeats == 0 and "⏸ paused" in text(operator.get("/schedules/"))
+    dashboard = operator.get("/dashboard/").content.decode()
+    assert not re.search(r'<table id="scheduled-tests">', dashboard)  # a paused test is not upcoming
     assert operator.post("/schedules/shop-dr/resume/").status_code == 302
     schedule.refresh_from_db()
     assert schedule.repeats == -1 and schedule.next_run > timezone.now()
