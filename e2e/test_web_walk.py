@@ -1,7 +1,8 @@
 """The DR manager's web application in a real browser, on the demo organisation (seed_demo; its runbooks
 approved for the test): a viewer sees every page and no action; an operator sees run buttons but no
 approve buttons; a DR manager starts a DR test from the plan page (a double click starts one) and a
-planned failover, which a second person approves from the inbox; both runs are in the executions list.
+dry run watched on the console to the end and a planned failover, which a second person approves from
+the inbox; the runs are in the executions list.
 
 (The same walk on the DR lab's plan, watching real failovers and a failback to the end, comes with the
 lab's move to its own app.)"""
@@ -17,9 +18,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import TEST_PASSWORD
-from e2e.conftest import screenshot, sign_in
+from e2e.conftest import E2E_WAIT_S, screenshot, sign_in
+from failover.engine.runner import run_execution
 from failover.models import FailoverExecution
-from failover.tests.engine_support import wait_for
+from failover.tests.engine_support import in_thread, wait_for
 from plans.models import DRPlan, PlanApprovalLevel
 from runbooks.choices import VersionStatus
 from runbooks.models import RunbookVersion
@@ -112,6 +114,20 @@ def test_a_dr_manager_starts_a_test_and_a_failover_and_a_second_person_approves(
     assert (test.plan.plan_id, test.triggered_by.username, test.trigger_type) == ("back-office", "approver", "manual")
     screenshot(manager, "manager-test-console")
 
+    # A dry run of core-commerce from its page, watched live on the console to the end (a worker's
+    # coordinator runs it here; every step is rendered and skipped).
+    manager.goto(f"{live_url}/plans/core-commerce/")
+    manager.click('[data-operation="dry-run"]')
+    manager.click("#confirm-operation")
+    manager.wait_for_url(re.compile(r"/console/executions/\d+/$"))
+    dry = FailoverExecution.objects.get(dry_run=True)
+    manager.wait_for_function("document.getElementById('connection-status').textContent === 'live'")
+    coordinator = in_thread(run_execution, dry.pk)
+    manager.wait_for_function("document.getElementById('execution-status').dataset.status === 'completed'")
+    coordinator.join(E2E_WAIT_S)
+    assert FailoverExecution.objects.get(pk=dry.pk).status == "completed"
+    screenshot(manager, "manager-dry-run-completed")
+
     # A planned failover of core-commerce: a wrong id does nothing, the right one starts it, awaiting go/no-go.
     manager.goto(f"{live_url}/plans/core-commerce/run/planned/")
     assert "level 1: 1 × approver" in manager.locator("#approvals-needed").inner_text()
@@ -119,12 +135,12 @@ def test_a_dr_manager_starts_a_test_and_a_failover_and_a_second_person_approves(
     manager.click("#confirm-operation")
     manager.wait_for_selector("#operation-error")
     assert "type the plan's id exactly: core-commerce" in manager.locator("#operation-error").inner_text()
-    assert not FailoverExecution.objects.filter(execution_type="planned").exists()
+    assert not FailoverExecution.objects.filter(execution_type="planned", dry_run=False).exists()
     manager.fill("#id_confirm_plan_id", "core-commerce")
     manager.fill("#id_reason", "Datacenter maintenance")
     manager.click("#confirm-operation")
     manager.wait_for_url(re.compile(r"/console/executions/\d+/$"))
-    failover = FailoverExecution.objects.get(execution_type="planned")
+    failover = FailoverExecution.objects.get(execution_type="planned", dry_run=False)
     assert failover.status == "awaiting_approval"
     # The DR manager triggered it, so the inbox does not offer it to them.
     manager.goto(f"{live_url}/approvals/")
@@ -146,7 +162,7 @@ def test_a_dr_manager_starts_a_test_and_a_failover_and_a_second_person_approves(
     # Both runs are in the executions list, filtered by plan and by type.
     manager.goto(f"{live_url}/executions/")
     listed = manager.locator("#executions-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.execution)")
-    assert listed == [str(failover.pk), str(test.pk)]
+    assert listed == [str(failover.pk), str(dry.pk), str(test.pk)]
     manager.select_option("#f-type", "test")
     manager.click("#execution-filters button[type=submit]")
     manager.wait_for_url(re.compile(r"type=test"))
@@ -154,4 +170,4 @@ def test_a_dr_manager_starts_a_test_and_a_failover_and_a_second_person_approves(
     manager.click(f'#executions-table a[href="/console/executions/{test.pk}/"]')
     manager.wait_for_url(f"{live_url}/console/executions/{test.pk}/")
     screenshot(manager, "manager-executions-to-console")
-    assert FailoverExecution.objects.count() == 2
+    assert FailoverExecution.objects.count() == 3
