@@ -19,6 +19,7 @@ from failover import services
 from failover.models import ApprovalDecision, FailoverExecution
 from failover.tests.engine_factories import add_approval_levels, three_app_plan
 from failover.tests.factories import make_execution
+from failover.web.operations import new_token
 from runbooks.choices import VersionStatus
 from runbooks.models import RunbookVersion
 from runbooks.services import import_runbook_document, submit_for_approval
@@ -191,3 +192,54 @@ def test_schedule_refusals_are_4xx_and_change_nothing(users) -> None:
         viewer.post("/schedules/", {"plan": "shop-dr", "kind": "frequency", "frequency": "weekly"}).status_code == 403
     )
     assert not Schedule.objects.exists()
+
+
+# --- Bad input anywhere: 4xx, never 5xx -------------------------------------------------------------
+
+HUGE = "9" * 30
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "approver"])
+def test_odd_requests_to_every_page_are_4xx_never_5xx(users, role) -> None:
+    plan, _ = three_app_plan("shop-dr", categories=("failover", "test"))
+    add_approval_levels(plan, ("approver", 1))
+    waiting = services.start_failover(plan, actor=users["operator"])
+    client = client_for(users[role])
+    gets = [
+        "/plans/?x=\x00",
+        f"/plans/{HUGE}/",
+        "/plans/%00/",
+        "/plans/shop-dr/run/%00/",
+        f"/plans/{HUGE}/run/test/",
+        "/executions/?plan=%00",
+        "/executions/?plan=" + "x" * 5000,
+        "/executions/?page=-1",
+        "/executions/?page=abc",
+        "/executions/?status=%00&type=%00&period=%00",
+        f"/console/executions/{HUGE}/",
+        f"/console/executions/{HUGE}/state/",
+        "/approvals/?decision=%00",
+        "/schedules/?plan=%00",
+    ]
+    for url in gets:
+        assert client.get(url).status_code < 500, url
+    posts = [
+        ("/plans/shop-dr/run/test/", {"token": "\x00", "reason": "\x00"}),
+        ("/plans/shop-dr/run/test/", {"token": new_token(), "reason": "a\x00b"}),
+        ("/plans/shop-dr/run/planned/", {"token": new_token(), "confirm_plan_id": "shop-dr\x00"}),
+        ("/plans/shop-dr/run/unplanned/", {"token": new_token(), "confirm_plan_id": "shop-dr", "declared_at": "\x00"}),
+        ("/plans/shop-dr/run/validate/", {"token": "x" * 5000}),
+        (f"/approvals/executions/{HUGE}/", {"decision": "approve"}),
+        (f"/approvals/executions/{waiting.pk}/", {"decision": "approve\x00", "comment": "\x00"}),
+        (f"/approvals/executions/{waiting.pk}/", {"decision": "reject", "comment": "no\x00"}),
+        (f"/approvals/runbook-versions/{HUGE}/", {"decision": "approve"}),
+        ("/schedules/", {"plan": "\x00", "kind": "cron", "cron": "\x00"}),
+        ("/schedules/", {"plan": "shop-dr", "kind": "cron", "cron": "* * * * * * * * *"}),
+        (f"/schedules/{HUGE}/pause/", {}),
+        ("/schedules/%00/delete/", {}),
+    ]
+    for url, data in posts:
+        assert client.post(url, data).status_code < 500, (url, data)
+    assert FailoverExecution.objects.count() == 1
+    waiting.refresh_from_db()
+    assert waiting.status == "awaiting_approval"

@@ -3,6 +3,7 @@ execution_approvals_for / runbook_approvals_for, the rules the console and the s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ PERIODS = {
     "365d": ("Last year", 365),
 }
 SCHEDULE_PREFIX = "dr-test:"
+PLAN_ID = re.compile(r"[-a-zA-Z0-9_]{1,100}")  # a slug (plans.models.DRPlan.plan_id)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class ExecutionFilters:
     def from_query(cls, query: Any) -> ExecutionFilters:
         """The list's filters from a query string; an unknown value is InvalidInput naming it."""
         values = {name: (query.get(name) or "").strip() for name in ("plan", "type", "status", "period")}
+        if values["plan"] and not PLAN_ID.fullmatch(values["plan"]):
+            raise InvalidInput(f"no plan {values['plan']!r}", field="plan")
         if values["type"] and values["type"] not in ExecutionType.values:
             raise InvalidInput(f"type must be one of {', '.join(ExecutionType.values)}", field="type")
         if values["status"] and values["status"] not in ExecutionStatus.values:

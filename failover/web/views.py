@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.choices import AuthMethod
 from core.exceptions import DomainError, InvalidInput
-from core.lookups import find
+from core.lookups import find, parse_id
 from failover import approvals, services
 from failover import dashboard as reads
 from failover import schedules as schedule_services
@@ -41,10 +41,24 @@ VIEW_PLAN = "plans.view_drplan"
 MAX_REASON = 2000
 
 
+def _fields(request: HttpRequest, names: tuple[str, ...]) -> dict[str, str]:
+    """The named form fields as text; a NUL character (which no database stores) or a field longer than
+    MAX_REASON is InvalidInput naming the field, before anything reaches a query."""
+    values = {}
+    for name in names:
+        value = request.POST.get(name, "")
+        if "\x00" in value:
+            raise InvalidInput(f"{name} contains a NUL character", field=name)
+        if len(value) > MAX_REASON:
+            raise InvalidInput(f"{name} is longer than {MAX_REASON} characters", field=name)
+        values[name] = value
+    return values
+
+
 def _plan(request: HttpRequest, plan_id: str) -> DRPlan:
     if not request.user.has_perm(VIEW_PLAN):
         raise DjangoPermissionDenied(f"You need the {VIEW_PLAN} permission to see plans.")
-    plan = find(plans_with_last_measured(), plan_id, "plan_id")
+    plan = find(plans_with_last_measured(), plan_id, "plan_id") if selectors.PLAN_ID.fullmatch(plan_id) else None
     if plan is None:
         raise Http404(f"No plan {plan_id!r}.")
     return plan
@@ -75,9 +89,9 @@ def operation(request: HttpRequest, plan_id: str, key: str) -> HttpResponse:
     context["allowed"] = request.user.has_perm(op.permission)
     status = 200
     if request.method == "POST":
-        form = {name: request.POST.get(name, "") for name in ("token", "confirm_plan_id", "reason", "declared_at")}
-        context["form"] = form
+        context["form"] = form = {}
         try:
+            form.update(_fields(request, ("token", "confirm_plan_id", "reason", "declared_at")))
             if not op.starts_execution:
                 context["results"] = operations.validate(plan, request.user)
             else:
@@ -96,8 +110,6 @@ def _start(request: HttpRequest, op: operations.Operation, plan: DRPlan, form: d
         raise InvalidInput(
             f"To confirm, type the plan's id exactly: {plan.plan_id}. Nothing was started.", field="confirm_plan_id"
         )
-    if len(form["reason"]) > MAX_REASON:
-        raise InvalidInput(f"The reason is longer than {MAX_REASON} characters.", field="reason")
     declared_at = _parse_declared_at(form["declared_at"]) if op.key == "unplanned" else None
     if op.key == "unplanned" and declared_at is None:
         declared_at = timezone.now()
@@ -163,20 +175,17 @@ def approvals_inbox(request: HttpRequest) -> HttpResponse:
 
 
 def _decision(request: HttpRequest) -> tuple[str, str]:
-    decision = request.POST.get("decision", "")
-    if decision not in Decision.values:
+    fields = _fields(request, ("decision", "comment"))
+    if fields["decision"] not in Decision.values:
         raise InvalidInput(f"decision must be one of {', '.join(Decision.values)}", field="decision")
-    comment = request.POST.get("comment", "")
-    if len(comment) > MAX_REASON:
-        raise InvalidInput(f"The comment is longer than {MAX_REASON} characters.", field="comment")
-    return decision, comment
+    return fields["decision"], fields["comment"]
 
 
 @login_required
 @require_POST
 def decide_execution(request: HttpRequest, pk: int) -> HttpResponse:
     """Go/no-go from the inbox: failover.approvals.decide_execution, as POST /executions/{id}/approve|reject."""
-    execution = FailoverExecution.objects.filter(pk=pk).first()
+    execution = FailoverExecution.objects.filter(pk=pk).first() if parse_id(pk) else None
     if execution is None:
         raise Http404(f"No execution #{pk}.")
     try:
@@ -193,7 +202,7 @@ def decide_execution(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def decide_runbook_version(request: HttpRequest, pk: int) -> HttpResponse:
     """A runbook version's approval from the inbox: runbooks.services.decide, as the API's approve/reject."""
-    version = RunbookVersion.objects.filter(pk=pk).select_related("runbook").first()
+    version = RunbookVersion.objects.filter(pk=pk).select_related("runbook").first() if parse_id(pk) else None
     if version is None:
         raise Http404(f"No runbook version #{pk}.")
     try:
@@ -229,8 +238,9 @@ def schedules(request: HttpRequest) -> HttpResponse:
         raise DjangoPermissionDenied(f"You need the {VIEW_PLAN} permission to see schedules.")
     if request.method == "GET":
         return _schedules_page(request)
-    form = {name: request.POST.get(name, "").strip() for name in ("plan", "kind", "frequency", "cron")}
+    form: dict[str, str] = {}
     try:
+        form.update({k: v.strip() for k, v in _fields(request, ("plan", "kind", "frequency", "cron")).items()})
         plan = DRPlan.objects.filter(plan_id=form["plan"]).first()
         if plan is None:
             raise InvalidInput(f"no plan {form['plan']!r}", field="plan")

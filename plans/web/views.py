@@ -4,6 +4,8 @@ Reads only; what they show comes from plans.web.selectors, the operations from f
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +18,7 @@ from failover.web.operations import operations_for
 from plans.web import selectors
 
 VIEW_PLAN = "plans.view_drplan"
+PLAN_ID = re.compile(r"[-a-zA-Z0-9_]{1,100}")  # a slug or a numeric id; anything else names no plan
 
 
 def _require_view(request: HttpRequest) -> None:
@@ -34,7 +37,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def plan_page(request: HttpRequest, plan_id: str) -> HttpResponse:
     _require_view(request)
-    plan = find(selectors.plan_detail(), plan_id, "plan_id")
+    plan = find(selectors.plan_detail(), plan_id, "plan_id") if PLAN_ID.fullmatch(plan_id) else None
     if plan is None:
         raise Http404(f"No plan {plan_id!r}.")
     schedule = selectors.schedule_of(plan)
