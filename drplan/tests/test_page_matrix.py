@@ -1,10 +1,11 @@
 """Authorization matrix of the HTML pages and the live websocket, like the API's (plans/tests/matrix.py).
 
-For every page (drplan/urls.py, the pages it includes, and the admin) and the websocket, and for anonymous, a signed-in user without
-a role ("norole"), viewer, operator, approver, auditor and admin: who gets it (200), who is sent to sign in,
-who gets 403. Which action buttons each role sees on the pages with role-aware actions is in
-failover/tests/test_console_page.py (console) and runbooks/tests/test_builder.py (builder); the server checks
-every action again (the API matrices).
+For every page (drplan/urls.py, the URL modules it includes, and the admin) and the websocket, and for
+anonymous, a signed-in user without a role ("norole"), viewer, operator, approver, auditor and admin: who gets
+it (200), who is sent to sign in, who gets 403. Which action buttons each role sees on the pages with
+role-aware actions is in failover/tests/test_console_page.py (console), runbooks/tests/test_builder.py
+(builder), plans/tests/test_web_pages.py (operations) and failover/tests/test_web_pages.py (inbox,
+schedules); the server checks every action again (the API matrices).
 """
 
 from __future__ import annotations
