@@ -97,3 +97,18 @@ def test_the_console_script_formats_durations_like_the_server() -> None:
         ["node", "-e", script, json.dumps(cases)], capture_output=True, text=True, timeout=30, check=True
     )
     assert json.loads(result.stdout) == [formatting.duration(s, precise=True) for s in cases]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_builder_script_formats_durations_like_the_server() -> None:
+    """critical_path.js humanDuration(seconds) (the builder's totals and estimates) is duration()'s twin."""
+    script_path = Path(__file__).resolve().parents[2] / "runbooks/static/runbooks/critical_path.js"
+    cases = [s for s, precise, _ in DURATIONS if not precise and s is not None]
+    script = (
+        f"const CP = require({json.dumps(str(script_path))});"
+        "console.log(JSON.stringify(JSON.parse(process.argv[1]).map(CP.humanDuration)));"
+    )
+    result = subprocess.run(
+        ["node", "-e", script, json.dumps(cases)], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(result.stdout) == [formatting.duration(s) for s in cases]
