@@ -131,6 +131,7 @@ def test_a_dr_manager_starts_a_test_and_a_failover_and_a_second_person_approves(
     # A planned failover of core-commerce: a wrong id does nothing, the right one starts it, awaiting go/no-go.
     manager.goto(f"{live_url}/plans/core-commerce/run/planned/")
     assert "level 1: 1 × approver" in manager.locator("#approvals-needed").inner_text()
+    screenshot(manager, "manager-confirm-planned-failover")
     manager.fill("#id_confirm_plan_id", "core-commerc")
     manager.click("#confirm-operation")
     manager.wait_for_selector("#operation-error")
@@ -142,6 +143,15 @@ def test_a_dr_manager_starts_a_test_and_a_failover_and_a_second_person_approves(
     manager.wait_for_url(re.compile(r"/console/executions/\d+/$"))
     failover = FailoverExecution.objects.get(execution_type="planned", dry_run=False)
     assert failover.status == "awaiting_approval"
+    # A failback now would be refused, and its confirmation says why before anything is sent.
+    manager.goto(f"{live_url}/plans/core-commerce/run/failback/")
+    assert f"active: execution #{failover.pk}" in manager.locator("#blockers").inner_text()
+    screenshot(manager, "manager-confirm-failback-refused")
+    manager.fill("#id_confirm_plan_id", "core-commerce")
+    manager.click("#confirm-operation")
+    manager.wait_for_selector("#operation-error")
+    assert "already has an active failover" in manager.locator("#operation-error").inner_text()
+    assert not FailoverExecution.objects.filter(execution_type="failback").exists()
     # The DR manager triggered it, so the inbox does not offer it to them.
     manager.goto(f"{live_url}/approvals/")
     assert manager.locator(f'#execution-approvals tr[data-execution="{failover.pk}"]').count() == 0

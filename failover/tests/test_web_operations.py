@@ -58,6 +58,10 @@ def test_the_confirmation_shows_steps_critical_path_and_approvals(users, plan) -
     assert keys[:3] == ["shop-db.stop", "shop-db.promote", "shop-db.check"] and len(keys) == 9
     page = text(response)
     assert "Critical path estimate: 2 min" in page  # 3 applications x (5 + 30 + 5) s, one chain
+    assert "longer than the RTO target" not in page  # 2 min against 15 min
+    plan.rto_seconds = 60
+    plan.save()
+    assert "⚠ longer than the RTO target" in text(client_for(users["operator"]).get("/plans/shop-dr/run/planned/"))
     assert "level 1: 1 × approver" in page
     assert "Type the plan's id, shop-dr , to confirm" in page
     assert 'name="token" value="' in page_html
