@@ -1,14 +1,17 @@
 # DRPlan: two commands do all set-up.
-#   make run    install, migrate, load demo data if empty, start web+API (4045) and workers
+#   make run    install, migrate, load demo data if empty, start the web UI (http://127.0.0.1:3045/,
+#               open this one in a browser), the API (http://127.0.0.1:4045/api/v1/dr/, for scripts;
+#               browsers refuse port 4045) and the workers
 #   make test   install test tools, lint, run the suite on SQLite (with the schemathesis API contract
 #               run) and on a real PostgreSQL 16, and the Redis-backed tests against a real Redis
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
+UI_PORT ?= 3045
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +35,7 @@ migrate: install
 run: migrate
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) scripts/serve.py --host $(HOST) --port $(PORT)
+	$(PY) scripts/serve.py --host $(HOST) --ui-port $(UI_PORT) --port $(PORT)
 
 lint: install-dev
 	$(PY) -m ruff check .
@@ -73,6 +76,9 @@ bench-console: install-dev
 
 bench-fuzz: install-dev
 	$(PY) bench/api_fuzz.py
+
+bench-pages: install-dev
+	$(PY) bench/pages.py
 
 clean:
 	rm -rf $(VENV) var

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
@@ -195,7 +196,18 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Pages show times in this zone, with its name (core/formatting.py); stored times are UTC either way.
+TIME_ZONE = os.environ.get("DRPLAN_TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"DRPLAN_TIME_ZONE must be an IANA time zone such as Europe/Berlin, not {TIME_ZONE!r}"
+    ) from None
+# ISO 4217 code of the plans' costs (downtime per hour, DR infrastructure), shown with every amount.
+DRPLAN_CURRENCY = os.environ.get("DRPLAN_CURRENCY", "USD").strip().upper()
+if not (len(DRPLAN_CURRENCY) == 3 and DRPLAN_CURRENCY.isalpha()):
+    raise ImproperlyConfigured(f"DRPLAN_CURRENCY must be a three-letter ISO 4217 code, not {DRPLAN_CURRENCY!r}")
 USE_I18N = True
 USE_TZ = True
 

@@ -213,3 +213,15 @@ def test_sign_in_lockout_is_configured_from_the_environment(tmp_path):
     assert _settings_of(tmp_path, names, DRPLAN_LOGIN_FAILURE_LIMIT="3") == {"AXES_FAILURE_LIMIT": 3}
     result = _python(tmp_path, "print(settings.AXES_COOLOFF_TIME.total_seconds())", DRPLAN_LOGIN_LOCKOUT_SECONDS="60")
     assert result.stdout.strip() == "60.0", result.stderr
+
+
+def test_time_zone_and_currency_of_the_pages(tmp_path):
+    assert _settings_of(tmp_path, ["TIME_ZONE", "DRPLAN_CURRENCY"]) == {"TIME_ZONE": "UTC", "DRPLAN_CURRENCY": "USD"}
+    chosen = _settings_of(
+        tmp_path, ["TIME_ZONE", "DRPLAN_CURRENCY"], DRPLAN_TIME_ZONE="Europe/Berlin", DRPLAN_CURRENCY=" eur "
+    )
+    assert chosen == {"TIME_ZONE": "Europe/Berlin", "DRPLAN_CURRENCY": "EUR"}
+    zone = _load_settings(tmp_path, DRPLAN_TIME_ZONE="Mars/Olympus")
+    assert zone.returncode != 0 and "DRPLAN_TIME_ZONE must be an IANA time zone" in zone.stderr
+    money = _load_settings(tmp_path, DRPLAN_CURRENCY="dollars")
+    assert money.returncode != 0 and "DRPLAN_CURRENCY must be a three-letter ISO 4217 code" in money.stderr
