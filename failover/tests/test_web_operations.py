@@ -152,6 +152,10 @@ def test_dry_run_failback_and_validate(users, plan) -> None:
         ("failback", False, "awaiting_approval"),
         ("planned", True, "completed"),
     ]
+    plan.status = "draft"
+    plan.save()
+    confirm = client_for(users["operator"]).get("/plans/shop-dr/run/validate/")
+    assert 'id="blockers"' not in confirm.content.decode()  # a draft plan is a finding of the check, not a refusal
     checks = post(users["operator"], "shop-dr", "validate")
     assert checks.status_code == 200
     assert re.findall(r'data-check="([^"]+)"', checks.content.decode()) == [
@@ -161,6 +165,8 @@ def test_dry_run_failback_and_validate(users, plan) -> None:
         "targets_reachable",
         "approvers_available",
     ]
+    assert "✗ Not ready to fail over" in text(checks)
+    assert re.search(r'data-check="plan_active">.*?✗ failed.*?is draft', checks.content.decode(), re.S)
     assert post(users["viewer"], "shop-dr", "validate").status_code == 403
 
 

@@ -149,6 +149,9 @@ def preview(op: Operation, plan: DRPlan, user: Any) -> dict[str, Any]:
     blockers: list[str] = []
     if not user.has_perm(op.permission):
         blockers.append(f"Your role does not allow this: it needs the {op.permission} permission.")
+    if not op.starts_execution:  # validating readiness reports the plan's state as its findings
+        return {"blockers": blockers, "active": None, "steps": [], "critical_path": [], "critical_seconds": 0,
+                "approval_levels": [], "approval_timeout_seconds": None, "last_rpo_seconds": None}  # fmt: skip
     if plan.status != PlanStatus.ACTIVE:
         blockers.append(f"The plan is {plan.get_status_display().lower()}; only active plans run operations.")
     active = active_failover(plan) if op.execution_type in FAILOVER_TYPES else None  # dry runs too (the guard)
