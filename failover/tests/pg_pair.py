@@ -11,6 +11,7 @@ Every server it starts is stopped by pid at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import time
@@ -79,9 +80,10 @@ class Node:
 
 
 class PgPair:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, user: str | None = None) -> None:
+        """`user`: the OS user the servers run as when we are root (default: pgserver's)."""
         self.root = root
-        self.user = procs.server_user()
+        self.user = (user if os.geteuid() == 0 else None) if user else procs.server_user()
         procs.prepare(root, self.user)
         self.bin_dir = str(Path(procs.pg_bin("pg_ctl")).parent)
         self.nodes = {name: Node(name, procs.free_port(), root / name, self.user) for name in ("a", "b")}
