@@ -38,7 +38,7 @@ def lab_dir() -> Path:
 
         return Path(settings.VAR_DIR) / "lab"
     except Exception:
-        return Path(__file__).resolve().parents[2] / "var" / "lab"
+        return Path(__file__).resolve().parents[1] / "var" / "lab"
 
 
 def state_path(root: Path | None = None) -> Path:
