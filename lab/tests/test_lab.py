@@ -12,6 +12,7 @@ Marked `lab` and `realsystem`; skipped when DATABASE_URL is set so it runs once,
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -175,8 +177,6 @@ def test_lab_cycle_failover_failback_dr_test_chaos(lab_root: Path, api_for) -> N
     assert output(test, "lab-postgres.clone-standby")["method"] == "pg_basebackup"
     assert output(test, "lab-postgres.promote-clone")["promoted"] is True
     assert output(test, "lab-postgres.validate-clone")["rows"][0]["missing"] == before["lost_count"] == 0
-    import json
-
     teardown = json.loads(output(test, "lab-postgres.teardown-clone")["stdout"].splitlines()[-1])
     assert teardown["removed"] is True and teardown["pids_checked"]
     assert not [p for p in teardown["pids_checked"] if procs.alive(p)]
@@ -257,8 +257,6 @@ def test_lab_over_ssh_fails_over_and_back_with_the_nodes_reached_only_over_ssh(l
     # The servers the rewinds started run as the SSH login user: started over SSH, not by the worker.
     for node in ("pg1", "pg2"):
         pid = cluster.postgres_pid(state["postgres"][node])
-        import psutil
-
         assert psutil.Process(pid).username() == state["ssh"]["username"]
 
     response = api_for("operator").post("/api/v1/dr/test", {"plan": "lab"}, format="json")
