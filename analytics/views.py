@@ -9,7 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from analytics import dashboard as reads
-from failover.console import can_view
+from failover.console import can_view, execution_approvals_for
+from runbooks.selectors import runbook_approvals_for
 
 
 @require_GET
@@ -29,8 +30,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "plans": reads.plan_rows() if user.has_perm("plans.view_drplan") else [],
         "can_view_plans": user.has_perm("plans.view_drplan"),
         "active_executions": reads.active_executions() if can_view(user) else [],
-        "execution_approvals": reads.execution_approvals_for(user),
-        "runbook_approvals": reads.runbook_approvals_for(user),
+        "execution_approvals": execution_approvals_for(user),
+        "runbook_approvals": runbook_approvals_for(user),
         "upcoming": reads.upcoming_tests(),
         "breaches": reads.sla_breaches() if user.has_perm("analytics.view_drtestresult") else None,
     }

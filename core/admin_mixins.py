@@ -19,28 +19,15 @@ from django.http import HttpRequest
 
 from core import audit
 from core.choices import AuditAction, AuthMethod
+from core.formatting import duration
 
 ADMIN_COMMENT = "via admin"
 
 
 def human_duration(seconds: float | int | None) -> str:
-    """3600 → '1h', 5400 → '1h 30m', 90 → '1m 30s', 0 → '0s', None → '—'.
-
-    Shows at most the two largest units: DR targets are read at a glance.
-    """
-    if seconds is None:
-        return "—"
-    total = round(float(seconds))
-    if total == 0:
-        return "0s"
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        value, total = divmod(total, size)
-        if value:
-            parts.append(f"{value}{unit}")
-    return sign + " ".join(parts[:2])
+    """3600 → '1 h', 5400 → '1 h 30 min', 90 → '1 min 30 s', None → '—' (core.formatting.duration: the
+    admin reads durations like every other page)."""
+    return duration(seconds)
 
 
 def _db_snapshot(instance: models.Model) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
@@ -109,6 +110,7 @@ INSTALLED_APPS = [
     "analytics",
     "compliance",
     "mlservice",
+    "lab",
     "drplan",  # last: its ready() wires the seams between the apps above (drplan/wiring.py)
 ]
 
@@ -195,7 +197,18 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Pages show times in this zone, with its name (core/formatting.py); stored times are UTC either way.
+TIME_ZONE = os.environ.get("DRPLAN_TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"DRPLAN_TIME_ZONE must be an IANA time zone such as Europe/Berlin, not {TIME_ZONE!r}"
+    ) from None
+# ISO 4217 code of the plans' costs (downtime per hour, DR infrastructure), shown with every amount.
+DRPLAN_CURRENCY = os.environ.get("DRPLAN_CURRENCY", "USD").strip().upper()
+if not (len(DRPLAN_CURRENCY) == 3 and DRPLAN_CURRENCY.isalpha()):
+    raise ImproperlyConfigured(f"DRPLAN_CURRENCY must be a three-letter ISO 4217 code, not {DRPLAN_CURRENCY!r}")
 USE_I18N = True
 USE_TZ = True
 
@@ -307,22 +320,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Runbook actions ------------------------------------------------------------
-# Module prefixes whose functions the `python` action may call (comma-separated). The DR lab's actions
-# drive processes on this machine: allowed by default in development, never in production.
-_LAB_ACTIONS = "failover.lab.actions"
+# Module prefixes whose functions the `python` action may call (comma-separated).
 DRPLAN_PYTHON_ACTIONS = [
     prefix.strip()
-    for prefix in os.environ.get(
-        "DRPLAN_PYTHON_ACTIONS",
-        "failover.engine.extensions" if PRODUCTION else f"failover.engine.extensions,{_LAB_ACTIONS}",
-    ).split(",")
+    for prefix in os.environ.get("DRPLAN_PYTHON_ACTIONS", "failover.engine.extensions").split(",")
     if prefix.strip()
 ]
-if PRODUCTION and any(p == "failover.lab" or p.startswith("failover.lab.") for p in DRPLAN_PYTHON_ACTIONS):
-    raise ImproperlyConfigured(
-        f"DRPLAN_PYTHON_ACTIONS names the DR lab ({_LAB_ACTIONS}), which drives local test servers; "
-        "it cannot be allowed when DRPLAN_ENV=production"
-    )
 
 # --- Tasks and live updates -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -34,6 +34,8 @@ urlpatterns = [
     path("dashboard/", analytics_views.dashboard, name="dashboard"),
     path("console/executions/<int:pk>/", failover_views.console, name="execution-console"),
     path("console/executions/<int:pk>/state/", failover_views.console_state_json, name="execution-console-state"),
+    path("", include("analytics.web.urls")),  # /plans/, /plans/<plan_id>/
+    path("", include("failover.web.urls")),  # plan operations, executions, approvals, schedules
     path("admin/", admin.site.urls),
     path("builder/runbooks/new/", builder_new, name="runbook-builder-new"),
     path("builder/runbooks/<slug:slug>/", builder_edit, name="runbook-builder"),

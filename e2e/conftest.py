@@ -25,6 +25,12 @@ from failover.tests.engine_support import subprocess_env
 ROOT = Path(settings.BASE_DIR)
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A loaded 2-core machine is slow, not broken: every wait is on a state, with room to spare.
+SCREENSHOT_TIMEOUT_MS = 60_000
+ACTION_TIMEOUT_MS = 45_000  # clicks, fills, waits for selectors (Playwright's default: 30 s)
+NAVIGATION_TIMEOUT_MS = 60_000
+EXPECT_TIMEOUT_MS = 30_000  # expect(...) assertions (Playwright's default: 5 s)
+E2E_WAIT_S = 60  # the tests' own waits for stored state (wait_for, thread joins)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -60,11 +66,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
-    """A real daphne server (HTTP and websockets) on a free port, using this test's database."""
-    port = _free_port()
-    log = (tmp_path / "daphne.log").open("wb")
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    """daphne (HTTP and websockets) on 127.0.0.1:`port`, answering its health probe; the caller stops it."""
+    log = log_path.open("wb")
     env = subprocess_env(DRPLAN_ALLOWED_HOSTS="127.0.0.1,localhost")
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "drplan.asgi:application"],
@@ -74,31 +78,45 @@ def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a loaded 2-core machine can take a while to import Django
     while True:
         try:
             with urllib.request.urlopen(f"{url}/api/v1/dr/health", timeout=2):
-                break
+                return proc
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(f"daphne did not start: {(tmp_path / 'daphne.log').read_text()[-2000:]}") from None
+                stop_server(proc)
+                raise AssertionError(f"daphne did not start: {log_path.read_text()[-2000:]}") from None
             time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        yield url
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def live_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """A real daphne server (HTTP and websockets) on a free port, using this test's database."""
+    port = _free_port()
+    proc = start_server(port, tmp_path / "daphne.log")
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 @pytest.fixture
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Wait on state with room to spare: on a loaded 2-core machine a page, a click's effect or a live event
+    # can take many seconds; a check fails only when the state never comes.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls
     # are still plain synchronous code, so tell Django not to refuse them.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -110,26 +128,27 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator:
             chromium.close()
 
 
-SCREENSHOT_TIMEOUT_MS = 60_000
-
-
 def screenshot(page, name: str) -> Path | None:
     """Save a screenshot for people to look at: an artifact, never an assertion.
 
     Tests assert on the page's state before calling this. On a loaded 2-core machine chromium can take
     longer than Playwright's 30 s default to produce a full-page capture (it waits for fonts and a stable
-    frame); a capture that still does not come is reported in artifacts/screenshots/<name>.txt and the
-    test goes on, since what it checks was already checked."""
-    from playwright.sync_api import Error as PlaywrightError
-
+    frame): the full page gets SCREENSHOT_TIMEOUT_MS, then the visible part alone gets a shorter try. A
+    capture that still does not come (or any other error while taking it) is reported in
+    artifacts/screenshots/<name>.txt and the test goes on, since what it checks was already checked."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    try:
-        page.screenshot(path=str(path), full_page=True, animations="disabled", timeout=SCREENSHOT_TIMEOUT_MS)
-    except PlaywrightError as exc:
-        (ARTIFACTS / f"{name}.txt").write_text(f"no screenshot of {page.url}: {exc}\n")
-        return None
-    return path
+    errors = []
+    for full_page, timeout in ((True, SCREENSHOT_TIMEOUT_MS), (False, SCREENSHOT_TIMEOUT_MS // 4)):
+        try:
+            page.screenshot(path=str(path), full_page=full_page, animations="disabled", timeout=timeout)
+        except Exception as exc:  # an artifact must never fail the test
+            errors.append(f"{'full page' if full_page else 'viewport'}: {exc}")
+            continue
+        (ARTIFACTS / f"{name}.txt").unlink(missing_ok=True)
+        return path
+    (ARTIFACTS / f"{name}.txt").write_text(f"no screenshot of {page.url}:\n" + "\n".join(errors) + "\n")
+    return None
 
 
 @pytest.fixture(autouse=True)
@@ -150,6 +169,8 @@ def _server_verifiable_passwords(request: pytest.FixtureRequest) -> None:
 def sign_in(browser, live_url: str, username: str, password: str):
     """A new browser context signed in through the real login form."""
     context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     page = context.new_page()
     page.goto(f"{live_url}/admin/login/?next=/dashboard/")
     page.fill("#id_username", username)

@@ -21,7 +21,7 @@ def test_a_redis_step_from_the_palette_is_saved(browser, live_url, users) -> Non
     page.fill("#with-url_secret", "cache-dr-url")
     page.select_option("#with-expect_role", "replica")
     page.click("#save")
-    page.wait_for_url("**/builder/runbooks/cache-check/?version=*", timeout=15_000)
+    page.wait_for_url("**/builder/runbooks/cache-check/?version=*")
     step = RunbookStep.objects.get(version__runbook__slug="cache-check")
     assert (step.step_id, step.action) == ("redis-replication_status-1", "redis.replication_status")
     assert step.params == {"url_secret": "cache-dr-url", "expect_role": "replica"}

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from conftest import TEST_PASSWORD
-from e2e.conftest import screenshot, sign_in
+from e2e.conftest import E2E_WAIT_S, screenshot, sign_in
 from failover import services
 from failover.engine.runner import run_execution
 from failover.tests.engine_support import in_thread, wait_for
@@ -43,7 +43,7 @@ def test_build_save_approve_run_and_watch(browser, live_url, users) -> None:
     author.click('.palette-item[data-action="noop"]')
     screenshot(author, "builder-drawn")
     author.click("#save")
-    author.wait_for_url("**/builder/runbooks/builder-demo/?version=*", timeout=15_000)
+    author.wait_for_url("**/builder/runbooks/builder-demo/?version=*")
     assert Runbook.objects.get(slug="builder-demo").versions.get().category == "maintenance"
     steps = RunbookStep.objects.filter(version__runbook__slug="builder-demo").order_by("number")
     assert [(s.step_id, [n.step_id for n in s.needs.all()]) for s in steps] == [
@@ -53,14 +53,14 @@ def test_build_save_approve_run_and_watch(browser, live_url, users) -> None:
         ("noop-2", ["manual-1"]),
     ]
     author.click("#submit")
-    wait_for(lambda: _status("builder-demo") == "pending_approval")
+    wait_for(lambda: _status("builder-demo") == "pending_approval", timeout=E2E_WAIT_S)
     screenshot(author, "builder-submitted")
 
     # 2. A second person with the approver role approves it (the author may not).
     approver = sign_in(browser, live_url, "approver2", TEST_PASSWORD)
     approver.goto(f"{live_url}/builder/runbooks/builder-demo/")
     approver.click('[data-decide="approve"]')
-    wait_for(lambda: _status("builder-demo") == "approved")
+    wait_for(lambda: _status("builder-demo") == "approved", timeout=E2E_WAIT_S)
     version = Runbook.objects.get(slug="builder-demo").versions.get()
     screenshot(approver, "builder-approved")
 
@@ -71,17 +71,16 @@ def test_build_save_approve_run_and_watch(browser, live_url, users) -> None:
     console.evaluate("window.__notReloaded = true")
     coordinator = in_thread(run_execution, execution.pk)
     confirm = console.locator('button[data-step="manual-1"][data-action="confirm"]')
-    confirm.wait_for(timeout=20_000)
+    confirm.wait_for()
     console.fill("#action-comment", "DR site answers")
     confirm.click()
-    coordinator.join(30)
+    coordinator.join(E2E_WAIT_S)
     execution.refresh_from_db()
     assert execution.status == "completed"
     for key in ("noop-1", "wait-1", "manual-1", "noop-2"):
         console.wait_for_function(
             f"""document.querySelector('.step-pane[data-step-key="{key}"] .step-status .label')
                 .textContent.toLowerCase().includes('succeeded')""",
-            timeout=15_000,
         )
     assert console.evaluate("window.__notReloaded") is True
     screenshot(console, "builder-run-completed")

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conftest import TEST_PASSWORD
-from e2e.conftest import screenshot, sign_in
+from e2e.conftest import E2E_WAIT_S, screenshot, sign_in
 from failover import services
 from failover.engine.runner import run_execution
 from failover.models import FailoverExecution, StepRun
@@ -74,20 +74,20 @@ def test_operator_watches_a_run_live_and_confirms_the_manual_step(browser, live_
 
     # Output lines arrive live, in order.
     prepare_log = '.step-pane[data-step-key="prepare"] .log'
-    page.wait_for_function(f"document.querySelectorAll('{prepare_log} .line').length >= 3", timeout=15_000)
+    page.wait_for_function(f"document.querySelectorAll('{prepare_log} .line').length >= 3")
     lines = page.locator(f"{prepare_log} .line").all_text_contents()
     assert [line.strip() for line in lines] == ["prepare line 1", "prepare line 2", "prepare line 3"]
     screenshot(page, "console-running")
 
     # The manual step waits; its Confirm button appears for the operator.
     confirm = page.locator('button[data-step="confirm-dns"][data-action="confirm"]')
-    confirm.wait_for(timeout=15_000)
+    confirm.wait_for()
     screenshot(page, "console-manual-step")
     page.fill("#action-comment", "DNS checked by the operator")
     confirm.click()
     page.wait_for_function("document.getElementById('action-result').textContent.includes('done')")
 
-    coordinator.join(30)
+    coordinator.join(E2E_WAIT_S)
     assert not coordinator.is_alive()
     execution.refresh_from_db()
     assert execution.status == "completed"
@@ -98,7 +98,6 @@ def test_operator_watches_a_run_live_and_confirms_the_manual_step(browser, live_
         page.wait_for_function(
             f"""document.querySelector('.step-pane[data-step-key="{key}"] .step-status .label')
                 .textContent.toLowerCase().includes('succeeded')""",
-            timeout=15_000,
         )
     page.wait_for_function("document.querySelectorAll('.step-pane[data-step-key=\"promote\"] .log .line').length >= 1")
     assert page.evaluate("window.__notReloaded") is True

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Prefetch
 from django.utils import timezone
 
+from core.formatting import duration
 from core.roles import has_role, role_names
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
@@ -32,6 +34,7 @@ from failover.projection import (
     downtime_cost,
     project_execution,
 )
+from failover.selectors import execution_list
 
 VIEW_EXECUTION = "failover.view_failoverexecution"
 LOG_LINES_PER_STEP = 500  # the page renders the last lines of each step; older ones stay in the API
@@ -154,17 +157,8 @@ def step_actions(
 
 
 def duration_text(seconds: float | None) -> str:
-    """1h 02m 03s / 4m 05s / 12s."""
-    if seconds is None:
-        return "—"
-    total = round(max(0.0, seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """A running clock's reading: 12 s / 4 min 05 s / 1 h 02 min 03 s (core.formatting, precise)."""
+    return duration(seconds, precise=True)
 
 
 # --- The step graph as boxes and arrows ---------------------------------------------------
@@ -235,7 +229,7 @@ def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str
         "now": _iso(projection.now),
         "complete": projection.complete,
         "target_seconds": projection.target_seconds,
-        "target_text": duration_text(projection.target_seconds) if projection.target_seconds is not None else "—",
+        "target_text": duration(projection.target_seconds),
         "elapsed_seconds": projection.elapsed_seconds,
         "elapsed_text": duration_text(projection.elapsed_seconds),
         "projected_finish": _iso(projection.projected_finish),
@@ -351,3 +345,19 @@ def activity(execution: FailoverExecution, up_to_seq: int, limit: int = 200) -> 
         .order_by("-seq")[:limit]
     )
     return list(reversed(events))
+
+
+def execution_approvals_for(user: Any) -> list[FailoverExecution]:
+    """Executions awaiting approval whose current level this user may decide now: permitted, holding the
+    level's role, not the one who triggered it, not decided on it yet (failover.approvals' rules)."""
+    if not user.is_authenticated or not user.has_perm(APPROVE_EXECUTION):
+        return []
+    roles = role_names(user)
+    waiting = (
+        execution_list()
+        .filter(status=ES.AWAITING_APPROVAL)
+        .exclude(triggered_by=user)
+        .prefetch_related(Prefetch("approval_decisions", queryset=ApprovalDecision.objects.filter(step_run=None)))
+        .order_by("triggered_at", "id")
+    )
+    return [e for e in waiting if can_decide_execution(user, e, list(e.approval_decisions.all()), roles)]

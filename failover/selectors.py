@@ -48,3 +48,15 @@ def runbook_history(runbook_id: int) -> QuerySet[FailoverExecution]:
 def dr_test_executions() -> QuerySet[FailoverExecution]:
     """DR test executions with their recorded result, newest first."""
     return execution_list().filter(execution_type="test").select_related("test_result").order_by("-triggered_at", "-id")
+
+
+def last_measured_rpo(plan_pk: int) -> float | None:
+    """The RPO the plan's latest execution that measured one achieved (failover, failback or DR test;
+    dry runs measure nothing), or None when no execution has measured it."""
+    latest = (
+        FailoverExecution.objects.filter(plan_id=plan_pk, dry_run=False, actual_rpo_seconds__isnull=False)
+        .order_by("-finished_at", "-pk")
+        .values_list("actual_rpo_seconds", flat=True)
+        .first()
+    )
+    return latest

@@ -94,6 +94,7 @@ __all__ = [
 
 ES = ExecutionStatus
 logger = logging.getLogger(__name__)
+SCHEDULE_PREFIX = "dr-test:"  # a plan's DR test schedule is named dr-test:<plan_id> (one per plan)
 SCHEDULED_TEST_FUNC = "failover.services.run_scheduled_test"  # stored in django-q2 schedules: keep the path
 
 # --- Starting executions ----------------------------------------------------------
@@ -509,7 +510,7 @@ def schedule_test(
         raise InvalidInput(f"{cron!r} is not a valid cron expression", field="cron")
     _require_active(plan)
     graph.build_plan_steps(plan, RunbookCategory.TEST)  # 409 naming the plan if it has nothing to test
-    name = f"dr-test:{plan.plan_id}"
+    name = SCHEDULE_PREFIX + plan.plan_id
     with transaction.atomic():
         existing = Schedule.objects.select_for_update().filter(name=name).first()
         before = _schedule_summary(existing) if existing else None

@@ -3,14 +3,17 @@ websocket and acts through the REST API)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
+from core.formatting import currency_parts
+from core.lookups import parse_id
 from failover.choices import ExecutionStatus, StepStatus
 from failover.console import (
     EXECUTION_ACTIONS,
@@ -29,6 +32,8 @@ from failover.models import FailoverExecution
 def _execution_for(request: HttpRequest, pk: int) -> FailoverExecution:
     if not can_view(request.user):
         raise PermissionDenied("You need the failover.view_failoverexecution permission to see executions.")
+    if parse_id(pk) is None:  # beyond 64 bits: no such row, and not a query the database can take
+        raise Http404(f"No execution #{pk}.")
     return get_object_or_404(
         FailoverExecution.objects.select_related("plan", "runbook_version__runbook", "triggered_by"), pk=pk
     )
@@ -69,6 +74,8 @@ def console(request: HttpRequest, pk: int) -> HttpResponse:
             "execution_labels": dict(ExecutionStatus.choices),
             "execution_icons": {str(k): v for k, v in EXECUTION_ICONS.items()},
             "state": state,
+            "currency": dict(zip(("prefix", "suffix"), currency_parts(), strict=True)),
+            "time_zone": settings.TIME_ZONE,
         },
     }
     return render(request, "failover/console.html", context)

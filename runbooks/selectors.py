@@ -11,10 +11,10 @@ from django.http import Http404
 
 from core.exceptions import InvalidInput
 from core.lookups import lookup_kwargs
-from core.roles import holds_role
+from core.roles import holds_role, role_names
 from runbooks import actions
-from runbooks.choices import VersionStatus
-from runbooks.models import Runbook, RunbookStep, RunbookVersion
+from runbooks.choices import Decision, VersionStatus
+from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookStep, RunbookVersion
 
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?")
 
@@ -275,3 +275,45 @@ def _may_decide(
         if not holds_role(user, role):
             return False, f"Level {current} must be decided by a holder of role {role!r}."
     return True, ""
+
+
+# --- Approvals waiting for a person -----------------------------------------------
+
+APPROVE_RUNBOOK = "runbooks.approve_runbookversion"
+
+
+def outstanding_level(levels: list[ApprovalLevel], decisions: list[RunbookApproval]) -> ApprovalLevel | None:
+    """The first required level without enough approvals (non-required levels are advisory)."""
+    for level in levels:
+        approvals = {d.user_id for d in decisions if d.level == level.level and d.decision == Decision.APPROVE}
+        if level.required and len(approvals) < level.min_approvers:
+            return level
+    return None
+
+
+def runbook_approvals_for(user: Any) -> list[RunbookVersion]:
+    """Runbook versions pending approval that this user may decide now (runbooks.services.decide's rules:
+    permitted, not a contributor (creator, editor or submitter), not decided before, holding the current
+    required level's role)."""
+    if not user.is_authenticated or not user.has_perm(APPROVE_RUNBOOK):
+        return []
+    roles = role_names(user)
+    pending = (
+        RunbookVersion.objects.filter(status=VersionStatus.PENDING_APPROVAL)
+        .exclude(created_by=user)
+        .exclude(contributors=user)
+        .exclude(decisions__user=user)
+        .select_related("runbook", "created_by")
+        .prefetch_related("approval_levels", "decisions")
+        .order_by("submitted_at", "id")
+    )
+    mine = []
+    for version in pending:
+        levels = sorted(version.approval_levels.all(), key=lambda lv: lv.level)
+        if not levels:
+            mine.append(version)
+            continue
+        current = outstanding_level(levels, list(version.decisions.all()))
+        if current is not None and (roles is None or current.role in roles):
+            mine.append(version)
+    return mine

@@ -372,15 +372,6 @@ def submit_for_approval(
     return submitted
 
 
-def outstanding_level(levels: list[ApprovalLevel], decisions: list[RunbookApproval]) -> ApprovalLevel | None:
-    """The first required level without enough approvals (non-required levels are advisory)."""
-    for level in levels:
-        approvals = {d.user_id for d in decisions if d.level == level.level and d.decision == Decision.APPROVE}
-        if level.required and len(approvals) < level.min_approvers:
-            return level
-    return None
-
-
 def decide(
     version: RunbookVersion,
     actor: Any,
@@ -425,7 +416,7 @@ def decide(
             )
         level_number = 1
         if levels:
-            current = outstanding_level(levels, decisions)
+            current = selectors.outstanding_level(levels, decisions)
             if current is None:  # cannot happen while pending; be explicit rather than approve silently
                 raise Conflict(f"Runbook version {locked} has no approval level left to decide.")
             if not holds_role(actor, current.role):
@@ -454,7 +445,7 @@ def decide(
         )
         if decision == Decision.REJECT:
             return transition(locked, VersionStatus.REJECTED, actor=actor, auth_method=auth_method, comment=comment)
-        if levels and outstanding_level(levels, [*decisions, record]) is not None:
+        if levels and selectors.outstanding_level(levels, [*decisions, record]) is not None:
             return locked
         approved = RunbookVersion.objects.filter(runbook_id=locked.runbook_id, status=VersionStatus.APPROVED)
         for previous in approved.exclude(pk=locked.pk):

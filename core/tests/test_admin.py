@@ -47,13 +47,14 @@ def sample(users: dict) -> dict[str, Any]:
     ("seconds", "text"),
     [
         (None, "—"),
-        (0, "0s"),
-        (45, "45s"),
-        (90, "1m 30s"),
-        (3600, "1h"),
-        (5400, "1h 30m"),
-        (93784, "1d 2h"),
-        (0.4, "0s"),
+        (0, "0 s"),
+        (45, "45 s"),
+        (90, "1 min 30 s"),
+        (3600, "1 h"),
+        (5400, "1 h 30 min"),
+        (93784, "26 h 03 min"),
+        (302400, "3 d 12 h"),
+        (0.4, "0 s"),
     ],
 )
 def test_human_duration(seconds: float | None, text: str) -> None:
@@ -103,9 +104,9 @@ def test_every_admin_page_renders_for_superuser(users: dict, sample: dict) -> No
 def test_changelists_show_formatted_columns(users: dict, sample: dict) -> None:
     client = _client(users["admin"])
     plans = client.get(_url(DRPlan, "changelist")).content.decode()
-    assert "payments-dr" in plans and "1h 30m" in plans and "5m" in plans
+    assert "payments-dr" in plans and "1 h 30 min" in plans and "5 min" in plans
     executions = client.get(_url(FailoverExecution, "changelist")).content.decode()
-    assert "1h 1m" in executions
+    assert "1 h 01 min" in executions
     events = client.get(_url(ExecutionEvent, "changelist"), {"execution__id__exact": sample["execution"].pk})
     assert events.status_code == 200
     assert "promoted" in events.content.decode()

@@ -1,6 +1,6 @@
 """The README's promise, end to end against the real server: set up a fresh database,
-start DRPlan the way `make run` does, log in with a documented demo login, get a
-token and create a plan through the API; then stop it and leave no process behind."""
+start DRPlan the way `make run` does (the web UI's port and the API's), log in with a documented demo
+login, get a token and create a plan through the API; then stop it and leave no process behind."""
 
 from __future__ import annotations
 
@@ -72,10 +72,11 @@ def live_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env: dict[str, str]) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
+    port, ui_port = _free_port(), _free_port()
+    base = f"http://127.0.0.1:{port}"  # the API's port
+    ui = f"http://127.0.0.1:{ui_port}"  # the web UI's (3045 by default; free ports here, as tests run side by side)
     serve = subprocess.Popen(
-        [sys.executable, "scripts/serve.py", "--port", str(port)],
+        [sys.executable, "scripts/serve.py", "--ui-port", str(ui_port), "--port", str(port)],
         cwd=ROOT,
         env=live_env,
         stdout=subprocess.DEVNULL,
@@ -94,8 +95,10 @@ def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env
         assert len(_children_of(serve.pid)) == 2, "serve.py starts the web server and the workers"
         started = _descendants_of(serve.pid)
 
-        with urllib.request.urlopen(f"{base}/admin/login/", timeout=10) as response:
+        # One application on both ports: the pages on the UI's port, the API on both.
+        with urllib.request.urlopen(f"{ui}/admin/login/", timeout=10) as response:
             assert response.status == 200
+        assert _request(f"{ui}/api/v1/dr/health")[0] == 200
 
         status, body = _request(
             f"{base}/api/v1/dr/auth/token", {"username": "approver", "password": "approver-demo-pw"}

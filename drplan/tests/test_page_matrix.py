@@ -1,10 +1,11 @@
 """Authorization matrix of the HTML pages and the live websocket, like the API's (plans/tests/matrix.py).
 
-For every page (drplan/urls.py and the admin) and the websocket, and for anonymous, a signed-in user without
-a role ("norole"), viewer, operator, approver, auditor and admin: who gets it (200), who is sent to sign in,
-who gets 403. Which action buttons each role sees on the pages with role-aware actions is in
-failover/tests/test_console_page.py (console) and runbooks/tests/test_builder.py (builder); the server checks
-every action again (the API matrices).
+For every page (drplan/urls.py, the URL modules it includes, and the admin) and the websocket, and for
+anonymous, a signed-in user without a role ("norole"), viewer, operator, approver, auditor and admin: who gets
+it (200), who is sent to sign in, who gets 403. Which action buttons each role sees on the pages with
+role-aware actions is in failover/tests/test_console_page.py (console), runbooks/tests/test_builder.py
+(builder), plans/tests/test_web_pages.py (operations) and failover/tests/test_web_pages.py (inbox,
+schedules); the server checks every action again (the API matrices).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from failover.models import FailoverExecution
 from failover.tests.engine_support import make_execution
 from failover.tests.factories import add_events
 from failover.tests.live_support import open_stream, read_events, session_cookie
+from plans.tests.factories import make_plan
 from runbooks import services
 from runbooks.tests.factories import BASE_DOC
 
@@ -38,6 +40,9 @@ ANYONE_SIGNED_IN = {"norole": OK, **dict.fromkeys(ROLES, OK)}
 EVERY_ROLE = {"norole": FORBIDDEN, **dict.fromkeys(ROLES, OK)}
 
 
+POST_ONLY = {"norole": 405, **dict.fromkeys(ROLES, 405)}
+
+
 def only(*roles: str) -> dict[str | None, object]:
     return {"norole": FORBIDDEN, **{role: OK if role in roles else FORBIDDEN for role in ROLES}}
 
@@ -50,6 +55,15 @@ PAGES: dict[str, tuple[str, dict[str | None, object]]] = {
     "execution console state": ("/console/executions/{execution}/state/", EVERY_ROLE),
     "runbook builder, new": ("/builder/runbooks/new/", only("approver", "admin")),
     "runbook builder, edit": ("/builder/runbooks/test-failover/", EVERY_ROLE),
+    "plans": ("/plans/", EVERY_ROLE),
+    "plan": ("/plans/{plan}/", EVERY_ROLE),
+    "plan operation (confirmation)": ("/plans/{plan}/run/{operation}/", EVERY_ROLE),
+    "executions": ("/executions/", EVERY_ROLE),
+    "approvals inbox": ("/approvals/", ANYONE_SIGNED_IN),  # says so to whom nothing can wait
+    "approve an execution (POST only)": ("/approvals/executions/{execution}/", POST_ONLY),
+    "approve a runbook version (POST only)": ("/approvals/runbook-versions/{execution}/", POST_ONLY),
+    "schedules": ("/schedules/", EVERY_ROLE),
+    "pause, resume, delete a schedule (POST only)": ("/schedules/{plan}/{schedule_action}/", POST_ONLY),
     "admin index": ("/admin/", ANYONE_SIGNED_IN),
     "admin sign-in": ("/admin/login/", {None: OK, "norole": to("/admin/"), **dict.fromkeys(ROLES, to("/admin/"))}),
     "admin: plans": ("/admin/plans/drplan/", EVERY_ROLE),
@@ -68,7 +82,8 @@ def world(make_user: Callable[..., User], users: dict[str, User]) -> dict[str, o
     make_user("norole")
     execution = make_execution([{"key": "promote"}], status="running")
     services.import_runbook_document(copy.deepcopy(BASE_DOC), actor=make_user("author", "approver"))
-    return {"execution": execution.pk}
+    make_plan("shop-dr", status="active")
+    return {"execution": execution.pk, "plan": "shop-dr", "operation": "test", "schedule_action": "pause"}
 
 
 def client_for(who: str | None) -> Client:
@@ -104,15 +119,34 @@ def test_the_matrix_covers_every_page_of_the_site() -> None:
     from django.urls import URLResolver, get_resolver
 
     listed = {template for template, _ in PAGES.values()}
+    placeholders = {
+        "<int:pk>": "{execution}",
+        "<slug:slug>": "test-failover",
+        "<str:plan_id>": "{plan}",
+        "<slug:key>": "{operation}",
+        "<slug:action>": "{schedule_action}",
+    }
+
+    def routes(patterns: list, prefix: str) -> list[tuple[object, str]]:
+        found = []
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver) and str(pattern.pattern) == "":  # include("…urls") at the root
+                found += routes(pattern.url_patterns, route)
+            else:
+                found.append((pattern, route))
+        return found
+
     missing = []
-    for pattern in get_resolver().url_patterns:
-        route = "/" + str(pattern.pattern)
+    for pattern, route in routes(get_resolver().url_patterns, "/"):
         if route.startswith(("/api/v1/", "/api/schema/")):
             continue  # the API: its own matrices
         if isinstance(pattern, URLResolver):  # admin/, api-auth/: at least one page of each
             found = any(template.startswith(route) for template in listed)
         else:
-            found = route.replace("<int:pk>", "{execution}").replace("<slug:slug>", "test-failover") in listed
+            for name, value in placeholders.items():
+                route = route.replace(name, value)
+            found = route in listed
         if not found:
             missing.append(route)
     assert missing == []

@@ -64,18 +64,16 @@ def test_database_url_selects_postgresql(tmp_path):
     assert result.stdout.split()[0] == "django.db.backends.postgresql"
 
 
-def test_python_action_allow_list_comes_from_drplan_python_actions_and_never_allows_the_lab_in_production(tmp_path):
+def test_python_action_allow_list_comes_from_drplan_python_actions(tmp_path):
     def allowed(**env: str) -> list[str]:
         return _settings_of(tmp_path, ["DRPLAN_PYTHON_ACTIONS"], **env)["DRPLAN_PYTHON_ACTIONS"]
 
-    assert allowed() == ["failover.engine.extensions", "failover.lab.actions"]
+    # The same default in development and production: the DR lab uses first-class actions, no module.
+    assert allowed() == ["failover.engine.extensions"]
     production = {"DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": "x" * 50}
     assert allowed(**production) == ["failover.engine.extensions"]
     listed = " acme.dr_actions , failover.engine.extensions"
     assert allowed(**production, DRPLAN_PYTHON_ACTIONS=listed) == ["acme.dr_actions", "failover.engine.extensions"]
-    refused = _load_settings(tmp_path, **production, DRPLAN_PYTHON_ACTIONS="acme.dr,failover.lab.actions")
-    assert refused.returncode != 0
-    assert "DRPLAN_PYTHON_ACTIONS names the DR lab" in refused.stderr
     assert allowed(DRPLAN_PYTHON_ACTIONS="") == []
 
 
@@ -213,3 +211,15 @@ def test_sign_in_lockout_is_configured_from_the_environment(tmp_path):
     assert _settings_of(tmp_path, names, DRPLAN_LOGIN_FAILURE_LIMIT="3") == {"AXES_FAILURE_LIMIT": 3}
     result = _python(tmp_path, "print(settings.AXES_COOLOFF_TIME.total_seconds())", DRPLAN_LOGIN_LOCKOUT_SECONDS="60")
     assert result.stdout.strip() == "60.0", result.stderr
+
+
+def test_time_zone_and_currency_of_the_pages(tmp_path):
+    assert _settings_of(tmp_path, ["TIME_ZONE", "DRPLAN_CURRENCY"]) == {"TIME_ZONE": "UTC", "DRPLAN_CURRENCY": "USD"}
+    chosen = _settings_of(
+        tmp_path, ["TIME_ZONE", "DRPLAN_CURRENCY"], DRPLAN_TIME_ZONE="Europe/Berlin", DRPLAN_CURRENCY=" eur "
+    )
+    assert chosen == {"TIME_ZONE": "Europe/Berlin", "DRPLAN_CURRENCY": "EUR"}
+    zone = _load_settings(tmp_path, DRPLAN_TIME_ZONE="Mars/Olympus")
+    assert zone.returncode != 0 and "DRPLAN_TIME_ZONE must be an IANA time zone" in zone.stderr
+    money = _load_settings(tmp_path, DRPLAN_CURRENCY="dollars")
+    assert money.returncode != 0 and "DRPLAN_CURRENCY must be a three-letter ISO 4217 code" in money.stderr

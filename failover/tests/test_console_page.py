@@ -193,7 +193,7 @@ def test_console_warns_when_the_projection_breaches_the_rto(users: dict[str, Use
     )
     html = client_for(users["viewer"]).get(url(execution)).content.decode()
     assert re.search(r'<div id="rto-warning" class="rto-warning" role="alert">', html)
-    assert "Projected to breach the RTO by 40s" in html
+    assert "Projected to breach the RTO by 40 s" in html
     assert "At risk: projected to breach the RTO" in html
 
 

@@ -102,7 +102,7 @@ def test_edit_page_is_read_only_without_the_add_permission(users, version, role,
     assert config["doc"]["steps"][1]["id"] == "promote"
     assert (config["version"]["version"], config["next_version"]) == ("1.0.0", "1.0.1")
     assert config["urls"]["versions"] == f"{API}/test-failover/versions"
-    assert config["server_critical_path"] == {"steps": ["check", "promote", "validate"], "seconds": 0, "human": "0s"}
+    assert config["server_critical_path"] == {"steps": ["check", "promote", "validate"], "seconds": 0, "human": "0 s"}
 
 
 def builder_buttons(html: str) -> list[str]:

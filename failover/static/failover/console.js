@@ -26,20 +26,45 @@
   }
 
   function durationText(seconds) {
+    // Twin of core.formatting.duration(seconds, precise=True): "12 s", "4 min 05 s", "1 h 02 min 03 s", "3 d 4 h".
     if (seconds === null || seconds === undefined) return "—";
-    var total = Math.max(0, Math.round(seconds));
-    var h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+    var total = Math.round(seconds);
+    if (total < 0) return "−" + durationText(-total);
     var pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    if (h) return h + "h " + pad(m) + "m " + pad(s) + "s";
-    if (m) return m + "m " + pad(s) + "s";
-    return s + "s";
+    if (total < 60) return total + " s";
+    var m = Math.floor(total / 60), s = total % 60;
+    if (total < 3600) return s === 0 ? m + " min" : m + " min " + pad(s) + " s";
+    var h = Math.floor(m / 60);
+    m = m % 60;
+    if (h < 72) return h + " h " + pad(m) + " min " + pad(s) + " s";
+    var d = Math.floor(h / 24);
+    h = h % 24;
+    return h === 0 ? d + " d" : d + " d " + h + " h";
   }
-
   function money(perHour, seconds) {
+    // core.formatting.money: the configured currency around an amount grouped by thousands.
     if (!perHour) return null;
-    return (Math.max(0, seconds) * parseFloat(perHour) / 3600).toFixed(2);
+    var amount = Math.max(0, seconds) * parseFloat(perHour) / 3600;
+    var text = amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    var currency = cfg.currency || { prefix: "", suffix: "" };
+    return currency.prefix + text + currency.suffix;
   }
-
+  function timeText(date) {
+    // core.formatting.local_time(…, seconds=True, date=False): the server's time zone, with its name.
+    try {
+      var parts = new Intl.DateTimeFormat("en-GB", {
+        timeZone: cfg.time_zone || "UTC", hour: "2-digit", minute: "2-digit", second: "2-digit",
+        hour12: false, timeZoneName: "short"
+      }).formatToParts(date);
+      var get = function (type) {
+        var part = parts.find(function (p) { return p.type === type; });
+        return part ? part.value : "";
+      };
+      return get("hour") + ":" + get("minute") + ":" + get("second") + " " + get("timeZoneName");
+    } catch (e) {
+      return date.toISOString().slice(11, 19) + " UTC";
+    }
+  }
   function announce(text) {
     var region = $("live-announcer");
     region.textContent = "";
@@ -145,7 +170,7 @@
     var finish = $("rto-projected-finish");
     var finishAt = new Date(Date.parse(c.start) + projectedTotal * 1000);
     finish.setAttribute("datetime", finishAt.toISOString());
-    finish.textContent = finishAt.toISOString().slice(11, 19);
+    finish.textContent = timeText(finishAt);
 
     var target = c.target_seconds;
     var rtoState = c.state;
@@ -264,7 +289,7 @@
     li.dataset.seq = event.seq;
     var time = document.createElement("time");
     time.setAttribute("datetime", event.created_at);
-    time.textContent = (event.created_at || "").slice(11, 19);
+    time.textContent = event.created_at ? timeText(new Date(event.created_at)) : "";
     li.appendChild(time);
     li.appendChild(document.createTextNode(" " + event.message));
     var list = $("activity");

@@ -86,16 +86,21 @@
 
   /* 3600 → "1h", 5400 → "1h 30m", 90 → "1m 30s", 0 → "0s" (same as core.admin_mixins.human_duration). */
   function humanDuration(seconds) {
+    // Twin of core.formatting.duration: "45 s", "15 min", "4 min 05 s", "1 h 02 min", "24 h", "3 d 4 h".
     var total = Math.round(seconds || 0);
-    if (total === 0) return "0s";
-    var parts = [];
-    [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]].forEach(function (u) {
-      var v = Math.floor(total / u[1]);
-      total -= v * u[1];
-      if (v) parts.push(v + u[0]);
-    });
-    return parts.slice(0, 2).join(" ");
+    if (total < 0) return "−" + humanDuration(-total);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (total < 60) return total + " s";
+    var m = Math.floor(total / 60), s = total % 60;
+    if (total < 3600) return s === 0 ? m + " min" : m + " min " + pad(s) + " s";
+    var h = Math.floor(m / 60);
+    m = m % 60;
+    if (h < 72) return m === 0 ? h + " h" : h + " h " + pad(m) + " min";
+    var d = Math.floor(h / 24);
+    h = h % 24;
+    return h === 0 ? d + " d" : d + " d " + h + " h";
   }
+
 
   return { criticalPath: criticalPath, estimateSeconds: estimateSeconds, humanDuration: humanDuration };
 });

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from analytics.web import views
+
+urlpatterns = [
+    path("plans/", views.plan_list, name="plan-list"),
+    path("plans/<str:plan_id>/", views.plan_page, name="plan-page"),
+]
