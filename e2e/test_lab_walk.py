@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from core.formatting import duration
 from core.localservers import procs
 from e2e.conftest import screenshot, sign_in, start_ui_server, stop_server
 from failover.console import duration_text
-from failover.models import FailoverExecution, StepRun
+from failover.models import ApprovalDecision, FailoverExecution, StepRun
 from failover.projection import TERMINAL_EXECUTIONS
 from failover.tests.engine_support import start, stop, subprocess_env, wait_for
 from lab import cluster
@@ -93,20 +94,23 @@ def roles(root: Path) -> dict[str, str | None]:
     return {name: node.get("role") if node.get("reachable") else None for name, node in info["postgres"].items()}
 
 
-def finished(execution: FailoverExecution, tmp_path: Path) -> FailoverExecution:
-    """Wait for the worker to finish the execution; it must complete (else say which steps failed and why)."""
+def finished(execution: FailoverExecution, worker: subprocess.Popen, tmp_path: Path) -> FailoverExecution:
+    """Wait for the worker to finish the execution; it must complete (else say which steps failed and why).
+    A worker that exits fails the wait at once, with its log."""
 
-    def terminal() -> FailoverExecution | None:
+    def terminal() -> FailoverExecution | bool | None:
         row = FailoverExecution.objects.get(pk=execution.pk)
-        return row if row.status in TERMINAL_EXECUTIONS else None
+        return row if row.status in TERMINAL_EXECUTIONS else worker.poll() is not None
 
     try:
         row = wait_for(terminal, timeout=LAB_WAIT_S, interval=0.2)
     except AssertionError:
+        row = None
+    if not isinstance(row, FailoverExecution):
         log = (tmp_path / "qcluster.log").read_text(errors="replace")[-3000:]
         status = FailoverExecution.objects.get(pk=execution.pk).status
-        what = f"execution #{execution.pk} still {status} after {LAB_WAIT_S} s"
-        raise AssertionError(f"{what}; worker log:\n{log}") from None
+        why = f"the worker exited ({worker.returncode})" if worker.poll() is not None else f"after {LAB_WAIT_S} s"
+        raise AssertionError(f"execution #{execution.pk} still {status}: {why}; worker log:\n{log}")
     failed = list(StepRun.objects.filter(execution=row, status="failed").values_list("step_key", "error"))
     assert row.status == "completed", (row.status, row.error, failed)
     return row
@@ -133,6 +137,12 @@ def start_from_plan_page(page, url: str, operation: str, *, confirm_id: str | No
         page.fill("#id_reason", reason)
 
 
+def decisions(execution: FailoverExecution) -> list[tuple[str, str, str]]:
+    """The execution's go/no-go decisions: (who, decision, comment)."""
+    rows = ApprovalDecision.objects.filter(execution=execution, step_run=None).order_by("pk")
+    return list(rows.values_list("user__username", "decision", "comment"))
+
+
 def lab(*args: str) -> str:
     out = io.StringIO()
     call_command("lab", *args, stdout=out)
@@ -143,6 +153,7 @@ def lab(*args: str) -> str:
 def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     browser, users, lab_root: Path, worker: subprocess.Popen, ui_url: str, tmp_path: Path
 ) -> None:
+    began = time.monotonic()
     call_command("seed_demo", verbosity=0)
     plan = DRPlan.objects.get(plan_id="lab")
     PlanApprovalLevel.objects.create(plan=plan, level=1, role="approver")
@@ -155,6 +166,7 @@ def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     assert "approved by approver" in lab("up", "--no-monitor")
     assert roles(lab_root) == {"pg1": "primary", "pg2": "standby"}
     url = ui_url
+    print(f"\n[lab-walk] seed_demo + lab up: {time.monotonic() - began:.1f} s")
 
     # From the plans page to the Lab plan.
     manager = sign_in(browser, url, "approver", TEST_PASSWORD)
@@ -174,7 +186,9 @@ def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     manager.wait_for_url(re.compile(r"/console/executions/\d+/$"))
     test = FailoverExecution.objects.get(plan=plan, execution_type="test")
     assert (test.triggered_by.username, test.trigger_type, test.dry_run) == ("approver", "manual", False)
-    test = finished(test, tmp_path)
+    clicked = time.monotonic()
+    test = finished(test, worker, tmp_path)
+    print(f"[lab-walk] DR test: started -> completed {time.monotonic() - clicked:.1f} s")
     console_shows_the_end(manager, test)
     screenshot(manager, "lab-walk-test-console-completed")
     assert StepRun.objects.get(execution=test, step_key="lab-postgres.promote-clone").output["promoted"] is True
@@ -188,7 +202,11 @@ def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     manager.click("#confirm-operation")
     manager.wait_for_url(re.compile(r"/console/executions/\d+/$"))
     failover = FailoverExecution.objects.get(plan=plan, execution_type="planned")
-    assert failover.status == "awaiting_approval"
+    assert (failover.status, failover.triggered_by.username, failover.trigger_reason) == (
+        "awaiting_approval",
+        "approver",
+        "Lab maintenance",
+    )
     manager.wait_for_function("document.getElementById('execution-status').dataset.status === 'awaiting_approval'")
     screenshot(manager, "lab-walk-failover-awaiting-approval")
 
@@ -201,8 +219,14 @@ def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     row.locator("input[name=comment]").fill("Go: lab maintenance window")
     row.locator('button[value="approve"]').click()
     approver.wait_for_selector(".messages")
-    failover = finished(failover, tmp_path)
+    clicked = time.monotonic()
+    failover = finished(failover, worker, tmp_path)
+    print(
+        f"[lab-walk] planned failover: approved -> completed {time.monotonic() - clicked:.1f} s,"
+        f" measured RTO {failover.actual_rto_seconds:.1f} s"
+    )
     console_shows_the_end(manager, failover)
+    assert decisions(failover) == [("approver2", "approve", "Go: lab maintenance window")]
     assert failover.actual_rto_seconds is not None and failover.actual_rto_seconds > 0
     measured = manager.locator("#rto-measured")
     measured.wait_for(state="visible")
@@ -222,8 +246,11 @@ def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     assert failback.status == "awaiting_approval"
     approver.goto(f"{url}/console/executions/{failback.pk}/")
     approver.click('#execution-actions button[data-action="approve"]')
-    failback = finished(failback, tmp_path)
+    clicked = time.monotonic()
+    failback = finished(failback, worker, tmp_path)
+    print(f"[lab-walk] failback: approved -> completed {time.monotonic() - clicked:.1f} s")
     console_shows_the_end(manager, failback)
+    assert decisions(failback) == [("approver2", "approve", "")]
     manager.locator("#rto-measured").wait_for(state="visible")
     screenshot(manager, "lab-walk-failback-console-completed")
     assert roles(lab_root) == {"pg1": "primary", "pg2": "standby"}
@@ -251,3 +278,4 @@ def test_a_dr_manager_tests_fails_over_and_back_the_lab_from_the_pages(
     manager.wait_for_url(f"{url}/console/executions/{failover.pk}/")
     assert manager.locator("#execution-status").get_attribute("data-status") == "completed"
     assert FailoverExecution.objects.filter(plan=plan).count() == 3
+    print(f"[lab-walk] the walk: {time.monotonic() - began:.1f} s")
