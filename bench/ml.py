@@ -182,7 +182,7 @@ def main() -> int:
         rows = []
         for label, path, body in endpoints:
             raw = json.dumps(body).encode() if body is not None else b""
-            drive(port, path, raw, 1, 20)  # warm-up
+            drive(port, path, raw, 20, 60)  # warm-up: every worker, this endpoint
             total = args.requests if "estimate" not in path else max(40, args.requests // 5)
             one = drive(port, path, raw, 1, total)
             twenty = drive(port, path, raw, 20, total)
