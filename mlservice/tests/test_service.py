@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Every test here may use the database, so that pytest-django (which runs database tests first) keeps the
-# module's tests together and the live service is started once.
-pytestmark = pytest.mark.django_db
+# realsystem: it starts a real server (the ML service), so `make test` runs it once, in the SQLite pass, not
+# spread over xdist workers (each would start its own). django_db on every test: pytest-django runs database
+# tests first, so the module's tests stay together and the live service is started once.
+pytestmark = [pytest.mark.realsystem, pytest.mark.django_db]
 
 
 def free_port() -> int:
