@@ -1,7 +1,7 @@
 # DRPlan: two commands do all set-up.
-#   make run    install, migrate, load demo data if empty, start the web UI (http://127.0.0.1:3045/,
-#               open this one in a browser), the API (http://127.0.0.1:4045/api/v1/dr/, for scripts;
-#               browsers refuse port 4045) and the workers
+#   make run    install, migrate, load demo data if empty, train the ML models if missing, start the web UI
+#               (http://127.0.0.1:3045/, open this one in a browser), the API (http://127.0.0.1:4045/api/v1/dr/,
+#               for scripts; browsers refuse port 4045), the workers and the ML service (http://127.0.0.1:8045/)
 #   make test   install test tools, lint, run the suite on SQLite (with the schemathesis API contract
 #               run) and on a real PostgreSQL 16, and the Redis-backed tests against a real Redis
 PYTHON ?= python3
@@ -10,8 +10,9 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 UI_PORT ?= 3045
 PORT   ?= 4045
+ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +36,9 @@ migrate: install
 run: migrate
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) scripts/serve.py --host $(HOST) --ui-port $(UI_PORT) --port $(PORT)
+	$(PY) manage.py ml train --if-missing
+	$(PY) scripts/ml_serve.py --host $(HOST) --port $(ML_PORT) -- \
+		$(PY) scripts/serve.py --host $(HOST) --ui-port $(UI_PORT) --port $(PORT)
 
 lint: install-dev
 	$(PY) -m ruff check .
@@ -84,6 +87,9 @@ bench-fuzz: install-dev
 
 bench-pages: install-dev
 	$(PY) bench/pages.py
+
+bench-ml: install-dev
+	$(PY) bench/ml.py
 
 clean:
 	rm -rf $(VENV) var

@@ -6,6 +6,7 @@ above it, it declares a small interface and the project fills it here, once, whe
 
 - the execution engine (failover/engine/hooks.py): enqueue a coordinator, record a finished
   execution's outcome, expire approval requests.
+- a plan's predicted RTO (plans/predictions.py): the ML service's client, mlservice.client.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from analytics import outcomes
 from failover import approvals, tasks
 from failover.engine import hooks
+from mlservice import client
+from plans import predictions
 
 
 def engine_hooks() -> hooks.EngineHooks:
@@ -27,3 +30,4 @@ def engine_hooks() -> hooks.EngineHooks:
 def connect() -> None:
     """Install every seam's default (idempotent)."""
     hooks.install(engine_hooks())
+    predictions.install(client.predict_plan_rto)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.strict import StrictModelSerializer
-from plans import services
+from plans import predictions, services
 from plans.choices import ComplianceFramework
 from plans.models import (
     Application,
@@ -167,6 +168,34 @@ class DRPlanSerializer(PlanStatisticsMixin, StrictModelSerializer):
 
         services.check_plan_sites(current("primary_site"), current("dr_site"))
         return attrs
+
+
+class PredictedRTOSerializer(serializers.Serializer):
+    """The ML service's prediction (plans/predictions.py): `available` false with `message` "prediction
+    unavailable" and a `reason` when the service is down or cannot predict for this plan."""
+
+    available = serializers.BooleanField()
+    message = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False)
+    p50_seconds = serializers.FloatField(required=False)
+    p90_seconds = serializers.FloatField(required=False)
+    probability_meet_rto = serializers.FloatField(required=False, allow_null=True)
+    rto_seconds = serializers.FloatField(required=False, allow_null=True)
+    training_data = serializers.CharField(required=False)
+    model_version = serializers.CharField(required=False)
+
+
+class DRPlanDetailSerializer(DRPlanSerializer):
+    """The whole plan (GET /plans/{id}), with the predicted RTO next to its target."""
+
+    predicted_rto = serializers.SerializerMethodField()
+
+    class Meta(DRPlanSerializer.Meta):
+        fields = [*DRPlanSerializer.Meta.fields, "predicted_rto"]
+
+    @extend_schema_field(PredictedRTOSerializer)
+    def get_predicted_rto(self, plan: DRPlan) -> dict[str, Any]:
+        return predictions.predicted_rto(plan)
 
 
 class DRPlanSummarySerializer(PlanStatisticsMixin, serializers.ModelSerializer):

@@ -16,6 +16,7 @@ from plans import selectors, services
 from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin
 from plans.api.serializers import (
     ApplicationSerializer,
+    DRPlanDetailSerializer,
     DRPlanSerializer,
     DRPlanSummarySerializer,
     RecoveryStrategySerializer,
@@ -114,7 +115,9 @@ class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
         return selectors.plan_list()
 
     def get_serializer_class(self) -> type[BaseSerializer]:
-        return DRPlanSummarySerializer if self.action == "list" else DRPlanSerializer
+        if self.action == "list":
+            return DRPlanSummarySerializer
+        return DRPlanDetailSerializer if self.action == "retrieve" else DRPlanSerializer
 
     def get_create_kwargs(self) -> dict[str, Any]:
         return {"created_by": self.request.user}
