@@ -1,4 +1,4 @@
-"""Compliance API serializers (read-only)."""
+"""Compliance API serializers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ class ComplianceRequirementSerializer(serializers.ModelSerializer):
 
 
 class ComplianceReportSerializer(serializers.ModelSerializer):
-    plan_slug = serializers.CharField(source="plan.plan_id", read_only=True, allow_null=True)
+    plans = serializers.SerializerMethodField(help_text="plan_id of every plan in scope.")
+    state = serializers.CharField(read_only=True, help_text="draft, or attested (immutable, signed PDF issued).")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     attested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     requirements = ComplianceRequirementSerializer(many=True, read_only=True)
 
@@ -24,8 +26,8 @@ class ComplianceReportSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "framework",
-            "plan",
-            "plan_slug",
+            "plans",
+            "all_plans",
             "period_start",
             "period_end",
             "tests_required",
@@ -33,9 +35,17 @@ class ComplianceReportSerializer(serializers.ModelSerializer):
             "tests_passed",
             "overall_status",
             "summary",
+            "state",
+            "content_sha256",
+            "audit_head_seq",
+            "audit_head_hash",
+            "created_by",
             "generated_at",
             "attested_by",
             "attested_at",
             "requirements",
         ]
         read_only_fields = fields
+
+    def get_plans(self, report: ComplianceReport) -> list[str]:
+        return [link.plan.plan_id for link in report.scope_links.all()]

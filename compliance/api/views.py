@@ -15,7 +15,7 @@ class ComplianceReportViewSet(ReadOnlyModelViewSet):
 
     serializer_class = ComplianceReportSerializer
     filterset_class = ComplianceReportFilterSet
-    search_fields = ["summary", "plan__plan_id", "requirements__requirement_id"]
+    search_fields = ["summary", "scope_links__plan__plan_id", "requirements__requirement_id"]
     ordering_fields = ["period_end", "period_start", "framework", "generated_at"]
     ordering = ["-period_end", "framework", "id"]
 

@@ -21,7 +21,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
-from compliance.models import ComplianceReport, ComplianceRequirement
+from compliance.models import ComplianceReport, ComplianceReportPlan, ComplianceRequirement
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.roles import ADMIN, setup_roles
@@ -348,10 +348,12 @@ class Seeder:
             }
             report = self.upsert(
                 ComplianceReport,
-                {"framework": spec["framework"], "plan": plan, "summary": spec["summary"]},
-                values,
+                {"framework": spec["framework"], "summary": spec["summary"]},
+                {**values, "all_plans": plan is None},
                 {"period_start": start, "period_end": end},
             )
+            if plan is not None:
+                self.upsert(ComplianceReportPlan, {"report": report, "plan": plan}, {})
             for req in spec["requirements"]:
                 self.upsert(
                     ComplianceRequirement,
