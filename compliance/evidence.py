@@ -17,10 +17,10 @@ from django.contrib.auth.models import User
 from django.db.models import Prefetch, Q
 
 from analytics.models import DRTestResult, ImpactAnalysis, TestParticipant
+from analytics.outcomes import test_compliance
 from core.models import AuditChainHead
 from failover.choices import ExecutionType
 from failover.models import ApprovalDecision, FailoverExecution
-from plans.choices import TEST_FREQUENCY_DAYS
 from plans.models import Application, DRPlan, RecoveryStrategy
 from runbooks.choices import VersionStatus
 from runbooks.models import RunbookApproval, RunbookVersion
@@ -123,31 +123,14 @@ class Evidence:
         return self.tests_between(self.year_start, plan)
 
     def testing_rows(self) -> list[dict[str, Any]]:
-        """Per plan: tests required by its frequency, done and passed in the period, computed as
-        failover.outcomes.test_compliance computes them (GET /api/v1/dr/test/compliance) for its window: for
-        a period of the 12 months up to today both give the same numbers."""
-        rows = []
-        for plan in self.plans:
-            window_start = max(self.window_start, plan.created_at)
-            window_days = max(0, (self.window_end - window_start).days)
-            required = window_days // TEST_FREQUENCY_DAYS.get(plan.test_frequency, 91)
-            tests = self.tests_in_period(plan)
-            passed = sum(1 for t in tests if t.outcome == "passed")
-            rows.append(
-                {
-                    "plan": plan.pk,
-                    "plan_id": plan.plan_id,
-                    "name": plan.name,
-                    "test_frequency": plan.test_frequency,
-                    "window_start": window_start.isoformat(),
-                    "required": required,
-                    "done": len(tests),
-                    "passed": passed,
-                    "last_test": max((t.test_date for t in tests), default=None),
-                    "compliant": passed >= required,
-                }
-            )
-        return rows
+        """Per plan: tests required by its frequency, done and passed in the period: exactly what
+        GET /api/v1/dr/test/compliance (analytics.outcomes.test_compliance) answers for this window and these
+        plans, so the report's testing section and that endpoint never disagree."""
+        if "testing_rows" not in self.cache:
+            rows = test_compliance(self.window_end, since=self.window_start, plan_ids=self.plan_ids)
+            by_plan = {row["plan"]: row for row in rows}
+            self.cache["testing_rows"] = [by_plan[plan.pk] for plan in self.plans]
+        return self.cache["testing_rows"]
 
     # --- runbooks -------------------------------------------------------------------------------------
     @cached_property
@@ -226,14 +209,23 @@ class Evidence:
 
     @cached_property
     def audit_check(self) -> dict[str, Any]:
-        """The hash chain walked once, and the signed checkpoints compared with it."""
+        """The hash chain walked once, and the signed checkpoints kept outside the database compared with it."""
         from core import audit
 
         broken = audit.verify_chain()
-        problems = audit.verify_checkpoints() if broken is None else []
-        latest = audit.latest_checkpoint()
+        problems, latest = checkpoint_state() if broken is None else ([], None)
         return {
             "broken": None if broken is None else f"entry #{broken.seq}: {broken.reason}",
-            "checkpoint_problems": [p.reason for p in problems],
+            "checkpoint_problems": problems,
             "latest_checkpoint": latest,
         }
+
+
+def checkpoint_state() -> tuple[list[str], dict[str, Any] | None]:
+    """(problems found comparing the chain with its signed checkpoints, the latest checkpoint)."""
+    from core import checkpoints
+
+    store = checkpoints.default_store()
+    problems = [p.reason for p in checkpoints.verify_against_chain(store)]
+    latest = store.latest()
+    return problems, (None if latest is None else {"seq": latest.seq, "at": latest.at, "hash": latest.hash})

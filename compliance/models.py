@@ -176,7 +176,7 @@ class ComplianceRequirement(ReportPartMixin, models.Model):
     report = models.ForeignKey(ComplianceReport, on_delete=models.CASCADE, related_name="requirements")
     requirement_id = models.CharField(max_length=50, help_text="Control id, e.g. CP-4.")
     title = models.CharField(max_length=300)
-    status = models.CharField(max_length=10, choices=RequirementStatus.choices)
+    status = models.CharField(max_length=12, choices=RequirementStatus.choices)
     evidence = models.TextField(blank=True)
     gaps = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)

@@ -4,7 +4,8 @@ Each rule judges every item it is about (a plan, an application, a test, a findi
 not met, lists the records it read as evidence and names each gap. The rule's status combines its items:
 all met → met; none met or partial → not met; otherwise partial. A rule with nothing to judge (no finding,
 no tier-1 plan) is met and says why. A requirement (compliance/catalogs/*.yaml) names its rules and combines
-them the same way. Rules only read (compliance/evidence.py loads the records once per scope).
+them the same way, leaving out rules that had nothing to judge (requirement_status). Rules only read
+(compliance/evidence.py loads the records once per scope).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def combine(statuses: Iterable[str]) -> str:
     if all(s == NOT_MET for s in statuses):
         return NOT_MET
     return PARTIAL
+
+
+def requirement_status(results: list[dict[str, Any]]) -> str:
+    """A requirement combines its rules; a rule met only because it had nothing to judge (no finding to follow
+    up, no tier-1 plan) adds no evidence, so it counts only when every rule of the requirement is like that:
+    a plan never tested fails CP-4 even though it has no finding without an action item."""
+    judged = [r["status"] for r in results if not r.get("vacuous")]
+    return combine(judged or [r["status"] for r in results])
 
 
 def overall(statuses: Iterable[str]) -> str:
@@ -739,6 +748,7 @@ def evaluate_rule(rule_id: str, ev: Evidence) -> dict[str, Any]:
                 "evidence": [],
                 "gaps": [],
                 "note": f"Nothing to judge: {rule.empty or 'nothing in scope'}.",
+                "vacuous": True,
             }
         else:
             result = {
@@ -748,6 +758,7 @@ def evaluate_rule(rule_id: str, ev: Evidence) -> dict[str, Any]:
                 "evidence": [e for i in items for e in i.evidence],
                 "gaps": [g for i in items for g in i.gaps],
                 "note": "",
+                "vacuous": False,
             }
         ev.cache[key] = result
     return ev.cache[key]

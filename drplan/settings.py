@@ -16,6 +16,7 @@ Environment:
     DRPLAN_TRUST_PROXY_TLS_HEADER, DRPLAN_CSRF_TRUSTED_ORIGINS   HTTPS in production (README, Configuration).
     DRPLAN_VAR_DIR      where runtime files live; default ./var.
     DRPLAN_PYTHON_ACTIONS  module prefixes the runbook `python` action may call (comma-separated).
+    DRPLAN_ORGANISATION  the organisation named on compliance reports.
     DRPLAN_SIGNING_KEY, DRPLAN_SIGNING_CERT  the organisation's signing key and certificate (PEM files) that sign
                         compliance reports and audit checkpoints; DRPLAN_SIGNING_KEY_PASSWORD if the key is
                         encrypted, DRPLAN_SIGNING_CHAIN for intermediate certificates. Unset: a self-signed pair
@@ -248,6 +249,9 @@ AXES_VERBOSE = False
 # Requests larger than this are refused with 413 before any parsing.
 DRPLAN_MAX_REQUEST_BYTES = int(os.environ.get("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = DRPLAN_MAX_REQUEST_BYTES
+
+# The organisation named on compliance reports.
+ORGANISATION_NAME = os.environ.get("DRPLAN_ORGANISATION", "") or "DRPlan"
 
 # --- Signing: compliance reports and audit checkpoints (core/signing.py, core/checkpoints.py) ---------
 SIGNING_KEY_FILE = os.environ.get("DRPLAN_SIGNING_KEY", "")

@@ -170,6 +170,19 @@ class Migration(migrations.Migration):
             model_name='requirement',
             constraint=models.UniqueConstraint(fields=('framework', 'ref'), name='unique_requirement_ref'),
         ),
+        migrations.AlterField(
+            model_name="compliancerequirement",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("met", "Met"),
+                    ("partial", "Partially met"),
+                    ("not_met", "Not met"),
+                    ("not_assessed", "Not assessed"),
+                ],
+                max_length=12,
+            ),
+        ),
         migrations.RunPython(plan_to_scope, scope_to_plan),
         migrations.RemoveField(
             model_name='compliancereport',
