@@ -33,6 +33,7 @@ migrate: install
 	$(PY) manage.py setup_roles
 
 run: migrate
+	bash scripts/ensure_pango.sh
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) scripts/serve.py --host $(HOST) --ui-port $(UI_PORT) --port $(PORT)
@@ -47,6 +48,7 @@ lint: install-dev
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 test: lint
+	bash scripts/ensure_pango.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_sshd.sh
 	$(PY) -m pytest
