@@ -54,20 +54,20 @@ def _verify(client, data: bytes, *, multipart: bool = False) -> dict:
     return response.json()
 
 
-def test_every_framework_on_the_demo_data_generates_attests_and_verifies(demo, api_for, users) -> None:
-    approver, auditor = api_for("approver"), api_for("auditor")
+def test_seed_demo_holds_an_attested_signed_report_per_framework_that_verifies(demo, api_for) -> None:
+    """seed_demo generates and attests one report per framework (the API's use cases); each PDF verifies."""
+    approver = api_for("approver")
+    listed = approver.get(f"{URL}?attested=true&page_size=50").json()["results"]
+    assert sorted(r["framework"] for r in listed) == sorted(ComplianceFramework.values)
     issued = {}
-    for framework in ComplianceFramework.values:
-        body = _create(approver, framework=framework)
-        assert body["state"] == "draft" and body["plans"] == ["back-office", "core-commerce", "lab", "payments-pci"]
+    for body in listed:
+        assert body["state"] == "attested" and body["plans"] == ["back-office", "core-commerce", "lab", "payments-pci"]
         assert body["requirements"] and body["audit_head_hash"] and len(body["content_sha256"]) == 64
-        attester = auditor if framework in ("nist_800_53", "sox", "iso_22301") else approver
-        attested = attester.post(f"{URL}/{body['id']}/attest", {}, format="json")
-        assert attested.status_code == 200, attested.content
-        assert attested.json()["state"] == "attested"
+        assert body["attested_by"] in ("auditor", "approver")
         pdf = approver.get(f"{URL}/{body['id']}/pdf")
         assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
-        issued[framework] = (body["id"], pdf.content)
+        issued[body["framework"]] = (body["id"], pdf.content)
+        assert _verify(api_for("viewer"), pdf.content)["valid"] is True, body["framework"]
 
     report_id, data = issued["nist_800_53"]
     result = _verify(api_for("viewer"), data)
@@ -88,7 +88,7 @@ def test_every_framework_on_the_demo_data_generates_attests_and_verifies(demo, a
     assert _verify(api_for("auditor"), issued["dora"][1], multipart=True)["valid"] is True
 
     report = ComplianceReport.objects.get(pk=report_id)
-    assert report.attestation_name.endswith(", auditor")
+    assert report.attestation_name == "auditor, auditor"  # the test users carry no names
     assert IssuedPdf.objects.get(report=report).sha256 == hashlib.sha256(data).hexdigest()
     assert (
         AuditEntry.objects.filter(object_type="compliance.compliancereport", comment="attested and signed").count() == 6
@@ -121,7 +121,7 @@ def test_every_framework_on_the_demo_data_generates_attests_and_verifies(demo, a
     report.summary = "edited"
     with pytest.raises(AttestedReportError):
         report.save()
-    again = auditor.post(f"{URL}/{report_id}/attest", {}, format="json")
+    again = api_for("auditor").post(f"{URL}/{report_id}/attest", {}, format="json")
     assert again.status_code == 409 and again.json()["error"]["code"] == "report_attested"
 
     # the report's audit head is a signed checkpoint outside the database
