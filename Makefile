@@ -11,7 +11,7 @@ HOST   ?= 127.0.0.1
 UI_PORT ?= 3045
 PORT   ?= 4045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-compliance bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-console: install-dev
 
 bench-fuzz: install-dev
 	$(PY) bench/api_fuzz.py
+
+bench-compliance: install-dev
+	bash scripts/ensure_pango.sh
+	$(PY) bench/compliance.py
 
 bench-pages: install-dev
 	$(PY) bench/pages.py

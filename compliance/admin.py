@@ -1,7 +1,10 @@
 """Compliance in the admin: the catalogs as loaded, and the generated reports (read-only: a report is made by
-POST /api/v1/dr/compliance-reports from the platform's records, never typed in)."""
+POST /api/v1/dr/compliance-reports from the platform's records, never typed in). The report list shows the
+signing certificate's fingerprint."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
@@ -70,6 +73,17 @@ class ComplianceReportAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     date_hierarchy = "period_end"
     exclude = ("content",)
     inlines = (ScopeInline, ComplianceRequirementInline)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """The list says which certificate signs attested reports (on the embedded default, the self-signed one
+        generated on first use): an auditor compares its fingerprint with the one a verified PDF shows."""
+        from core.signing import summary
+
+        try:
+            subtitle = "Reports are signed with the " + summary()
+        except Exception as exc:  # a misconfigured key must not hide the list
+            subtitle = f"Signing identity unavailable: {exc}"
+        return super().changelist_view(request, {**(extra_context or {}), "subtitle": subtitle})
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (

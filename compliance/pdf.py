@@ -65,6 +65,10 @@ def context(report: ComplianceReport) -> dict[str, Any]:
                 "status_label": STATUS_LABELS[requirement["status"]],
                 "depth": _depth(requirement, content["requirements"]),
                 "rules": [{**r, "status_label": STATUS_LABELS[r["status"]]} for r in requirement["rules"]],
+                # one text block per list: a PDF of a few hundred requirements lays out far faster than with
+                # an element per line
+                "evidence_text": "\n".join(f"• {e['label']}" for e in requirement["evidence"]),
+                "gaps_text": "\n".join(f"• {g}" for g in requirement["gaps"]),
             }
         )
     plans = content["scope"]["plans"]

@@ -209,3 +209,13 @@ def test_authorization(users, api_for, role, create, attest) -> None:
     assert ComplianceReport.objects.get(pk=report["id"]).attested_at is not None if attest == 200 else True
     if attest != 200:
         assert not IssuedPdf.objects.filter(report_id=report["id"]).exists()
+
+
+def test_the_admin_shows_the_signing_certificate_fingerprint(users) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(users["auditor"])
+    page = client.get("/admin/compliance/compliancereport/")
+    assert page.status_code == 200
+    assert signing.identity().fingerprint in page.content.decode()
