@@ -16,7 +16,7 @@ def _minutes(value: float) -> float:
 
 
 def _nice_max(value: float) -> float:
-    for step in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 960, 1440):
+    for step in (0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 960, 1440):
         if value <= step * 4:
             return step * 4
     return value * 1.1

@@ -488,7 +488,11 @@ def findings_have_actions(ev: Evidence) -> list[Item]:
             evidence = [
                 ref("test_finding", finding.pk, f"[{finding.severity}] {finding.description} (DR test #{test.pk})"),
                 *(
-                    ref("action_item", a.pk, f"{a.description}: {a.assignee}, due {_date(a.due_date)}, {a.status}")
+                    ref(
+                        "action_item",
+                        a.pk,
+                        f"{a.description}: {a.assignee or 'no owner'}, due {_date(a.due_date)}, {a.status}",
+                    )
                     for a in actions
                 ),
             ]
