@@ -176,3 +176,29 @@ def test_the_testing_section_is_the_test_compliance_endpoint(api_for) -> None:
         (r["required"], r["done"], r["passed"]) for r in quarter.content["testing"]
     ]
     assert ComplianceReport.objects.count() == 2
+
+
+def test_the_audit_rule_reads_the_signed_checkpoints() -> None:
+    from django.db import connection
+
+    from core import audit, checkpoints
+    from core.models import AuditChainHead, AuditEntry
+
+    plan = _tier1_plan()
+    unsigned = evaluate_rule("audit_chain_intact", _evidence(plan))
+    assert (unsigned["status"], unsigned["gaps"]) == (
+        "partial",
+        ["no signed audit checkpoint exists yet outside the database"],
+    )
+    for i in range(3):
+        audit.record("create", make_plan(f"extra-{i}"), after={"i": i})
+    checkpoints.sign_head()
+    assert evaluate_rule("audit_chain_intact", _evidence(plan))["status"] == "met"
+
+    keep = AuditChainHead.objects.get().seq - 2
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM core_auditentry WHERE seq > %s", [keep])
+    AuditChainHead.objects.filter(pk=1).update(seq=keep, hash=AuditEntry.objects.get(seq=keep).hash)
+    truncated = evaluate_rule("audit_chain_intact", _evidence(plan))
+    assert truncated["status"] == "not_met"
+    assert "the chain was truncated" in truncated["gaps"][0]
