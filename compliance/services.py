@@ -61,6 +61,9 @@ def resolve_plans(request: ReportRequest) -> list[DRPlan]:
     return sorted({p.pk: p for p in found}.values(), key=lambda p: p.plan_id)
 
 
+EARLIEST = date(1970, 1, 1)
+
+
 def validate_request(request: ReportRequest, now: datetime) -> None:
     if request.framework not in ComplianceFramework.values:
         raise InvalidInput(
@@ -71,6 +74,8 @@ def validate_request(request: ReportRequest, now: datetime) -> None:
         raise InvalidInput(
             f"period_end: {request.period_end} is before period_start {request.period_start}.", field="period_end"
         )
+    if request.period_start < EARLIEST:
+        raise InvalidInput(f"period_start: must be on or after {EARLIEST}.", field="period_start")
     if request.period_start > timezone.localdate(now):
         raise InvalidInput(
             f"period_start: {request.period_start} is in the future; nothing in it can be evidence yet.",

@@ -74,13 +74,14 @@ class ReportCreateSerializer(StrictSerializer):
         required=False,
         default=list,
         max_length=500,
-        help_text="The plans in scope (plan_id or numeric id). Empty or omitted only with all_plans.",
+        help_text="The plans in scope (existing plan_id or numeric id). Empty or omitted only with all_plans, "
+        "which it may not be combined with.",
     )
     all_plans = serializers.BooleanField(
         required=False, default=False, help_text="Every plan that is not archived (organisation-wide)."
     )
-    period_start = serializers.DateField()
-    period_end = serializers.DateField(help_text="On or after period_start.")
+    period_start = serializers.DateField(help_text="On or after 1970-01-01 and not after today.")
+    period_end = serializers.DateField(help_text="On or after period_start (the evaluation stops at now).")
 
 
 class AttestSerializer(StrictSerializer):

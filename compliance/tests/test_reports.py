@@ -167,6 +167,7 @@ def test_a_report_on_an_executed_run(users, api_for) -> None:
         ({"period_start": "2026-05-01", "period_end": "2026-04-30"}, "period_end"),
         ({"period_end": "yesterday"}, "period_end"),
         ({"period_start": str(date(2999, 1, 1)), "period_end": str(date(2999, 2, 1))}, "period_start"),
+        ({"period_start": "0001-01-01", "period_end": "0001-01-01"}, "period_start"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(users, api_for, body, field) -> None:
