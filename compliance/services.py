@@ -174,10 +174,11 @@ DEFAULT_STATEMENT = (
 
 
 def attester_label(user: Any) -> str:
-    """'Full Name (username), role' as printed in the report."""
+    """'Full Name (auditor role, account name)' as printed in the report."""
     roles = role_names(user)
     role = "admin" if roles is None else next((r for r in (AUDITOR, APPROVER) if r in roles), "admin")
-    return f"{report_content._person(user)}, {role}"
+    name = user.get_full_name() or user.get_username()
+    return f"{name} ({role} role, account {user.get_username()})"
 
 
 def attest_report(

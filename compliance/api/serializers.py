@@ -94,10 +94,6 @@ class AttestSerializer(StrictSerializer):
     )
 
 
-class VerifyUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="The PDF to verify.")
-
-
 class VerificationSerializer(serializers.Serializer):
     valid = serializers.BooleanField(help_text="Signature intact, valid and trusted, and the content is the report's.")
     reason = serializers.CharField(help_text="Why it is valid, or the first reason it is not.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.files.uploadedfile import UploadedFile
 from django.db import models
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -13,7 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +23,6 @@ from compliance.api.serializers import (
     ComplianceReportSerializer,
     ReportCreateSerializer,
     VerificationSerializer,
-    VerifyUploadSerializer,
 )
 from compliance.filtersets import ComplianceReportFilterSet
 from compliance.models import ComplianceReport
@@ -80,7 +78,7 @@ class ComplianceReportViewSet(mixins.CreateModelMixin, ReadOnlyModelViewSet):
         if action_name is None and request is not None:  # parsers are chosen before DRF sets .action
             action_name = getattr(self, "action_map", {}).get(request.method.lower())
         if action_name == "verify":
-            return [PdfParser(), MultiPartParser()]
+            return [PdfParser()]
         return super().get_parsers()
 
     def _detail(self, report: ComplianceReport, code: int = status.HTTP_200_OK) -> Response:
@@ -151,21 +149,16 @@ class ComplianceReportViewSet(mixins.CreateModelMixin, ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Verify a report PDF: signature, certificate trust, and content against the stored report",
-        description="Send the PDF as the raw body (Content-Type: application/pdf) or as the multipart field "
-        "`file`. A file that is not a PDF is 400 (`file`); a PDF that fails a check is 200 with valid=false and "
-        "the reason.",
-        request={"application/pdf": OpenApiTypes.BINARY, "multipart/form-data": VerifyUploadSerializer},
+        description="Send the PDF as the raw body (Content-Type: application/pdf; `curl --data-binary @report.pdf`). "
+        "A body that is not a PDF is 400 (`file`); a PDF that fails a check is 200 with valid=false and the reason.",
+        request={"application/pdf": OpenApiTypes.BINARY},
         responses={200: VerificationSerializer},
     )
     @action(detail=False, methods=["post"], filter_backends=[])
     def verify(self, request: Request) -> Response:
         sent = request.data.get("file") if hasattr(request.data, "get") else None
-        if isinstance(sent, UploadedFile):
-            sent = sent.read()
         if not isinstance(sent, bytes) or not sent:
-            raise InvalidInput(
-                "file: send the PDF as the body (application/pdf) or as the multipart field 'file'.", field="file"
-            )
+            raise InvalidInput("file: send the PDF as the request body (Content-Type: application/pdf).", field="file")
         return Response(services.verify_pdf(sent))
 
     def get_object(self) -> ComplianceReport:
