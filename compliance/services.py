@@ -267,13 +267,20 @@ def report_pdf(report: ComplianceReport) -> bytes:
 def verify_pdf(data: bytes) -> dict[str, Any]:
     """Check an uploaded PDF: its signature (intact, valid, by a certificate that chains to a trust root, over
     the whole file), and that it is the PDF DRPlan issued for an attested report with the same content.
-    A file that is not a PDF is InvalidInput (400, field `file`); everything else is a result with a reason."""
+    A file that is not a PDF, or a PDF without a signature, is InvalidInput (400, field `file`); everything
+    else is a result with a reason."""
     from compliance import signing
 
     try:
         reader = signing.read_pdf(data)
     except ValueError as exc:
         raise InvalidInput(f"file: {exc}.", field="file") from exc
+    if not reader.embedded_signatures:
+        raise InvalidInput(
+            "file: the PDF carries no signature: only the signed PDF of an attested report can be verified "
+            "(a draft's PDF is not signed).",
+            field="file",
+        )
     result = signing.Verification(sha256=hashlib.sha256(data).hexdigest())
     signature_ok = signing.verify_signature(reader, result)
     reference = signing.report_reference(reader)

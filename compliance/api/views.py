@@ -150,7 +150,8 @@ class ComplianceReportViewSet(mixins.CreateModelMixin, ReadOnlyModelViewSet):
     @extend_schema(
         summary="Verify a report PDF: signature, certificate trust, and content against the stored report",
         description="Send the PDF as the raw body (Content-Type: application/pdf; `curl --data-binary @report.pdf`). "
-        "A body that is not a PDF is 400 (`file`); a PDF that fails a check is 200 with valid=false and the reason.",
+        "A body that is not a PDF, or a PDF without a signature, is 400 (`file`); a signed PDF that fails a check "
+        "is 200 with valid=false and the reason.",
         request={"application/pdf": OpenApiTypes.BINARY},
         responses={200: VerificationSerializer},
     )
