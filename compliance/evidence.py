@@ -60,7 +60,8 @@ class Evidence:
 
     def __post_init__(self) -> None:
         self.window_start = day_start(self.period_start)
-        self.window_end = min(day_start(self.period_end) + timedelta(days=1), self.now)
+        # the last microsecond of period_end (comparisons are inclusive), or now if that is earlier
+        self.window_end = min(day_start(self.period_end) + timedelta(days=1, microseconds=-1), self.now)
         self.year_start = self.window_end - YEAR
         self.plan_ids = [p.pk for p in self.plans]
 

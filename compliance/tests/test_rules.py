@@ -202,3 +202,14 @@ def test_the_audit_rule_reads_the_signed_checkpoints() -> None:
     truncated = evaluate_rule("audit_chain_intact", _evidence(plan))
     assert truncated["status"] == "not_met"
     assert "the chain was truncated" in truncated["gaps"][0]
+
+
+def test_the_period_ends_with_its_last_day() -> None:
+    from datetime import UTC, datetime, time
+
+    plan = _tier1_plan()
+    end = TODAY - timedelta(days=10)
+    make_result(plan, test_date=datetime.combine(end, time(23, 59), tzinfo=UTC))
+    make_result(plan, test_date=datetime.combine(end + timedelta(days=1), time(0, 0), tzinfo=UTC))
+    ev = _evidence(plan, start=end - timedelta(days=30), end=end)
+    assert [t.test_date.date() for t in ev.tests_in_period()] == [end]
