@@ -51,8 +51,13 @@ test: lint
 	bash scripts/ensure_pango.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_sshd.sh
-	$(PY) -m pytest
-	$(PY) scripts/with_postgres.py $(PY) -m pytest -m "not contract and not realsystem"
+	# SQLite: the in-process tests in two processes (pytest-xdist: the 2 cores), then the tests that start
+	# real servers (PostgreSQL pairs, Redis, sshd, moto, the lab) and the browser tests, one at a time.
+	$(PY) -m pytest -n 2 -m "not realsystem and not lab and not pgpair" --ignore=e2e
+	$(PY) -m pytest -m "realsystem or lab or pgpair" --ignore=e2e
+	$(PY) -m pytest e2e
+	# PostgreSQL 16 (pgserver): everything but the contract and the real-system tests, which ran above.
+	$(PY) scripts/with_postgres.py $(PY) -m pytest -n 2 -m "not contract and not realsystem"
 	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis
 
 # The DR lab: real PostgreSQL and Redis pairs and an orders app on 127.0.0.1 (var/lab/).

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "analytics",
     "compliance",
     "mlservice",
+    "lab",
     "drplan",  # last: its ready() wires the seams between the apps above (drplan/wiring.py)
 ]
 
@@ -341,22 +342,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Runbook actions ------------------------------------------------------------
-# Module prefixes whose functions the `python` action may call (comma-separated). The DR lab's actions
-# drive processes on this machine: allowed by default in development, never in production.
-_LAB_ACTIONS = "failover.lab.actions"
+# Module prefixes whose functions the `python` action may call (comma-separated).
 DRPLAN_PYTHON_ACTIONS = [
     prefix.strip()
-    for prefix in os.environ.get(
-        "DRPLAN_PYTHON_ACTIONS",
-        "failover.engine.extensions" if PRODUCTION else f"failover.engine.extensions,{_LAB_ACTIONS}",
-    ).split(",")
+    for prefix in os.environ.get("DRPLAN_PYTHON_ACTIONS", "failover.engine.extensions").split(",")
     if prefix.strip()
 ]
-if PRODUCTION and any(p == "failover.lab" or p.startswith("failover.lab.") for p in DRPLAN_PYTHON_ACTIONS):
-    raise ImproperlyConfigured(
-        f"DRPLAN_PYTHON_ACTIONS names the DR lab ({_LAB_ACTIONS}), which drives local test servers; "
-        "it cannot be allowed when DRPLAN_ENV=production"
-    )
 
 # --- Tasks and live updates -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -60,10 +60,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+UI_PORT = 3045  # the web UI's default port: scripts/serve.py --ui-port, Makefile UI_PORT
+API_PORT = 4045  # the API's port for scripts, which browsers refuse (ERR_UNSAFE_PORT)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
@@ -88,6 +102,19 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
                 stop_server(proc)
                 raise AssertionError(f"daphne did not start: {log_path.read_text()[-2000:]}") from None
             time.sleep(0.1)
+
+
+def start_ui_server(log_path: Path) -> tuple[subprocess.Popen, str]:
+    """daphne on the default UI port (what `make run` serves and people open) when it is free, else on a free
+    port (`make run` or another test run holds 3045: the walk still runs, and says where). Returns (process, url)."""
+    if not port_taken(UI_PORT):
+        try:
+            return start_server(UI_PORT, log_path), f"http://127.0.0.1:{UI_PORT}"
+        except AssertionError:  # taken in between by someone else: fall back to a free port
+            pass
+    port = _free_port()
+    print(f"[e2e] 127.0.0.1:{UI_PORT} is in use; serving the UI on {port} instead")
+    return start_server(port, log_path), f"http://127.0.0.1:{port}"
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -4,27 +4,13 @@ and reaches the pages on 127.0.0.1:3045 (what `make run` serves and the README n
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from conftest import TEST_PASSWORD
-from e2e.conftest import CHROMIUM_ARGS, screenshot, sign_in, start_server, stop_server
+from e2e.conftest import API_PORT, CHROMIUM_ARGS, UI_PORT, port_taken, screenshot, sign_in, start_server, stop_server
 from e2e.test_console import _approved_execution
-
-UI_PORT = 3045  # scripts/serve.py --ui-port, Makefile UI_PORT
-API_PORT = 4045
-
-
-def _taken(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def test_no_flag_lets_chromium_open_the_ui_port() -> None:
@@ -34,7 +20,7 @@ def test_no_flag_lets_chromium_open_the_ui_port() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_chromium_opens_the_default_ui_port(browser, users, tmp_path: Path) -> None:
-    if _taken(UI_PORT):
+    if port_taken(UI_PORT):
         pytest.skip(f"127.0.0.1:{UI_PORT} is in use (is `make run` running?); the default port cannot be tested")
     server = start_server(UI_PORT, tmp_path / "daphne.log")
     try:

@@ -4,8 +4,8 @@ approve buttons; a DR manager starts a DR test from the plan page (a double clic
 dry run watched on the console to the end and a planned failover, which a second person approves from
 the inbox; the runs are in the executions list.
 
-(The same walk on the DR lab's plan, watching real failovers and a failback to the end, comes with the
-lab's move to its own app.)"""
+The same walk on the DR lab's plan, with real failovers and a failback run by a real worker and watched to
+the end, is e2e/test_lab_walk.py."""
 
 from __future__ import annotations
 

@@ -242,6 +242,10 @@ def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str
         "breach_seconds": projection.breach_seconds,
         "breach_text": duration_text(projection.breach_seconds),
         "critical_path": projection.critical_path,
+        # What the engine measured when the execution completed (from the declared disaster, else the
+        # trigger, to recovery): the figure that goes to the test results and the executions list.
+        "measured_rto_seconds": execution.actual_rto_seconds,
+        "measured_rto_text": duration_text(execution.actual_rto_seconds),
         "cost_per_hour": str(rate) if rate is not None else None,
         "cost_so_far": str(downtime_cost(projection.elapsed_seconds, rate)),
         "projected_cost": str(downtime_cost(projection.projected_total_seconds, rate)),

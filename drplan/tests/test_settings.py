@@ -64,18 +64,16 @@ def test_database_url_selects_postgresql(tmp_path):
     assert result.stdout.split()[0] == "django.db.backends.postgresql"
 
 
-def test_python_action_allow_list_comes_from_drplan_python_actions_and_never_allows_the_lab_in_production(tmp_path):
+def test_python_action_allow_list_comes_from_drplan_python_actions(tmp_path):
     def allowed(**env: str) -> list[str]:
         return _settings_of(tmp_path, ["DRPLAN_PYTHON_ACTIONS"], **env)["DRPLAN_PYTHON_ACTIONS"]
 
-    assert allowed() == ["failover.engine.extensions", "failover.lab.actions"]
+    # The same default in development and production: the DR lab uses first-class actions, no module.
+    assert allowed() == ["failover.engine.extensions"]
     production = {"DRPLAN_ENV": "production", "DRPLAN_SECRET_KEY": "x" * 50}
     assert allowed(**production) == ["failover.engine.extensions"]
     listed = " acme.dr_actions , failover.engine.extensions"
     assert allowed(**production, DRPLAN_PYTHON_ACTIONS=listed) == ["acme.dr_actions", "failover.engine.extensions"]
-    refused = _load_settings(tmp_path, **production, DRPLAN_PYTHON_ACTIONS="acme.dr,failover.lab.actions")
-    assert refused.returncode != 0
-    assert "DRPLAN_PYTHON_ACTIONS names the DR lab" in refused.stderr
     assert allowed(DRPLAN_PYTHON_ACTIONS="") == []
 
 

@@ -1,6 +1,6 @@
 """A real PostgreSQL 16 primary + streaming standby on 127.0.0.1 for the postgres actions' tests.
 
-Binaries from the `pgserver` wheel, started with the lab's helpers (failover/lab/pg.py, procs.py): as
+Binaries from the `pgserver` wheel, started with core/localservers (postgres.py, procs.py): as
 pgserver's unprivileged user when we are root, TCP on free ports, trust authentication (a DSN's password
 is accepted and ignored, so tests can check that it never shows). Tests fail over, fence and rebuild the
 pair at will; `reset()` brings it back to "one writable primary, one standby streaming from it" (the
@@ -11,6 +11,7 @@ Every server it starts is stopped by pid at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import time
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from core.exceptions import InvalidInput
+from core.localservers import postgres as pg
+from core.localservers import procs
 from failover.engine.actions import ActionResult, StepContext, run_action
-from failover.lab import pg, procs
 from runbooks.actions import get_action
 
 PASSWORD = "pw-Zq7-never-shown"  # trust auth ignores it; it must never appear in an output or error
@@ -78,9 +80,10 @@ class Node:
 
 
 class PgPair:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, user: str | None = None) -> None:
+        """`user`: the OS user the servers run as when we are root (default: pgserver's)."""
         self.root = root
-        self.user = procs.lab_user()
+        self.user = (user if os.geteuid() == 0 else None) if user else procs.server_user()
         procs.prepare(root, self.user)
         self.bin_dir = str(Path(procs.pg_bin("pg_ctl")).parent)
         self.nodes = {name: Node(name, procs.free_port(), root / name, self.user) for name in ("a", "b")}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from failover.lab.procs import free_port, redis_server_bin
+from core.localservers.procs import free_port, redis_server_bin
 from failover.tests.engine_support import wait_for
 
 HOST = "127.0.0.1"

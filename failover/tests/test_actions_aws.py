@@ -424,13 +424,15 @@ def test_waits_while_the_state_is_transitional(action: str, moto: MotoServer, re
 def test_a_state_that_never_arrives_fails_at_the_steps_timeout(action: str, moto: MotoServer, relay: Relay) -> None:
     params, target = _set_up(action, moto)
     relay.hold(*WAITS[action])
-    ctx = Ctx({"aws-dr": credentials(relay.url)}, timeout=1.5)
+    # 4 s: enough to create a boto3 client (it loads the service's model: over a second on a loaded
+    # machine) and start waiting, so the timeout strikes while the state never arrives.
+    ctx = Ctx({"aws-dr": credentials(relay.url)}, timeout=4)
     started = time.monotonic()
     result = run(action, params, ctx)
     elapsed = time.monotonic() - started
-    assert 1.5 <= elapsed < 5
+    assert 4 <= elapsed < 10
     waiting = WAITING_FOR[action].format(change=result.output.get("change_id"), instance=target)
-    assert result.error == f"{action} {target}: timed out after 1.5s waiting for {waiting}"
+    assert result.error == f"{action} {target}: timed out after 4s waiting for {waiting}"
     if action == "aws.route53_failover":  # made, not confirmed: the output says what to roll back to
         assert result.output["previous"] == {"values": ["192.0.2.10"], "ttl": 300}
         assert result.output["status"] == "PENDING"
@@ -524,14 +526,14 @@ def test_an_unreachable_endpoint_fails_within_the_steps_timeout_naming_it() -> N
 def test_an_endpoint_that_never_answers_times_out_and_can_be_cancelled() -> None:
     hole = Blackhole()
     try:
-        ctx = Ctx({"aws-dr": credentials(hole.url)}, timeout=1.5)
+        ctx = Ctx({"aws-dr": credentials(hole.url)}, timeout=4)  # room for the client's creation (see above)
         params = {"credentials_secret": "aws-dr", "db_instance_identifier": "orders-dr"}
         started = time.monotonic()
         result = run("aws.rds_promote_read_replica", params, ctx)
-        assert 1.5 <= time.monotonic() - started < 4
+        assert 4 <= time.monotonic() - started < 10
         assert result.error == (
             f"aws.rds_promote_read_replica orders-dr: DescribeDBInstances to {hole.url}: "
-            "no answer within the step's timeout (1.5s)"
+            "no answer within the step's timeout (4s)"
         )
 
         ctx = Ctx({"aws-dr": credentials(hole.url)}, timeout=60)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from core.exceptions import InvalidInput
+from core.localservers.procs import free_port
 from failover.engine.actions import ActionResult, StepContext, run_action
-from failover.lab.procs import free_port
 from failover.tests.engine_support import wait_for
 from failover.tests.redis_support import HOST, RedisPair, start_pair, version_of
 from runbooks.actions import get_action

@@ -197,6 +197,31 @@ def test_console_warns_when_the_projection_breaches_the_rto(users: dict[str, Use
     assert "At risk: projected to breach the RTO" in html
 
 
+def test_a_completed_execution_shows_its_measured_rto(users: dict[str, User]) -> None:
+    plan = make_plan(rto_seconds=60)
+    execution = make_execution(
+        [{"key": "promote", "status": "succeeded", "duration_seconds": 12}],
+        plan=plan,
+        execution_type="planned",
+        status="completed",
+        actual_rto_seconds=74.4,
+    )
+    html = client_for(users["viewer"]).get(url(execution)).content.decode()
+    assert '<div id="rto-measured-row"><dt>Measured RTO</dt><dd id="rto-measured">1 min 14 s</dd></div>' in html
+    config = json.loads(re.search(r'id="console-config" type="application/json">(.*?)</script>', html).group(1))
+    assert (config["state"]["clock"]["measured_rto_seconds"], config["state"]["clock"]["measured_rto_text"]) == (
+        74.4,
+        "1 min 14 s",
+    )
+
+
+def test_an_execution_without_a_measured_rto_hides_the_figure(
+    users: dict[str, User], awaiting: FailoverExecution
+) -> None:
+    html = client_for(users["viewer"]).get(url(awaiting)).content.decode()
+    assert '<div id="rto-measured-row" hidden><dt>Measured RTO</dt><dd id="rto-measured">—</dd></div>' in html
+
+
 def test_unknown_execution_is_404(users: dict[str, User]) -> None:
     assert client_for(users["viewer"]).get("/console/executions/999999/").status_code == 404
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runbooks.action_schemas.ssh import ssh_connection_schema
 from runbooks.actions import ActionSpec, _or_template, register_action
 
 _LSN = r"^(\s*\{\{.*\}\}\s*|[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8})$"
@@ -34,6 +35,15 @@ PG_BIN_DIR = {
     "type": "string",
     "pattern": _PATH,
     "description": "Directory of the PostgreSQL programs, e.g. /usr/lib/postgresql/16/bin (default: PATH).",
+}
+RUN_ON = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["ssh"],
+    "properties": {"ssh": ssh_connection_schema()},
+    "description": "Where the programs run: absent, the DRPlan worker's machine; {ssh: {host, port, username, "
+    "known_hosts_secret, key_secret | password_secret, connect_timeout}} (as ssh.run): that host over SSH, as "
+    "the login user.",
 }
 OS_USER = {
     "type": "string",
@@ -153,6 +163,7 @@ _spec(
         },
         "pg_bin_dir": PG_BIN_DIR,
         "os_user": OS_USER,
+        "run_on": RUN_ON,
         "connect_timeout": CONNECT_TIMEOUT,
     },
     [],
@@ -167,6 +178,7 @@ _REBUILD = {
     "source_dsn_secret": _secret("the new primary (copied from, and streamed from afterwards)"),
     "os_user": OS_USER,
     "pg_bin_dir": PG_BIN_DIR,
+    "run_on": RUN_ON,
     "max_rate": {
         "type": "string",
         "pattern": r"^[0-9]+[kM]?$",

@@ -14,7 +14,7 @@ TEMPLATES = sorted((Path(__file__).resolve().parent.parent / "templates").glob("
 
 
 def test_there_are_the_demo_and_the_lab_templates() -> None:
-    assert 6 <= len(TEMPLATES) - 4 <= 8  # the demo organisation's, plus the DR lab's four
+    assert 6 <= len(TEMPLATES) - 3 <= 8  # the demo organisation's, plus the generic PostgreSQL/Redis three
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.stem)

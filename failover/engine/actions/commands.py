@@ -2,14 +2,21 @@
 
 Actions that run programs on the node holding the data (postgres.rewind, postgres.rebuild_standby,
 postgres.data_loss's pg_waldump) ask `command_runner(params, ctx)` for a runner and give it argv lists;
-they never build a shell string. Today the only runner is this machine (`LocalRunner`: a subprocess in
-its own process group, killed on timeout and cancel, through shell.run_process). Running the same
-commands over SSH is one more class with the same `run` and one more branch in `command_runner`
-(chosen by a `run_on: {ssh: ...}` parameter); the actions do not change.
+they never build a shell string. Two runners:
+
+- `LocalRunner`: this machine (the worker's), a subprocess in its own process group, killed on timeout and
+  cancel, through shell.run_process; `user` switches to that OS user (the worker must be root).
+- `SshRunner`, chosen by the step parameter `run_on: {ssh: {host, port, username, known_hosts_secret,
+  key_secret | password_secret, connect_timeout}}` (ssh.run's connection, checked and its secrets read
+  before anything runs): the same argv over SSH (ssh.SshTarget), the remote process group killed on timeout
+  and cancel. Commands run as the login user: a different `user` is refused (log in as the data's owner).
+  Environment values the caller marks secret (PGPASSWORD) travel on the channel's stdin, not the command
+  line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import re
@@ -114,8 +121,56 @@ def _user_to_switch_to(user: str | None) -> Any:
     return entry
 
 
+SECRET_ENV = ("PGPASSWORD",)  # sent over SSH on stdin, never on the remote command line
+
+
+class SshRunner:
+    def __init__(self, connection: dict[str, Any], ctx: StepContext) -> None:
+        from failover.engine.actions.ssh import SshTarget
+
+        try:
+            self.target = SshTarget(connection, ctx)
+        except ValueError as exc:
+            raise CommandError(f"run_on: {exc}") from None
+        self.where = f"on {self.target.label.removeprefix('ssh ')} over SSH"
+
+    def run(
+        self,
+        argv: list[str],
+        ctx: StepContext,
+        *,
+        timeout: float | None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> CommandResult:
+        if user and user != self.target.username:
+            raise CommandError(
+                f"os_user {user!r}: over SSH commands run as the login user {self.target.username!r};"
+                f" log in as {user!r} (run_on.ssh.username) or leave os_user out"
+            )
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        sink = on_line or ctx.log
+
+        def line(text: str) -> None:
+            tail.append(text)
+            sink(text)
+
+        plain = {k: v for k, v in (env or {}).items() if k not in SECRET_ENV}
+        hidden = {k: v for k, v in (env or {}).items() if k in SECRET_ENV}
+        limited = dataclasses.replace(ctx, timeout=timeout)
+        ran = self.target.run_lines(argv, limited, line, env=plain, stdin_env=hidden)
+        if ran.error:
+            raise CommandError(ran.error)
+        return CommandResult(ran.exit_code if ran.exit_code is not None else -1, ran.stopped, list(tail))
+
+
 def command_runner(params: dict[str, Any], ctx: StepContext) -> CommandRunner:
-    """The runner for a step's commands. The SSH seam: a `run_on: {ssh: {...}}` parameter will return an
-    SSH runner here (built from ssh.run's connection code); every command-running action goes through
-    this function, so that is the only change the actions need."""
-    return LocalRunner()
+    """The runner for a step's commands: over SSH with `run_on: {ssh: {...}}`, else this machine.
+    CommandError (naming the parameter or secret) when run_on is unusable, before anything connects."""
+    run_on = params.get("run_on")
+    if not run_on:
+        return LocalRunner()
+    if not isinstance(run_on, dict) or not isinstance(run_on.get("ssh"), dict):
+        raise CommandError("run_on: expected {ssh: {host, username, known_hosts_secret, key_secret, ...}}")
+    return SshRunner(run_on["ssh"], ctx)

@@ -2,7 +2,8 @@
 
 The standby's position when promoted (asked of the new primary, or given) against the old primary's end
 of WAL (given, e.g. the fence step's end_lsn, and/or read from its pg_wal with pg_waldump through the step's
-command runner: this machine today, SSH later). The WAL also gives the transactions lost and their time.
+command runner: this machine, or over SSH with `run_on`). The WAL also gives the transactions lost and their
+time.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def _waldump(
 ) -> WalScan | None:
     """pg_waldump over the old primary's pg_wal from `cut` (to `end`), through the step's command runner.
     Unreadable WAL is reported in the output, not a failure: the LSN figures still stand."""
-    runner = command_runner(params, ctx)
+    try:
+        runner = command_runner(params, ctx)
+    except CommandError as exc:
+        raise PgError(str(exc)) from None
     wal_dir = str(params["wal_dir"])
     user = params.get("os_user") or None
     timeline = params.get("timeline")

@@ -1,8 +1,8 @@
 """postgres.rewind and postgres.rebuild_standby: make the node that holds `data_dir` a standby of the new
 primary (the server of `source_dsn_secret`).
 
-They run programs on that node through the step's command runner (commands.py: this machine today, SSH
-later), as `os_user`, from `pg_bin_dir` (else PATH), argv lists only:
+They run programs on that node through the step's command runner (commands.py: this machine, or over SSH
+with `run_on: {ssh: {...}}`), as `os_user`, from `pg_bin_dir` (else PATH), argv lists only:
 
 - stop the server if it runs (`pg_ctl stop -m fast`: pg_rewind needs it stopped);
 - rewind: `pg_rewind -R` from the new primary; if that fails (and `fallback: basebackup`, the default), or
@@ -56,7 +56,10 @@ class Rebuild:
             raise PgError(f"data_dir: {self.data_dir!r} is not an absolute path to a data directory")
         self.data_dir = os.path.normpath(self.data_dir)
         self.source = read_dsn(ctx, str(params.get("source_dsn_secret") or ""), "source_dsn_secret")
-        self.runner = command_runner(params, ctx)
+        try:
+            self.runner = command_runner(params, ctx)
+        except CommandError as exc:
+            raise PgError(str(exc)) from None
         self.user = params.get("os_user") or None
         self.deadline = time.monotonic() + ctx.timeout if ctx.timeout else None
         connect_timeout = threshold(params, "connect_timeout") or DEFAULT_CONNECT_TIMEOUT

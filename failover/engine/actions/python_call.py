@@ -6,8 +6,8 @@
       kwargs: {file: /etc/drplan/route, target: "{{ params.target_site }}"}
 
 Only callables in modules listed in settings.DRPLAN_PYTHON_ACTIONS (module prefixes, from the
-environment variable of that name; by default failover.engine.extensions, plus the DR lab's
-failover.lab.actions in development only) can be called; anything else is refused. The
+environment variable of that name; by default failover.engine.extensions) can be called; anything
+else is refused. The
 function is called as `function(ctx, **kwargs)` with the StepContext (log, timeout,
 cancelled, secret) and returns a dict (the step's output), None, or an ActionResult.
 A raised exception fails the step. It runs in a thread: on timeout or cancel the step
@@ -27,9 +27,8 @@ from failover.engine.actions.blocking import run_blocking, step_timeout
 
 
 def allowed_modules() -> list[str]:
-    """The module prefixes of settings.DRPLAN_PYTHON_ACTIONS. A prefix allows its submodules too, which is
-    why the lab's default entry is failover.lab.actions and not failover.lab (its process helpers must
-    never be callable from a runbook)."""
+    """The module prefixes of settings.DRPLAN_PYTHON_ACTIONS. A prefix allows its submodules too: list the
+    module that holds the runbook functions, not a package that also holds helpers."""
     return list(settings.DRPLAN_PYTHON_ACTIONS)
 
 

@@ -41,6 +41,11 @@ password_secret, connect_timeout: the schema's `ssh_connection_schema()`, runboo
 the result is the ssh.run result: ok on an expected exit code, `output` as above, `error` naming
 `ssh USER@HOST:PORT`. It honours ctx.timeout and ctx.cancelled like the action and never raises. Call it
 from a thread without a running event loop (an executor's thread; otherwise it runs in a new thread).
+
+`SshTarget(connection, ctx)` checks the same parameters and reads their secrets once; `run_lines()` on it
+runs one argv and hands every output line to a callback, unbounded (commands.SshRunner: pg_waldump's
+output is parsed, not logged). Its `stdin_env` values (a password) reach the remote program through the
+channel's stdin, read by the remote shell into the environment: never on a command line.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failover.engine.actions import ActionResult, StepContext, executor
-from failover.engine.actions.shell import KILL_GRACE_SECONDS, WATCH_INTERVAL, OutputLines, argv_of
+from failover.engine.actions.shell import KILL_GRACE_SECONDS, MAX_LINE_BYTES, WATCH_INTERVAL, OutputLines, argv_of
 
 CONNECTION_KEYS = ("host", "port", "username", "known_hosts_secret", "key_secret", "password_secret", "connect_timeout")
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -196,9 +201,17 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def remote_command(argv: Sequence[str], marker: str, env: Mapping[str, str] | None, cwd: str | None) -> str:
-    """The command line for the remote shell: every value quoted on its own."""
+def remote_command(
+    argv: Sequence[str],
+    marker: str,
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+    stdin_env: Sequence[str] = (),
+) -> str:
+    """The command line for the remote shell: every value quoted on its own. The variables named in
+    `stdin_env` are read, one line each, from stdin (their values never appear on the command line)."""
     parts = [f"echo {marker}$$", "exec 2>&1"]  # one stream, in order, like the shell action's
+    parts += [f"IFS= read -r {name} && export {name}" for name in stdin_env]
     if cwd:
         parts.append(f"cd -- {shlex.quote(cwd)}")
     parts += [f"export {name}={shlex.quote(value)}" for name, value in (env or {}).items()]
@@ -272,7 +285,9 @@ async def _kill_group(conn: Any, process: Any, lines: _RemoteLines, pump: asynci
     return f"remote process group {group} killed"
 
 
-async def _session(target: _Target, command: str, lines: _RemoteLines, ctx: StepContext, grace: float) -> _Outcome:
+async def _session(
+    target: _Target, command: str, lines: _RemoteLines, ctx: StepContext, grace: float, stdin: str | None = None
+) -> _Outcome:
     import asyncssh
 
     deadline = time.monotonic() + float(ctx.timeout) if ctx.timeout else None
@@ -284,12 +299,19 @@ async def _session(target: _Target, command: str, lines: _RemoteLines, ctx: Step
         async with conn:
             process, stopped = await _or_stop(
                 conn.create_process(
-                    command, stdin=asyncssh.DEVNULL, stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
+                    command,
+                    stdin=asyncssh.DEVNULL if stdin is None else asyncssh.PIPE,
+                    stderr=asyncssh.STDOUT,
+                    encoding="utf-8",
+                    errors="replace",
                 ),
                 watcher,
             )
             if stopped:
                 return _Outcome(stopped=stopped)
+            if stdin is not None:
+                process.stdin.write(stdin)
+                process.stdin.write_eof()
             pump = asyncio.create_task(_pump(process, lines))
             await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if pump.done():
@@ -393,6 +415,73 @@ def run_remote(
             False, output=output, error=f"{target.label}: exit code {outcome.exit_code} (expected {expected})"
         )
     return ActionResult(True, output=output)
+
+
+class _SinkLines(_RemoteLines):
+    """Every output line (but the marker) to `sink`, none dropped: the caller bounds what it keeps."""
+
+    def __init__(self, ctx: StepContext, marker: str, group: asyncio.Future[int], sink: Any) -> None:
+        super().__init__(ctx, marker, group)
+        self.sink = sink
+
+    def add(self, line: str) -> None:
+        if not self.group.done() and line.startswith(self.marker) and line[len(self.marker) :].isdigit():
+            self.group.set_result(int(line[len(self.marker) :]))
+            return
+        self.count += 1
+        self.sink(line[:MAX_LINE_BYTES])
+
+
+@dataclass
+class RemoteRun:
+    exit_code: int | None
+    stopped: str = ""  # "" when the command ended by itself; else "cancelled" or "timed out after Ns"
+    error: str = ""  # the command could not be run (connection, authentication, host key): says why
+
+
+class SshTarget:
+    """A host to run commands on: the connection parameters checked and their secrets read at creation
+    (ValueError naming the parameter or secret, before anything connects)."""
+
+    def __init__(self, connection: Mapping[str, Any], ctx: StepContext) -> None:
+        try:
+            self._target = _target(connection, ctx)
+        except _Refused as refused:
+            raise ValueError(str(refused)) from None
+        self.label = self._target.label
+        self.username = self._target.username
+
+    def run_lines(
+        self,
+        argv: Sequence[str],
+        ctx: StepContext,
+        on_line: Any,
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin_env: Mapping[str, str] | None = None,
+        kill_grace_seconds: float = KILL_GRACE_SECONDS,
+    ) -> RemoteRun:
+        """Run argv (ctx.timeout and ctx.cancelled bound it, as for ssh.run); never raises."""
+        secret_names = list(stdin_env or {})
+        bad = [n for n in [*(env or {}), *secret_names] if not ENV_NAME.match(str(n))]
+        if bad:
+            return RemoteRun(None, error=f"{self.label}: env: {bad[0]!r} is not a variable name")
+        if any("\0" in str(v) or "\n" in str(v) for v in (stdin_env or {}).values()):
+            return RemoteRun(None, error=f"{self.label}: a value sent on stdin may not contain a newline or NUL")
+        marker = f"DRPLAN-PGID-{secrets.token_hex(8)}:"
+        command = remote_command([str(a) for a in argv], marker, env, None, secret_names)
+        stdin = "".join(f"{v}\n" for v in (stdin_env or {}).values()) if secret_names else None
+
+        async def run() -> _Outcome:
+            lines = _SinkLines(ctx, marker, asyncio.get_running_loop().create_future(), on_line)
+            return await _session(self._target, command, lines, ctx, kill_grace_seconds, stdin)
+
+        try:
+            outcome = _in_new_loop(run)
+        except Exception as exc:
+            return RemoteRun(None, error=f"{self.label}: {_describe(exc, self._target)}")
+        stopped = outcome.stopped + (f"; {outcome.kill_note}" if outcome.kill_note else "")
+        return RemoteRun(outcome.exit_code, stopped=stopped if outcome.stopped else "")
 
 
 @executor("ssh.run")

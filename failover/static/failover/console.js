@@ -197,6 +197,10 @@
     $("rto-warning-text").textContent = text;
     warning.hidden = !text;
 
+    var measured = c.measured_rto_seconds;
+    $("rto-measured-row").hidden = measured === null || measured === undefined;
+    $("rto-measured").textContent = c.measured_rto_text || "";
+
     var path = $("critical-path");
     path.hidden = !c.critical_path.length || c.complete;
     $("critical-path-steps").textContent = c.critical_path.join(" → ");

@@ -1,14 +1,17 @@
 """The lab's files under var/lab/ (or $DRPLAN_LAB_DIR): state.json, route.json, acked.log.
 
-state.json  what `lab up` started: mode, the lab user, every node with its port, data dir,
-            role and pid, the app's pid, DR-test clones in progress, the last switch.
+state.json  what `lab up` started: mode, the lab user, every node with its port, data dir and
+            first pid, the app's pid and admin API port, the DR-test clone's port, the sshd
+            (--ssh), the monitor.
 route.json  where the orders application writes: {"postgres": {node, host, port, dbname,
-            user, epoch}, "redis": {node, host, port, epoch}}. Runbooks rewrite it
-            atomically (the DNS / load-balancer stand-in); `epoch` grows at every switch.
+            user, epoch}, "redis": {node, host, port, epoch}}. The app's admin API rewrites it
+            atomically when a runbook repoints it (the DNS / load-balancer stand-in); `epoch`
+            grows at every switch.
 acked.log   one line per order the application saw committed: "<id> <epoch> <unix time>".
+app-token   the app's admin API token (0600), also the DRPlan secret orders_app_token.
 
-Writers of state.json take an exclusive flock on .lock (the lab command and runbook
-actions may run in different processes).
+Writers of state.json and route.json take an exclusive flock on .lock (the lab command, the
+monitor and the app run in different processes).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def lab_dir() -> Path:
 
         return Path(settings.VAR_DIR) / "lab"
     except Exception:
-        return Path(__file__).resolve().parents[2] / "var" / "lab"
+        return Path(__file__).resolve().parents[1] / "var" / "lab"
 
 
 def state_path(root: Path | None = None) -> Path:

@@ -1,7 +1,10 @@
-"""Processes of the lab: run them as an unprivileged user, find them, stop them by pid.
+"""Local server processes: run them as an unprivileged user, find them, stop them by pid.
+
+Used by the DR lab (lab/) and by the tests' real-server fixtures (failover/tests/pg_pair.py,
+redis_support.py, sshd_support.py); nothing here is specific to either.
 
 PostgreSQL refuses to run as root. Like the `pgserver` wheel (pgserver/postgres_server.py),
-when we are root we run every lab server as the system user `pgserver`, created with
+when we are root we run every server as the system user `pgserver`, created with
 pgserver's own ensure_user_exists(), and open up the path prefixes and the bundled
 binaries with its ensure_prefix_permissions()/ensure_folder_permissions(). As a normal
 user, everything runs as that user.
@@ -20,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-LAB_USER = "pgserver"  # the user pgserver itself uses when run as root
+SERVER_USER = "pgserver"  # the user pgserver itself uses when run as root
 
 
 def _pgserver() -> Any:
@@ -56,16 +59,16 @@ def redis_server_bin() -> str:
     return found
 
 
-def lab_user() -> str | None:
-    """The user lab servers run as: None (ourselves) unless we are root."""
+def server_user() -> str | None:
+    """The user local servers run as: None (ourselves) unless we are root."""
     if os.geteuid() != 0:
         return None
-    _pgserver().utils.ensure_user_exists(LAB_USER)
-    return LAB_USER
+    _pgserver().utils.ensure_user_exists(SERVER_USER)
+    return SERVER_USER
 
 
 def prepare(root: Path, user: str | None) -> None:
-    """Make `root` (var/lab) usable by the lab user, and the bundled binaries runnable by it."""
+    """Make `root` usable by the server user, and pgserver's bundled binaries runnable by it."""
     root.mkdir(parents=True, exist_ok=True)
     if user is None:
         return
@@ -101,7 +104,7 @@ def _as_user(user: str | None) -> dict[str, Any]:
 def run_capture(
     argv: list[str], user: str | None, *, cwd: Path | None = None, timeout: float = 120, env=None
 ) -> tuple[int, str, str]:
-    """Run a command as the lab user; (exit code, stdout, stderr).
+    """Run a command as `user` (None: ourselves); (exit code, stdout, stderr).
 
     Output goes through temporary files, not pipes: pg_ctl's postmaster inherits the
     descriptors and a pipe would never reach EOF (the same reason pgserver does this)."""
@@ -125,7 +128,7 @@ def run_capture(
 
 
 def run(argv: list[str], user: str | None, *, cwd: Path | None = None, timeout: float = 120, env=None) -> str:
-    """Run a command as the lab user; return stdout. RuntimeError with its stderr on failure."""
+    """Run a command as `user`; return stdout. RuntimeError with its stderr on failure."""
     code, stdout, stderr = run_capture(argv, user, cwd=cwd, timeout=timeout, env=env)
     if code != 0:
         raise RuntimeError(f"{Path(argv[0]).name} exited {code}: {(stderr or stdout).strip()[-2000:]}")

@@ -1,7 +1,7 @@
 """RPO probes: replication state and lag of PostgreSQL and Redis, measured from the servers.
 
-Reusable by monitoring and runbooks; each returns a plain dict and raises nothing for an
-unreachable server (it says so in the dict).
+For `lab status` and the lab monitor (runbooks use the postgres.* and redis.* actions); each returns a
+plain dict and raises nothing for an unreachable server (it says so in the dict).
 
 PostgreSQL
 - postgres_node(port): role (primary/standby), current or replayed LSN; on a standby the WAL
@@ -10,8 +10,6 @@ PostgreSQL
   lag in bytes (pg_wal_lsn_diff of the primary's current LSN and the standby's replay LSN) and
   the replay lag in seconds.
 - postgres_lag(primary_port, standby_port): the pair's lag in seconds and bytes.
-- wal_gap(data_dir, from_lsn): what a dead primary's own WAL holds beyond `from_lsn` (bytes,
-  commit records, last commit time) read with pg_waldump — the data a failover loses.
 Redis
 - redis_node(port): INFO replication; redis_lag(primary_port, replica_port): the offset
   difference (master_repl_offset minus the replica's offset) in bytes.
@@ -19,14 +17,12 @@ Redis
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from failover.lab import pg, procs
-from failover.lab.state import HOST, format_lsn, parse_lsn
+from core.localservers import postgres as pg
+from lab.state import HOST, parse_lsn
 
 
 def _epoch(value: Any) -> float | None:
@@ -126,45 +122,6 @@ def postgres_lag(primary_port: int, standby_port: int, standby_name: str | None 
         "primary_lsn": current,
         "replay_lsn": standby.get("replay_lsn"),
         "last_replayed_at": standby.get("last_replayed_at"),
-    }
-
-
-_RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+)")
-_COMMIT = re.compile(r"desc: COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)")
-_END = re.compile(r"invalid record length at ([0-9A-F]+/[0-9A-F]+)|could not find a valid record after")
-
-
-def _timeline(data_dir: Path) -> int:
-    """The newest timeline with WAL segments in pg_wal (the server's current one)."""
-    names = [p.name for p in (data_dir / "pg_wal").iterdir() if re.fullmatch(r"[0-9A-F]{24}", p.name)]
-    return max((int(n[:8], 16) for n in names), default=1)
-
-
-def wal_gap(data_dir: Path, from_lsn: str, user: str | None = None) -> dict[str, Any]:
-    """What the WAL of a stopped/dead server holds beyond `from_lsn`: {"bytes", "commits",
-    "last_commit_at", "end_lsn"} (pg_waldump over its pg_wal). The standby's receive LSN as
-    `from_lsn` gives the data a failover to that standby loses."""
-    start = parse_lsn(from_lsn)
-    argv = [procs.pg_bin("pg_waldump"), "-p", str(data_dir / "pg_wal"), "-s", from_lsn, "-t", str(_timeline(data_dir))]
-    _code, output, error = procs.run_capture(argv, user, cwd=data_dir.parent, timeout=60)
-    end = start
-    commits: list[float] = []
-    for line in output.splitlines():
-        record = _RECORD.search(line)
-        if record:
-            end = max(end, parse_lsn(record.group(2)) + int(record.group(1)))
-        commit = _COMMIT.search(line)
-        if commit:
-            commits.append(datetime.fromisoformat(commit.group(1)).replace(tzinfo=UTC).timestamp())
-    match = _END.search(error or output)
-    if match and match.group(1):
-        end = max(end, parse_lsn(match.group(1)))
-    return {
-        "from_lsn": from_lsn,
-        "end_lsn": format_lsn(end),
-        "bytes": max(0, end - start),
-        "commits": len(commits),
-        "last_commit_at": max(commits) if commits else None,
     }
 
 

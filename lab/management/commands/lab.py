@@ -1,22 +1,25 @@
-"""`manage.py lab up [--sync] | status [--json] | down | chaos kill-primary|stop-replication|kill-redis-primary`.
+"""`manage.py lab up [--sync] [--ssh] | status [--json] | down | chaos KIND | monitor | clone-remove`.
 
 The DR lab: a real PostgreSQL primary/standby, a Redis primary/replica and an orders application
-on 127.0.0.1 under var/lab/ (failover/lab/). `up` also connects the lab to the database when the
-Lab plan is loaded (seed_demo): the DSN secret of its validation check, and the lab runbooks
-approved by the demo approver (see failover/lab/setup.py); `--no-approve` skips the approval.
+on 127.0.0.1 under var/lab/ (lab/). `up` also connects the lab to the database when the Lab plan
+is loaded (seed_demo): the secrets its runbooks reach the servers with, and the lab's versions of
+the runbooks approved by the demo approver (see lab/setup.py); `--no-approve` skips the approval.
+`clone-remove` is the DR test's teardown step (lab/templates/lab-dr-test.yaml).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.utils import DatabaseError
 
-from failover.lab import cluster, setup
-from failover.lab import monitor as monitor_module
-from failover.lab.cluster import LabError
+from lab import cluster, setup
+from lab import monitor as monitor_module
+from lab.cluster import LabError
+from lab.state import lab_dir, require_state
 from plans.models import DRPlan
 
 CHAOS = ["kill-primary", "stop-replication", "kill-redis-primary"]
@@ -29,6 +32,9 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="subcommand", required=True)
         up = sub.add_parser("up", help="Start the lab (nothing to do if it runs).")
         up.add_argument("--sync", action="store_true", help="Synchronous replication (default asynchronous).")
+        up.add_argument(
+            "--ssh", action="store_true", help="Reach the nodes' data over SSH (an sshd on 127.0.0.1, user drplan-ssh)."
+        )
         up.add_argument("--no-approve", action="store_true", help="Do not approve the lab runbooks.")
         up.add_argument("--no-monitor", action="store_true", help="Do not start the failure-detection monitor.")
         monitor = sub.add_parser("monitor", help="Watch the primary; act per the Lab plan's failover mode.")
@@ -39,19 +45,22 @@ class Command(BaseCommand):
         sub.add_parser("down", help="Stop everything the lab started (verified by pid).")
         chaos = sub.add_parser("chaos", help="Inject a failure.")
         chaos.add_argument("kind", choices=CHAOS)
+        clone = sub.add_parser("clone-remove", help="Stop and remove the DR test's clone (prints JSON).")
+        clone.add_argument("--dir", help="The lab's directory (default: var/lab or $DRPLAN_LAB_DIR).")
+        clone.add_argument("--data-dir", required=True, help="The clone's data directory.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            getattr(self, f"_{options['subcommand']}")(options)
+            getattr(self, f"_{options['subcommand'].replace('-', '_')}")(options)
         except LabError as exc:
             raise CommandError(str(exc)) from None
         except RuntimeError as exc:
             raise CommandError(f"lab {options['subcommand']}: {exc}") from None
 
     def _up(self, options: dict[str, Any]) -> None:
-        state = cluster.up(sync=options["sync"], log=self.stdout.write)
+        state = cluster.up(sync=options["sync"], ssh=options["ssh"], log=self.stdout.write)
         try:
-            for line in setup.connect_database(state, approve=not options["no_approve"]):
+            for line in setup.connect_database(state, approve_runbooks=not options["no_approve"]):
                 self.stdout.write(line)
         except DatabaseError as exc:
             self.stdout.write(f"database not ready ({exc}); run `python manage.py migrate` and `seed_demo`")
@@ -72,6 +81,11 @@ class Command(BaseCommand):
 
     def _down(self, options: dict[str, Any]) -> None:
         cluster.down(log=self.stdout.write)
+
+    def _clone_remove(self, options: dict[str, Any]) -> None:
+        root = Path(options["dir"]) if options["dir"] else lab_dir()
+        result = cluster.remove_clone(Path(options["data_dir"]), require_state(root))
+        self.stdout.write(json.dumps(result))
 
     def _chaos(self, options: dict[str, Any]) -> None:
         result = cluster.chaos(options["kind"])

@@ -18,9 +18,9 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
-from failover.lab import cluster, probes
-from failover.lab.state import lab_dir, load_state
 from failover.monitoring import PlanMonitor, Probe
+from lab import cluster, probes
+from lab.state import lab_dir, load_state
 
 PLAN_ID = "lab"
 
@@ -70,8 +70,8 @@ def process_env() -> dict[str, str]:
 
 def start(root: Path | None = None, plan_id: str = PLAN_ID) -> int:
     """Start `manage.py lab monitor` as a process of the lab; its pid goes into the lab state."""
-    from failover.lab import procs
-    from failover.lab.state import update_state
+    from core.localservers import procs
+    from lab.state import update_state
 
     root = root or lab_dir()
     argv = [sys.executable, "manage.py", "lab", "monitor", "--plan", plan_id]

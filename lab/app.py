@@ -1,6 +1,6 @@
 """The lab's "business application": a steady stream of numbered orders, one transaction each.
 
-    python -m failover.lab.app --dir var/lab [--interval 0.02]
+    python -m lab.app --dir var/lab [--interval 0.02] [--http-port N]
 
 It writes into whichever PostgreSQL var/lab/route.json names (re-read on every connection
 failure, and whenever the file changes), and appends every ACKNOWLEDGED order — committed,
@@ -14,6 +14,10 @@ of lost transactions. It also notes the outage it saw (last ack before → first
 Both go to app-status.json, rewritten about twice a second. Best effort, it also writes the
 last order id to the Redis the route names (so Redis replication carries traffic too).
 
+Its admin HTTP API on 127.0.0.1 (--http-port; lab/httpapi.py) is what runbooks drive with the `http`
+action, as they would a load balancer or DNS API: `POST /admin/route` (Bearer token) repoints it at a
+new PostgreSQL DSN or Redis URL, `GET /status` reports what it saw, waiting for the state asked for.
+
 No Django here: this module must start fast and stay small.
 """
 
@@ -24,11 +28,12 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from failover.lab.state import DBNAME, DBUSER, acked_path, app_status_path, read_acked, read_route, write_json_atomic
+from lab.state import DBNAME, DBUSER, acked_path, app_status_path, read_acked, read_route, write_json_atomic
 
 
 class OrdersApp:
@@ -55,6 +60,9 @@ class OrdersApp:
         self.redis_retry_at = 0.0
         self.stopping = False
         self.log = open(acked_path(root), "a")  # noqa: SIM115 (held open for the app's life)
+        self.changed = threading.Condition()  # notified after every ack and every route change seen
+        self.switch: dict[str, Any] | None = None  # the last route change: what it found and what followed
+        self.acked_in_epoch = 0  # orders acknowledged since it connected under the current route epoch
 
     # ----------------------------------------------------------------- postgres
     def _route(self) -> dict[str, Any]:
@@ -80,6 +88,8 @@ class OrdersApp:
         epoch = int(target.get("epoch", 0))
         if epoch != self.epoch_of_unverified and self.unverified:
             self._count_lost(conn, epoch)
+        if epoch != self.epoch:
+            self.acked_in_epoch = 0
         self.conn, self.target, self.epoch = conn, (target.get("host"), int(target["port"])), epoch
 
     def _count_lost(self, conn: Any, epoch: int) -> None:
@@ -88,6 +98,19 @@ class OrdersApp:
         present = {r[0] for r in rows}
         missing = [i for i in self.unverified if i not in present]
         self.lost[str(self.epoch_of_unverified)] = missing
+        switch = {
+            "from_epoch": self.epoch_of_unverified,
+            "epoch": epoch,
+            "verified": True,
+            "acked_before": len(self.unverified),
+            "missing_count": len(missing),
+            "missing_ids": missing[:1000],
+            "acked_after": 0,
+            "seen_at": time.time(),
+        }
+        with self.changed:
+            self.switch = switch
+            self.changed.notify_all()
         self.pending_outage = {
             "from_epoch": self.epoch_of_unverified,
             "to_epoch": epoch,
@@ -125,6 +148,12 @@ class OrdersApp:
             self.outages.append(self.pending_outage)
             self.pending_outage = None
         self.last_ack_at = now
+        self.acked_in_epoch += 1
+        with self.changed:
+            if self.switch is not None and self.switch["epoch"] == self.epoch:
+                self.switch["acked_after"] += 1
+                self.switch.setdefault("first_ack_after_seconds", round(now - self.switch["seen_at"], 3))
+            self.changed.notify_all()
         self._write_redis(order_id)
 
     def _route_changed(self) -> bool:
@@ -167,6 +196,7 @@ class OrdersApp:
             "target": f"{self.target[0]}:{self.target[1]}" if self.target else None,
             "epoch": self.epoch,
             "acked_total": self.acked_total,
+            "acked_in_epoch": self.acked_in_epoch,
             "last_id": self.next_id - 1,
             "last_ack_at": self.last_ack_at,
             "errors": self.errors,
@@ -175,6 +205,7 @@ class OrdersApp:
             "lost_count": sum(len(v) for v in self.lost.values()),
             "outages": self.outages,
             "redis_target": f"{self.redis_target[0]}:{self.redis_target[1]}" if self.redis else None,
+            "switch": dict(self.switch) if self.switch else None,
             "updated_at": time.time(),
         }
 
@@ -195,15 +226,28 @@ class OrdersApp:
         write_json_atomic(app_status_path(self.root), {**self.status(), "stopped": True})
 
 
+def token_of(root: Path) -> str:
+    """The admin token `lab up` wrote (mode 0600) for this app; also stored as a DRPlan secret."""
+    return (root / "app-token").read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between orders")
+    parser.add_argument("--http-port", type=int, default=0, help="admin HTTP API on 127.0.0.1 (0: none)")
     args = parser.parse_args(argv)
     app = OrdersApp(args.dir, args.interval)
+    server = None
+    if args.http_port:
+        from lab.httpapi import serve
+
+        server = serve(app, args.http_port, token_of(args.dir))
 
     def stop(*_: Any) -> None:
         app.stopping = True
+        if server is not None:
+            threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

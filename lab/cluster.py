@@ -1,13 +1,18 @@
 """Lab control: up, down, status, chaos. Every process it starts is recorded by pid in state.json.
 
-Nodes keep their names and ports for the lab's life; their roles change as runbooks fail
-over and back: postgres pg1/pg2 are "primary", "standby", "fenced" (stopped by a failover,
-must not come back as primary) or "crashed" (chaos); redis redis1/redis2 are "primary",
-"replica" or "crashed".
+Nodes keep their names, ports and data directories for the lab's life; their roles change as
+runbooks fail over and back, and `status` reads them from the servers themselves (the runbooks'
+actions do not tell the lab what they did). A PostgreSQL server started by an action (a rewind)
+has a new pid: the lab finds it from the postmaster.pid of its data directory.
+
+With `ssh=True` the lab also runs an OpenSSH server on 127.0.0.1 (core/localservers/sshd.py) as
+the user `drplan-ssh`, who then owns the PostgreSQL servers and their data: the runbooks reach the
+nodes' data directories (rewind, base backup, pg_waldump) only through it, with `run_on: {ssh: ...}`.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -16,8 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from failover.lab import pg, probes, procs
-from failover.lab.state import (
+from core.localservers import postgres as pg
+from core.localservers import procs
+from core.localservers import sshd as local_sshd
+from lab import probes
+from lab.state import (
+    DBNAME,
     HOST,
     acked_path,
     app_status_path,
@@ -30,11 +39,12 @@ from failover.lab.state import (
     route_path,
     state_path,
     switch_route,
-    update_state,
     write_json_atomic,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
+SSH_USER = "drplan-ssh"  # the login user of the lab's sshd, and then the owner of its PostgreSQL servers
+CLONE_DIR = "dr-test-clone"  # the DR test's clone of the standby (lab/templates/lab-dr-test.yaml)
 SCHEMA = [
     "CREATE TABLE orders (id bigint PRIMARY KEY, epoch integer NOT NULL,"
     " amount_cents integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
@@ -54,16 +64,18 @@ def _save(root: Path, state: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------- nodes
-def node_by_role(state: dict[str, Any], kind: str, role: str) -> tuple[str, dict[str, Any]] | None:
-    return next(((name, n) for name, n in sorted(state[kind].items()) if n.get("role") == role), None)
-
-
 def route_node(state: dict[str, Any], kind: str, root: Path | None = None) -> tuple[str, dict[str, Any]]:
     """The node route.json names for `kind` (the one the application uses)."""
     name = (read_route(root).get(kind) or {}).get("node")
     if name not in state[kind]:
         raise LabError(f"route.json names no known {kind} node ({name!r})")
     return name, state[kind][name]
+
+
+def postgres_pid(node: dict[str, Any]) -> int | None:
+    """The running postmaster of a node: from its data directory (an action may have restarted it)."""
+    pid = pg.postmaster_pid(Path(node["data"]))
+    return pid if procs.alive(pid) else None
 
 
 def start_postgres(root: Path, state: dict[str, Any], name: str, *, extra: str = "") -> int:
@@ -91,14 +103,52 @@ def start_redis(root: Path, state: dict[str, Any], name: str, *, replica_of: int
 
 
 def start_app(root: Path, state: dict[str, Any], interval: float = 0.02) -> int:
-    argv = [sys.executable, "-m", "failover.lab.app", "--dir", str(root), "--interval", str(interval)]
+    http_port = state["app_http_port"]
+    argv = [sys.executable, "-m", "lab.app", "--dir", str(root), "--interval", str(interval)]
+    argv += ["--http-port", str(http_port)]
     env = {"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
     user = state.get("user")
     if user is not None and not _python_usable_by(user, env):
         user = None  # e.g. a pyenv interpreter under /root: the client app then runs as ourselves
+    token = root / "app-token"
+    token.write_text(secrets.token_urlsafe(24) + "\n")
+    token.chmod(0o600)
+    procs.chown(token, user)
     pid = procs.spawn(argv, user, log=root / "app.log", cwd=REPO, env=env)
-    state["app"] = {"pid": pid, "interval": interval, "user": user}
+    state["app"] = {"pid": pid, "interval": interval, "user": user, "http_port": http_port}
+    if not pg.wait_until(lambda: procs.port_open(http_port), 20):
+        raise LabError(f"the orders app's admin API did not answer on port {http_port} (see {root / 'app.log'})")
     return pid
+
+
+def app_url(state: dict[str, Any]) -> str:
+    return f"http://{HOST}:{state['app_http_port']}"
+
+
+def start_sshd(root: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """The lab's sshd (as drplan-ssh, which it creates when we are root); its client key stays in
+    sshd/client_key (0600) for the DRPlan secret; state["ssh"] has its port, pid and known_hosts line."""
+    import os
+    import pwd
+
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(SSH_USER)
+        except KeyError:
+            procs.run(["useradd", "--create-home", "--shell", "/bin/sh", SSH_USER], None)
+    username = SSH_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    folder = root / "sshd"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        server = local_sshd.start(folder, username)
+    except local_sshd.SshdError as exc:
+        raise LabError(f"lab up --ssh: {exc}") from None
+    key = folder / "client_key"
+    key.write_text(server.client_key)
+    key.chmod(0o600)
+    os.chown(key, 0, 0) if os.geteuid() == 0 else None
+    state["ssh"] = {"port": server.port, "pid": server.pid, "username": username, "known_hosts": server.known_hosts}
+    return state["ssh"]
 
 
 def _python_usable_by(user: str, env: dict[str, str]) -> bool:
@@ -123,20 +173,24 @@ def set_synchronous(state: dict[str, Any], primary_port: int, on: bool) -> None:
 
 # ----------------------------------------------------------------------------- up / down
 def health(state: dict[str, Any]) -> list[str]:
-    """What is not running that should be (empty: everything recorded runs)."""
+    """What is not running that should be (empty: everything the lab started runs)."""
     problems = []
-    for kind in ("postgres", "redis"):
-        for name, node in sorted(state.get(kind, {}).items()):
-            if node.get("role") in ("fenced",):
-                continue
-            if not procs.alive(node.get("pid")):
-                problems.append(f"{kind} {name} ({node.get('role')}) is not running")
+    for name, node in sorted(state.get("postgres", {}).items()):
+        if postgres_pid(node) is None:
+            problems.append(f"postgres {name} is not running")
+    for name, node in sorted(state.get("redis", {}).items()):
+        if not procs.alive(node.get("pid")):
+            problems.append(f"redis {name} is not running")
+    if state.get("ssh") and not procs.alive(state["ssh"].get("pid")):
+        problems.append("the lab's sshd is not running")
     if not procs.alive((state.get("app") or {}).get("pid")):
         problems.append("the orders app is not running")
     return problems
 
 
-def up(*, sync: bool = False, root: Path | None = None, log: Log = print, wait_ack: float = 20) -> dict[str, Any]:
+def up(
+    *, sync: bool = False, ssh: bool = False, root: Path | None = None, log: Log = print, wait_ack: float = 20
+) -> dict[str, Any]:
     """Start the lab (fresh data) unless it already runs; returns the state. Idempotent."""
     root = root or lab_dir()
     with locked(root):
@@ -150,17 +204,21 @@ def up(*, sync: bool = False, root: Path | None = None, log: Log = print, wait_a
                 "the lab is partly running: " + "; ".join(problems) + ". Run a failover, or `lab down` then `lab up`."
             )
         try:
-            return _up(root, sync, log, wait_ack)
+            return _up(root, sync, ssh, log, wait_ack)
         except BaseException:
             log("lab up failed; stopping what it started")
             _down(root, log=lambda _: None)
             raise
 
 
-def _up(root: Path, sync: bool, log: Log, wait_ack: float) -> dict[str, Any]:
+def _up(root: Path, sync: bool, ssh: bool, log: Log, wait_ack: float) -> dict[str, Any]:
     started = time.monotonic()
     _wipe(root)
-    user = procs.lab_user()
+    user = procs.server_user()
+    state_ssh = None
+    if ssh:
+        state_ssh = start_sshd(root, {})
+        user = SSH_USER if user is not None else None  # root: the servers run as the SSH login user
     procs.prepare(root, user)
     ports = set()
 
@@ -184,7 +242,9 @@ def _up(root: Path, sync: bool, log: Log, wait_ack: float) -> dict[str, Any]:
             for name, role in (("redis1", "primary"), ("redis2", "replica"))
         },
         "app": None,
-        "clones": {},
+        "app_http_port": port(),
+        "clone_port": port(),
+        "ssh": state_ssh,
     }
     _save(root, state)
     pg1, pg2 = state["postgres"]["pg1"], state["postgres"]["pg2"]
@@ -194,7 +254,7 @@ def _up(root: Path, sync: bool, log: Log, wait_ack: float) -> dict[str, Any]:
     _save(root, state)
     pg.query(pg1["port"], "CREATE DATABASE lab", dbname="postgres")
     for statement in SCHEMA:
-        pg.query(pg1["port"], statement)
+        pg.query(pg1["port"], statement, dbname=DBNAME)
     log(f"pg1 primary on {HOST}:{pg1['port']} (pid {pg1['pid']})")
 
     pg.basebackup(Path(pg2["data"]), pg1["port"], user)
@@ -220,7 +280,10 @@ def _up(root: Path, sync: bool, log: Log, wait_ack: float) -> dict[str, Any]:
     _save(root, state)
     if not pg.wait_until(lambda: read_acked(root), wait_ack, 0.1):
         raise LabError(f"the orders app acknowledged nothing within {wait_ack:g} s (see {root / 'app.log'})")
-    log(f"orders app pid {state['app']['pid']} writing to pg1; lab up in {time.monotonic() - started:.1f} s")
+    log(f"orders app pid {state['app']['pid']} writing to pg1, admin API {app_url(state)}")
+    if state.get("ssh"):
+        log(f"sshd on {HOST}:{state['ssh']['port']} (user {state['ssh']['username']}): nodes reached over SSH")
+    log(f"lab up in {time.monotonic() - started:.1f} s")
     return state
 
 
@@ -248,11 +311,12 @@ def down(*, root: Path | None = None, log: Log = print) -> dict[str, Any]:
 
 
 def recorded_pids(state: dict[str, Any]) -> list[int]:
-    """Every pid the state records, with the current children of each (postgres backends)."""
-    pids = [
-        int(n["pid"]) for kind in ("postgres", "redis", "clones") for n in state.get(kind, {}).values() if n.get("pid")
-    ]
-    for process in ("app", "monitor"):
+    """Every pid the state records or the data directories name, with the children of each (backends)."""
+    pids = [int(n["pid"]) for kind in ("postgres", "redis") for n in state.get(kind, {}).values() if n.get("pid")]
+    pids += [p for n in state.get("postgres", {}).values() if (p := postgres_pid(n))]
+    clone = pg.postmaster_pid(Path(state["root"]) / CLONE_DIR) if state.get("root") else None
+    pids += [clone] if procs.alive(clone) else []
+    for process in ("app", "monitor", "ssh"):
         if (state.get(process) or {}).get("pid"):
             pids.append(int(state[process]["pid"]))
     for pid in list(pids):
@@ -275,10 +339,9 @@ def _down(root: Path, *, log: Log) -> dict[str, Any]:
     if app.get("pid"):
         procs.stop(app["pid"], timeout=5)
         stopped.append(f"app {app['pid']}")
-    for name, clone in list(state.get("clones", {}).items()):
-        pg.stop(Path(clone["data"]), state.get("user"), mode="immediate")
-        shutil.rmtree(clone["data"], ignore_errors=True)
-        stopped.append(f"clone {name}")
+    clone = root / CLONE_DIR
+    if clone.exists():
+        stopped.append(f"clone {remove_clone(clone, state)['pids_checked']}")
     for name, node in sorted(state.get("redis", {}).items()):
         if node.get("pid"):
             procs.stop(node["pid"], timeout=5)
@@ -290,6 +353,9 @@ def _down(root: Path, *, log: Log) -> dict[str, Any]:
         if node.get("pid"):
             procs.stop(node["pid"], timeout=5)
         stopped.append(f"{name} {node.get('pid')}")
+    if state.get("ssh"):
+        local_sshd.stop(local_sshd.Sshd(state["ssh"]["port"], "", state["ssh"]["pid"], root / "sshd", "", ""))
+        stopped.append(f"sshd {state['ssh']['pid']}")
     left = procs.wait_gone(everything, 10)
     for pid in left:
         procs.kill(pid)
@@ -299,6 +365,26 @@ def _down(root: Path, *, log: Log) -> dict[str, Any]:
     state_path(root).unlink(missing_ok=True)
     log(f"lab down: stopped {', '.join(stopped) or 'nothing'}; no lab process left ({len(everything)} checked)")
     return {"stopped": stopped, "left": left, "pids": everything}
+
+
+# ----------------------------------------------------------------------------- DR-test clone
+def remove_clone(data: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Stop the DR test's clone (lab/templates/lab-dr-test.yaml) and delete its directory; verify that no
+    process and no directory is left. Only the lab's clone directory is accepted."""
+    if data.name != CLONE_DIR or data.parent.resolve() != Path(state["root"]).resolve():
+        raise LabError(f"{data} is not the lab's DR-test clone ({Path(state['root']) / CLONE_DIR})")
+    pid = pg.postmaster_pid(data)
+    pids = [pid, *procs.descendants(pid)] if procs.alive(pid) else []
+    if data.exists():
+        pg.stop(data, state.get("user"), mode="immediate")
+    for straggler in procs.wait_gone(pids, 10):
+        procs.kill(straggler)
+    left = procs.wait_gone(pids, 5)
+    for path in (data, data.with_name(data.name + ".drplan-new")):
+        shutil.rmtree(path, ignore_errors=True)
+    if left or data.exists():
+        raise LabError(f"clone {data} not fully removed: pids {left}, directory exists {data.exists()}")
+    return {"clone": str(data), "removed": True, "pids_checked": pids}
 
 
 # ----------------------------------------------------------------------------- status
@@ -313,20 +399,15 @@ def status(root: Path | None = None) -> dict[str, Any]:
     nodes = {}
     for name, node in sorted(state["postgres"].items()):
         probe = probes.postgres_node(node["port"])
-        nodes[name] = {
-            "port": node["port"],
-            "pid": node.get("pid"),
-            "running": procs.alive(node.get("pid")),
-            "recorded_role": node.get("role"),
-            **probe,
-        }
+        pid = postgres_pid(node)
+        nodes[name] = {"port": node["port"], "pid": pid, "running": pid is not None, **probe}
     result["postgres"] = nodes
     primaries = [n for n, v in nodes.items() if v.get("role") == "primary"]
     replication = []
     for primary in primaries:
         for standby, info in nodes.items():
             if info.get("role") == "standby":
-                lag = probes.postgres_lag(nodes[primary]["port"], info["port"], standby)
+                lag = probes.postgres_lag(nodes[primary]["port"], info["port"])
                 replication.append({"primary": primary, "standby": standby, **lag})
     result["replication"] = replication
     redis_nodes = {}
@@ -353,7 +434,9 @@ def status(root: Path | None = None) -> dict[str, Any]:
         "errors": app.get("errors", 0),
         "last_error": app.get("last_error", ""),
     }
-    result["clones"] = state.get("clones", {})
+    clone_pid = pg.postmaster_pid(root / CLONE_DIR)
+    result["clone"] = {"pid": clone_pid, "port": state.get("clone_port")} if procs.alive(clone_pid) else None
+    result["ssh"] = state.get("ssh")
     result["problems"] = health(state)
     return result
 
@@ -368,7 +451,7 @@ def format_status(info: dict[str, Any]) -> str:
         f" redis -> {route.get('redis', {}).get('node')} (epoch {route.get('redis', {}).get('epoch')})"
     )
     for name, n in info["postgres"].items():
-        role = n.get("role") if n.get("reachable") else f"DOWN ({n.get('recorded_role')})"
+        role = n.get("role") if n.get("reachable") else "DOWN"
         extra = ""
         if n.get("role") == "standby":
             receiver = (n.get("receiver") or {}).get("status") or "no WAL receiver"
@@ -397,8 +480,10 @@ def format_status(info: dict[str, Any]) -> str:
     )
     for outage in app.get("outages", [])[-3:]:
         lines.append(f"    outage epoch {outage['from_epoch']} -> {outage['to_epoch']}: {outage.get('seconds')} s")
-    for name in info.get("clones", {}):
-        lines.append(f"  DR-test clone {name} running")
+    if info.get("clone"):
+        lines.append(f"  DR-test clone running on port {info['clone']['port']}")
+    if info.get("ssh"):
+        lines.append(f"  sshd {HOST}:{info['ssh']['port']} (user {info['ssh']['username']}): nodes reached over SSH")
     for problem in info.get("problems", []):
         lines.append(f"  ! {problem}")
     return "\n".join(lines)
@@ -414,16 +499,21 @@ def chaos(kind: str, root: Path | None = None) -> dict[str, Any]:
         raise LabError("the lab is not up")
     if kind == "kill-primary":
         name, node = route_node(state, "postgres", root)
-        procs.kill(node.get("pid"))
-        procs.wait_gone([node["pid"]], 5)
-
-        def mark(s: dict[str, Any]) -> None:
-            s["postgres"][name]["crashed_at"] = time.time()
-
-        update_state(mark, root)
-        return {"killed": name, "pid": node["pid"], "at": time.time()}
+        pid = postgres_pid(node)
+        if pid is None:
+            raise LabError(f"the primary {name} is not running")
+        procs.kill(pid)
+        procs.wait_gone([pid], 5)
+        return {"killed": name, "pid": pid, "at": time.time()}
     if kind == "stop-replication":
-        found = node_by_role(state, "postgres", "standby")
+        found = next(
+            (
+                (n, v)
+                for n, v in sorted(state["postgres"].items())
+                if probes.postgres_node(v["port"]).get("role") == "standby"
+            ),
+            None,
+        )
         if found is None:
             raise LabError("no standby to stop")
         name, node = found
