@@ -12,7 +12,7 @@ UI_PORT ?= 3045
 PORT   ?= 4045
 ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,7 @@ migrate: install
 	$(PY) manage.py setup_roles
 
 run: migrate
+	bash scripts/ensure_pango.sh
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py ml train --if-missing
@@ -50,6 +51,7 @@ lint: install-dev
 	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 test: lint
+	bash scripts/ensure_pango.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_sshd.sh
 	# SQLite: the in-process tests in two processes (pytest-xdist: the 2 cores), then the tests that start
@@ -84,6 +86,10 @@ bench-console: install-dev
 
 bench-fuzz: install-dev
 	$(PY) bench/api_fuzz.py
+
+bench-compliance: install-dev
+	bash scripts/ensure_pango.sh
+	$(PY) bench/compliance.py
 
 bench-pages: install-dev
 	$(PY) bench/pages.py

@@ -3,7 +3,9 @@ tokens, and the executions handed to the queue."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -27,6 +29,21 @@ def pytest_report_header(config: pytest.Config) -> str:
 def _fast_password_hashing(settings: SettingsWrapper) -> None:
     """PBKDF2 costs ~0.3 s per user; tests create many users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def _signing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("signing")
+
+
+@pytest.fixture(autouse=True)
+def _test_signing_files(settings: SettingsWrapper, _signing_dir: Path) -> None:
+    """Tests never write to var/: the embedded default signing pair is generated once per session in a temporary
+    folder, and each test appends audit checkpoints to a file of its own."""
+    settings.SIGNING_KEY_FILE = settings.SIGNING_CERT_FILE = ""
+    settings.TRUST_ROOT_FILES = []
+    settings.SIGNING_DIR = _signing_dir / "default"
+    settings.CHECKPOINT_FILE = _signing_dir / f"checkpoints-{uuid.uuid4().hex}.jsonl"
 
 
 @pytest.fixture

@@ -108,30 +108,34 @@ def record_outcome(execution_id: int) -> None:
         emit(execution.pk, ExecutionEvent.Kind.SUMMARY, OUTCOME_MARKER, summary)
 
 
-def test_compliance(now: datetime | None = None) -> list[dict[str, Any]]:
+def test_compliance(
+    now: datetime | None = None, *, since: datetime | None = None, plan_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Per non-archived plan, over the last 12 months (or since the plan was created, if later): tests
-    required by its test frequency, tests done, tests passed, and whether that is enough."""
+    required by its test frequency, tests done, tests passed, and whether that is enough.
+
+    `since`/`now` choose another window and `plan_ids` the plans (named plans count even when archived): a
+    compliance report's testing section is this function over its period, so the two always agree."""
     now = now or timezone.now()
-    since = now - timedelta(days=365)
-    plans = (
-        DRPlan.objects.exclude(status=PlanStatus.ARCHIVED)
-        .annotate(
-            done=Count("test_results", filter=Q(test_results__test_date__gte=since, test_results__test_date__lte=now)),
-            passed=Count(
-                "test_results",
-                filter=Q(
-                    test_results__test_date__gte=since,
-                    test_results__test_date__lte=now,
-                    test_results__outcome=TestOutcome.PASSED,
-                ),
+    since = since or now - timedelta(days=365)
+    plans = DRPlan.objects.filter(pk__in=plan_ids) if plan_ids is not None else DRPlan.objects.all()
+    if plan_ids is None:
+        plans = plans.exclude(status=PlanStatus.ARCHIVED)
+    plans = plans.annotate(
+        done=Count("test_results", filter=Q(test_results__test_date__gte=since, test_results__test_date__lte=now)),
+        passed=Count(
+            "test_results",
+            filter=Q(
+                test_results__test_date__gte=since,
+                test_results__test_date__lte=now,
+                test_results__outcome=TestOutcome.PASSED,
             ),
-            last_test=Max("test_results__test_date"),
-        )
-        .order_by("plan_id")
-    )
+        ),
+        last_test=Max("test_results__test_date"),
+    ).order_by("plan_id")
     rows = []
     for plan in plans:
-        window_days = max(0, min(365, (now - plan.created_at).days))
+        window_days = max(0, (now - max(since, plan.created_at)).days)
         required = window_days // TEST_FREQUENCY_DAYS.get(plan.test_frequency, 91)
         rows.append(
             {

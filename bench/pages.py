@@ -58,7 +58,7 @@ def main() -> int:
         from runbooks.models import RunbookVersion
 
         call_command("migrate", verbosity=0)
-        call_command("seed_demo", verbosity=0, stdout=io.StringIO())
+        call_command("seed_demo", "--skip-reports", verbosity=0, stdout=io.StringIO())
         RunbookVersion.objects.filter(status=VersionStatus.DRAFT).update(
             status=VersionStatus.APPROVED, approved_at=timezone.now()
         )

@@ -5,7 +5,7 @@ operator  viewer + runs tests, failovers and runbooks; confirms manual steps.
 approver  the DR manager: operator + authors plans, runbooks, strategies, targets,
           test results and impact analyses; approves runbook versions and executions.
 auditor   reads everything including the audit log, compliance, users and their roles;
-          changes nothing.
+          changes nothing, but attests compliance reports (which signs them).
 admin     everything, including users.
 
 `python manage.py setup_roles` applies this idempotently.
@@ -70,9 +70,16 @@ EXTRA = {
         "failover.confirm_step",
         "runbooks.approve_runbookversion",
         "failover.approve_execution",
+        "compliance.attest_compliancereport",
     },
-    # Auditors review who holds which role, too.
-    AUDITOR: {"core.view_auditentry", "core.view_secret", "auth.view_user", "auth.view_group"},
+    # Auditors review who holds which role, too, and attest compliance reports (which signs them).
+    AUDITOR: {
+        "core.view_auditentry",
+        "core.view_secret",
+        "auth.view_user",
+        "auth.view_group",
+        "compliance.attest_compliancereport",
+    },
 }
 
 

@@ -16,6 +16,15 @@ Environment:
     DRPLAN_TRUST_PROXY_TLS_HEADER, DRPLAN_CSRF_TRUSTED_ORIGINS   HTTPS in production (README, Configuration).
     DRPLAN_VAR_DIR      where runtime files live; default ./var.
     DRPLAN_PYTHON_ACTIONS  module prefixes the runbook `python` action may call (comma-separated).
+    DRPLAN_ORGANISATION  the organisation named on compliance reports.
+    DRPLAN_SIGNING_KEY, DRPLAN_SIGNING_CERT  the organisation's signing key and certificate (PEM files) that sign
+                        compliance reports and audit checkpoints; DRPLAN_SIGNING_KEY_PASSWORD if the key is
+                        encrypted, DRPLAN_SIGNING_CHAIN for intermediate certificates. Unset: a self-signed pair
+                        is generated on first use in var/signing/ (0600).
+    DRPLAN_TRUST_ROOTS  comma-separated PEM files of the certificates a verified report may chain to; default:
+                        the signing certificate itself.
+    DRPLAN_CHECKPOINT_FILE  where signed audit checkpoints are appended; default var/audit-checkpoints.jsonl.
+    DRPLAN_CHECKPOINT_INTERVAL_SECONDS  how often the scheduler signs a checkpoint (default 3600).
 """
 
 from __future__ import annotations
@@ -241,6 +250,19 @@ AXES_VERBOSE = False
 # Requests larger than this are refused with 413 before any parsing.
 DRPLAN_MAX_REQUEST_BYTES = int(os.environ.get("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = DRPLAN_MAX_REQUEST_BYTES
+
+# The organisation named on compliance reports.
+ORGANISATION_NAME = os.environ.get("DRPLAN_ORGANISATION", "") or "DRPlan"
+
+# --- Signing: compliance reports and audit checkpoints (core/signing.py, core/checkpoints.py) ---------
+SIGNING_KEY_FILE = os.environ.get("DRPLAN_SIGNING_KEY", "")
+SIGNING_CERT_FILE = os.environ.get("DRPLAN_SIGNING_CERT", "")
+SIGNING_KEY_PASSWORD = os.environ.get("DRPLAN_SIGNING_KEY_PASSWORD", "")
+SIGNING_CHAIN_FILES = _list("DRPLAN_SIGNING_CHAIN", "")
+SIGNING_DIR = VAR_DIR / "signing"
+TRUST_ROOT_FILES = _list("DRPLAN_TRUST_ROOTS", "")
+CHECKPOINT_FILE = Path(os.environ.get("DRPLAN_CHECKPOINT_FILE", VAR_DIR / "audit-checkpoints.jsonl"))
+CHECKPOINT_INTERVAL_SECONDS = int(os.environ.get("DRPLAN_CHECKPOINT_INTERVAL_SECONDS", 3600))
 
 # --- HTTPS (production) ------------------------------------------------------------
 # Development (`make run`, plain HTTP on 127.0.0.1) keeps Django's defaults: no redirect, no HSTS, cookies

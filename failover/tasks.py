@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from core.tasks import ensure_checkpoint_schedule
 from failover.engine import reaper, runner
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def on_worker_start(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
     """django_q post_spawn: a worker process started. Never let this stop the worker."""
     try:
         ensure_reap_schedule()
+        ensure_checkpoint_schedule()
         for line in reap():
             logger.info("worker start (%s): %s", proc_name, line)
     except Exception:

@@ -52,6 +52,7 @@ class ComplianceFramework(models.TextChoices):
     PCI_DSS = "pci_dss", "PCI-DSS"
     NIST_800_53 = "nist_800_53", "NIST 800-53 CP"
     ISO_22301 = "iso_22301", "ISO 22301"
+    DORA = "dora", "DORA"
 
 
 class ComplianceStatus(models.TextChoices):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from compliance.models import ComplianceReport
+from compliance.models import ComplianceReport, ComplianceReportPlan
 from plans.models import DRPlan
 
 
@@ -19,7 +19,9 @@ def make_report(plan: DRPlan | None = None, *, framework: str = "sox", **extra: 
         "tests_passed": 1,
     }
     values.update(extra)
-    report = ComplianceReport.objects.create(framework=framework, plan=plan, **values)
+    report = ComplianceReport.objects.create(framework=framework, all_plans=plan is None, **values)
+    if plan is not None:
+        ComplianceReportPlan.objects.create(report=report, plan=plan)
     report.requirements.create(requirement_id="CP-4", title="Contingency plan testing", status="met")
     report.requirements.create(requirement_id="CP-2", title="Contingency plan", status="partial", gaps="Owner missing")
     return report

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
-from compliance.models import ComplianceReport, ComplianceRequirement
+from compliance.models import ComplianceReport, ComplianceReportPlan, ComplianceRequirement
 from core import audit
 from core.choices import AuditAction
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
@@ -89,11 +89,11 @@ def make_sample_data(user: User) -> dict[str, Any]:
     ImpactAnalysis.objects.create(plan=plan, scenario="Region loss", revenue_per_hour=Decimal("1000"))
     report = ComplianceReport.objects.create(
         framework="iso_22301",
-        plan=plan,
         period_start=dt.date(2025, 1, 1),
         period_end=dt.date(2025, 12, 31),
         overall_status="compliant",
     )
+    ComplianceReportPlan.objects.create(report=report, plan=plan)
     ComplianceRequirement.objects.create(report=report, requirement_id="8.5", title="Exercising", status="met")
     entry = audit.record(AuditAction.CREATE, plan, actor=user, after=audit.snapshot(plan))
     return {

@@ -19,7 +19,9 @@ still sent, now mostly against objects that exist. Choices are derived from the 
 
 from __future__ import annotations
 
+import base64
 import copy
+import datetime
 import json
 import os
 import re
@@ -31,6 +33,9 @@ from schemathesis.core import NOT_SET
 from schemathesis.core.parameters import ParameterLocation
 
 BODY = ParameterLocation.BODY
+
+# POST /compliance-reports/verify takes the PDF itself as the body: sent as the bytes they are.
+schemathesis.serializer.alias("application/pdf", "application/octet-stream")
 
 CATALOGUE_ENV = "DRPLAN_CONTRACT_CATALOGUE"  # a JSON file written by bench/api_fuzz.py
 _catalogue: dict[str, Any] = {}
@@ -74,7 +79,7 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
     from django.contrib.auth.models import User
 
     from analytics.models import DRTestResult, ImpactAnalysis, RTOTarget
-    from compliance.models import ComplianceReport
+    from compliance.models import ComplianceReport, IssuedPdf
     from core.models import AuditEntry, Secret
     from failover.models import FailoverExecution
     from plans import selectors as plan_selectors
@@ -117,6 +122,8 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
         "strategies": list(RecoveryStrategy.objects.values_list("pk", flat=True)),
         "impact_analyses": list(ImpactAnalysis.objects.values_list("pk", flat=True)),
         "compliance_reports": list(ComplianceReport.objects.values_list("pk", flat=True)),
+        # a signed PDF DRPlan issued (seed_demo attests one report per framework), for /verify
+        "report_pdf": base64.b64encode(bytes(issued.pdf)).decode() if (issued := IssuedPdf.objects.first()) else "",
         "audit_seqs": [str(seq) for seq in AuditEntry.objects.order_by("seq").values_list("seq", flat=True)[:50]],
         "secrets": list(Secret.objects.values_list("name", flat=True)),
         "actions": [item["name"] for item in runbook_selectors.action_catalogue()],
@@ -265,10 +272,17 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
         if versions and seed % 2:
             copy_body["from_version"] = _pick(versions, seed >> 2)
         return copy_body
+    if path.rstrip("/").endswith("/compliance-reports/verify"):
+        pdf = base64.b64decode(data.get("report_pdf") or "")
+        if not pdf:
+            return body
+        return pdf if isinstance(body, bytes) else body
     if not isinstance(body, dict):
         return body
     body = copy.deepcopy(body)
-    if re.search(r"/runbooks/\{id\}/execute/?$", path):
+    if path.rstrip("/").endswith("/compliance-reports") and method == "POST":
+        body.update(_report_scope_and_period(body, data, seed))
+    elif re.search(r"/runbooks/\{id\}/execute/?$", path):
         found = _runbook_of(case.path_parameters, data)
         body["parameters"] = {}
         if "version" in body and found is not None and found[1]["versions"]:
@@ -326,13 +340,37 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
         for participant in body.get("participants") or []:
             if isinstance(participant, dict) and participant.get("user") is not None:
                 participant["user"] = _pick(data["users"], seed)
+        if isinstance(body.get("test_date"), str) and body["test_date"].startswith("0001-01-01"):
+            # year 1 with a positive offset is before year 1 in UTC: the server refuses it (400 naming
+            # test_date), and a JSON Schema date-time cannot say so
+            body["test_date"] = "2001" + body["test_date"][4:]
     elif "/impact-analyses" in path:
         if body.get("plan") is not None:
             body["plan"] = _pick(plan_ids, seed)
-    elif re.search(r"/runbooks/\{id\}/?$", path):
-        if body.get("application") is not None:
-            body["application"] = _pick(sorted(data["applications"]), seed)
+    elif re.search(r"/runbooks/\{id\}/?$", path) and body.get("application") is not None:
+        body["application"] = _pick(sorted(data["applications"]), seed)
     return body
+
+
+def _report_scope_and_period(body: dict[str, Any], data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What POST /compliance-reports states in prose: existing plans, or all_plans and no plans; a period
+    that starts no later than today and ends on or after its start."""
+    changed: dict[str, Any] = {}
+    if body.get("all_plans"):
+        changed["plans"] = []
+    else:
+        keys = _keys(data["plans"])
+        changed["plans"] = sorted({_pick(keys, seed + i) for i in range(max(1, len(body.get("plans") or [])))})
+    try:
+        start = datetime.date.fromisoformat(str(body.get("period_start")))
+        end = datetime.date.fromisoformat(str(body.get("period_end")))
+    except ValueError:
+        return changed
+    today = datetime.date.today()
+    start, end = sorted((max(start, datetime.date(1970, 1, 1)), max(end, datetime.date(1970, 1, 1))))
+    start = min(start, today)
+    changed.update(period_start=start.isoformat(), period_end=max(end, start).isoformat())
+    return changed
 
 
 @schemathesis.hook
@@ -345,7 +383,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         return case  # values come from earlier responses on purpose
     if case.path_parameters and not negative(ParameterLocation.PATH):
         case.path_parameters = _fill_path(case.operation.path, case.path_parameters, data)
-    if case.body is not NOT_SET and not isinstance(case.body, bytes) and not negative(BODY):
+    verify = case.operation.path.rstrip("/").endswith("/compliance-reports/verify")  # a PDF: bytes
+    if case.body is not NOT_SET and (verify or not isinstance(case.body, bytes)) and not negative(BODY):
         case.body = _fill_body(case, data)
     return case
 

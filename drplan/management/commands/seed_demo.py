@@ -21,7 +21,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
-from compliance.models import ComplianceReport, ComplianceRequirement
+from compliance.models import ComplianceReport
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.roles import ADMIN, setup_roles
@@ -63,19 +63,13 @@ def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def last_quarter(today: date) -> tuple[date, date]:
-    """First and last day of the calendar quarter before the one containing `today`."""
-    this_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
-    end = this_start - timedelta(days=1)
-    return date(end.year, 3 * ((end.month - 1) // 3) + 1, 1), end
-
-
 class Seeder:
     """Writes the demo data; counts what it created and updated per model."""
 
-    def __init__(self, data: dict[str, Any], today: date) -> None:
+    def __init__(self, data: dict[str, Any], today: date, *, reports: bool = True) -> None:
         self.data = data
         self.today = today
+        self.reports = reports  # attested compliance reports: a few seconds each (PDF rendering and signing)
         self.created: Counter[str] = Counter()
         self.updated: Counter[str] = Counter()
         self.users: dict[str, User] = {}
@@ -337,27 +331,27 @@ class Seeder:
                 {"created_by": self.users.get("approver")},
             )
 
-    def seed_compliance_reports(self) -> None:
+    def seed_compliance_reports(self) -> list[str]:
+        """One attested, signed report per framework for the demo plans over the 12 months up to today, made by
+        the same use cases as the API (generate, then attest): created once per framework."""
+        from compliance.services import ReportRequest, attest_report, generate_report
+
+        made = []
         for spec in self.data.get("compliance_reports", []):
-            if spec.get("period") != "last_quarter":
-                raise CommandError("compliance_reports: only `period: last_quarter` is supported")
-            start, end = last_quarter(self.today)
-            plan = self.plans[spec["plan"]] if spec.get("plan") else None
-            values = {
-                k: spec[k] for k in ("tests_required", "tests_performed", "tests_passed", "overall_status") if k in spec
-            }
-            report = self.upsert(
-                ComplianceReport,
-                {"framework": spec["framework"], "plan": plan, "summary": spec["summary"]},
-                values,
-                {"period_start": start, "period_end": end},
+            framework = spec["framework"]
+            if ComplianceReport.objects.filter(framework=framework, attested_at__isnull=False).exists():
+                continue
+            attester = self.users[spec["attested_by"]]
+            report = generate_report(
+                ReportRequest(framework, self.today - timedelta(days=365), self.today, [], all_plans=True),
+                actor=attester,
+                auth_method=AuthMethod.CLI,
+                organisation=self.data.get("organisation"),
             )
-            for req in spec["requirements"]:
-                self.upsert(
-                    ComplianceRequirement,
-                    {"report": report, "requirement_id": req["requirement_id"]},
-                    {k: req.get(k, "") for k in ("title", "status", "evidence", "gaps")},
-                )
+            attest_report(report, attester, auth_method=AuthMethod.CLI)
+            self.created["compliance.ComplianceReport"] += 1
+            made.append(f"{framework} #{report.pk}")
+        return made
 
     def seed_secrets(self) -> None:
         """Create the secrets the templates reference, with placeholder values, if missing."""
@@ -390,9 +384,11 @@ class Seeder:
         self.seed_sites_and_applications()
         self.seed_plans()
         self.seed_impact_analyses()
-        self.seed_compliance_reports()
         self.seed_secrets()
-        return self.seed_runbook_templates()
+        runbooks = self.seed_runbook_templates()
+        if self.reports:
+            self.seed_compliance_reports()
+        return runbooks
 
 
 def load_demo_data(path: Path = DEMO_FILE) -> dict[str, Any]:
@@ -406,12 +402,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if any DR plan exists.")
         parser.add_argument("--file", type=Path, default=DEMO_FILE, help="Organisation data file (YAML).")
+        parser.add_argument(
+            "--skip-reports", action="store_true", help="Do not generate and attest the compliance reports."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["if_empty"] and DRPlan.objects.exists():
             self.stdout.write("seed_demo: DR plans already exist; nothing to do (--if-empty).")
             return
-        seeder = Seeder(load_demo_data(options["file"]), timezone.now().date())
+        seeder = Seeder(load_demo_data(options["file"]), timezone.now().date(), reports=not options["skip_reports"])
         with transaction.atomic():
             runbooks = seeder.run()
         created = sum(seeder.created.values())
