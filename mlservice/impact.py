@@ -43,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlservice.simulation import kahn_order
+
 EXACT_LIMIT = 8  # the exact search: 8! orders at worst (~1 s for identical applications; 9 took 6.5 s)
 # The heuristic's local search stops after this many application placements (~1 s on one core whatever the
 # size; a full search of 100 applications took 12 s). Its answer still carries its certified ratio.
@@ -192,15 +194,7 @@ def check_apps(apps: Sequence[App]) -> list[int]:
                 raise ImpactInputError(f"applications[{i}].depends_on[{j}]", "an application cannot depend on itself")
             indegree[i] += 1
             children[index[dep]].append(i)
-    ready = [i for i, d in enumerate(indegree) if d == 0]
-    order: list[int] = []
-    while ready:
-        i = ready.pop()
-        order.append(i)
-        for c in children[i]:
-            indegree[c] -= 1
-            if indegree[c] == 0:
-                ready.append(c)
+    order = kahn_order(children, indegree)
     if len(order) != len(apps):
         stuck = sorted(apps[i].key for i, d in enumerate(indegree) if d > 0)
         raise ImpactInputError("applications", f"the dependency map has a cycle through {', '.join(stuck[:20])}")

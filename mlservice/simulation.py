@@ -153,6 +153,21 @@ def distribution_from(spec: dict, name: str) -> Distribution:
     return Distribution(kind, **params)
 
 
+def kahn_order(children: list[list[int]], indegree: list[int]) -> list[int]:
+    """Kahn's topological order of nodes 0..n-1 (children[i]: the nodes that need i; indegree[i]: how many
+    nodes i needs). Shorter than n when there is a cycle; `indegree` is left > 0 exactly on the cycle's side."""
+    ready = [i for i, d in enumerate(indegree) if d == 0]
+    order: list[int] = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for child in children[i]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    return order
+
+
 def check_graph(steps: Sequence[SimStep]) -> list[int]:
     """A topological order (indices); SimulationInputError on a duplicate key, an unknown need or a cycle."""
     index: dict[str, int] = {}
@@ -170,15 +185,7 @@ def check_graph(steps: Sequence[SimStep]) -> list[int]:
                 raise SimulationInputError(f"steps[{i}].needs[{j}]", f"step {step.key!r} needs itself (a cycle)")
             indegree[i] += 1
             children[index[need]].append(i)
-    ready = [i for i, d in enumerate(indegree) if d == 0]
-    order: list[int] = []
-    while ready:
-        i = ready.pop()
-        order.append(i)
-        for child in children[i]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
+    order = kahn_order(children, indegree)
     if len(order) != len(steps):
         stuck = sorted(steps[i].key for i, d in enumerate(indegree) if d > 0)
         raise SimulationInputError("steps", f"the step graph has a cycle through {', '.join(stuck[:20])}")
