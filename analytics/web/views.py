@@ -16,6 +16,7 @@ from analytics.web import selectors
 from core.lookups import find
 from failover.console import can_view
 from failover.web.operations import operations_for
+from plans import predictions
 
 VIEW_PLAN = "plans.view_drplan"
 PLAN_ID = re.compile(r"[-a-zA-Z0-9_]{1,100}")  # a slug or a numeric id; anything else names no plan
@@ -45,6 +46,7 @@ def plan_page(request: HttpRequest, plan_id: str) -> HttpResponse:
         "plan": plan,
         "rto_met": selectors.met(plan.last_rto_seconds, plan.rto_seconds),
         "rpo_met": selectors.met(plan.last_rpo_seconds, plan.rpo_seconds),
+        "prediction": predictions.predicted_rto(plan),  # the ML service's, or "prediction unavailable"
         "sites": list(plan.sites.order_by("code")),
         "map": selectors.dependency_map(plan),
         "strategies": selectors.strategies(plan),

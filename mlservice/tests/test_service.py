@@ -372,3 +372,23 @@ def test_the_plan_api_shows_the_prediction_next_to_the_target_or_says_unavailabl
     assert response.json()["predicted_rto"]["message"] == "prediction unavailable"
     listed = api_for("viewer").get("/api/v1/dr/plans").json()
     assert "predicted_rto" not in listed["results"][0]  # the list stays cheap: no call per plan
+
+
+def test_the_plan_page_shows_the_prediction_next_to_the_target_or_says_unavailable(
+    service: str, client, users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from plans.models import DRPlan
+
+    DRPlan.objects.create(plan_id="core-commerce", name="Core commerce", rto_seconds=900, rpo_seconds=60)
+    client.force_login(users["viewer"])
+    monkeypatch.setenv("DRPLAN_ML_URL", service)
+    row = re.search(r'<dd id="predicted-rto">(.*?)</dd>', client.get("/plans/core-commerce/").content.decode(), re.S)
+    assert row is not None and re.match(r"P50 \S.* · P90 \S.* · \d+ % chance of meeting the target", row.group(1))
+    monkeypatch.setenv("DRPLAN_ML_URL", f"http://127.0.0.1:{free_port()}")
+    page = client.get("/plans/core-commerce/")
+    assert page.status_code == 200
+    assert re.search(
+        r'<dd id="predicted-rto"><span class="muted">prediction unavailable</span></dd>', page.content.decode()
+    )
