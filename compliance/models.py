@@ -79,6 +79,12 @@ class ComplianceReportQuerySet(models.QuerySet):
             raise AttestedReportError("Attested compliance reports are evidence and cannot be deleted.")
         return super().delete()
 
+    def update(self, **kwargs: Any) -> int:
+        """A bulk update too leaves attested reports alone (attesting is itself an update of drafts only)."""
+        if self.filter(attested_at__isnull=False).exists():
+            raise AttestedReportError("Attested compliance reports are evidence and cannot change.")
+        return super().update(**kwargs)
+
 
 class ComplianceReport(models.Model):
     framework = models.CharField(max_length=20, choices=ComplianceFramework.choices, db_index=True)

@@ -115,6 +115,9 @@ def test_seed_demo_holds_an_attested_signed_report_per_framework_that_verifies(d
     report.summary = "edited"
     with pytest.raises(AttestedReportError):
         report.save()
+    with pytest.raises(AttestedReportError):  # nor in bulk
+        ComplianceReport.objects.filter(pk=report.pk).update(summary="edited")
+    assert ComplianceReport.objects.get(pk=report.pk).summary != "edited"
     again = api_for("auditor").post(f"{URL}/{report_id}/attest", {}, format="json")
     assert again.status_code == 409 and again.json()["error"]["code"] == "report_attested"
 
