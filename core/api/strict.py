@@ -129,6 +129,8 @@ def type_errors(field: serializers.Field, value: Any) -> list[str] | dict[Any, A
     expected = _expected(field, value)
     if expected is not None:
         return [f"Expected {expected}, got {_json_name(value)}."]
+    if isinstance(field, relations.RelatedField) and value == "":  # DRF would read "" as null
+        return ["An empty string names nothing: send null to clear the reference."]
     if isinstance(field, serializers.DecimalField) and not re.match(decimal_pattern(field), value):
         return [f'Enter a plain decimal number, e.g. "12.50": digits and a point, {_decimal_limits(field)}.']
     child = getattr(field, "child_relation", None) or getattr(field, "child", None)

@@ -107,6 +107,23 @@ def test_nested_and_related_values_are_checked_too(api_for):
     assert ok.status_code == 201, ok.content
 
 
+def test_an_empty_string_is_not_a_reference(api_for):
+    """DRF reads "" as null for a relation; the schema's pattern refuses it, and so does the API (null clears)."""
+    site = Site.objects.create(code="ams1", name="Amsterdam")
+    app = Application.objects.create(slug="db", name="DB", tier=1, site=site)
+    client = api_for("approver")
+    response = client.patch("/api/v1/dr/applications/db", {"site": ""}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "site": ["An empty string names nothing: send null to clear the reference."]
+    }
+    app.refresh_from_db()
+    assert app.site == site
+    assert client.patch("/api/v1/dr/applications/db", {"site": None}, format="json").status_code == 200
+    app.refresh_from_db()
+    assert app.site is None
+
+
 def test_form_encoded_input_is_left_to_drf(api_for):
     """The browsable API's forms send text; only JSON has types to check."""
     response = api_for("approver").post("/api/v1/dr/sites", {"code": "ams9", "name": "Amsterdam"})
