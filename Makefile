@@ -38,7 +38,7 @@ run: migrate
 	$(PY) manage.py seed_demo --if-empty
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py ml train --if-missing
-	$(PY) scripts/ml_serve.py --host $(HOST) --port $(ML_PORT) -- \
+	DRPLAN_ML_URL=$${DRPLAN_ML_URL:-http://$(HOST):$(ML_PORT)} $(PY) scripts/ml_serve.py --host $(HOST) --port $(ML_PORT) -- \
 		$(PY) scripts/serve.py --host $(HOST) --ui-port $(UI_PORT) --port $(PORT)
 
 lint: install-dev
