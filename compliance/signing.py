@@ -4,10 +4,13 @@ content against the report DRPlan stored."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -26,6 +29,9 @@ from core import signing
 FIELD_NAME = "DRPlanAttestation"
 
 
+T = TypeVar("T")
+
+
 def _asn1_cert(cert: Any) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
@@ -39,6 +45,18 @@ def signer_for(identity: signing.SigningIdentity) -> signers.SimpleSigner:
         signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
         cert_registry=SimpleCertificateStore.from_certs([_asn1_cert(c) for c in identity.chain]),
     )
+
+
+def _outside_any_event_loop(call: Callable[[], T]) -> T:
+    """pyHanko runs its signing and validation with asyncio.run(), which refuses to start inside a running
+    event loop (an async caller, or a test driving a browser through Playwright's sync API): there the call
+    runs in a thread of its own, which has no loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
 
 
 def sign_pdf(
@@ -60,7 +78,7 @@ def sign_pdf(
         name=name[:200],
         location="DRPlan",
     )
-    out = signers.sign_pdf(writer, meta, signer=signer_for(identity))
+    out = _outside_any_event_loop(lambda: signers.sign_pdf(writer, meta, signer=signer_for(identity)))
     return out.getvalue()
 
 
@@ -102,7 +120,7 @@ def verify_signature(reader: PdfFileReader, result: Verification) -> bool:
     roots = [_asn1_cert(c) for c in signing.trust_roots()]
     context = ValidationContext(trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail")
     try:
-        status = validate_pdf_signature(signature, context)
+        status = _outside_any_event_loop(lambda: validate_pdf_signature(signature, context))
     except Exception as exc:  # pyHanko raises many kinds on a damaged signature: all mean "not valid"
         result.checks.update({"intact": False})
         result.reason = f"the signature cannot be validated: {exc}"

@@ -219,3 +219,21 @@ def test_the_admin_shows_the_signing_certificate_fingerprint(users) -> None:
     page = client.get("/admin/compliance/compliancereport/")
     assert page.status_code == 200
     assert signing.identity().fingerprint in page.content.decode()
+
+
+def test_signing_and_checking_work_inside_a_running_event_loop() -> None:
+    """pyHanko calls asyncio.run(); a caller with a running event loop (an async view, or the browser tests,
+    which call seed_demo while Playwright's sync API holds a loop) still signs and checks reports."""
+    import asyncio
+
+    from weasyprint import HTML
+
+    pdf = HTML(string="<p>Evidence</p>").write_pdf()
+
+    async def inside_a_loop() -> tuple[bool, pdf_signing.Verification]:
+        signed = pdf_signing.sign_pdf(pdf, reason="DR test evidence", name="Tester")
+        result = pdf_signing.Verification()
+        return pdf_signing.verify_signature(pdf_signing.read_pdf(signed), result), result
+
+    valid, result = asyncio.run(inside_a_loop())
+    assert valid, result.reason
