@@ -27,6 +27,7 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db.models import Q
 from django.utils import timezone
@@ -93,7 +94,17 @@ def coordinator_is_dead_local_process(coordinator: str) -> bool:
         return True
     except (PermissionError, OverflowError, ValueError):
         return False
-    return False
+    return _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process whose parent died too stays a zombie until init reaps it (in a container,
+    PID 1 may never do so): it runs nothing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _expire_approvals(expire: Callable[[], int]) -> list[str]:

@@ -215,6 +215,12 @@ def test_coordinator_identity_is_only_known_dead_for_a_missing_local_pid():
     assert not coordinator_is_dead_local_process("elsewhere:999999:a")
     assert not coordinator_is_dead_local_process("garbage")
     assert not coordinator_is_dead_local_process(f"{host}:notapid:a")
+    zombie = subprocess.Popen(["true"])  # exited, not yet waited for: a zombie runs nothing
+    try:
+        wait_for(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z", 15)
+        assert coordinator_is_dead_local_process(f"{host}:{zombie.pid}:a")
+    finally:
+        zombie.wait()
 
 
 def test_reaper_reenqueues_a_pending_execution_nobody_picked_up():
