@@ -12,7 +12,7 @@ UI_PORT ?= 3045
 PORT   ?= 4045
 ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance bench-takeover lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -99,3 +99,6 @@ bench-ml: install-dev
 
 clean:
 	rm -rf $(VENV) var
+
+bench-takeover: install-dev
+	$(PY) bench/takeover.py
