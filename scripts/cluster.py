@@ -43,6 +43,7 @@ HEALTH = "/api/v1/dr/health"
 HAPROXY_CONFIG = """\
 global
     maxconn 4096
+    stats socket {socket} mode 600 level admin
 defaults
     mode http
     timeout connect 2s
@@ -69,7 +70,8 @@ backend web
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "status", "down"])
+    parser.add_argument("command", choices=["up", "status", "down", "restart"])
+    parser.add_argument("names", nargs="*", help="restart: the processes to start again (e.g. redis web1 postgres)")
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "cluster")
     parser.add_argument("--port", type=int, default=5045, help="the proxy's port; the nodes take the next five")
     parser.add_argument("--no-ml", action="store_true", help="do not start the ML service")
@@ -82,6 +84,8 @@ def main() -> int:
         return up(root, args.port, ml=not args.no_ml, demo=not args.no_demo)
     if args.command == "status":
         return status(root, as_json=args.json)
+    if args.command == "restart":
+        return restart(root, args.names)
     return down(root, purge=args.purge)
 
 
@@ -159,7 +163,7 @@ def _shared_settings(root: Path, ports: dict[str, int], user: str | None, state:
     redis_dir.mkdir(exist_ok=True)
     redis_argv = [procs.redis_server_bin(), "--bind", HOST, "--port", str(ports["redis"]), "--dir", str(redis_dir)]
     redis_argv += ["--save", "", "--appendonly", "yes"]
-    state["processes"]["redis"] = {"pid": procs.spawn(redis_argv, None, log=root / "redis.log", cwd=redis_dir)}
+    _spawn(state, "redis", redis_argv, {}, root, cwd=redis_dir)
     if not postgres.wait_until(lambda: procs.port_open(ports["redis"]), 15):
         raise RuntimeError("redis-server did not start (see redis.log)")
     signing = root / "signing"
@@ -201,18 +205,23 @@ def _manage(env: dict[str, str], var: Path, *command: str) -> None:
         raise RuntimeError(f"manage.py {' '.join(command)}: {(result.stderr or result.stdout).strip()[-1500:]}")
 
 
-def _spawn(state: dict[str, Any], name: str, argv: list[str], env: dict[str, str], root: Path) -> None:
-    pid = procs.spawn(argv, None, log=root / f"{name}.log", cwd=ROOT, env=env)
-    state["processes"][name] = {"pid": pid, "group": True}
+def _spawn(
+    state: dict[str, Any], name: str, argv: list[str], env: dict[str, str], root: Path, cwd: Path = ROOT
+) -> None:
+    """Start a node process in its own group; what started it is kept so `restart NAME` can again."""
+    pid = procs.spawn(argv, None, log=root / f"{name}.log", cwd=cwd, env=env)
+    state["processes"][name] = {"pid": pid, "argv": argv, "env": env, "cwd": str(cwd)}
 
 
 def _start_haproxy(root: Path, ports: dict[str, int], state: dict[str, Any]) -> None:
     servers = "\n".join(f"    server {name} {HOST}:{ports[name]} check" for name in ("web1", "web2"))
     config = root / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(host=HOST, port=ports["proxy"], health=HEALTH, servers=servers))
+    socket_path = root / "haproxy.sock"  # the runtime API: `disable server web/web2` and the like
+    config.write_text(
+        HAPROXY_CONFIG.format(host=HOST, port=ports["proxy"], health=HEALTH, servers=servers, socket=socket_path)
+    )
     procs.run(["haproxy", "-c", "-q", "-f", str(config)], None)
-    pid = procs.spawn(["haproxy", "-db", "-f", str(config)], None, log=root / "haproxy.log")
-    state["processes"]["proxy"] = {"pid": pid, "group": True}
+    _spawn(state, "proxy", ["haproxy", "-db", "-f", str(config)], {}, root, cwd=root)
 
 
 def _wait_healthy(port: int, name: str, timeout: float = 90) -> None:
@@ -248,6 +257,35 @@ def status(root: Path, *, as_json: bool) -> int:
             port = state["ports"].get(name.rstrip("12") if name.startswith("workers") else name, "")
             print(f"{name:<9} pid {info['pid']:<7} {'up' if info['alive'] else 'DOWN'}{health} {port}")
     return 0 if all(info["alive"] for info in report.values()) else 1
+
+
+# ---------------------------------------------------------------------------------------- restart
+def restart(root: Path, names: list[str]) -> int:
+    """Start again named processes that are down (after a crash or a kill), as `up` started them."""
+    state_file = root / "state.json"
+    if not state_file.exists():
+        print(f"no cluster in {root}", file=sys.stderr)
+        return 1
+    state = _read(state_file)
+    processes = state["processes"]
+    unknown = [name for name in names if name not in processes]
+    if unknown or not names:
+        print(f"restart: name one or more of {', '.join(processes)} (unknown: {', '.join(unknown)})", file=sys.stderr)
+        return 2
+    for name in names:
+        info = processes[name]
+        if procs.alive(info["pid"]):
+            print(f"{name} is running (pid {info['pid']})")
+            continue
+        if name == "postgres":
+            port = state["ports"]["postgres"]
+            info["pid"] = postgres.start(Path(state["postgres_data"]), port, "drplan-cluster", procs.server_user())
+        else:
+            _stop_group(info["pid"], grace=0)  # what is left of its group
+            _spawn(state, name, info["argv"], info["env"], root, cwd=Path(info["cwd"]))
+        print(f"{name} started again (pid {processes[name]['pid']})")
+        _write(state_file, state)
+    return 0
 
 
 # ------------------------------------------------------------------------------------------- down
