@@ -23,7 +23,7 @@ from django_q.models import OrmQ
 
 from analytics.notifications import delivery
 
-SECRET = "receiver-shared-secret-9f2c7e"  # noqa: S105 (a test value)
+SECRET = "receiver-shared-secret-9f2c7e"
 
 
 @dataclass
@@ -61,7 +61,7 @@ class WebhookReceiver:
 
 def _handler(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             headers = dict(self.headers.items())
             if receiver.hang is not None:
@@ -101,7 +101,7 @@ class _Inbox:
         self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
@@ -134,9 +134,8 @@ def smtp_server(settings: Any) -> Iterator[_Inbox]:
 
 def queued_deliveries() -> list[int]:
     """Ids of the delivery tasks waiting in django-q2's queue (ORM broker)."""
-    return [
-        q.task["args"][0] for q in OrmQ.objects.order_by("id") if q.task["func"] == "analytics.notifications.tasks.deliver"
-    ]
+    tasks = [q.task for q in OrmQ.objects.order_by("id")]
+    return [task["args"][0] for task in tasks if task["func"] == "analytics.notifications.tasks.deliver"]
 
 
 def run_queued_deliveries() -> list[str]:

@@ -119,9 +119,7 @@ def test_availability_fires_below_its_threshold_per_application_of_a_plan(
     for app in (web, api, other):
         make_target(app, current_availability_percent="99.99")
     plan = make_plan("shop-dr", applications=[web, api])
-    rpo_rule(
-        channels[:1], metric="availability_percent", scope="plan", plan=plan, threshold=99.9, window_seconds=60
-    )
+    rpo_rule(channels[:1], metric="availability_percent", scope="plan", plan=plan, threshold=99.9, window_seconds=60)
     t0 = timezone.now()
     RTOTarget.objects.filter(application__in=[api, other]).update(current_availability_percent="98.5")
     evaluate(django_capture_on_commit_callbacks, t0)
