@@ -357,7 +357,11 @@ def _recipients(
     if subscription.role:
         if role is not None and subscription.role != role:
             return False, [], []
-        users = list(User.objects.filter(role_holders(subscription.role), is_active=True).distinct())
+        users = list(
+            User.objects.filter(role_holders(subscription.role), is_active=True)
+            .distinct()
+            .order_by(User.USERNAME_FIELD)
+        )
         if role is not None:
             users = [u for u in users if u.pk != triggered_by_id]
         return True, _emails(users), [u.get_username() for u in users]
