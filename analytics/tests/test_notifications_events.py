@@ -118,9 +118,13 @@ def test_a_manual_step_waiting_and_the_start_and_end_of_a_run(channels, people, 
     failing = make_execution([shell("false", key="broken")])
     final = run_execution(failing.pk)
     run_queued_deliveries()
-    assert receiver.kinds() == ["execution_started", "manual_step_waiting", "execution_completed"] + [
+    ended = f"execution_{'failed' if final in ('failed', 'rollback_failed') else final}"
+    assert receiver.kinds() == [
         "execution_started",
-        f"execution_{'failed' if final in ('failed', 'rollback_failed') else final}",
+        "manual_step_waiting",
+        "execution_completed",
+        "execution_started",
+        ended,
     ]
     waiting = receiver.received[1].json
     assert waiting["data"]["step"] == "check" and "Look at grafana" in waiting["text"]
