@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from analytics.notifications.choices import EVENT_KINDS, ChannelKind, Metric, Scope
 from analytics.notifications.models import (
@@ -37,7 +38,14 @@ def validate_http_url(value: str) -> None:
 
 
 class ChannelSerializer(StrictModelSerializer):
-    name = serializers.SlugField(max_length=100, validators=[validate_natural_key], help_text="Natural key.")
+    name = serializers.SlugField(
+        max_length=100,
+        validators=[
+            validate_natural_key,
+            UniqueValidator(queryset=NotificationChannel.objects.all(), message="A channel with this name exists."),
+        ],
+        help_text="Natural key.",
+    )
     url = serializers.CharField(
         max_length=500,
         required=False,
