@@ -131,7 +131,10 @@ def test_a_bad_channel_is_a_400_naming_the_field_and_stores_nothing(world, api_f
         ({"event_kinds": ["coffee_break"], "channel": "ops-webhook"}, "event_kinds"),
         ({"event_kinds": [], "channel": "ops-webhook"}, "event_kinds"),
         ({"event_kinds": ["approval_waiting"], "channel": "ops-webhook", "role": "boss"}, "role"),
-        ({"event_kinds": ["approval_waiting"], "channel": "ops-webhook", "role": "approver", "email": "a@b.c"}, "email"),
+        (
+            {"event_kinds": ["execution_failed"], "channel": "ops-webhook", "role": "approver", "email": "a@b.io"},
+            "email",
+        ),
         ({"event_kinds": ["approval_waiting"], "channel": "nope"}, "channel"),
         ({"event_kinds": ["approval_waiting"], "channel": "ops-webhook", "user": "ghost"}, "user"),
     ],
