@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
 import time
@@ -120,6 +121,7 @@ def free_port() -> int:
 def smtp_server(settings: Any) -> Iterator[_Inbox]:
     """A real SMTP server on 127.0.0.1, and Django's SMTP backend pointed at it."""
     inbox = _Inbox()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
