@@ -48,6 +48,7 @@ from analytics.notifications.models import (
 )
 from core import secrets
 from core.choices import AuthMethod
+from core.exceptions import Conflict
 from core.roles import holds_role, role_holders
 from failover import projection
 from failover.choices import ExecutionStatus as ES
@@ -66,18 +67,23 @@ SECRET_PREFIX = "notification-channel-"  # noqa: S105 (a name, not a value)
 def save_channel_secret(
     channel: NotificationChannel, secret: str, *, actor: Any = None, auth_method: str = AuthMethod.SYSTEM
 ) -> None:
-    """Store (or replace) a webhook channel's signing secret in the secret store."""
-    name = channel.secret_name or f"{SECRET_PREFIX}{channel.pk}"
-    secrets.set_secret(
+    """Store (or replace) a webhook channel's signing secret in the secret store, under a name of its own
+    (`notification-channel-<id>`; Conflict if a secret of that name was made by someone else)."""
+    if channel.secret_name and secrets.Secret.objects.filter(name=channel.secret_name).exists():
+        secrets.update_secret(
+            secrets.Secret.objects.get(name=channel.secret_name), value=secret, actor=actor, auth_method=auth_method
+        )
+        return
+    name = f"{SECRET_PREFIX}{channel.pk}"
+    secrets.create_secret(
         name,
         secret,
         actor=actor,
         auth_method=auth_method,
         description=f"signing secret of notification channel {channel.name}",
     )
-    if channel.secret_name != name:
-        NotificationChannel.objects.filter(pk=channel.pk).update(secret_name=name)
-        channel.secret_name = name
+    NotificationChannel.objects.filter(pk=channel.pk).update(secret_name=name)
+    channel.secret_name = name
 
 
 def delete_channel_secret(
@@ -90,6 +96,10 @@ def delete_channel_secret(
 
 def send_test_message(channel: NotificationChannel, actor: Any) -> Delivery:
     """Queue a test message to the channel (to check the receiver and its signature check)."""
+    if not channel.enabled:
+        raise Conflict(f"channel {channel.name!r} is disabled; enable it first", code="channel_disabled")
+    if channel.kind == ChannelKind.EMAIL and not channel.recipients:
+        raise Conflict(f"e-mail channel {channel.name!r} has no recipients to test", field="recipients")
     who = actor.get_username() if actor is not None else "system"
     notification = _queue(
         {

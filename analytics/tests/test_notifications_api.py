@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from analytics.notifications import services
-from analytics.notifications.models import AlertRule, NotificationChannel, Subscription
+from analytics.notifications.models import AlertRule, Delivery, NotificationChannel, Subscription
 from analytics.tests.factories import make_target
 from core.models import AuditEntry
 from plans.tests.factories import make_app, make_plan
@@ -210,3 +210,13 @@ def test_the_schema_documents_the_endpoints(api_for):
     components = schema["components"]["schemas"]
     assert "secret" not in components["Channel"]["properties"]  # never in a response
     assert "secret" in components["ChannelRequest"]["properties"]
+
+
+def test_a_test_message_to_a_disabled_channel_or_one_without_recipients_is_a_409(world, api_for):
+    NotificationChannel.objects.create(name="empty-mail", kind="email")
+    NotificationChannel.objects.filter(pk=world["hook"].pk).update(enabled=False)
+    for name, code in (("empty-mail", "conflict"), ("ops-webhook", "channel_disabled")):
+        response = api_for("approver").post(f"{API}/notifications/channels/{name}/test")
+        assert response.status_code == 409, response.content
+        assert response.json()["error"]["code"] == code
+    assert not Delivery.objects.exists()
