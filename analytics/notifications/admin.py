@@ -10,6 +10,7 @@ from analytics.notifications.models import (
     AlertState,
     Delivery,
     DeliveryAttempt,
+    Notification,
     NotificationChannel,
     Subscription,
 )
@@ -54,7 +55,7 @@ class DeliveryAttemptInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     list_display = ("id", "kind", "subject", "channel", "status", "attempts", "next_attempt_at", "created_at")
     list_filter = ("status", "channel", "notification__kind")
     search_fields = ("notification__subject",)
@@ -68,3 +69,24 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="subject")
     def subject(self, delivery: Delivery) -> str:
         return delivery.notification.subject
+
+
+# Evidence of what was sent, read-only (audited admins that refuse every write).
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("id", "kind", "subject", "plan", "execution", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("subject",)
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("rule", "application", "status", "value", "pending_since", "fired_at", "resolved_at")
+    list_filter = ("status",)
+    list_select_related = ("rule", "application")
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("delivery", "number", "started_at", "duration_ms", "success", "status_code", "error")
+    list_filter = ("success",)
