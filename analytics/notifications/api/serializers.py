@@ -30,8 +30,12 @@ MAX_RECIPIENTS = 50
 
 
 def validate_http_url(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a malformed IPv6 address or port
+        valid = False
+    if not valid or any(c.isspace() for c in value):
         raise serializers.ValidationError("Enter an http:// or https:// URL.")
     if parts.username or parts.password:
         raise serializers.ValidationError("Put no credentials in the URL; the channel's secret signs each request.")
