@@ -147,3 +147,23 @@ def test_an_rto_breach_forecast_is_sent_once_per_execution(channels, people, rec
     forecast = receiver.received[0].json["data"]["projection"]
     assert forecast["state"] == "at_risk" and forecast["target_seconds"] == 60
     assert forecast["projected_total_seconds"] > 60
+
+
+def test_a_step_approval_gate_waiting_reaches_its_role(channels, people, receiver):
+    hook, mail = channels
+    Subscription.objects.create(role="approver", event_kinds=APPROVAL, channel=mail)
+    Subscription.objects.create(role="operator", event_kinds=APPROVAL, channel=hook)  # not the gate's role
+    execution = make_execution([shell("true", key="switch-dns", approval={"role": "approver"})])
+
+    def approve() -> None:
+        wait_for(lambda: Delivery.objects.filter(notification__kind="approval_waiting").exists())
+        StepRun.objects.filter(execution=execution).update(gate_approved_at=timezone.now())
+
+    thread = in_thread(approve)
+    assert run_execution(execution.pk) == "completed"
+    thread.join()
+    (delivery,) = Delivery.objects.filter(notification__kind="approval_waiting")
+    assert delivery.channel == mail  # ordered by username; nobody triggered it, so every approver
+    assert delivery.recipients == ["admin@example.com", "approver@example.com", "approver2@example.com"]
+    assert delivery.notification.payload["step"] == "switch-dns"
+    assert "step switch-dns waits for 1 approver" in delivery.notification.subject
