@@ -183,12 +183,15 @@ def evaluate_alert_rules(
     counts = {"fired": 0, "repeated": 0, "resolved": 0}
     rules = AlertRule.objects.filter(enabled=True).select_related("plan", "application").prefetch_related("channels")
     for rule in rules:
-        for app_id, slug, value in _targets(rule, wanted):
+        targets = _targets(rule, wanted)
+        for app_id, slug, value in targets:
             if value is None:
                 continue
             outcome = _evaluate_one(rule, app_id, slug, value, now)
             if outcome:
                 counts[outcome] += 1
+        if wanted is None:  # applications no longer in the rule's scope (changed scope, plan or target)
+            AlertState.objects.filter(rule=rule).exclude(application_id__in=[t[0] for t in targets]).delete()
     return counts
 
 

@@ -144,3 +144,20 @@ def test_an_unknown_value_changes_nothing_and_the_probes_can_evaluate_their_appl
     assert len(receiver.received) == 1
     assert AlertState.objects.get(rule=rule, application=a).status == "firing"
     assert queued_deliveries() == []
+
+
+def test_a_rule_moved_to_another_application_forgets_the_old_one(
+    channels, receiver, django_capture_on_commit_callbacks
+):
+    a, b = make_app("app-a"), make_app("app-b")
+    make_target(a, current_rpo_seconds=999)
+    make_target(b, current_rpo_seconds=1)
+    rule = rpo_rule(channels[:1], application=a, window_seconds=1)
+    t0 = timezone.now()
+    evaluate(django_capture_on_commit_callbacks, t0)
+    evaluate(django_capture_on_commit_callbacks, t0 + timedelta(seconds=2))
+    assert AlertState.objects.get(rule=rule).status == "firing"
+    AlertRule.objects.filter(pk=rule.pk).update(application=b)
+    evaluate(django_capture_on_commit_callbacks, t0 + timedelta(seconds=3))
+    assert list(AlertState.objects.filter(rule=rule).values_list("application__slug", "status")) == [("app-b", "ok")]
+    assert receiver.kinds() == ["alert_firing"]
