@@ -191,3 +191,7 @@ class ImpactAnalysisAdmin(AuditedModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+# Alerts and notifications (analytics/notifications/admin.py registers its models).
+from analytics.notifications import admin as notifications_admin  # noqa: E402, F401

@@ -173,3 +173,15 @@ class ImpactAnalysis(models.Model):
 
     def __str__(self) -> str:
         return self.scenario
+
+
+# Alerts and notifications (analytics/notifications/): models of this app, kept in their package.
+from analytics.notifications.models import (  # noqa: E402, F401
+    AlertRule,
+    AlertState,
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    NotificationChannel,
+    Subscription,
+)

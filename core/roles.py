@@ -57,6 +57,10 @@ AUTHORED_MODELS = {
     "analytics.testparticipant",
     "analytics.actionitem",
     "analytics.impactanalysis",
+    # alerts and notifications (analytics/notifications/): the DR manager decides who is told what
+    "analytics.notificationchannel",
+    "analytics.alertrule",
+    "analytics.subscription",
     "compliance.compliancereport",
     "compliance.compliancerequirement",
 }

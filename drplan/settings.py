@@ -27,6 +27,9 @@ Environment:
                         the signing certificate itself.
     DRPLAN_CHECKPOINT_FILE  where signed audit checkpoints are appended; default var/audit-checkpoints.jsonl.
     DRPLAN_CHECKPOINT_INTERVAL_SECONDS  how often the scheduler signs a checkpoint (default 3600).
+    EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT,
+    DEFAULT_FROM_EMAIL, EMAIL_BACKEND  the mail server of e-mail notifications (Django's settings).
+    DRPLAN_NOTIFY_BACKOFF_SECONDS  a failed notification delivery's first retry delay (doubling; default 30 s).
 """
 
 from __future__ import annotations
@@ -410,6 +413,23 @@ LIVE_POLL_SECONDS = float(os.environ.get("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDI
 # An open websocket re-checks its viewer's session, account and permission this often, and is closed (4401/4403)
 # once they are gone: a revoked viewer stops receiving within this many seconds.
 LIVE_AUTH_RECHECK_SECONDS = float(os.environ.get("DRPLAN_LIVE_AUTH_RECHECK_SECONDS", 5.0))
+
+# E-mail (alerts and notifications, analytics/notifications/): Django's mail settings from the environment.
+# Without EMAIL_HOST, messages go to the console backend (printed by the worker), never to a guessed server.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _flag("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _flag("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", 10))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "drplan@localhost")
+# Deliveries: a failed attempt is retried after NOTIFY_BACKOFF_SECONDS, then twice that, … (at most an hour).
+NOTIFY_BACKOFF_SECONDS = int(os.environ.get("DRPLAN_NOTIFY_BACKOFF_SECONDS", 30))
 
 LOGGING = {
     "version": 1,

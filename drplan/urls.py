@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from analytics import views as analytics_views
 from analytics.api.urls import router as analytics_router
 from analytics.api.urls import urlpatterns as analytics_urlpatterns
+from analytics.notifications.api.urls import router as notifications_router
+from analytics.notifications.api.urls import urlpatterns as notifications_urlpatterns
 from compliance.api.urls import router as compliance_router
 from core.api.errors import json_404, json_500
 from core.api.routers import api_root_router
@@ -18,7 +20,13 @@ from runbooks.api.urls import router as runbooks_router
 from runbooks.views import builder_edit, builder_new
 
 api_router = api_root_router(
-    plans_router, runbooks_router, failover_router, analytics_router, compliance_router, core_router
+    plans_router,
+    runbooks_router,
+    failover_router,
+    analytics_router,
+    notifications_router,
+    compliance_router,
+    core_router,
 )
 
 api_v1 = [
@@ -26,6 +34,7 @@ api_v1 = [
     *api_router.urls,
     *failover_urlpatterns,  # /failover, /failback, /test … (plain endpoints of the engine)
     *analytics_urlpatterns,  # /test/compliance
+    *notifications_urlpatterns,  # POST /rto-rpo/alert
     path("auth/token", TokenView.as_view(), name="obtain-token"),
 ]
 

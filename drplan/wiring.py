@@ -5,13 +5,15 @@ above it, it declares a small interface and the project fills it here, once, whe
 (DRPlanConfig.ready, so in every process: web, workers, management commands, tests):
 
 - the execution engine (failover/engine/hooks.py): enqueue a coordinator, record a finished
-  execution's outcome, expire approval requests.
+  execution's outcome, expire approval requests, notify the subscribers of an event
+  (analytics.notifications.services.notify_execution_event).
 - a plan's predicted RTO (plans/predictions.py): the ML service's client, mlservice.client.
 """
 
 from __future__ import annotations
 
 from analytics import outcomes
+from analytics.notifications import services as notifications
 from failover import approvals, tasks
 from failover.engine import hooks
 from mlservice import client
@@ -24,6 +26,7 @@ def engine_hooks() -> hooks.EngineHooks:
         enqueue=tasks.enqueue_execution,
         record_outcome=outcomes.record_outcome,
         expire_approvals=approvals.expire_approval_requests,
+        notify_event=notifications.notify_execution_event,
     )
 
 

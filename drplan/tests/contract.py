@@ -72,6 +72,24 @@ def add_executions() -> None:
     services.start_failover(DRPlan.objects.get(plan_id="core-commerce"), actor=admin, dry_run=True)
     version = RunbookVersion.objects.filter(runbook__slug="cache-redis-failover").latest("pk")
     services.execute_runbook(version, actor=admin, dry_run=True)
+    add_notifications()
+
+
+def add_notifications() -> None:
+    """Notification channels (alert rules and subscriptions must name one), a rule, a subscription and a
+    delivery (never sent: no worker runs), so their paths name objects that exist."""
+    from analytics.notifications import services
+    from analytics.notifications.models import AlertRule, NotificationChannel, Subscription
+
+    hook = NotificationChannel.objects.create(name="ops-webhook", kind="webhook", url="https://hooks.example.com/x")
+    services.save_channel_secret(hook, "contract-secret-0123456789")
+    mail = NotificationChannel.objects.create(name="dr-team", kind="email", recipients=["dr-team@example.com"])
+    rule = AlertRule.objects.create(
+        name="RPO", metric="rpo_seconds", scope="all", threshold=300, window_seconds=60, repeat_interval_seconds=600
+    )
+    rule.channels.set([hook, mail])
+    Subscription.objects.create(role="approver", event_kinds=["approval_waiting"], channel=mail)
+    services.send_test_message(hook, None)
 
 
 def catalogue(username: str, password: str) -> dict[str, Any]:
@@ -79,6 +97,7 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
     from django.contrib.auth.models import User
 
     from analytics.models import DRTestResult, ImpactAnalysis, RTOTarget
+    from analytics.notifications.models import AlertRule, Delivery, NotificationChannel, Subscription
     from compliance.models import ComplianceReport, IssuedPdf
     from core.models import AuditEntry, Secret
     from failover.models import FailoverExecution
@@ -127,6 +146,15 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
         "audit_seqs": [str(seq) for seq in AuditEntry.objects.order_by("seq").values_list("seq", flat=True)[:50]],
         "secrets": list(Secret.objects.values_list("name", flat=True)),
         "actions": [item["name"] for item in runbook_selectors.action_catalogue()],
+        "channels": {name: pk for pk, name in NotificationChannel.objects.values_list("pk", "name")},
+        "channel_kinds": {
+            key: kind
+            for pk, name, kind in NotificationChannel.objects.values_list("pk", "name", "kind")
+            for key in (name, str(pk))
+        },
+        "alert_rules": list(AlertRule.objects.values_list("pk", flat=True)),
+        "subscriptions": list(Subscription.objects.values_list("pk", flat=True)),
+        "deliveries": list(Delivery.objects.values_list("pk", flat=True)),
     }
 
 
@@ -166,6 +194,10 @@ _PATHS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/audit-log/\{seq\}"), "audit_seqs"),
     (re.compile(r"/secrets/\{name\}"), "secrets"),
     (re.compile(r"/actions/\{id\}"), "actions"),
+    (re.compile(r"/notifications/channels/\{id\}"), "channels"),
+    (re.compile(r"/rto-rpo/alerts/\{id\}"), "alert_rules"),
+    (re.compile(r"/notifications/subscriptions/\{id\}"), "subscriptions"),
+    (re.compile(r"/notifications/deliveries/\{id\}"), "deliveries"),
 ]
 
 
@@ -177,7 +209,7 @@ def _fill_path(path: str, params: dict[str, Any], data: dict[str, Any]) -> dict[
     if kind is None:
         return params
     filled = dict(params)
-    if kind in ("plans", "sites", "applications"):
+    if kind in ("plans", "sites", "applications", "channels"):
         filled["id"] = _pick(_keys(data[kind]), seed)
     elif kind == "runbooks":
         slug = _pick(sorted(data["runbooks"]), seed)
@@ -347,8 +379,57 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
     elif "/impact-analyses" in path:
         if body.get("plan") is not None:
             body["plan"] = _pick(plan_ids, seed)
+    elif "/notifications/" in path or "/rto-rpo/alert" in path:
+        body = _notification_body(case, body, data, seed)
     elif re.search(r"/runbooks/\{id\}/?$", path) and body.get("application") is not None:
         body["application"] = _pick(sorted(data["applications"]), seed)
+    return body
+
+
+def _notification_body(case: schemathesis.Case, body: dict[str, Any], data: dict[str, Any], seed: int) -> Any:
+    """The rules of channels, alert rules and subscriptions stated in prose: a webhook has an http(s) URL and a
+    secret, an e-mail channel neither; a rule's scope names its plan or application and nothing else, and
+    existing channels; a subscription names one of role, user and email, existing objects, each kind once."""
+    path, method = case.operation.path, case.method.upper()
+    if "/notifications/channels" in path:
+        kind = body.get("kind") or data.get("channel_kinds", {}).get(str(case.path_parameters.get("id")))
+        if "recipients" in body:
+            body["recipients"] = [f"ops{i}@example.com" for i, _ in enumerate(body["recipients"])]
+        if kind == "webhook":
+            if "url" in body or method in ("POST", "PUT") or "kind" in body:
+                body["url"] = "https://hooks.example.com/drplan"
+            if method in ("POST", "PUT") or "kind" in body:
+                body["secret"] = body.get("secret") or "contract-secret-0123456789"
+        elif kind == "email":
+            body.pop("secret", None)
+            body["url"] = ""
+    elif "/rto-rpo/alert" in path:
+        channels = sorted(data.get("channels", {}))
+        if "channels" in body:
+            body["channels"] = sorted({_pick(channels, seed + i) for i in range(max(1, len(body["channels"])))})
+        if "scope" in body:
+            scope = body["scope"]
+            body["plan"] = _pick(sorted(data["plans"]), seed) if scope == "plan" else None
+            body["application"] = _pick(sorted(data["applications"]), seed) if scope == "application" else None
+        else:
+            body.pop("plan", None)
+            body.pop("application", None)
+        if isinstance(body.get("threshold"), (int, float)) and body.get("metric") in (None, "availability_percent"):
+            body["threshold"] = min(body["threshold"], 100)
+    elif "/notifications/subscriptions" in path:
+        targets = [name for name in ("role", "user", "email") if body.get(name)]
+        for extra in targets[1:]:
+            body[extra] = None if extra == "user" else ""
+        if body.get("user"):
+            body["user"] = _pick(data["users"], seed)
+        if body.get("email"):
+            body["email"] = "dr-team@example.com"
+        if body.get("plan") is not None:
+            body["plan"] = _pick(sorted(data["plans"]), seed)
+        if "channel" in body:
+            body["channel"] = _pick(sorted(data.get("channels", {})), seed)
+        if isinstance(body.get("event_kinds"), list):
+            body["event_kinds"] = list(dict.fromkeys(body["event_kinds"]))
     return body
 
 

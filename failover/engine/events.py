@@ -52,7 +52,23 @@ def emit(
             execution_id=execution_id, seq=seq, step_run_id=step_run_id, kind=kind, message=message, data=data or {}
         )
         transaction.on_commit(lambda: publish(event))
+        if kind != ExecutionEvent.Kind.LOG:
+            transaction.on_commit(lambda: notify(event))
     return event
+
+
+def notify(event: ExecutionEvent) -> None:
+    """Hand a committed event to the installed `notify_event` hook (hooks.EngineHooks), if any. Whatever
+    goes wrong there is logged and never reaches the run: a notification must not stop a failover."""
+    from failover.engine.hooks import installed_or_none
+
+    current = installed_or_none()
+    if current is None or current.notify_event is None:
+        return
+    try:
+        current.notify_event(event)
+    except Exception:
+        logger.exception("notify_event failed for event %s#%s (%s)", event.execution_id, event.seq, event.kind)
 
 
 def event_payload(event: ExecutionEvent) -> dict[str, Any]:

@@ -11,6 +11,10 @@ task queue or analytics. Three things it sets off belong up there:
   `records.OUTCOME_MARKER` the live feed waits for; the engine logs its failure and never raises it.
 - `expire_approvals() -> int`: end the approval requests past their deadline
   (failover.approvals.expire_approval_requests); the reaper calls it on each pass and reports the count.
+- `notify_event(event)` (optional): tell people what an execution's event means for them (analytics:
+  analytics.notifications.services.notify_execution_event, which queues its deliveries). Called by
+  `events.emit` after the event's transaction commits, for every event but log lines; it must return
+  quickly and never send anything itself. Its failure is logged, never raised.
 
 The project installs the set once at start-up (drplan/wiring.py, from the drplan app's ready()); the
 entry points `runner.run_execution` and `reaper.reap` use it unless they are given another (tests).
@@ -20,6 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from failover.models import ExecutionEvent
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class EngineHooks:
     enqueue: Callable[[int], None]
     record_outcome: Callable[[int], None]
     expire_approvals: Callable[[], int]
+    notify_event: Callable[[ExecutionEvent], Any] | None = None
 
 
 _installed: EngineHooks | None = None
@@ -36,6 +45,11 @@ def install(hooks: EngineHooks) -> None:
     """Make `hooks` the engine's default (drplan.wiring does, at start-up)."""
     global _installed
     _installed = hooks
+
+
+def installed_or_none() -> EngineHooks | None:
+    """The hooks installed at start-up, or None (for what is optional: `events.emit`'s notification)."""
+    return _installed
 
 
 def installed() -> EngineHooks:
