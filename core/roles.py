@@ -57,6 +57,7 @@ AUTHORED_MODELS = {
     "analytics.testparticipant",
     "analytics.actionitem",
     "analytics.impactanalysis",
+    "analytics.businessprocess",
     "compliance.compliancereport",
     "compliance.compliancerequirement",
 }

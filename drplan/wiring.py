@@ -7,15 +7,20 @@ above it, it declares a small interface and the project fills it here, once, whe
 - the execution engine (failover/engine/hooks.py): enqueue a coordinator, record a finished
   execution's outcome, expire approval requests.
 - a plan's predicted RTO (plans/predictions.py): the ML service's client, mlservice.client.
+- a plan's downtime cost model (plans/costs.py, the console's meter): its business processes
+  (analytics.impact.costs); the what-if scenarios' recovery estimator (analytics/impact/estimates.py):
+  the ML service's client.
 """
 
 from __future__ import annotations
 
 from analytics import outcomes
+from analytics.impact import costs as impact_costs
+from analytics.impact import estimates
 from failover import approvals, tasks
 from failover.engine import hooks
 from mlservice import client
-from plans import predictions
+from plans import costs, predictions
 
 
 def engine_hooks() -> hooks.EngineHooks:
@@ -31,3 +36,5 @@ def connect() -> None:
     """Install every seam's default (idempotent)."""
     hooks.install(engine_hooks())
     predictions.install(client.predict_plan_rto)
+    costs.install(impact_costs.plan_cost_model)
+    estimates.install(client.estimate_recovery_time)
