@@ -234,6 +234,9 @@ def run(scenario: Scenario) -> dict[str, Any]:
         },
         "recovery_p50_seconds": max((b[P50] for b in back.values()), default=0.0),
         "recovery_p90_seconds": max((b[P90] for b in back.values()), default=0.0),
+        "dr_cost_monthly": str(
+            costs.money(sum((Decimal(p.dr_infrastructure_cost_monthly) for p in involved.values()), Decimal("0")))
+        ),
         "strategies": strategies,
         "_states": states,  # for analytics.impact.analysis; dropped before answering
         "_rows": rows,

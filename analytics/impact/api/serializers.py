@@ -238,4 +238,7 @@ class ScenarioResultSerializer(serializers.Serializer):
     cost = CostSerializer()
     recovery_p50_seconds = serializers.FloatField()
     recovery_p90_seconds = serializers.FloatField()
+    dr_cost_monthly = serializers.DecimalField(
+        max_digits=20, decimal_places=2, help_text="The involved plans' own monthly DR cost (as planned)."
+    )
     strategies = StrategyRowSerializer(many=True)
