@@ -3,6 +3,7 @@ weights. Read from analytics/impact/figures.yaml, or the file settings.DRPLAN_IM
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ _cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 def path() -> Path:
-    return Path(getattr(settings, "DRPLAN_IMPACT_FIGURES", None) or DEFAULT_FILE)
+    """settings.DRPLAN_IMPACT_FIGURES, else the environment's DRPLAN_IMPACT_FIGURES, else figures.yaml here."""
+    chosen = getattr(settings, "DRPLAN_IMPACT_FIGURES", None) or os.environ.get("DRPLAN_IMPACT_FIGURES")
+    return Path(chosen) if chosen else DEFAULT_FILE
 
 
 def load() -> dict[str, Any]:

@@ -6,13 +6,14 @@ from typing import Any
 
 from django.db import models
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.filtersets import BusinessProcessFilterSet
 from analytics.impact import services
 from analytics.impact.api.serializers import (
     BusinessProcessSerializer,
@@ -44,7 +45,7 @@ class BusinessProcessViewSet(AuditedModelViewSet):
     search_fields = ["name", "description", "owner"]
     ordering_fields = ["name", "criticality", "revenue_per_hour", "customers", "employees", "updated_at"]
     ordering = ["name"]
-    filterset_fields = ["criticality"]
+    filterset_class = BusinessProcessFilterSet
 
     def get_queryset(self) -> models.QuerySet:
         return BusinessProcess.objects.prefetch_related("applications")
@@ -82,7 +83,11 @@ class ImpactAnalysisDetailView(APIView):
     permission_classes = [MethodPermissions]
     method_permissions = {"GET": ["analytics.view_impactanalysis"]}
 
-    @extend_schema(summary="An impact analysis with its inputs and working", responses=ImpactAnalysisResultSerializer)
+    @extend_schema(
+        summary="An impact analysis with its inputs and working",
+        parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH, description="The analysis id.")],
+        responses=ImpactAnalysisResultSerializer,
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(ImpactAnalysisResultSerializer(get_object_or_404(impact_analysis_list(), pk=pk)).data)
 
