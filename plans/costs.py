@@ -24,6 +24,7 @@ when the plan has no processes, the plan's flat `downtime_cost_per_hour` is the 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import zoneinfo
@@ -51,12 +52,9 @@ class CostModelError(ValueError):
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise CostModelError(f"{where} must be a number.", where)
-    try:
-        number = float(value)
-    except ValueError:
-        raise CostModelError(f"{where} must be a number.", where) from None
+    number = float(value)
     if not math.isfinite(number) or number < 0:
         raise CostModelError(f"{where} must be a finite number of at least 0.", where)
     return number
@@ -178,36 +176,43 @@ class ProcessCost:
 
     def cost(self, seconds: float, start: datetime | None = None, tz: zoneinfo.ZoneInfo | None = None) -> float:
         """The cost of an outage of `seconds` that began at `start` (aware); no start: the weekly mean weight."""
-        seconds = min(max(0.0, float(seconds)), MAX_OUTAGE_SECONDS)
-        if seconds == 0:
-            return 0.0
-        cuts = sorted({0.0, seconds, *self._breaks(seconds)})
-        if start is None or not self.profile:
-            weight = self.mean_weight
-            return sum(self.base_rate(a / 3600) * weight * (b - a) / 3600 for a, b in itertools.pairwise(cuts))
-        zone = tz or default_zone()
-        local = start.astimezone(zone)
-        into_hour = local.minute * 60 + local.second + local.microsecond / 1e6
-        hour_cuts = [h for h in _frange(3600 - into_hour, seconds, 3600)]
-        cuts = sorted({*cuts, *hour_cuts})
-        total = 0.0
-        for a, b in itertools.pairwise(cuts):
-            wall = (start + timedelta(seconds=a)).astimezone(zone)
-            total += self.base_rate(a / 3600) * self.weight(wall.weekday(), wall.hour) * (b - a) / 3600
-        return total
+        return self.cumulative(seconds, start, tz)[-1][1]
 
     def cumulative(
         self, seconds: float, start: datetime | None = None, tz: zoneinfo.ZoneInfo | None = None
     ) -> list[tuple[float, float]]:
-        """(seconds into the outage, cost so far) at every point where the rate changes, up to `seconds`:
-        the cost between two points is linear, so a chart or a ticking meter interpolates exactly."""
+        """(seconds into the outage, cost so far) at every point where the rate changes, up to `seconds`, in
+        one pass: the cost between two points is linear, so a chart or a ticking meter interpolates exactly."""
         seconds = min(max(0.0, float(seconds)), MAX_OUTAGE_SECONDS)
         cuts = {0.0, seconds, *self._breaks(seconds)}
-        if start is not None and self.profile:
-            local = start.astimezone(tz or default_zone())
+        zone = tz or default_zone()
+        weighted = start is not None and bool(self.profile)
+        if weighted:
+            local = start.astimezone(zone)
             into_hour = local.minute * 60 + local.second + local.microsecond / 1e6
             cuts.update(_frange(3600 - into_hour, seconds, 3600))
-        return [(t, self.cost(t, start, tz)) for t in sorted(cuts)]
+        ordered = sorted(cuts)
+        out, total = [(ordered[0], 0.0)], 0.0
+        for a, b in itertools.pairwise(ordered):
+            if weighted:
+                wall = (start + timedelta(seconds=a)).astimezone(zone)
+                weight = self.weight(wall.weekday(), wall.hour)
+            else:
+                weight = self.mean_weight
+            total += self.base_rate(a / 3600) * weight * (b - a) / 3600
+            out.append((b, total))
+        return out
+
+
+def interpolate(points: Sequence[tuple[float, float]], t: float) -> float:
+    """The cumulative cost at `t` from `cumulative()`'s points (flat after the last one)."""
+    if not points or t <= points[0][0]:
+        return 0.0
+    if t >= points[-1][0]:
+        return points[-1][1]
+    i = bisect.bisect_right([p[0] for p in points], t)
+    (a, ca), (b, cb) = points[i - 1], points[i]
+    return ca + (cb - ca) * (t - a) / (b - a) if b > a else cb
 
 
 def _frange(first: float, stop: float, step: float) -> Iterable[float]:
@@ -250,10 +255,9 @@ class CostModel:
 
     def points(self, seconds: float, start: datetime | None = None) -> list[tuple[float, str]]:
         """Cumulative cost points (seconds, cost as text) where the total rate changes, for the meter's ticking."""
-        cuts: set[float] = {0.0, max(0.0, seconds)}
-        for p in self.processes:
-            cuts.update(t for t, _ in p.cumulative(seconds, start))
-        return [(t, str(self.cost(t, start))) for t in sorted(cuts)]
+        curves = [p.cumulative(seconds, start) for p in self.processes]
+        cuts = sorted({0.0, max(0.0, seconds), *(t for curve in curves for t, _ in curve)})
+        return [(t, str(money(sum(interpolate(curve, t) for curve in curves)))) for t in cuts]
 
 
 def _wall(at: datetime) -> tuple[int, int]:

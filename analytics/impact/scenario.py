@@ -292,20 +292,18 @@ MAX_POINTS = 400
 
 def _over_time(rows: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
     """Cumulative cost of all processes at every point where a rate changes (P50 and P90 outages)."""
+    curves = {(i, q): r["model"].cumulative(r[f"down_seconds_{q}"], at) for i, r in enumerate(rows) for q in (P50, P90)}
     end = max((r["down_seconds_p90"] for r in rows), default=0.0)
-    cuts: set[float] = {0.0, end}
-    for r in rows:
-        for q in (P50, P90):
-            cuts.update(t for t, _ in r["model"].cumulative(r[f"down_seconds_{q}"], at))
-    points = sorted(cuts)
+    points = sorted({0.0, end, *(t for curve in curves.values() for t, _ in curve)})
     if len(points) > MAX_POINTS:  # keep the ends and an even spread: the chart needs no more
         step = len(points) / MAX_POINTS
         points = sorted({points[int(i * step)] for i in range(MAX_POINTS)} | {points[-1]})
     out = []
     for t in points:
-        row = {"seconds": t}
+        row: dict[str, Any] = {"seconds": t}
         for q in (P50, P90):
-            row[f"cost_{q}"] = str(costs.money(sum(r["model"].cost(min(t, r[f"down_seconds_{q}"]), at) for r in rows)))
+            total = sum(costs.interpolate(curves[(i, q)], t) for i in range(len(rows)))
+            row[f"cost_{q}"] = str(costs.money(total))
         out.append(row)
     return out
 

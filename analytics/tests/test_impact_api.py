@@ -319,7 +319,7 @@ def test_business_process_round_trip(world, api_for) -> None:
         "customers": 40,
         "regulatory_frameworks": ["sox", "dora", "sox"],
         "applications": ["api", "db"],
-        "cost_curve": [{"from_hours": 0, "cost_per_hour": "100"}, {"from_hours": 8, "multiplier": 3}],
+        "cost_curve": [{"from_hours": 0, "cost_per_hour": 100}, {"from_hours": 8, "multiplier": 3}],
         "weekly_profile": [[1] * 24] * 7,
     }
     created = api_for("approver").post(PROCESSES, body, format="json")

@@ -18,7 +18,7 @@ ESCALATING = costs.ProcessCost.of(
     costs.validate_curve(
         [
             {"from_hours": 0, "multiplier": 1},
-            {"from_hours": 2, "cost_per_hour": "3000"},
+            {"from_hours": 2, "cost_per_hour": 3000},
             {"from_hours": 5, "multiplier": 4},
         ]
     ),
@@ -120,6 +120,8 @@ def test_the_plan_cost_model_without_processes_is_the_plan_flat_rate(db) -> None
         ([{"from_hours": 0, "multiplier": -1}], "cost_curve[0].multiplier"),
         ([{"from_hours": 0, "multiplier": True}], "cost_curve[0].multiplier"),
         ([{"from_hours": "soon", "multiplier": 1}], "cost_curve[0].from_hours"),
+        ([{"from_hours": 0, "cost_per_hour": "100"}], "cost_curve[0].cost_per_hour"),  # a number, not text
+        ([{"from_hours": 0, "multiplier": float("inf")}], "cost_curve[0].multiplier"),
         ([{"multiplier": 1}], "cost_curve[0].from_hours"),
         ([{"from_hours": 0, "multiplier": 1, "colour": "red"}], "cost_curve[0]"),
         ([5], "cost_curve[0]"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics.api.serializers import ImpactAnalysisSerializer
@@ -15,12 +16,45 @@ from plans.choices import ComplianceFramework
 from plans.models import Application, DRPlan, Site
 
 CURVE_HELP = (
-    'Breakpoints, first at 0 h: [{"from_hours": 0, "cost_per_hour": "1000"}, {"from_hours": 4, "multiplier": 2}] '
+    'Breakpoints, first at 0 h: [{"from_hours": 0, "cost_per_hour": 1000}, {"from_hours": 4, "multiplier": 2}] '
     "(multiplier x revenue per hour). Empty: the revenue per hour throughout."
 )
 PROFILE_HELP = "7 rows (Monday first) of 24 weights (hours 0-23, settings.TIME_ZONE). Empty: every hour weighs 1."
 
 
+NUMBER = {"type": "number", "minimum": 0}
+CURVE_SCHEMA = {
+    "type": "array",
+    "maxItems": costs.MAX_BREAKPOINTS,
+    "items": {
+        "type": "object",
+        "properties": {
+            "from_hours": {**NUMBER, "maximum": costs.MAX_CURVE_HOURS},
+            "cost_per_hour": NUMBER,
+            "multiplier": NUMBER,
+        },
+        "required": ["from_hours"],
+        "additionalProperties": False,
+    },
+    "description": "The first breakpoint at 0, each later than the one before, each with exactly one of "
+    "cost_per_hour or multiplier.",
+}
+PROFILE_SCHEMA = {
+    "type": "array",
+    "maxItems": 7,
+    "items": {"type": "array", "minItems": 24, "maxItems": 24, "items": NUMBER},
+    "description": "Empty, or exactly 7 rows.",
+}
+EARLIEST, LATEST = 1900, 9000  # years a scenario may start in: a timeline must fit in a date
+
+
+def check_at(value: Any) -> Any:
+    if value is not None and not (EARLIEST <= value.year <= LATEST):
+        raise serializers.ValidationError(f"Give a time between the years {EARLIEST} and {LATEST}.")
+    return value
+
+
+@extend_schema_field(CURVE_SCHEMA)
 class CostCurveField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> Any:
         try:
@@ -29,6 +63,7 @@ class CostCurveField(serializers.JSONField):
             raise serializers.ValidationError(exc.message) from None
 
 
+@extend_schema_field(PROFILE_SCHEMA)
 class WeeklyProfileField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> Any:
         try:
@@ -110,7 +145,11 @@ class ScenarioRequestSerializer(StrictSerializer):
     site = SiteField(required=False, max_length=50, help_text="The lost site's code.")
     applications = ApplicationsField(required=False, max_length=500, help_text="Slugs of the lost applications.")
     plan = PlanRefField(required=False, max_length=100, help_text="The plan that recovers (plan_id or id).")
-    at = serializers.DateTimeField(required=False, help_text="When the disaster strikes (ISO 8601). Default: now.")
+    at = serializers.DateTimeField(
+        required=False,
+        validators=[check_at],
+        help_text=f"When the disaster strikes (ISO 8601, years {EARLIEST}-{LATEST}). Default: now.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "applications" in attrs and not attrs["applications"]:
@@ -129,7 +168,9 @@ class ImpactAnalysisRequestSerializer(StrictSerializer):
     site = SiteField(required=False, max_length=50, help_text="The lost site's code (default: the plan's apps).")
     applications = ApplicationsField(required=False, max_length=500, help_text="Slugs of the lost applications.")
     at = serializers.DateTimeField(
-        required=False, help_text="When it strikes; without it costs use each profile's weekly mean."
+        required=False,
+        validators=[check_at],
+        help_text=f"When it strikes (years {EARLIEST}-{LATEST}); without it costs use each profile's weekly mean.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -26,9 +26,21 @@ from analytics.models import BusinessProcess
 from analytics.selectors import impact_analysis_list
 from core import audit
 from core.api.permissions import MethodPermissions
+from core.api.schema import AutoSchema
 from core.api.viewsets import AuditedModelViewSet
 
 VIEW = ["analytics.view_impactanalysis", "analytics.view_businessprocess", "plans.view_application"]
+
+
+class BodyRequiredSchema(AutoSchema):
+    """A request body whose fields are each optional but which names something (the what-if: a site or
+    applications): the schema says the body is required, as the server does."""
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        body = super()._get_request_body(direction)
+        if body:
+            body["required"] = True
+        return body
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -94,6 +106,7 @@ class ImpactAnalysisDetailView(APIView):
 
 class ScenarioView(APIView):
     permission_classes = [MethodPermissions]
+    schema = BodyRequiredSchema()
     method_permissions = {"POST": VIEW}
 
     @extend_schema(
