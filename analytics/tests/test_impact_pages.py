@@ -7,11 +7,15 @@ from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.urls import include, path, re_path
 from django.utils import timezone
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from analytics.impact import estimates
 from analytics.tests.factories import make_result
 from analytics.web import history
+from core.api.permissions import MethodPermissions
 from drplan import wiring
 from drplan.management.commands.seed_demo import Seeder, load_demo_data
 from plans.tests.factories import make_plan
@@ -126,3 +130,46 @@ def test_the_rpo_slot_draws_the_history_points(users) -> None:
         Context({"points": []})
     )
     assert "none yet" in empty
+
+
+class _History(APIView):
+    """Stands where the monitoring endpoint will be: a DRF view at /api/v1/dr/rto-rpo/history that reads
+    the signed-in user and the plan filter, as the real one does."""
+
+    permission_classes = [MethodPermissions]
+    method_permissions = {"GET": ["plans.view_drplan"]}
+
+    def get(self, request):
+        plan = request.query_params["plan"]
+        return Response(
+            {
+                "series": [
+                    {
+                        "metric": "rpo",
+                        "plan": plan,
+                        "points": [
+                            {"t": "2026-12-01T10:00:00Z", "value": 20},
+                            {"t": "2026-12-01T11:00:00Z", "value": 45},
+                            {"t": "2026-12-01T12:00:00Z", "value": 30},
+                        ],
+                    },
+                    {"metric": "availability", "points": [{"t": "2026-12-01T10:00:00Z", "value": 99.95}]},
+                ]
+            }
+        )
+
+
+urlpatterns = [
+    re_path(r"^api/v1/dr/rto-rpo/history/?$", _History.as_view()),
+    path("", include("drplan.urls")),
+]
+
+
+def test_the_plan_page_reads_the_history_endpoint_when_the_project_has_one(users, settings) -> None:
+    settings.ROOT_URLCONF = __name__
+    make_plan("orders-dr", rpo_seconds=60)
+    page = client_for(users["viewer"]).get("/plans/orders-dr/").content.decode()
+    slot = re.search(r'id="rpo-chart"(.*?)</figure>', page, re.S).group(1)
+    assert 'id="rpo-chart-empty"' not in page
+    assert "<title>RPO over time</title>" in slot and "<title>Availability over time</title>" in slot
+    assert slot.count('class="series"') == 2
