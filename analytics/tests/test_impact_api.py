@@ -362,3 +362,34 @@ def test_the_console_meter_prices_with_the_same_model(world) -> None:
     assert model.rate_now(1800, start) == Decimal("4000.00")
     assert model.points(3600, start)[-1] == (3600.0, "3000.00")
     assert start + timedelta(seconds=3600) > start
+
+
+def test_the_console_cost_meter_uses_the_business_processes(world, users) -> None:
+    """The execution console's meter: the plan's processes (Shop), their curve and profile, from the RTO clock's
+    start; the points let the page tick between refreshes exactly."""
+    from failover.console import console_state
+    from failover.tests.engine_support import make_execution
+
+    start = datetime(2026, 12, 1, 9, tzinfo=UTC)  # Tuesday 09:00
+    execution = make_execution(
+        [{"key": "promote", "estimated_duration_seconds": 3600}],
+        plan=world["plan"],
+        execution_type="unplanned",
+        status="running",
+        triggered_at=start,
+        disaster_declared_at=start,
+    )
+    clock = console_state(execution, users["admin"], now=start + timedelta(minutes=30))["clock"]
+    assert clock["cost_source"] == "business_processes" and clock["cost_processes"] == ["Shop"]
+    # 30 min at 1000 x 2 = 1000; the rate then doubles (after 0.5 h): 4000 per hour
+    assert (clock["cost_so_far"], clock["cost_per_hour"]) == ("1000.00", "4000.00")
+    # projected finish: the pending step's estimate (1 h, no history) from now, 1.5 h in: 1000 + 1 h x 4000
+    assert clock["projected_cost"] == "5000.00"
+    # where the rate changes (the breakpoint at 0.5 h, whole wall-clock hours), to an hour past the projection
+    assert clock["cost_points"] == [
+        [0.0, "0.00"],
+        [1800.0, "1000.00"],
+        [3600.0, "3000.00"],
+        [7200.0, "7000.00"],
+        [9000.0, "9000.00"],
+    ]
