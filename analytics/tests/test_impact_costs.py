@@ -3,9 +3,13 @@ hour of the outage, their combination, and the curves and profiles it refuses.""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import zoneinfo
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +151,31 @@ def test_bad_profiles_name_the_cell(profile, field) -> None:
     with pytest.raises(costs.CostModelError) as caught:
         costs.validate_profile(profile)
     assert caught.value.field == field
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_console_meter_ticks_through_the_same_costs() -> None:
+    """console.js costAt(clock, seconds) interpolates the server's cost points: at any second it reads what
+    the model says (the page ticks between refreshes without a request)."""
+    curve = costs.validate_curve([{"from_hours": 0, "multiplier": 1}, {"from_hours": 1, "multiplier": 3}])
+    model = costs.CostModel((costs.ProcessCost.of("both", 100, curve, OFFICE),), source="business_processes")
+    clock = {"cost_per_hour": str(model.rate_now(7200, MONDAY_0830)), "cost_points": model.points(7200, MONDAY_0830)}
+    source = (Path(__file__).resolve().parents[2] / "failover/static/failover/console.js").read_text()
+    functions = source[source.index("  function money(") : source.index("  function timeText(")]
+    seconds = [0, 900, 1800, 2700, 3600, 4500, 5400, 7200, 9000]
+    script = (
+        'var cfg = {currency: {prefix: "", suffix: ""}};'
+        + functions
+        + "var a = JSON.parse(process.argv[1]);"
+        + "console.log(JSON.stringify(a.seconds.map(function (s) { return costAt(a.clock, s); })));"
+    )
+    result = subprocess.run(
+        ["node", "-e", script, json.dumps({"clock": clock, "seconds": seconds})],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    # past the last point (9000 s) the meter runs on at the current rate (300 x 2 per hour)
+    expected = [f"{model.cost(s, MONDAY_0830):,.2f}" for s in seconds[:-1]] + [f"{725 + 600 / 2:,.2f}"]
+    assert json.loads(result.stdout) == expected
