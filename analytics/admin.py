@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.forms import BaseModelForm
 from django.http import HttpRequest
 
-from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
+from analytics.models import (
+    ActionItem,
+    BusinessProcess,
+    DRTestResult,
+    ImpactAnalysis,
+    RTOTarget,
+    TestFinding,
+    TestParticipant,
+)
 from core.admin_mixins import AuditedModelAdmin, human_duration
+from plans import costs
+from plans.choices import ComplianceFramework
 
 
 @admin.register(RTOTarget)
@@ -184,6 +197,10 @@ class ImpactAnalysisAdmin(AuditedModelAdmin):
         ),
         ("Reputation", {"fields": ("customer_sentiment", "media_exposure", "brand_damage", "customer_churn_percent")}),
         ("Regulatory", {"fields": ("regulatory_frameworks", "potential_violations", "estimated_fines")}),
+        (
+            "Computed from (POST /impact-analysis)",
+            {"fields": ("scenario_at", "reputation_score", "inputs", "breakdown"), "classes": ("collapse",)},
+        ),
         ("Record", {"fields": ("created_by", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
@@ -191,6 +208,55 @@ class ImpactAnalysisAdmin(AuditedModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+class BusinessProcessForm(forms.ModelForm):
+    """The cost curve and weekly profile are checked as the API checks them (plans/costs.py)."""
+
+    class Meta:
+        model = BusinessProcess
+        fields = [
+            "name",
+            "description",
+            "owner",
+            "criticality",
+            "revenue_per_hour",
+            "employees",
+            "customers",
+            "regulatory_frameworks",
+            "applications",
+            "cost_curve",
+            "weekly_profile",
+        ]
+
+    def _checked(self, name: str, check: Any) -> Any:
+        try:
+            return check(self.cleaned_data.get(name) or [], name)
+        except costs.CostModelError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean_cost_curve(self) -> Any:
+        return self._checked("cost_curve", costs.validate_curve)
+
+    def clean_weekly_profile(self) -> Any:
+        return self._checked("weekly_profile", costs.validate_profile)
+
+    def clean_regulatory_frameworks(self) -> Any:
+        value = self.cleaned_data.get("regulatory_frameworks") or []
+        known = set(ComplianceFramework.values)
+        if not isinstance(value, list) or any(code not in known for code in value):
+            raise forms.ValidationError(f"A list of framework codes: {', '.join(sorted(known))}.")
+        return value
+
+
+@admin.register(BusinessProcess)
+class BusinessProcessAdmin(AuditedModelAdmin):
+    form = BusinessProcessForm
+    list_display = ("name", "criticality", "revenue_per_hour", "employees", "customers", "updated_at")
+    list_filter = ("criticality",)
+    search_fields = ("name", "description", "owner")
+    filter_horizontal = ("applications",)
+    readonly_fields = ("created_at", "updated_at")
 
 
 # Alerts and notifications (analytics/notifications/admin.py registers its models).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 
 from analytics.choices import Level, TestOutcome, TestType, Trend
-from analytics.models import DRTestResult, ImpactAnalysis, RTOTarget
+from analytics.models import BusinessProcess, DRTestResult, ImpactAnalysis, RTOTarget
 from core.filtersets import StrictFilterSet
 from plans.choices import Tier
 
@@ -41,3 +41,14 @@ class ImpactAnalysisFilterSet(StrictFilterSet):
     class Meta:
         model = ImpactAnalysis
         fields = ["plan", "customer_sentiment", "media_exposure", "brand_damage"]
+
+
+class BusinessProcessFilterSet(StrictFilterSet):
+    criticality = django_filters.MultipleChoiceFilter(choices=Level.choices)
+    application = django_filters.CharFilter(
+        field_name="applications__slug", distinct=True, help_text="Processes that need this application (slug)."
+    )
+
+    class Meta:
+        model = BusinessProcess
+        fields = ["criticality", "application"]

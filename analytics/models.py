@@ -128,6 +128,44 @@ class ActionItem(models.Model):
         return self.description[:60]
 
 
+class BusinessProcess(models.Model):
+    """What the business does with its applications, and what it loses per hour without them.
+
+    Its downtime cost model (plans/costs.py): `cost_curve` escalates the rate with the outage's duration,
+    `weekly_profile` weighs it by weekday and hour. It is down while any application it depends on is
+    down, directly or through that application's own dependencies."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=200, blank=True)
+    criticality = models.CharField(max_length=10, choices=Level.choices, default=Level.MEDIUM)
+    revenue_per_hour = models.DecimalField(**MONEY)
+    employees = models.PositiveIntegerField(default=0, help_text="People who cannot work while it is down.")
+    customers = models.PositiveIntegerField(default=0, help_text="Customers who cannot be served while it is down.")
+    regulatory_frameworks = models.JSONField(
+        default=list, blank=True, help_text="Framework codes (plans.choices.ComplianceFramework)."
+    )
+    applications = models.ManyToManyField("plans.Application", blank=True, related_name="business_processes")
+    cost_curve = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Breakpoints [{"from_hours": 0, "cost_per_hour": 1000}, {"from_hours": 4, "multiplier": 2}]; '
+        "empty: the revenue per hour throughout.",
+    )
+    weekly_profile = models.JSONField(
+        default=list, blank=True, help_text="7x24 weights, Monday first, hours of settings.TIME_ZONE; empty: flat."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "business processes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ImpactAnalysis(models.Model):
     """Business impact of a disaster scenario: financial, operational, reputational, regulatory."""
 
@@ -160,6 +198,14 @@ class ImpactAnalysis(models.Model):
     regulatory_frameworks = models.JSONField(default=list, blank=True)
     potential_violations = models.JSONField(default=list, blank=True)
     estimated_fines = models.DecimalField(**MONEY)
+
+    # What was computed from (analytics/impact): what is lost and when, and every figure's working.
+    scenario_at = models.DateTimeField(null=True, blank=True, help_text="When the disaster strikes.")
+    reputation_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100)], help_text="0-100; its inputs in breakdown."
+    )
+    inputs = models.JSONField(default=dict, blank=True, help_text="What the computation was asked (lost, at).")
+    breakdown = models.JSONField(default=dict, blank=True, help_text="The working of every figure.")
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

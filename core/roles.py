@@ -61,6 +61,7 @@ AUTHORED_MODELS = {
     "analytics.notificationchannel",
     "analytics.alertrule",
     "analytics.subscription",
+    "analytics.businessprocess",
     "compliance.compliancereport",
     "compliance.compliancerequirement",
 }

@@ -8,16 +8,21 @@ above it, it declares a small interface and the project fills it here, once, whe
   execution's outcome, expire approval requests, notify the subscribers of an event
   (analytics.notifications.services.notify_execution_event).
 - a plan's predicted RTO (plans/predictions.py): the ML service's client, mlservice.client.
+- a plan's downtime cost model (plans/costs.py, the console's meter): its business processes
+  (analytics.impact.costs); the what-if scenarios' recovery estimator (analytics/impact/estimates.py):
+  the ML service's client.
 """
 
 from __future__ import annotations
 
 from analytics import outcomes
+from analytics.impact import costs as impact_costs
+from analytics.impact import estimates
 from analytics.notifications import services as notifications
 from failover import approvals, tasks
 from failover.engine import hooks
 from mlservice import client
-from plans import predictions
+from plans import costs, predictions
 
 
 def engine_hooks() -> hooks.EngineHooks:
@@ -34,3 +39,5 @@ def connect() -> None:
     """Install every seam's default (idempotent)."""
     hooks.install(engine_hooks())
     predictions.install(client.predict_plan_rto)
+    costs.install(impact_costs.plan_cost_model)
+    estimates.install(client.estimate_recovery_time)

@@ -31,12 +31,13 @@ from failover.projection import (
     ON_TRACK,
     Projection,
     causes_downtime,
-    downtime_cost,
     project_execution,
 )
 from failover.selectors import execution_list
+from plans import costs
 
 VIEW_EXECUTION = "failover.view_failoverexecution"
+COST_POINTS_AHEAD_SECONDS = 3600  # the meter can tick an hour past the projection between two refreshes
 LOG_LINES_PER_STEP = 500  # the page renders the last lines of each step; older ones stay in the API
 
 # Status never by colour alone: each has a symbol and a text label too.
@@ -222,7 +223,12 @@ def _offset(value: datetime | None, start: datetime) -> float | None:
 
 
 def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str, Any]:
-    rate = execution.plan.downtime_cost_per_hour if execution.plan_id else None
+    # The same cost model as the what-if scenarios (plans/costs.py): the plan's business processes with their
+    # escalation curves and weekday/hour profiles, else its flat downtime cost per hour.
+    model = costs.plan_cost_model(execution.plan if execution.plan_id else None)
+    start = projection.clock_start
+    horizon = max(projection.projected_total_seconds, projection.elapsed_seconds) + COST_POINTS_AHEAD_SECONDS
+    priced = bool(model.processes)
     return {
         "start": _iso(projection.clock_start),
         "start_source": "disaster declared" if execution.disaster_declared_at else "triggered",
@@ -246,9 +252,13 @@ def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str
         # trigger, to recovery): the figure that goes to the test results and the executions list.
         "measured_rto_seconds": execution.actual_rto_seconds,
         "measured_rto_text": duration_text(execution.actual_rto_seconds),
-        "cost_per_hour": str(rate) if rate is not None else None,
-        "cost_so_far": str(downtime_cost(projection.elapsed_seconds, rate)),
-        "projected_cost": str(downtime_cost(projection.projected_total_seconds, rate)),
+        "cost_per_hour": str(model.rate_now(projection.elapsed_seconds, start)) if priced else None,
+        "cost_source": model.source,  # business_processes | plan_rate | none
+        "cost_processes": [p.name for p in model.processes] if model.source == "business_processes" else [],
+        "cost_so_far": str(model.cost(projection.elapsed_seconds, start)),
+        "projected_cost": str(model.cost(projection.projected_total_seconds, start)),
+        # Cumulative cost where the rate changes (linear in between): the page's meter interpolates.
+        "cost_points": [[t, c] for t, c in model.points(horizon, start)] if priced else [],
         "downtime_applies": causes_downtime(execution),
     }
 

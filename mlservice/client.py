@@ -66,3 +66,16 @@ def predict_plan_rto(plan: Any) -> dict[str, Any]:
         return answer
     keys = ("p50_seconds", "p90_seconds", "probability_meet_rto", "rto_seconds", "training_data", "model_version")
     return {"available": True, **{k: answer.get(k) for k in keys}}
+
+
+def estimate_body(plan_id: str, applications: list[str]) -> dict[str, Any]:
+    """A fixed seed: the same scenario gets the same estimate (a what-if is compared with another)."""
+    return {"plan": plan_id, "applications": applications, "simulations": 2000, "seed": 1}
+
+
+def estimate_recovery_time(plan: Any, applications: list[str]) -> dict[str, Any]:
+    """P50/P90 seconds until the plan's steps that recover `applications` are done (the what-if estimator)."""
+    answer = post("estimate-recovery-time", estimate_body(plan.plan_id, applications))
+    if not answer["available"]:
+        return answer
+    return {"available": True, **{k: answer.get(k) for k in ("p50_seconds", "p90_seconds", "model_version")}}

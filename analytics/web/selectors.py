@@ -232,3 +232,22 @@ def next_test(plan: DRPlan, schedule: Any, now: datetime | None = None) -> dict[
         "due": plan.next_test_due,
         "overdue": plan.status == PlanStatus.ACTIVE and plan.next_test_due < now,
     }
+
+
+RTO_CHART_TESTS = 20  # the most recent measured tests a chart shows per plan
+
+
+def rto_chart_rows(plans: list[DRPlan] | None = None, limit: int = RTO_CHART_TESTS) -> dict[str, list[dict[str, Any]]]:
+    """plan_id → the plan's latest measured tests, oldest first: {"date", "actual", "target"} (seconds), the
+    RTO target in force at each test (as recorded with it). One query."""
+    rows = DRTestResult.objects.filter(actual_rto_seconds__isnull=False).select_related("plan")
+    if plans is not None:
+        rows = rows.filter(plan__in=plans)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows.order_by("plan__plan_id", "-test_date", "-pk").values_list(
+        "plan__plan_id", "test_date", "actual_rto_seconds", "target_rto_seconds"
+    ):
+        bucket = out.setdefault(r[0], [])
+        if len(bucket) < limit:
+            bucket.append({"date": r[1].isoformat(), "actual": r[2], "target": r[3]})
+    return {plan_id: list(reversed(bucket)) for plan_id, bucket in out.items()}

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from analytics.web import selectors
+from analytics.web import history, selectors
 from core.lookups import find
 from failover.console import can_view
 from failover.web.operations import operations_for
@@ -58,5 +58,7 @@ def plan_page(request: HttpRequest, plan_id: str) -> HttpResponse:
         "next_test": selectors.next_test(plan, schedule),
         "executions": selectors.recent_executions(plan) if can_view(request.user) else None,
         "operations": operations_for(request.user, plan),
+        "rto_chart": selectors.rto_chart_rows([plan]).get(plan.plan_id, []),
+        "rpo_history": history.plan_history(request, plan),
     }
     return render(request, "plans/plan_detail.html", context)

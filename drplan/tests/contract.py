@@ -96,7 +96,7 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
     """Existing objects, by the keys the API takes (needs the database; call after seeding)."""
     from django.contrib.auth.models import User
 
-    from analytics.models import DRTestResult, ImpactAnalysis, RTOTarget
+    from analytics.models import BusinessProcess, DRTestResult, ImpactAnalysis, RTOTarget
     from analytics.notifications.models import AlertRule, Delivery, NotificationChannel, Subscription
     from compliance.models import ComplianceReport, IssuedPdf
     from core.models import AuditEntry, Secret
@@ -140,6 +140,10 @@ def catalogue(username: str, password: str) -> dict[str, Any]:
         "rto_targets": list(RTOTarget.objects.values_list("pk", flat=True)),
         "strategies": list(RecoveryStrategy.objects.values_list("pk", flat=True)),
         "impact_analyses": list(ImpactAnalysis.objects.values_list("pk", flat=True)),
+        "business_processes": list(BusinessProcess.objects.values_list("pk", flat=True)),
+        "sites_with_applications": sorted(
+            set(Application.objects.filter(site__isnull=False).values_list("site__code", flat=True))
+        ),
         "compliance_reports": list(ComplianceReport.objects.values_list("pk", flat=True)),
         # a signed PDF DRPlan issued (seed_demo attests one report per framework), for /verify
         "report_pdf": base64.b64encode(bytes(issued.pdf)).decode() if (issued := IssuedPdf.objects.first()) else "",
@@ -190,6 +194,8 @@ _PATHS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/rto-targets/\{id\}"), "rto_targets"),
     (re.compile(r"/recovery-strategies/\{id\}"), "strategies"),
     (re.compile(r"/impact-analyses/\{id\}"), "impact_analyses"),
+    (re.compile(r"/impact-analysis/\{pk\}"), "impact_analyses"),
+    (re.compile(r"/business-processes/\{id\}"), "business_processes"),
     (re.compile(r"/compliance-reports/\{id\}"), "compliance_reports"),
     (re.compile(r"/audit-log/\{seq\}"), "audit_seqs"),
     (re.compile(r"/secrets/\{name\}"), "secrets"),
@@ -332,6 +338,10 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
     elif path.rstrip("/").endswith("/failover/cancel"):
         if data["executions"]:
             body["execution"] = int(_pick(sorted(data["executions"]), seed))
+    elif "/business-processes" in path:
+        body.update(_business_process_rules(body, data, seed))
+    elif re.search(r"/impact-analysis(/scenario)?/?$", path):
+        body.update(_scenario_rules(body, data, seed, needs_plan=not path.rstrip("/").endswith("/scenario")))
     elif "/plans" in path:
         codes = sorted(data["sites"])
         primary, dr = data["plan_sites"].get(str(case.path_parameters.get("id")), [None, None])
@@ -431,6 +441,42 @@ def _notification_body(case: schemathesis.Case, body: dict[str, Any], data: dict
         if isinstance(body.get("event_kinds"), list):
             body["event_kinds"] = list(dict.fromkeys(body["event_kinds"]))
     return body
+
+
+def _business_process_rules(body: dict[str, Any], data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Existing applications; a cost curve starting at 0 with increasing breakpoints of one kind each; a weekly
+    profile of 7 rows or none (plans/costs.py states the rules the JSON Schema cannot)."""
+    changed: dict[str, Any] = {}
+    if "applications" in body:
+        slugs = sorted(data["applications"])
+        changed["applications"] = sorted({_pick(slugs, seed + i) for i, _ in enumerate(body["applications"])})
+    if "cost_curve" in body:
+        changed["cost_curve"] = [
+            {"from_hours": float(i * 4), ("multiplier" if (seed >> i) % 2 else "cost_per_hour"): float(1 + i)}
+            for i in range(seed % 4)
+        ]
+    if "weekly_profile" in body:
+        changed["weekly_profile"] = (
+            [[float((seed + d + h) % 3) for h in range(24)] for d in range(7)] if seed % 2 else []
+        )
+    return changed
+
+
+def _scenario_rules(body: dict[str, Any], data: dict[str, Any], seed: int, *, needs_plan: bool) -> dict[str, Any]:
+    """What is lost: a site that runs applications, or existing applications, not both; an existing plan;
+    a time within the years the API takes (a timeline must fit in a date)."""
+    changed: dict[str, Any] = {}
+    if "site" in body or "applications" not in body:
+        changed["site"] = _pick(data["sites_with_applications"], seed)
+        body.pop("applications", None)
+    else:
+        slugs = sorted(data["applications"])
+        changed["applications"] = sorted({_pick(slugs, seed + i) for i in range(max(1, len(body["applications"])))})
+    if "plan" in body or needs_plan:
+        changed["plan"] = _pick(_keys(data["plans"]), seed >> 2)
+    if body.get("at") is not None:
+        changed["at"] = f"20{10 + seed % 20}-0{1 + seed % 9}-1{seed % 9}T{seed % 24:02d}:30:00Z"
+    return changed
 
 
 def _report_scope_and_period(body: dict[str, Any], data: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -20,11 +20,20 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 from django.utils import timezone
 
-from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
+from analytics.models import (
+    ActionItem,
+    BusinessProcess,
+    DRTestResult,
+    ImpactAnalysis,
+    RTOTarget,
+    TestFinding,
+    TestParticipant,
+)
 from compliance.models import ComplianceReport
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.roles import ADMIN, setup_roles
+from plans import costs
 from plans.models import (
     Application,
     ApplicationDependency,
@@ -320,6 +329,40 @@ class Seeder:
                 {"due_date": self._days(item, "due_days_ago", "due_days_ahead")},
             )
 
+    def seed_business_processes(self) -> None:
+        """Business processes with their cost curves and weekly profiles (checked as the API checks them)."""
+        for spec in self.data.get("business_processes", []):
+            name = spec["name"]
+            try:
+                curve = costs.validate_curve(spec.get("cost_curve") or [], f"{name}: cost_curve")
+                profile = spec.get("weekly_profile") or []
+                if isinstance(profile, dict):
+                    open_hour, close_hour = profile.get("business_hours", [8, 18])
+                    profile = costs.business_hours_profile(
+                        open_hour=open_hour,
+                        close_hour=close_hour,
+                        **{k: float(profile[k]) for k in ("weekday", "evening", "weekend") if k in profile},
+                    )
+                profile = costs.validate_profile(profile, f"{name}: weekly_profile")
+            except costs.CostModelError as exc:
+                raise CommandError(exc.message) from None
+            unknown = set(spec.get("applications", [])) - set(self.apps)
+            if unknown:
+                raise CommandError(f"{name}: unknown applications {', '.join(sorted(unknown))}")
+            values = {
+                "description": spec.get("description", ""),
+                "owner": spec.get("owner", ""),
+                "criticality": spec.get("criticality", "medium"),
+                "revenue_per_hour": spec.get("revenue_per_hour", "0"),
+                "employees": spec.get("employees", 0),
+                "customers": spec.get("customers", 0),
+                "regulatory_frameworks": list(spec.get("regulatory_frameworks", [])),
+                "cost_curve": curve,
+                "weekly_profile": profile,
+            }
+            process = self.upsert(BusinessProcess, {"name": name}, values)
+            self.set_m2m(process, "applications", [self.apps[slug] for slug in spec.get("applications", [])])
+
     def seed_impact_analyses(self) -> None:
         for spec in self.data.get("impact_analyses", []):
             plan = self.plans[spec["plan"]] if spec.get("plan") else None
@@ -383,6 +426,7 @@ class Seeder:
         self.seed_users()
         self.seed_sites_and_applications()
         self.seed_plans()
+        self.seed_business_processes()
         self.seed_impact_analyses()
         self.seed_secrets()
         runbooks = self.seed_runbook_templates()

@@ -44,10 +44,30 @@
   function money(perHour, seconds) {
     // core.formatting.money: the configured currency around an amount grouped by thousands.
     if (!perHour) return null;
-    var amount = Math.max(0, seconds) * parseFloat(perHour) / 3600;
+    return moneyText(Math.max(0, seconds) * parseFloat(perHour) / 3600);
+  }
+  function moneyText(amount) {
     var text = amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
     var currency = cfg.currency || { prefix: "", suffix: "" };
     return currency.prefix + text + currency.suffix;
+  }
+  function costAt(c, seconds) {
+    // plans/costs.py: the cumulative cost is linear between the points where the rate changes (escalation
+    // breakpoints, wall-clock hours); past the last point it grows at the current rate.
+    var points = c.cost_points || [];
+    if (!points.length) return money(c.cost_per_hour, seconds);
+    var t = Math.max(0, seconds), amount = parseFloat(points[0][1]);
+    for (var i = 1; i < points.length; i++) {
+      var a = points[i - 1], b = points[i];
+      if (t <= b[0]) {
+        var span = b[0] - a[0];
+        amount = parseFloat(a[1]) + (span > 0 ? (parseFloat(b[1]) - parseFloat(a[1])) * (t - a[0]) / span : 0);
+        return moneyText(amount);
+      }
+      amount = parseFloat(b[1]);
+    }
+    var last = points[points.length - 1];
+    return moneyText(amount + (t - last[0]) * parseFloat(c.cost_per_hour) / 3600);
   }
   function timeText(date) {
     // core.formatting.local_time(…, seconds=True, date=False): the server's time zone, with its name.
@@ -207,8 +227,8 @@
 
     var soFar = $("cost-so-far");
     if (soFar && c.cost_per_hour) {
-      soFar.textContent = money(c.cost_per_hour, elapsed);
-      $("cost-projected").textContent = money(c.cost_per_hour, projectedTotal);
+      soFar.textContent = costAt(c, elapsed);
+      $("cost-projected").textContent = costAt(c, projectedTotal);
     }
   }
 

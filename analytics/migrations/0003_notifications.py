@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0001_initial'),
+        ('analytics', '0002_business_impact'),
         ('failover', '0003_expired_status'),
         ('plans', '0004_natural_keys_never_all_digits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
