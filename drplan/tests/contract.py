@@ -426,7 +426,11 @@ def _notification_body(case: schemathesis.Case, body: dict[str, Any], data: dict
             body.pop("application", None)
         if isinstance(body.get("threshold"), (int, float)) and body.get("metric") in (None, "availability_percent"):
             body["threshold"] = min(body["threshold"], 100)
+        elif body.get("metric") == "availability_percent" and "threshold" not in body:
+            body["threshold"] = 99.5  # the rule's stored threshold may be no percent (a cross-field rule)
     elif "/notifications/subscriptions" in path:
+        if body.get("user") == "":
+            body["user"] = None  # "" names nobody: the API wants null to clear a reference
         targets = [name for name in ("role", "user", "email") if body.get(name)]
         for extra in targets[1:]:
             body[extra] = None if extra == "user" else ""
