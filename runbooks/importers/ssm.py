@@ -350,9 +350,8 @@ class _Document:
         original = self._substitute(
             json.dumps({k: v for k, v in step.items()}, indent=2, ensure_ascii=False), where, text=True
         )
-        out.update(
-            action="manual", **{"with": {"instructions": f"Do this SSM Automation step by hand ({escape_template(why)}):\n\n{original}"}}
-        )
+        instructions = f"Do this SSM Automation step by hand ({escape_template(why)}):\n\n{original}"
+        out.update(action="manual", **{"with": {"instructions": instructions}})
         out.pop("retries", None)
         self.report.manual(where, step["name"], f"{step.get('action')}: {why}; a manual step with the original content")
         return out
