@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbooks import documents
+from runbooks.choices import ImportFormat
 from runbooks.importers import ansible, asr, chaostoolkit, rundeck, ssm
 from runbooks.importers.base import Conversion, ImportFailed
 
 NATIVE = "drplan"
+NATIVE_KEYS = {"name", "slug", "version", "steps", "parameters", "category", "approvals", "application"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ ALIASES = {
     "azure-site-recovery": "asr",
 }
 FORMAT_NAMES = list(FORMATS)
+assert ImportFormat.values == FORMAT_NAMES, "runbooks.choices.ImportFormat lists the formats"
 
 
 def resolve(name: str) -> Format:
@@ -83,13 +86,15 @@ def detect(text: str, parsed: Any) -> str:
         props = (body or parsed).get("properties") if isinstance(body or parsed, dict) else None
         if operation.startswith("Replication") or (isinstance(props, dict) and ("groups" in props or "tasks" in props)):
             return "asr"
-        if "steps" in parsed and "name" in parsed:
-            return NATIVE
+        if NATIVE_KEYS & set(parsed):
+            return NATIVE  # a DRPlan runbook (its validation names what is wrong with it)
     if isinstance(parsed, list) and parsed and all(isinstance(item, dict) for item in parsed):
         if all("sequence" in item or "workflow" in item for item in parsed):
             return "rundeck"
         if ansible.looks_like_playbook(parsed):
             return "ansible"
+    if not isinstance(parsed, (dict, list)):
+        return NATIVE  # a scalar: the runbook validation says a document must be a mapping
     raise ImportFailed(
         "format",
         "cannot tell the document's format; give it as format (one of " + ", ".join(FORMAT_NAMES) + ")",
