@@ -57,8 +57,8 @@ def import_file(
     """Import `text` in format `fmt` (detected when None) as a draft version (never approved by the import).
 
     The same file imported again finds its version (idempotent: its version number carries the file's
-    hash). Applications a recovery plan names are matched by name or slug, else created."""
-    require_permission(actor, "runbooks.add_runbook", "import runbooks")
+    hash). Applications a recovery plan names are matched by name or slug, else created (which needs
+    plans.add_application). Who may import at all is the caller's rule (the API: runbooks.add_runbook)."""
     name, conversion = convert(text, fmt)
     if conversion is None:
         version = services.import_runbook_text(text.lstrip("\ufeff"), actor=actor, auth_method=auth_method)
