@@ -38,9 +38,9 @@ RESULT_EVENTS = {
 MAX_LINE = 400
 
 
-def _binary() -> str:
-    beside = Path(sys.executable).with_name("ansible-playbook")
-    return str(beside) if beside.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
+def _path() -> str:
+    """PATH with the directory of this Python's scripts first (ansible-playbook installed beside it)."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 def _line(event: dict[str, Any]) -> str | None:
@@ -96,12 +96,11 @@ def run_playbook(params: dict[str, Any], ctx: StepContext) -> ActionResult:
                 inventory=inventory_arg,
                 extravars=dict(params.get("extra_vars") or {}),
                 limit=str(params.get("limit") or "") or None,
-                binary=_binary(),
                 quiet=True,
                 timeout=int(max(1, timeout)),
                 event_handler=on_event,
                 cancel_callback=ctx.cancelled.is_set,
-                envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "True"},
+                envvars={"ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "True", "PATH": _path()},
             )
         finally:
             if project:
