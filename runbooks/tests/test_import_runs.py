@@ -5,6 +5,7 @@ the method fails (against an HTTP server on 127.0.0.1 started by the test)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -159,3 +160,34 @@ def test_imported_chaos_experiment_runs_its_rollbacks_when_the_method_fails(rece
     execution = FailoverExecution.objects.get(pk=result["execution"])
     rolled = {s.step_key: s.rollback_status for s in execution.step_runs.all() if s.rollback_status}
     assert rolled == {"rollback-marker-repair-cache": "rolled_back", "rollback-marker-remove-marker": "rolled_back"}
+
+
+def test_imported_playbook_runs_each_play_as_a_step(users, tmp_path: Path) -> None:
+    """Ansible's own {{ … }} survives the import (DRPlan does not template it) and ansible-playbook runs it."""
+    marker = tmp_path / "switched-over"
+    playbook = (
+        f"- name: Fence the old primary\n  hosts: all\n  gather_facts: false\n  vars: {{marker: '{marker}'}}\n"
+        "  tasks:\n    - name: write the marker\n"
+        '      ansible.builtin.copy: {content: "fenced by {{ inventory_hostname }}\\n", dest: "{{ marker }}"}\n'
+        "- name: Check\n  hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: test -s "
+        f"{marker}\n"
+    )
+    path = tmp_path / "switchover.yml"
+    path.write_text(playbook)
+    inventory = (
+        f"--param=ansible_inventory=localhost ansible_connection=local ansible_python_interpreter={sys.executable}"
+    )
+    code, lines = run("runbook", "run", str(path), "--dry-run", "--wait", "--json", inventory)
+    assert (code, json.loads(lines[-1])["status"]) == (0, "completed")
+    version = RunbookVersion.objects.get()
+    services.submit_for_approval(version, users["admin"])
+    services.decide(version, users["approver"], "approve", "ok")
+    code, lines = run("runbook", "run", str(path), "--wait", "--json", "--user", "operator", inventory)
+    result = json.loads(lines[-1])
+    assert (code, result["status"]) == (0, "completed"), lines
+    assert [(s["id"], s["status"]) for s in result["steps"]] == [
+        ("fence-the-old-primary", "succeeded"),
+        ("check", "succeeded"),
+    ]
+    assert marker.read_text() == "fenced by localhost\n"
+    assert any("localhost: write the marker: ok (changed)" in line for line in lines)
