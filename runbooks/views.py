@@ -17,7 +17,7 @@ from django.shortcuts import render
 from core.admin_mixins import human_duration
 from core.exceptions import InvalidInput
 from runbooks import documents, selectors, services
-from runbooks.choices import RunbookCategory, VersionStatus
+from runbooks.choices import ImportFormat, RunbookCategory, VersionStatus
 from runbooks.models import Runbook, RunbookVersion
 
 ADD = "runbooks.add_runbook"  # POST …/runbooks/import and …/runbooks/{id}/versions
@@ -78,6 +78,7 @@ def _config(request: HttpRequest, runbook: Runbook | None, version: RunbookVersi
         "can_submit": user.has_perm(CHANGE),
         "actions": selectors.action_catalogue(),
         "categories": [{"value": value, "label": label} for value, label in RunbookCategory.choices],
+        "import_formats": [[value, label] for value, label in ImportFormat.choices if value != ImportFormat.DRPLAN],
         "server_critical_path": {"steps": steps, "seconds": seconds, "human": human_duration(seconds)},
         "urls": {
             "import": f"{api}/import",
