@@ -248,6 +248,8 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
         return {**body, **data["credentials"]} if isinstance(body, dict) else body
     if re.search(r"/runbooks/?$|/runbooks/import/?$", path):
         document = _fresh_document(data, seed)
+        if "multipart" in (case.media_type or ""):  # an upload of the document's file
+            return {"file": json.dumps(document).encode()}
         return {"document": document} if isinstance(body, dict) and "document" in body else document
     if re.search(r"/runbooks/\{id\}/versions/\{version\}/?$", path) and method == "PUT":
         found = _runbook_of(case.path_parameters, data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
@@ -287,12 +286,12 @@ DOCUMENT_BODY = {
     "application/yaml": RunbookDocumentSerializer,
     "text/yaml": RunbookDocumentSerializer,
 }
-# The import's: also another tool's document as text (JSON `content`), a multipart upload, or raw XML.
+# The import's: also another tool's document as text (JSON `content`) or a multipart upload (raw XML, a Rundeck
+# job list, is taken too: application/xml or text/xml).
 IMPORT_BODY = {
     "application/json": IMPORT_DOCUMENT,
     "application/yaml": RunbookDocumentSerializer,
     "text/yaml": RunbookDocumentSerializer,
-    "application/xml": OpenApiTypes.STR,
     "multipart/form-data": ImportFileSerializer,
 }
 NEW_VERSION_BODY = {"application/json": NEW_VERSION, "application/yaml": RunbookDocumentSerializer}

@@ -170,6 +170,8 @@ def import_source(request: Request) -> tuple[str, str | None, str] | None:
             except UnicodeDecodeError:
                 raise InvalidInput("the file is not UTF-8 text", field="file") from None
             return text, _format_field(fields.get("format")), str(upload.name or "")[:255]
+        if isinstance(data.get("file"), str):  # the file's text sent as a plain form field
+            return data["file"], _format_field(fields.get("format")), ""
         if "content" in fields:
             return _foreign(fields)
         if "document" in fields:

@@ -60,7 +60,7 @@ def test_export_and_import_bodies_are_runbook_documents():
         "application/json": {"schema": {"$ref": "#/components/schemas/RunbookDocument"}},
     }
     body = schema["paths"]["/api/v1/dr/runbooks/import/"]["post"]["requestBody"]["content"]
-    assert set(body) == {"application/json", "application/yaml", "text/yaml", "application/xml", "multipart/form-data"}
+    assert set(body) == {"application/json", "application/yaml", "text/yaml", "multipart/form-data"}
     assert schema["components"]["schemas"]["RunbookImportBodyRequest"] == {
         "oneOf": [
             {"$ref": "#/components/schemas/ForeignImportRequest"},
