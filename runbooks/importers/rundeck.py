@@ -439,7 +439,8 @@ class _Job:
 
 
 def _secret_name(option: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", option)
+    name = re.sub(r"[^A-Za-z0-9_]", "_", option)
+    return f"option_{name}" if name[:1].isdigit() else name
 
 
 def _filter_hosts(text: str) -> list[str]:
