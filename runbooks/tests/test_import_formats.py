@@ -45,6 +45,7 @@ def test_rundeck_node_first_runs_every_command_on_a_node_before_the_next() -> No
     assert len(ids) == 4 and doc["parallelism"] == 2
     web1_restart, web2_restart, web1_health, web2_health = ids  # document order: each command on each host
     assert web2_restart.endswith("web2") and web1_health.startswith("2-")
+    assert out["steps"][web2_health]["needs"] == [web2_restart]
     assert out["steps"][web1_health]["needs"] == [web1_restart]
     assert out["steps"][web2_restart]["needs"] == [web1_health]
     restart = out["steps"][web1_restart]
@@ -177,7 +178,10 @@ mainSteps:
     outputs: [{Name: Status, Selector: $.Status, Type: String}]
   - name: Approve
     action: aws:approve
-    inputs: {Approvers: ['arn:aws:iam::1:user/x'], MinRequiredApprovals: 2, Message: 'Versioning is {{ Describe.Status }}'}
+    inputs:
+      Approvers: ['arn:aws:iam::1:user/x']
+      MinRequiredApprovals: 2
+      Message: 'Versioning is {{ Describe.Status }}'
   - name: Pause
     action: aws:sleep
     inputs: {Duration: PT1M30S}
@@ -248,7 +252,7 @@ def test_ansible_import_playbook_and_task_file() -> None:
     doc, out = converted("- import_playbook: other.yml\n- hosts: db\n  tasks:\n    - ansible.builtin.ping:\n")
     first, second = doc["steps"]
     assert (first["action"], second["action"]) == ("manual", "ansible.playbook")
-    assert "{{ params.ansible_inventory }}" == second["with"]["inventory"]
+    assert second["with"]["inventory"] == "{{ params.ansible_inventory }}"
     doc, out = converted("- name: only a task\n  ansible.builtin.command: uptime\n", "ansible")
     [step] = doc["steps"]
     assert step["action"] == "ansible.playbook" and "hosts: all" in step["with"]["playbook"]
