@@ -32,6 +32,8 @@ def convert(text: str, fmt: str | None = None) -> tuple[str, Conversion | None]:
     """Parse and convert without storing anything: (format name, conversion; None for a native document)."""
     if not isinstance(text, str) or not text.strip():
         raise ImportFailed("content", "the document is empty")
+    if "\x00" in text:
+        raise ImportFailed("content", "the document contains a NUL character; it is not a text document")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
         raise ImportFailed("content", f"the document is larger than {MAX_SOURCE_BYTES} bytes")
     chosen = registry.resolve(fmt) if fmt else None

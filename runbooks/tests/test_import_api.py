@@ -151,6 +151,7 @@ BAD = {
         "document",
         "invalid YAML at line",
     ),
+    "NUL character": ({"content": "- name: x\u0000\n"}, "content", "contains a NUL character"),
     "play without tasks": ({"content": "- hosts: all\n  name: nothing to do\n"}, "[0]", "a play needs tasks"),
 }
 
