@@ -18,7 +18,7 @@ from core.admin_mixins import human_duration
 from core.exceptions import InvalidInput
 from runbooks import documents, selectors, services
 from runbooks.choices import ImportFormat, RunbookCategory, VersionStatus
-from runbooks.models import Runbook, RunbookVersion
+from runbooks.models import Runbook, RunbookImport, RunbookVersion
 
 ADD = "runbooks.add_runbook"  # POST …/runbooks/import and …/runbooks/{id}/versions
 CHANGE = "runbooks.change_runbook"  # POST …/versions/{version}/submit
@@ -120,6 +120,7 @@ def builder_edit(request: HttpRequest, slug: str) -> HttpResponse:
         "version": version,
         "versions": versions,
         "approvals": approvals,
+        "import_record": RunbookImport.objects.filter(version=version).first() if version is not None else None,
         "can_edit": request.user.has_perm(ADD),
         "can_submit": request.user.has_perm(CHANGE) and version is not None and version.status == VersionStatus.DRAFT,
     }

@@ -396,4 +396,9 @@ def test_the_builder_imports_another_tools_file(users) -> None:
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["provenance"]["report"]["summary"] == {"converted": 6, "manual": 1, "dropped": 2}
-    assert client.get(f"/builder/runbooks/{body['slug']}/?version={body['version']}").status_code == 200
+    page = client.get(f"/builder/runbooks/{body['slug']}/?version={body['version']}")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Imported from rundeck (rundeck-functional-test_test-copyfile-job1.yaml)" in html
+    assert html.count('class="outcome-') == 9 and html.count('class="outcome-manual"') == 1
+    assert "copyfile has no DRPlan action" in html
