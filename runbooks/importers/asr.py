@@ -100,7 +100,7 @@ class _Plan:
             "slug": make_slug("asr", name),
             "version": import_version(self.text),
             "category": "failover",
-            "description": escape_template(
+            "description": (
                 f"Azure Site Recovery recovery plan {name}: from {source} to {target}. Imported from "
                 "ReplicationRecoveryPlans_Get."
             ),
@@ -222,7 +222,7 @@ def _job(text: str, body: dict[str, Any], properties: dict[str, Any], prefix: st
         "slug": make_slug("asr", re.sub(r"\s+", " ", name)),
         "version": import_version(text),
         "category": "maintenance",
-        "description": escape_template(f"Imported from the Site Recovery job {body.get('name', '')}."),
+        "description": (f"Imported from the Site Recovery job {body.get('name', '')}."),
         "steps": steps,
     }
     return Conversion(document, report)

@@ -84,8 +84,7 @@ class _Experiment:
             "slug": make_slug("chaos", name),
             "version": import_version(self.text),
             "category": "test",
-            "description": escape_template(str(doc.get("description") or ""))
-            + "\n\nImported from a Chaos Toolkit experiment.",
+            "description": str(doc.get("description") or "") + "\n\nImported from a Chaos Toolkit experiment.",
             "parameters": self.params,
             "steps": self.steps,
         }
@@ -118,7 +117,7 @@ class _Experiment:
                 kind = "number"
             elif default is not None and not isinstance(default, str):
                 raise ImportFailed(where, "a configuration value must be a string, number or boolean")
-            self.params[pname] = {"type": kind, "default": default, "description": escape_template(description)}
+            self.params[pname] = {"type": kind, "default": default, "description": description}
             self.variables[key] = "{{ params." + pname + " }}"
             self.report.converted(where, None, f"→ parameter {pname!r}")
 

@@ -219,8 +219,7 @@ class _Job:
             "slug": make_slug("rundeck", name),
             "version": import_version(self.text),
             "category": "maintenance",
-            "description": escape_template(str(job.get("description") or ""))
-            + f"\n\nImported from Rundeck job {name!r}.",
+            "description": str(job.get("description") or "") + f"\n\nImported from Rundeck job {name!r}.",
             "parameters": self.params,
             "steps": steps,
         }
@@ -266,7 +265,7 @@ class _Job:
             self.params[pname] = {
                 "type": "string",
                 "default": None if default is None else str(default),
-                "description": escape_template(description.strip()),
+                "description": description.strip(),
             }
             renamed = f" (renamed from {raw!r})" if pname != raw else ""
             self.report.converted(where, None, f"option → parameter {pname!r}{renamed}")
@@ -287,7 +286,7 @@ class _Job:
             return hosts
         self.params["target_host"] = {
             "type": "string",
-            "description": escape_template(f"The host Rundeck's node filter {text!r} selected."),
+            "description": f"The host Rundeck's node filter {text!r} selected.",
         }
         self.report.converted(
             f"{self.where}.nodefilters.filter",

@@ -115,7 +115,7 @@ class _Document:
             "slug": make_slug("ssm", name),
             "version": import_version(self.text),
             "category": "restore",
-            "description": escape_template(description) + "\n\nImported from an AWS SSM Automation document.",
+            "description": description + "\n\nImported from an AWS SSM Automation document.",
             "parameters": self.params,
             "steps": steps,
         }
@@ -158,7 +158,7 @@ class _Document:
             if isinstance(default, str) and REFERENCE.search(default):
                 default = None
                 detail += "; its default referred to other values and was dropped"
-            self.params[name] = {"type": ptype, "default": default, "description": escape_template(description)}
+            self.params[name] = {"type": ptype, "default": default, "description": description}
             self.report.converted(where, None, detail)
 
     def _branch_targets(self, steps: list[dict[str, Any]]) -> dict[str, str]:
