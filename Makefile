@@ -12,7 +12,7 @@ UI_PORT ?= 3045
 PORT   ?= 4045
 ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance bench-takeover cluster cluster-down lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance bench-import bench-takeover cluster cluster-down lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,9 @@ bench-pages: install-dev
 
 bench-ml: install-dev
 	$(PY) bench/ml.py
+
+bench-import: install-dev
+	$(PY) bench/import.py
 
 clean:
 	rm -rf $(VENV) var

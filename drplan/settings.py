@@ -343,6 +343,7 @@ SPECTACULAR_SETTINGS = {
         "OverallStatusEnum": "compliance.choices.OverallStatus",
         "VersionStatusEnum": "runbooks.choices.VersionStatus",
         "RunbookCategoryEnum": "runbooks.choices.RunbookCategory",
+        "ImportFormatEnum": "runbooks.choices.ImportFormat",
     },
 }
 

@@ -31,3 +31,14 @@ class ParameterType(models.TextChoices):
 class Decision(models.TextChoices):
     APPROVE = "approve", "Approve"
     REJECT = "reject", "Reject"
+
+
+class ImportFormat(models.TextChoices):
+    """The formats POST /runbooks/import and `manage.py runbook import --from` take (runbooks.importers)."""
+
+    DRPLAN = "drplan", "DRPlan runbook (YAML/JSON)"
+    RUNDECK = "rundeck", "Rundeck job definition (YAML or XML)"
+    CHAOSTOOLKIT = "chaostoolkit", "Chaos Toolkit experiment"
+    SSM = "ssm", "AWS SSM Automation document (schemaVersion 0.3)"
+    ANSIBLE = "ansible", "Ansible playbook"
+    ASR = "asr", "Azure Site Recovery recovery plan"

@@ -254,3 +254,23 @@ class RunbookApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.decision}d level {self.level} of {self.version}"
+
+
+class RunbookImport(VersionContentMixin, models.Model):
+    """Provenance of a version imported from another tool's format (runbooks.importers): the original
+    document as it was sent, its hash, and the import report (step by step: converted one to one, made a
+    manual step carrying the original text, or dropped and why). Frozen with its version."""
+
+    version = models.OneToOneField(RunbookVersion, on_delete=models.CASCADE, related_name="import_record")
+    source_format = models.CharField(max_length=20, help_text="rundeck, chaostoolkit, ssm, ansible or asr.")
+    filename = models.CharField(max_length=255, blank=True)
+    original = models.TextField(help_text="The imported document, byte for byte (as UTF-8 text).")
+    original_sha256 = models.CharField(max_length=64)
+    report = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.version} imported from {self.source_format}"

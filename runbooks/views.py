@@ -17,8 +17,8 @@ from django.shortcuts import render
 from core.admin_mixins import human_duration
 from core.exceptions import InvalidInput
 from runbooks import documents, selectors, services
-from runbooks.choices import RunbookCategory, VersionStatus
-from runbooks.models import Runbook, RunbookVersion
+from runbooks.choices import ImportFormat, RunbookCategory, VersionStatus
+from runbooks.models import Runbook, RunbookImport, RunbookVersion
 
 ADD = "runbooks.add_runbook"  # POST …/runbooks/import and …/runbooks/{id}/versions
 CHANGE = "runbooks.change_runbook"  # POST …/versions/{version}/submit
@@ -78,6 +78,7 @@ def _config(request: HttpRequest, runbook: Runbook | None, version: RunbookVersi
         "can_submit": user.has_perm(CHANGE),
         "actions": selectors.action_catalogue(),
         "categories": [{"value": value, "label": label} for value, label in RunbookCategory.choices],
+        "import_formats": [[value, label] for value, label in ImportFormat.choices if value != ImportFormat.DRPLAN],
         "server_critical_path": {"steps": steps, "seconds": seconds, "human": human_duration(seconds)},
         "urls": {
             "import": f"{api}/import",
@@ -119,6 +120,7 @@ def builder_edit(request: HttpRequest, slug: str) -> HttpResponse:
         "version": version,
         "versions": versions,
         "approvals": approvals,
+        "import_record": RunbookImport.objects.filter(version=version).first() if version is not None else None,
         "can_edit": request.user.has_perm(ADD),
         "can_submit": request.user.has_perm(CHANGE) and version is not None and version.status == VersionStatus.DRAFT,
     }

@@ -33,6 +33,7 @@ from schemathesis.core import NOT_SET
 from schemathesis.core.parameters import ParameterLocation
 
 BODY = ParameterLocation.BODY
+IMPORT_FORMATS = ("drplan", "rundeck", "chaostoolkit", "ssm", "ansible", "asr")  # runbooks.choices.ImportFormat
 
 # POST /compliance-reports/verify takes the PDF itself as the body: sent as the bytes they are.
 schemathesis.serializer.alias("application/pdf", "application/octet-stream")
@@ -286,6 +287,14 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
         return {**body, **data["credentials"]} if isinstance(body, dict) else body
     if re.search(r"/runbooks/?$|/runbooks/import/?$", path):
         document = _fresh_document(data, seed)
+        if "multipart" in (case.media_type or ""):  # an upload of the document's file, if the form looks valid
+            looks_valid = (
+                isinstance(body, dict)
+                and isinstance(body.get("file"), bytes)
+                and set(body) <= {"file", "format"}
+                and body.get("format") in (None, *IMPORT_FORMATS)
+            )
+            return {"file": json.dumps(document).encode()} if looks_valid else body
         return {"document": document} if isinstance(body, dict) and "document" in body else document
     if re.search(r"/runbooks/\{id\}/versions/\{version\}/?$", path) and method == "PUT":
         found = _runbook_of(case.path_parameters, data)

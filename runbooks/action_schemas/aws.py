@@ -104,3 +104,57 @@ register_action(
         },
     )
 )
+_PROPERTY_CHECK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["selector", "values"],
+    "properties": {
+        "selector": {
+            "type": "string",
+            "pattern": r"^\$",
+            "description": "JSON path into the response, e.g. $.DBClusters[0].Status.",
+        },
+        "values": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"type": "string"}},
+    },
+}
+register_action(
+    ActionSpec(
+        "aws.call",
+        "Call any AWS API operation (service, operation, parameters); outputs values of the response picked by JSON "
+        "path. With wait_for, repeat the call until a property has one of the desired values; with expect, fail "
+        "unless it has one.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["credentials_secret", "service", "operation"],
+            "not": {"required": ["wait_for", "expect"]},
+            "properties": {
+                "credentials_secret": _SECRET,
+                "service": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]*$", "description": "e.g. rds, ec2, s3."},
+                "operation": {
+                    "type": "string",
+                    "pattern": r"^[A-Z][A-Za-z0-9]*$",
+                    "description": "The API operation, e.g. FailoverDBCluster.",
+                },
+                "parameters": {"type": "object", "description": "The operation's request parameters."},
+                "outputs": {
+                    "type": "array",
+                    "maxItems": 50,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "selector"],
+                        "properties": {
+                            "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+                            "selector": {"type": "string", "pattern": r"^\$"},
+                            "type": {"enum": ["String", "Integer", "Boolean", "StringList", "MapList", "StringMap"]},
+                        },
+                    },
+                },
+                "wait_for": _PROPERTY_CHECK,
+                "expect": _PROPERTY_CHECK,
+                "poll_seconds": _POLL,
+            },
+        },
+    )
+)

@@ -10,8 +10,16 @@ from rest_framework import serializers
 from core.api.strict import StrictSerializer
 from runbooks import documents, selectors
 from runbooks.api.schema import RunbookDocumentSerializer
-from runbooks.choices import RunbookCategory
-from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
+from runbooks.choices import ImportFormat, RunbookCategory
+from runbooks.models import (
+    ApprovalLevel,
+    Runbook,
+    RunbookApproval,
+    RunbookImport,
+    RunbookParameter,
+    RunbookStep,
+    RunbookVersion,
+)
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
@@ -131,6 +139,33 @@ class DecisionSerializer(serializers.ModelSerializer):
         fields = ["level", "user", "decision", "comment", "decided_at"]
 
 
+class ImportReportEntrySerializer(serializers.Serializer):
+    source = serializers.CharField(help_text="Where in the imported document (key path).")
+    outcome = serializers.ChoiceField(choices=["converted", "manual", "dropped"])
+    step = serializers.CharField(allow_null=True, help_text="The step it became, if any.")
+    detail = serializers.CharField(help_text="What it became, or why it was dropped.")
+
+
+class ImportReportSerializer(serializers.Serializer):
+    format = serializers.CharField()
+    summary = serializers.DictField(child=serializers.IntegerField(), help_text="Entries per outcome.")
+    entries = ImportReportEntrySerializer(many=True)
+    notes = serializers.ListField(child=serializers.CharField())
+
+
+class ProvenanceSerializer(serializers.ModelSerializer):
+    """Where an imported version came from: the format, the file, the original's hash and the import report
+    (the original itself: GET …/versions/{version}/original)."""
+
+    format = serializers.CharField(source="source_format")
+    report = ImportReportSerializer()
+
+    class Meta:
+        model = RunbookImport
+        fields = ["format", "filename", "original_sha256", "created_at", "report"]
+        read_only_fields = fields
+
+
 class VersionDetailSerializer(VersionSummarySerializer):
     runbook = serializers.IntegerField(source="runbook_id", read_only=True)
     slug = serializers.CharField(source="runbook.slug", read_only=True)
@@ -144,6 +179,7 @@ class VersionDetailSerializer(VersionSummarySerializer):
         read_only=True,
         help_text="Who created, edited or submitted this version: none of them may approve or reject it.",
     )
+    provenance = serializers.SerializerMethodField()
 
     class Meta(VersionSummarySerializer.Meta):
         fields = [
@@ -158,8 +194,15 @@ class VersionDetailSerializer(VersionSummarySerializer):
             "approval_levels",
             "decisions",
             "contributors",
+            "provenance",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ProvenanceSerializer(allow_null=True))
+    def get_provenance(self, version: RunbookVersion) -> dict[str, Any] | None:
+        """Set for a version imported from another tool's format (runbooks.importers), else null."""
+        record = RunbookImport.objects.filter(version_id=version.pk).first()
+        return ProvenanceSerializer(record).data if record is not None else None
 
 
 class CommentSerializer(StrictSerializer):
@@ -201,9 +244,35 @@ class ImportDocumentSerializer(StrictSerializer):
     format = serializers.ChoiceField(choices=["yaml", "json"], required=False, help_text="Of text in `document`.")
 
 
+class ForeignImportSerializer(StrictSerializer):
+    """A document in any importable format as text: Rundeck (YAML/XML), Chaos Toolkit, AWS SSM Automation,
+    Ansible, Azure Site Recovery, or a DRPlan runbook."""
+
+    closed_schema = True
+    content = serializers.CharField(
+        trim_whitespace=False, max_length=1024 * 1024, help_text="The document's text, as in its file."
+    )
+    format = serializers.ChoiceField(
+        choices=ImportFormat.choices, required=False, help_text="The document's format; detected when absent."
+    )
+    filename = serializers.CharField(required=False, max_length=255, allow_blank=True, help_text="Kept as provenance.")
+
+
+class ImportFileSerializer(StrictSerializer):
+    """A multipart upload: the file, and optionally its format (detected when absent)."""
+
+    file = serializers.FileField(help_text="The document to import (at most 1 MiB).")
+    format = serializers.ChoiceField(choices=ImportFormat.choices, required=False)
+
+
 DOCUMENT = PolymorphicProxySerializer(
     component_name="RunbookDocumentBody",
     serializers=[ImportDocumentSerializer, RunbookDocumentSerializer],
+    resource_type_field_name=None,
+)
+IMPORT_DOCUMENT = PolymorphicProxySerializer(
+    component_name="RunbookImportBody",
+    serializers=[ForeignImportSerializer, ImportDocumentSerializer, RunbookDocumentSerializer],
     resource_type_field_name=None,
 )
 NEW_VERSION = PolymorphicProxySerializer(
@@ -216,5 +285,13 @@ DOCUMENT_BODY = {
     "application/json": DOCUMENT,
     "application/yaml": RunbookDocumentSerializer,
     "text/yaml": RunbookDocumentSerializer,
+}
+# The import's: also another tool's document as text (JSON `content`) or a multipart upload (raw XML, a Rundeck
+# job list, is taken too: application/xml or text/xml).
+IMPORT_BODY = {
+    "application/json": IMPORT_DOCUMENT,
+    "application/yaml": RunbookDocumentSerializer,
+    "text/yaml": RunbookDocumentSerializer,
+    "multipart/form-data": ImportFileSerializer,
 }
 NEW_VERSION_BODY = {"application/json": NEW_VERSION, "application/yaml": RunbookDocumentSerializer}

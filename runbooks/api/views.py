@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import BaseParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,12 +27,14 @@ from rest_framework.serializers import BaseSerializer
 from core import audit
 from core.api.viewsets import AuditedModelViewSet
 from core.exceptions import InvalidInput
+from core.jsondepth import json_too_deep
 from core.lookups import lookup_kwargs
 from plans.api.auditing import SLUG_OR_ID
 from runbooks import documents, selectors, services
 from runbooks.api.schema import RunbookDocumentSerializer
 from runbooks.api.serializers import (
     DOCUMENT_BODY,
+    IMPORT_BODY,
     NEW_VERSION_BODY,
     CommentSerializer,
     CopyVersionSerializer,
@@ -41,6 +45,8 @@ from runbooks.api.serializers import (
 )
 from runbooks.choices import Decision, VersionStatus
 from runbooks.filtersets import RunbookFilterSet
+from runbooks.importers.base import MAX_SOURCE_BYTES
+from runbooks.importers.service import import_file, import_record
 from runbooks.models import Runbook, RunbookVersion
 
 VERSION_PARAM = OpenApiParameter(
@@ -81,6 +87,15 @@ class XYAMLParser(_RawParser):
     media_type = "application/x-yaml"
 
 
+class XMLParser(_RawParser):
+    media_type = "application/xml"
+    fmt = "xml"
+
+
+class TextXMLParser(XMLParser):
+    media_type = "text/xml"
+
+
 class PlainTextParser(_RawParser):
     media_type = "text/plain"
     fmt = ""  # detect
@@ -95,6 +110,8 @@ class RawJSONParser(_RawParser):
 
 DOCUMENT_PARSERS = [RawJSONParser, YAMLParser, TextYAMLParser, XYAMLParser, PlainTextParser]
 DOCUMENT_ACTIONS = {"create", "import_document", "create_version", "update_version"}
+IMPORT_PARSERS = [*DOCUMENT_PARSERS, XMLParser, TextXMLParser, MultiPartParser]
+FOREIGN_KEYS = {"content", "format", "filename"}
 
 
 class ExportNegotiation(DefaultContentNegotiation):
@@ -120,6 +137,67 @@ def _object(request: Request) -> Any:
     if not isinstance(request.data, dict):
         raise InvalidInput("Expected a JSON object.")
     return request.data
+
+
+def import_source(request: Request) -> tuple[str, str | None, str] | None:
+    """(text, format or None, file name) of an import request in the importers' shapes — a multipart `file`,
+    a JSON object with `content`, raw XML, YAML or JSON — or None for the wrapped-document shapes
+    ({"document": …}), which document_from_request reads."""
+    data = request.data
+    if isinstance(data, RawDocument):
+        if data.fmt == "json":
+            value = None  # malformed or too deep: the importers report the line and column, or the depth
+            if not json_too_deep(data.text):
+                with contextlib.suppress(ValueError):
+                    value = json.loads(data.text)
+            if isinstance(value, dict) and value and set(value) <= {"document", "format"} and "document" in value:
+                return None
+            if isinstance(value, dict) and "content" in value and set(value) <= FOREIGN_KEYS:
+                return _foreign(value)
+        return data.text, None, ""
+    if hasattr(data, "getlist"):  # multipart or form data
+        upload = request.FILES.get("file") if hasattr(request, "FILES") else None
+        fields = {k: data.get(k) for k in data if k != "file"}
+        unknown = sorted(set(fields) - {"format", "filename", "content", "document"})
+        if unknown:
+            raise InvalidInput(f"unknown field {unknown[0]!r} (allowed: file, format)", field=unknown[0])
+        if upload is not None:
+            raw = upload.read(MAX_SOURCE_BYTES + 1)
+            if len(raw) > MAX_SOURCE_BYTES:
+                raise InvalidInput(f"the file is larger than {MAX_SOURCE_BYTES} bytes", field="file")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput("the file is not UTF-8 text", field="file") from None
+            return text, _format_field(fields.get("format")), str(upload.name or "")[:255]
+        if isinstance(data.get("file"), str):  # the file's text sent as a plain form field
+            return data["file"], _format_field(fields.get("format")), ""
+        if "content" in fields:
+            return _foreign(fields)
+        if "document" in fields:
+            return None
+        raise InvalidInput("send the document as a file (multipart field `file`) or as `content`", field="file")
+    if isinstance(data, dict) and "content" in data and set(data) <= FOREIGN_KEYS:
+        return _foreign(data)
+    return None
+
+
+def _format_field(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("format must be a string", field="format")
+    return value
+
+
+def _foreign(value: dict[str, Any]) -> tuple[str, str | None, str]:
+    content = value.get("content")
+    if not isinstance(content, str):
+        raise InvalidInput("content must be the document's text (a string)", field="content")
+    filename = value.get("filename") or ""
+    if not isinstance(filename, str):
+        raise InvalidInput("filename must be a string", field="filename")
+    return content, _format_field(value.get("format")), filename[:255]
 
 
 def document_from_request(request: Request) -> Any:
@@ -167,6 +245,8 @@ class RunbookViewSet(AuditedModelViewSet):
         request = getattr(self, "request", None)
         if action_name is None and request is not None:  # parsers are chosen before DRF sets .action
             action_name = getattr(self, "action_map", {}).get(request.method.lower())
+        if action_name == "import_document":
+            return [parser() for parser in IMPORT_PARSERS]
         if action_name in DOCUMENT_ACTIONS:
             return [parser() for parser in DOCUMENT_PARSERS]
         return super().get_parsers()
@@ -224,16 +304,50 @@ class RunbookViewSet(AuditedModelViewSet):
         return self._import(request)
 
     @extend_schema(
-        summary="Import a runbook document (YAML or JSON)",
-        description='Raw YAML (application/yaml, text/yaml) or JSON body, or {"document": "…text…"}. '
-        "A new slug creates the runbook; a new version becomes a draft; the same version with identical "
-        "content returns it (200); with different content → 409.",
-        request=DOCUMENT_BODY,
+        summary="Import a runbook: a DRPlan document, or a Rundeck, Chaos Toolkit, SSM, Ansible or ASR document",
+        description='A DRPlan runbook as raw YAML (application/yaml, text/yaml) or JSON, or {"document": …}; '
+        'another tool\'s document as a multipart upload (`file`, optional `format`), as JSON {"content": "…text…", '
+        '"format": …}, or raw (XML: a Rundeck job list). The format is detected when not given. A new slug '
+        "creates the runbook; a new version becomes a draft (an import never approves anything); the same "
+        "version with identical content returns it (200); with different content → 409. A foreign document's "
+        "version carries the file's hash, so importing the same file again returns its version; the response's "
+        "`provenance` has the import report (step by step: converted, made manual with the original text, or "
+        "dropped and why). A document that cannot be imported → 400 naming the key or line; nothing is stored.",
+        request=IMPORT_BODY,
         responses={201: VersionDetailSerializer, 200: VersionDetailSerializer, 409: IMPORT_CONFLICT},
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_document(self, request: Request) -> Response:
-        return self._import(request)
+        source = import_source(request)
+        if source is None:
+            return self._import(request)
+        text, fmt, filename = source
+        result = import_file(
+            text, fmt=fmt, filename=filename, actor=request.user, auth_method=audit.auth_method_of(request)
+        )
+        return self._detail(result.version, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="The original document an imported version was made from (its provenance), as it was sent",
+        parameters=[VERSION_PARAM],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"versions/(?P<version>[^/]+)/original",
+        filter_backends=[],
+        content_negotiation_class=ExportNegotiation,
+        renderer_classes=[JSONRenderer],
+    )
+    def import_original(self, request: Request, pk: str, version: str) -> HttpResponse:
+        record = import_record(self._version(version))
+        if record is None:
+            raise Http404
+        response = HttpResponse(record.original, content_type="text/plain; charset=utf-8")
+        if record.filename:
+            response["Content-Disposition"] = f'inline; filename="{record.filename.replace(chr(34), "")}"'
+        return response
 
     @extend_schema(
         summary="Export a version as YAML or JSON",

@@ -60,10 +60,13 @@ def test_export_and_import_bodies_are_runbook_documents():
         "application/json": {"schema": {"$ref": "#/components/schemas/RunbookDocument"}},
     }
     body = schema["paths"]["/api/v1/dr/runbooks/import/"]["post"]["requestBody"]["content"]
-    assert set(body) == {"application/json", "application/yaml", "text/yaml"}
-    assert schema["components"]["schemas"]["RunbookDocumentBodyRequest"] == {
+    assert set(body) == {"application/json", "application/yaml", "text/yaml", "multipart/form-data"}
+    assert schema["components"]["schemas"]["RunbookImportBodyRequest"] == {
         "oneOf": [
+            {"$ref": "#/components/schemas/ForeignImportRequest"},
             {"$ref": "#/components/schemas/ImportDocumentRequest"},
             {"$ref": "#/components/schemas/RunbookDocumentRequest"},
         ]
     }
+    create = schema["paths"]["/api/v1/dr/runbooks/"]["post"]["requestBody"]["content"]
+    assert create["application/json"]["schema"] == {"$ref": "#/components/schemas/RunbookDocumentBodyRequest"}

@@ -114,18 +114,25 @@ def builder_buttons(html: str) -> list[str]:
         "reject": 'data-decide="reject"',
         "palette": "palette-item",
         "load document": 'id="import-yaml"',
+        "import from another tool": 'id="foreign-import"',
     }
     return sorted(name for name, marker in controls.items() if marker in html)
 
 
-EDITING = ["save", "palette", "load document"]
+EDITING = ["save", "palette", "load document", "import from another tool"]
 # The controls per role on a draft and on a version waiting for approval, both authored by another approver.
 BUILDER_BUTTONS = {
     "viewer": {"draft": [], "pending": []},
     "operator": {"draft": [], "pending": []},
-    "approver": {"draft": ["save", "submit", "palette", "load document"], "pending": [*EDITING, "approve", "reject"]},
+    "approver": {
+        "draft": ["save", "submit", "palette", "load document", "import from another tool"],
+        "pending": [*EDITING, "approve", "reject"],
+    },
     "auditor": {"draft": [], "pending": []},
-    "admin": {"draft": ["save", "submit", "palette", "load document"], "pending": [*EDITING, "approve", "reject"]},
+    "admin": {
+        "draft": ["save", "submit", "palette", "load document", "import from another tool"],
+        "pending": [*EDITING, "approve", "reject"],
+    },
 }
 
 
@@ -368,3 +375,30 @@ def test_admin_list_actions_are_offered_by_permission(users, version) -> None:
     assert "submit_selected" not in html and "approve_selected" not in html
     html = browser(users["approver"]).get("/admin/runbooks/runbookversion/").content.decode()
     assert "submit_selected" in html and "approve_selected" in html
+
+
+def test_the_builder_imports_another_tools_file(users) -> None:
+    """The builder's "Import from another tool" form: a multipart upload with the session's CSRF token."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from runbooks.tests.import_support import read
+
+    text, filename = read("rundeck/rundeck-functional-test_test-copyfile-job1.yaml", copied=True)
+    client = browser(users["approver"])
+    token = _csrf(client, NEW)
+    page = client.get(NEW).content.decode()
+    assert 'id="foreign-form"' in page and '<option value="rundeck">' in page
+    upload = {"file": SimpleUploadedFile(filename, text.encode()), "format": "rundeck"}
+    refused = client.post(f"{API}/import", upload)
+    assert refused.status_code == 403 and not RunbookVersion.objects.exists()  # no CSRF token
+    upload["file"].seek(0)
+    response = client.post(f"{API}/import", upload, HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["provenance"]["report"]["summary"] == {"converted": 6, "manual": 1, "dropped": 2}
+    page = client.get(f"/builder/runbooks/{body['slug']}/?version={body['version']}")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Imported from rundeck (rundeck-functional-test_test-copyfile-job1.yaml)" in html
+    assert html.count('class="outcome-') == 9 and html.count('class="outcome-manual"') == 1
+    assert "copyfile has no DRPlan action" in html

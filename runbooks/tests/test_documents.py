@@ -195,7 +195,8 @@ def test_action_registry() -> None:
     assert [n for n in names if "." not in n] == ["http", "manual", "noop", "python", "shell", "sql", "tcp", "wait"]
     # The infrastructure actions, by family (runbooks/action_schemas/).
     families = {
-        "aws": ["aws.ec2_start", "aws.ec2_stop", "aws.rds_promote_read_replica", "aws.route53_failover"],
+        "ansible": ["ansible.playbook"],
+        "aws": ["aws.call", "aws.ec2_start", "aws.ec2_stop", "aws.rds_promote_read_replica", "aws.route53_failover"],
         "postgres": [
             "postgres.check_lag",
             "postgres.data_loss",

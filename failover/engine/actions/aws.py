@@ -515,3 +515,102 @@ def run_rds_promote_read_replica(params: dict[str, Any], ctx: StepContext) -> Ac
         )
 
     return _run("aws.rds_promote_read_replica", target, params, ctx, body)
+
+
+# --- Any API operation ------------------------------------------------------------------------------------
+
+DEFAULT_TIMEOUTS["aws.call"] = 600.0
+_TRUE = ("true", "1", "yes")
+
+
+def _coerce(value: Any, shape: Any) -> Any:
+    """A templated value (often a string) as the type the operation's input shape wants."""
+    if shape is None:
+        return value
+    kind = shape.type_name
+    if kind in ("integer", "long") and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if kind in ("double", "float") and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean" and isinstance(value, str) and value.strip().lower() in (*_TRUE, "false", "0", "no"):
+        return value.strip().lower() in _TRUE
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _coerce(v, shape.members.get(k)) for k, v in value.items()}
+    if kind == "list":
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        if isinstance(value, list):
+            return [_coerce(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _coerce(v, shape.value) for k, v in value.items()}
+    return value
+
+
+def _select(response: Any, selector: str) -> Any:
+    from failover.engine.actions.http import _ABSENT, json_path
+
+    found = json_path(response, selector)
+    return None if found is _ABSENT else found
+
+
+def _plain(value: Any) -> Any:
+    """JSON data (boto3 answers carry datetimes and bytes)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@executor("aws.call")
+def run_call(params: dict[str, Any], ctx: StepContext) -> ActionResult:
+    service = str(params.get("service") or "").strip()
+    operation = str(params.get("operation") or "").strip()
+    target = f"aws.call {service} {operation}"
+    check = params.get("wait_for") or params.get("expect")
+    waiting = bool(params.get("wait_for"))
+
+    def body(step: AwsStep) -> None:
+        client = step.client(service)
+        method = {api: name for name, api in client.meta.method_to_api_mapping.items()}.get(operation)
+        if method is None:
+            raise AwsStepError(f"{service} has no operation {operation}")
+        shape = client.meta.service_model.operation_model(operation).input_shape
+        arguments = _coerce(dict(params.get("parameters") or {}), shape)
+
+        def call() -> dict[str, Any]:
+            answer = step.call(client, method, **arguments)
+            answer.pop("ResponseMetadata", None)
+            answer = _plain(answer)
+            step.output["response"] = answer
+            for output in params.get("outputs") or []:
+                step.output[output["name"]] = _select(answer, output["selector"])
+            return answer
+
+        answer = call()
+        step.log(f"{operation}: done")
+        if not check:
+            return
+        wanted = [str(v) for v in check["values"]]
+
+        def matches() -> tuple[bool, str]:
+            value = _select(step.output["response"], check["selector"])
+            step.output["property"] = value
+            return str(value) in wanted or (isinstance(value, bool) and str(value).lower() in wanted), repr(value)
+
+        done, state = matches()
+        if waiting:
+            if not done:
+                step.wait(
+                    f"{check['selector']} to be one of {', '.join(wanted)}",
+                    lambda: (call(), matches())[1],
+                    pause_first=True,
+                    state=state,
+                )
+        elif not done:
+            raise AwsStepError(f"{check['selector']} is {state}, expected one of {', '.join(wanted)}")
+        del answer
+
+    return _run("aws.call", target, params, ctx, body)

@@ -1,6 +1,7 @@
 """Import every built-in executor so each registers itself."""
 
 from failover.engine.actions import (  # noqa: F401
+    ansible,
     aws,
     basic,
     http,

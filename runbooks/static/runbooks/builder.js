@@ -593,6 +593,41 @@
     announce("The builder's document is in the text area as YAML.");
   }
 
+  /* Another tool's document: posted as a file to …/runbooks/import (multipart); the report is shown, then
+     the new draft opens in the builder. */
+  function importForeign() {
+    var file = $("foreign-file").files[0];
+    var box = $("foreign-error");
+    if (!file) { box.textContent = "⚠ Choose a file first."; $("foreign-file").focus(); return; }
+    box.textContent = "";
+    var form = new FormData();
+    form.append("file", file);
+    if ($("foreign-format").value) form.append("format", $("foreign-format").value);
+    var button = $("foreign-import");
+    button.disabled = true;
+    announce("Importing " + file.name + "…");
+    fetch(cfg.urls["import"], {
+      method: "POST", credentials: "same-origin", body: form,
+      headers: { "Accept": "application/json", "X-CSRFToken": csrfToken() },
+    }).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        button.disabled = false;
+        if (!response.ok) {
+          var msg = data && data.error ? data.error.message : "HTTP " + response.status;
+          box.textContent = "⚠ Not imported: " + msg;
+          announce("⚠ Not imported: " + msg);
+          return;
+        }
+        var summary = data.provenance ? data.provenance.report.summary : null;
+        var text = "✔ Draft " + data.slug + " " + data.version + (summary ? ": " + summary.converted + " converted, " +
+          summary.manual + " manual, " + summary.dropped + " dropped" : "") + ". Opening it…";
+        $("foreign-report").textContent = text;
+        announce(text);
+        window.location.assign(cfg.urls.builder + encodeURIComponent(data.slug) + "/?version=" + encodeURIComponent(data.version));
+      });
+    }, function () { button.disabled = false; announce("⚠ Not imported: the server could not be reached."); });
+  }
+
   function importYaml() {
     var text = $("yaml-text").value;
     var parsed;
@@ -700,6 +735,7 @@
     if (!file) return;
     file.text().then(function (text) { $("yaml-text").value = text; announce("Read " + file.name + "; press “Load the document into the builder”."); });
   });
+  if ($("foreign-import")) $("foreign-import").addEventListener("click", importForeign);
   refresh();
   window.DRPlanBuilder = { document: buildDocument, select: select, addStep: addStep, connect: connect };
 })();
