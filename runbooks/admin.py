@@ -25,7 +25,15 @@ from core.choices import AuthMethod
 from core.exceptions import DomainError, InvalidInput
 from runbooks import selectors, services
 from runbooks.choices import FROZEN_STATUSES, Decision, VersionStatus
-from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
+from runbooks.models import (
+    ApprovalLevel,
+    Runbook,
+    RunbookApproval,
+    RunbookImport,
+    RunbookParameter,
+    RunbookStep,
+    RunbookVersion,
+)
 
 SUBMIT_PERMISSION = "runbooks.change_runbook"  # as the API's submit action
 
@@ -326,3 +334,14 @@ class RunbookApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("version__runbook", "user")
     search_fields = ("version__runbook__slug", "user__username", "comment")
     date_hierarchy = "decided_at"
+
+
+@admin.register(RunbookImport)
+class RunbookImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Where an imported version came from (the original document and the import report): provenance, view only."""
+
+    list_display = ("version", "source_format", "filename", "original_sha256", "created_at")
+    list_filter = ("source_format",)
+    list_select_related = ("version__runbook",)
+    search_fields = ("version__runbook__slug", "filename", "original_sha256")
+    date_hierarchy = "created_at"

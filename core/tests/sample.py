@@ -26,7 +26,15 @@ from plans.models import (
     ValidationCheck,
 )
 from runbooks.choices import VersionStatus
-from runbooks.models import ApprovalLevel, Runbook, RunbookApproval, RunbookParameter, RunbookStep, RunbookVersion
+from runbooks.models import (
+    ApprovalLevel,
+    Runbook,
+    RunbookApproval,
+    RunbookImport,
+    RunbookParameter,
+    RunbookStep,
+    RunbookVersion,
+)
 
 
 def make_sample_data(user: User) -> dict[str, Any]:
@@ -54,6 +62,14 @@ def make_sample_data(user: User) -> dict[str, Any]:
     step = RunbookStep.objects.create(version=approved, step_id="promote", number=1, title="Promote", action="noop")
     ApprovalLevel.objects.create(version=approved, level=1, role="approver")
     RunbookApproval.objects.create(version=approved, level=1, user=user, decision="approve")
+    RunbookImport.objects.create(
+        version=approved,  # provenance: evidence, like the approval
+        source_format="rundeck",
+        filename="db-failover.yaml",
+        original="- name: DB failover\n",
+        original_sha256="0" * 64,
+        report={"format": "rundeck", "summary": {}, "entries": [], "notes": []},
+    )
     # Frozen last, by a queryset update: the model may refuse to save a frozen version.
     RunbookVersion.objects.filter(pk=approved.pk).update(status=VersionStatus.APPROVED, approved_at=now)
     approved.refresh_from_db()

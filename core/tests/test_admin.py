@@ -14,7 +14,7 @@ from core.models import AuditEntry
 from core.tests.sample import make_sample_data
 from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 from plans.models import Application, ApplicationDependency, DRPlan, RecoveryStrategy
-from runbooks.models import RunbookApproval, RunbookVersion
+from runbooks.models import RunbookApproval, RunbookImport, RunbookVersion
 
 EVIDENCE = {
     FailoverExecution,
@@ -24,6 +24,7 @@ EVIDENCE = {
     ApprovalDecision,
     AuditEntry,
     RunbookApproval,
+    RunbookImport,
 }
 DOMAIN_APPS = {"plans", "runbooks", "failover", "analytics", "compliance"}
 

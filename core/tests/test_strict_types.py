@@ -28,6 +28,7 @@ def test_every_serializer_the_schema_documents_as_a_request_body_is_strict():
         "NewVersionBodyRequest",  # oneOf of strict serializers and the runbook document
         "RunbookDocumentBodyRequest",  # the same
         "RunbookDocumentRequest",  # validated against runbooks/schema/runbook.schema.json, which has the types
+        "RunbookImportBodyRequest",  # oneOf of strict serializers and the runbook document (POST /runbooks/import)
     ]
 
 
