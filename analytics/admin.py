@@ -191,3 +191,6 @@ class ImpactAnalysisAdmin(AuditedModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+from analytics.monitoring import admin as monitoring_admin  # noqa: E402, F401  (registers monitors and violations)

@@ -34,5 +34,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "runbook_approvals": runbook_approvals_for(user),
         "upcoming": reads.upcoming_tests(),
         "breaches": reads.sla_breaches() if user.has_perm("analytics.view_drtestresult") else None,
+        "violations": reads.open_violations() if user.has_perm("analytics.view_slaviolation") else None,
     }
     return render(request, "dashboard.html", context)

@@ -57,6 +57,8 @@ AUTHORED_MODELS = {
     "analytics.testparticipant",
     "analytics.actionitem",
     "analytics.impactanalysis",
+    "analytics.monitor",
+    "analytics.probe",
     "compliance.compliancereport",
     "compliance.compliancerequirement",
 }

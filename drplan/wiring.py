@@ -7,13 +7,16 @@ above it, it declares a small interface and the project fills it here, once, whe
 - the execution engine (failover/engine/hooks.py): enqueue a coordinator, record a finished
   execution's outcome, expire approval requests.
 - a plan's predicted RTO (plans/predictions.py): the ML service's client, mlservice.client.
+- what `lab up` sets up above the lab (lab/hooks.py): the lab's monitors, analytics.monitoring.services.
 """
 
 from __future__ import annotations
 
 from analytics import outcomes
+from analytics.monitoring import services as monitoring
 from failover import approvals, tasks
 from failover.engine import hooks
+from lab import hooks as lab_hooks
 from mlservice import client
 from plans import predictions
 
@@ -31,3 +34,4 @@ def connect() -> None:
     """Install every seam's default (idempotent)."""
     hooks.install(engine_hooks())
     predictions.install(client.predict_plan_rto)
+    lab_hooks.install(monitoring.ensure_lab_monitors)

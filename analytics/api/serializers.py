@@ -43,6 +43,7 @@ class RTOTargetSerializer(StrictModelSerializer):
             "current_availability_percent",
             "trend",
             "sla_breach_threshold_seconds",
+            "rpo_breach_window_seconds",
             "breach_count",
             "penalty_per_breach",
             "updated_at",
