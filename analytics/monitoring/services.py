@@ -33,9 +33,9 @@ def check_probes(specs: Any) -> None:
         raise InvalidInput("a monitor needs at least one probe", field="probes")
     seen: set[str] = set()
     for i, spec in enumerate(specs):
-        probes.validate_probe(spec.get("action"), spec.get("params", {}), field=f"probes.{i}")
+        probes.validate_probe(spec.get("action"), spec.get("params", {}), field=f"probes[{i}]")
         if spec["key"] in seen:
-            raise InvalidInput(f"probe key {spec['key']!r} is used twice", field=f"probes.{i}.key")
+            raise InvalidInput(f"probe key {spec['key']!r} is used twice", field=f"probes[{i}].key")
         seen.add(spec["key"])
 
 
