@@ -81,18 +81,32 @@ def build(n_apps: int) -> tuple[str, list[int], float]:
         [Application(slug=f"app-{i:03d}", name=f"App {i}", tier=1 + i % 3) for i in range(n_apps)]
     )
     for p in range(max(1, n_apps // 10)):
-        plan = DRPlan.objects.create(plan_id=f"plan-{p:02d}", name=f"Plan {p}", rto_seconds=3600, rpo_seconds=300, status="active")
+        plan = DRPlan.objects.create(
+            plan_id=f"plan-{p:02d}", name=f"Plan {p}", rto_seconds=3600, rpo_seconds=300, status="active"
+        )
         plan.applications.set(apps[p * 10 : p * 10 + 10])
     RTOTarget.objects.bulk_create(
         [
-            RTOTarget(application=a, tier=a.tier, rto_target_seconds=900, rpo_target_seconds=60, sla_breach_threshold_seconds=1800)
+            RTOTarget(
+                application=a,
+                tier=a.tier,
+                rto_target_seconds=900,
+                rpo_target_seconds=60,
+                sla_breach_threshold_seconds=1800,
+            )
             for a in apps
         ]
     )
     monitors = Monitor.objects.bulk_create([Monitor(slug=f"{a.slug}-replication", application=a) for a in apps])
     probes = Probe.objects.bulk_create(
         [
-            Probe(monitor=m, key="standby", action="postgres.replication_status", params={"dsn_secret": "x"}, interval_seconds=60)
+            Probe(
+                monitor=m,
+                key="standby",
+                action="postgres.replication_status",
+                params={"dsn_secret": "x"},
+                interval_seconds=60,
+            )
             for m in monitors
         ]
     )
@@ -106,11 +120,26 @@ def build(n_apps: int) -> tuple[str, list[int], float]:
         for bucket in range(start, hour_end, retention.HOUR):
             level = 10 + 5 * rng.random()
             row = SampleRollup(
-                probe_id=probe.pk, application_id=probe.monitor.application_id, resolution="hour", bucket=bucket,
-                samples=60, up_count=60, known_count=60, rpo_count=60, rpo_sum=level * 60, rpo_min=level / 2,
-                rpo_max=level * 2, lag_count=60, lag_sum=level * 6e5, lag_min=int(level * 5e3), lag_max=int(level * 2e4),
-                latency_count=60, latency_sum=600.0, latency_min=5.0, latency_max=20.0,
-            )  # fmt: skip
+                probe_id=probe.pk,
+                application_id=probe.monitor.application_id,
+                resolution="hour",
+                bucket=bucket,
+                samples=60,
+                up_count=60,
+                known_count=60,
+                rpo_count=60,
+                rpo_sum=level * 60,
+                rpo_min=level / 2,
+                rpo_max=level * 2,
+                lag_count=60,
+                lag_sum=level * 6e5,
+                lag_min=int(level * 5e3),
+                lag_max=int(level * 2e4),
+                latency_count=60,
+                latency_sum=600.0,
+                latency_min=5.0,
+                latency_max=20.0,
+            )
             hours.append(row)
             if bucket < day_end:
                 day = days.setdefault(retention.floor(bucket, retention.DAY), [])
@@ -119,15 +148,26 @@ def build(n_apps: int) -> tuple[str, list[int], float]:
         SampleRollup.objects.bulk_create(
             [
                 SampleRollup(
-                    probe_id=probe.pk, application_id=probe.monitor.application_id, resolution="day", bucket=day,
-                    samples=sum(r.samples for r in rows), up_count=sum(r.up_count for r in rows),
-                    known_count=sum(r.known_count for r in rows), rpo_count=sum(r.rpo_count for r in rows),
-                    rpo_sum=sum(r.rpo_sum for r in rows), rpo_min=min(r.rpo_min for r in rows),
-                    rpo_max=max(r.rpo_max for r in rows), lag_count=sum(r.lag_count for r in rows),
-                    lag_sum=sum(r.lag_sum for r in rows), lag_min=min(r.lag_min for r in rows),
-                    lag_max=max(r.lag_max for r in rows), latency_count=sum(r.latency_count for r in rows),
-                    latency_sum=sum(r.latency_sum for r in rows), latency_min=5.0, latency_max=20.0,
-                )  # fmt: skip
+                    probe_id=probe.pk,
+                    application_id=probe.monitor.application_id,
+                    resolution="day",
+                    bucket=day,
+                    samples=sum(r.samples for r in rows),
+                    up_count=sum(r.up_count for r in rows),
+                    known_count=sum(r.known_count for r in rows),
+                    rpo_count=sum(r.rpo_count for r in rows),
+                    rpo_sum=sum(r.rpo_sum for r in rows),
+                    rpo_min=min(r.rpo_min for r in rows),
+                    rpo_max=max(r.rpo_max for r in rows),
+                    lag_count=sum(r.lag_count for r in rows),
+                    lag_sum=sum(r.lag_sum for r in rows),
+                    lag_min=min(r.lag_min for r in rows),
+                    lag_max=max(r.lag_max for r in rows),
+                    latency_count=sum(r.latency_count for r in rows),
+                    latency_sum=sum(r.latency_sum for r in rows),
+                    latency_min=5.0,
+                    latency_max=20.0,
+                )
                 for day, rows in days.items()
             ],
             batch_size=2000,
@@ -136,10 +176,15 @@ def build(n_apps: int) -> tuple[str, list[int], float]:
         ProbeSample.objects.bulk_create(
             [
                 ProbeSample(
-                    probe_id=probe.pk, application_id=probe.monitor.application_id,
-                    at=raw_start + timedelta(minutes=m), status="ok", up=True,
-                    rpo_seconds=10 + 5 * rng.random(), lag_bytes=rng.randrange(10**6), latency_ms=8.0,
-                )  # fmt: skip
+                    probe_id=probe.pk,
+                    application_id=probe.monitor.application_id,
+                    at=raw_start + timedelta(minutes=m),
+                    status="ok",
+                    up=True,
+                    rpo_seconds=10 + 5 * rng.random(),
+                    lag_bytes=rng.randrange(10**6),
+                    latency_ms=8.0,
+                )
                 for m in range(int((now - raw_start).total_seconds() // 60))
             ],
             batch_size=2000,
@@ -218,7 +263,9 @@ def main() -> int:
             ("GET /rto-rpo", timed(lambda: get(client, "/api/v1/dr/rto-rpo", token), args.repeat)),
             (
                 f"GET /rto-rpo/history 1 year, {args.applications} applications, daily",
-                timed(lambda: get(client, "/api/v1/dr/rto-rpo/history?metric=rpo_seconds&period=1y", token), args.repeat),
+                timed(
+                    lambda: get(client, "/api/v1/dr/rto-rpo/history?metric=rpo_seconds&period=1y", token), args.repeat
+                ),
             ),
             (
                 "GET /rto-rpo/history 1 year, 1 application, hourly",

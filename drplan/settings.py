@@ -338,6 +338,7 @@ SPECTACULAR_SETTINGS = {
         "OverallStatusEnum": "compliance.choices.OverallStatus",
         "VersionStatusEnum": "runbooks.choices.VersionStatus",
         "RunbookCategoryEnum": "runbooks.choices.RunbookCategory",
+        "HealthStatusEnum": "analytics.monitoring.choices.HealthStatus",
     },
 }
 

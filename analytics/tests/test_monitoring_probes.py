@@ -155,7 +155,7 @@ def test_a_probe_that_times_out_records_unknown_and_no_value():
 class _Health(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(type(self).status)
         self.send_header("Content-Length", "2")
         self.end_headers()
