@@ -13,8 +13,9 @@
   due date to the test (open until one happens). Worst value in days late.
 
 The penalty is the application's RTO target's `penalty_per_breach` when the violation is recorded (0 for a
-missed cadence, which has no application); every new application violation counts in the target's
-`breach_count` (record_outcome counts the executions' own).
+missed cadence, which has no application). The target's `breach_count` counts what DRPlan measured itself:
+RPO violations here, executions in record_outcome; a test result entered by hand comes with the figures its
+author keeps on the target.
 """
 
 from __future__ import annotations
@@ -137,9 +138,7 @@ def sweep_test_results() -> int:
                     "detail": f"DR test of {result.test_date:%Y-%m-%d} recovered in {result.actual_rto_seconds:g} s",
                 },
             )
-            if created:
-                _count_breach(target)
-                new += 1
+            new += int(created)
     return new
 
 
