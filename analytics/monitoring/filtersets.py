@@ -1,4 +1,5 @@
-"""django-filter FilterSets of the monitoring API (unknown plans and applications are 400, naming the filter)."""
+"""django-filter FilterSets of the monitoring API. The RTO/RPO family (violations, like /rto-rpo and its history)
+refuses an unknown plan or application with 400 naming the parameter; the monitors list filters as every list."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rest_framework.exceptions import ValidationError
 from analytics.monitoring.choices import ViolationKind
 from analytics.monitoring.models import Monitor, SLAViolation
 from core.filtersets import BooleanFilter, StrictFilterSet
-from core.lookups import find
+from core.lookups import find, lookup_kwargs
 from plans.models import Application, DRPlan
 
 
@@ -28,6 +29,8 @@ def application_named(value: str, field: str = "application") -> Application:
 
 
 class MonitorFilterSet(StrictFilterSet):
+    """A list filter, as every other list's: a plan or application that matches nothing gives an empty list."""
+
     application = django_filters.CharFilter(method="by_application", help_text="Application slug or id.")
     plan = django_filters.CharFilter(method="by_plan", help_text="plan_id or id.")
     enabled = BooleanFilter()
@@ -38,10 +41,10 @@ class MonitorFilterSet(StrictFilterSet):
         fields = ["application", "plan", "enabled", "action"]
 
     def by_application(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(application=application_named(value))
+        return queryset.filter(**{f"application__{k}": v for k, v in lookup_kwargs(value, "slug").items()})
 
     def by_plan(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(plan=plan_named(value))
+        return queryset.filter(**{f"plan__{k}": v for k, v in lookup_kwargs(value, "plan_id").items()})
 
 
 class ViolationFilterSet(StrictFilterSet):

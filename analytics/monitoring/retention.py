@@ -102,7 +102,7 @@ def _raw_buckets(samples: Any, size: int, fields: dict[str, Any]) -> list[dict[s
         .annotate(**fields)
         .order_by()
     )
-    return [{**row, "bucket": epoch(row.pop("t"))} for row in rows]
+    return [{"bucket": epoch(row.pop("t")), **row} for row in rows]
 
 
 def _hour_buckets_as_days(rollups: Any, fields: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def _hour_buckets_as_days(rollups: Any, fields: dict[str, Any]) -> list[dict[str
         .annotate(**fields)
         .order_by()
     )
-    return [{**row, "bucket": int(row.pop("day"))} for row in rows]
+    return [{"bucket": int(row.pop("day")), **row} for row in rows]
 
 
 def _rollup_row(row: dict[str, Any], resolution: str) -> SampleRollup:

@@ -108,6 +108,14 @@ def test_rollups_answer_exactly_what_the_raw_samples_did_through_every_stage_of_
     assert _answers(probe, "hour") == {m: [] for m in daily}
 
 
+def test_a_bucket_half_rolled_up_and_half_raw_adds_up(probe):
+    samples = _record(probe)
+    retention.compact(now=T0 + timedelta(hours=1, minutes=30))  # 22:00 rolled up; 23:00 onwards still raw
+    assert RollupState.objects.get().hours_until == T0 + timedelta(hours=1)
+    assert _answers(probe, "day") == _expected(samples, retention.DAY)  # the 5th: one hourly rollup + raw
+    assert _answers(probe, "hour") == _expected(samples, retention.HOUR)
+
+
 def test_raw_samples_are_dropped_only_once_rolled_up(probe, settings):
     settings.MONITORING_RAW_RETENTION_DAYS = 0
     samples = _record(probe)

@@ -47,7 +47,9 @@ class MonitorSerializer(StrictModelSerializer):
         allow_null=True,
         help_text="plan_id of a plan whose scope holds the application (optional).",
     )
-    probes = ProbeSerializer(many=True, help_text="One or more probes (PUT replaces them all; kept keys keep history).")
+    probes = ProbeSerializer(
+        many=True, min_length=1, max_length=20, help_text="1-20 probes (PUT replaces them all; kept keys keep history)."
+    )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
