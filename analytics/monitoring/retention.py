@@ -268,31 +268,41 @@ def series(
     hours_until = epoch(st.hours_until) if st.hours_until else None
     days_until = epoch(st.days_until) if st.days_until else None
     buckets: dict[tuple[int, int], dict[str, Any]] = {}
+    direct: list[tuple[Any, ...]] = []  # rollup rows whose bucket no other source shares: no merging
     raw_from = lo
     if resolution == Resolution.DAY and days_until is not None:
-        rows = SampleRollup.objects.filter(
+        direct += SampleRollup.objects.filter(
             probe_id__in=probe_ids, resolution=Resolution.DAY, bucket__gte=lo, bucket__lt=min(hi, days_until)
         ).values_list("probe_id", "bucket", *wanted)
-        _merge(buckets, (dict(zip(["probe_id", "bucket", *wanted], row, strict=True)) for row in rows))
         raw_from = max(raw_from, days_until)
     if resolution in (Resolution.DAY, Resolution.HOUR) and hours_until is not None:
         hourly = SampleRollup.objects.filter(
             probe_id__in=probe_ids, resolution=Resolution.HOUR, bucket__gte=raw_from, bucket__lt=min(hi, hours_until)
         )
-        if resolution == Resolution.DAY:
+        if resolution == Resolution.DAY:  # the days since days_until: hours, and raw samples for the last one
             _merge(buckets, _hour_buckets_as_days(hourly, roll_fields))
         else:
-            rows = hourly.values_list("probe_id", "bucket", *wanted)
-            _merge(buckets, (dict(zip(["probe_id", "bucket", *wanted], row, strict=True)) for row in rows))
+            direct += hourly.values_list("probe_id", "bucket", *wanted)
         raw_from = max(raw_from, hours_until)
     if raw_from < hi:
         raw = ProbeSample.objects.filter(probe_id__in=probe_ids, at__gte=at_epoch(raw_from), at__lt=end)
         _merge(buckets, _raw_buckets(raw, size, raw_fields))
-    for (probe_id, bucket), row in sorted(buckets.items(), key=lambda item: item[0][1]):
-        point = _point(metric, bucket, row)
+    points = [(row[0], _point_of_row(metric, row)) for row in direct]
+    points += [(probe_id, _point(metric, bucket, row)) for (probe_id, bucket), row in buckets.items()]
+    points.sort(key=lambda item: item[1][0] if item[1] is not None else 0)
+    for probe_id, point in points:
         if point is not None:
             out[probe_id].append(point)
     return out
+
+
+def _point_of_row(metric: str, row: tuple[Any, ...]) -> list[Any] | None:
+    """_point of a rollup row read as (probe_id, bucket, *_fields_for(metric)): the same numbers, no dict."""
+    if metric == Metric.AVAILABILITY:
+        _, bucket, up, known = row
+        return [bucket, round(100.0 * up / known, 4), up, known] if known else None
+    _, bucket, low, total, high, count = row
+    return [bucket, low, round(float(total) / count, 3), high, count] if count else None
 
 
 def availability(probe_ids: list[int], since: datetime, now: datetime | None = None) -> float | None:
