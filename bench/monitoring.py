@@ -33,6 +33,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -225,6 +226,16 @@ def probe_cycle(probe_ids: list[int], repeat: int) -> tuple[float, float]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
     port = listener.getsockname()[1]
+
+    def accept() -> None:  # a real server: takes each connection and closes it (a full backlog would hang)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
     params = {"host": "127.0.0.1", "port": port, "connect_timeout": 2}
     Probe.objects.filter(pk__in=probe_ids).update(action="tcp", params=params, next_run_at=None)
     workers = min(services.MAX_PARALLEL_PROBES, len(probe_ids))
@@ -240,6 +251,7 @@ def probe_cycle(probe_ids: list[int], repeat: int) -> tuple[float, float]:
     try:
         return timed(actions_alone, repeat), timed(cycle, max(3, repeat // 3))
     finally:
+        listener.shutdown(socket.SHUT_RDWR)
         listener.close()
 
 

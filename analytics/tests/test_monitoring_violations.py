@@ -150,3 +150,26 @@ def test_a_missed_test_cadence_is_recorded_until_a_test_happens():
     assert violations.sweep_cadence(now + timedelta(days=2)) == 0
     overdue.refresh_from_db()
     assert (overdue.ended_at, overdue.worst_value) == (now + timedelta(days=1), 16.0)
+
+
+def test_the_dashboard_shows_open_violations(users):
+    from django.test import Client
+
+    application = Application.objects.create(slug="orders-db", name="Orders database")
+    open_one = SLAViolation.objects.create(
+        kind="rpo", application=application, started_at=T0, worst_value=95.0, threshold=60.0, penalty=Decimal("900")
+    )
+    SLAViolation.objects.create(
+        kind="rpo",
+        application=application,
+        started_at=T0 - timedelta(days=1),
+        ended_at=T0,
+        worst_value=70,
+        threshold=60,
+    )
+    client = Client()
+    client.force_login(users["viewer"])
+    page = client.get("/dashboard/").content.decode()
+    section = page[page.index('id="sla-violations"') :]
+    assert f'data-violation="{open_one.pk}"' in section and section.count("data-violation=") == 1
+    assert "Orders database" in section and "RPO above target" in section
