@@ -22,8 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Min, Q, Sum
-from django.db.models.functions import Mod, Trunc
+from django.db.models import Count, ExpressionWrapper, F, FloatField, Max, Min, Q, Sum, Value
+from django.db.models.functions import Cast, Mod, Trunc
 from django.utils import timezone
 
 from analytics.monitoring.choices import Metric, Resolution, SampleStatus
@@ -222,13 +222,13 @@ def _point(metric: str, bucket: int, row: dict[str, Any]) -> list[Any] | None:
         if not known:
             return None
         up = int(row.get("up_count") or 0)
-        return [bucket, round(100.0 * up / known, 4), up, known]
+        return [bucket, 100.0 * up / known, up, known]
     prefix = METRIC_PREFIX[metric]
     count = int(row.get(f"{prefix}_count") or 0)
     if not count:
         return None
     total = float(row[f"{prefix}_sum"])
-    return [bucket, row[f"{prefix}_min"], round(total / count, 3), row[f"{prefix}_max"], count]
+    return [bucket, row[f"{prefix}_min"], total / count, row[f"{prefix}_max"], count]
 
 
 def columns(metric: str, resolution: str) -> list[str]:
@@ -268,12 +268,15 @@ def series(
     hours_until = epoch(st.hours_until) if st.hours_until else None
     days_until = epoch(st.days_until) if st.days_until else None
     buckets: dict[tuple[int, int], dict[str, Any]] = {}
-    direct: list[tuple[Any, ...]] = []  # rollup rows whose bucket no other source shares: no merging
+    direct: list[Any] = []  # rollup rows whose bucket no other source shares: points computed in the database
     raw_from = lo
     if resolution == Resolution.DAY and days_until is not None:
-        direct += SampleRollup.objects.filter(
-            probe_id__in=probe_ids, resolution=Resolution.DAY, bucket__gte=lo, bucket__lt=min(hi, days_until)
-        ).values_list("probe_id", "bucket", *wanted)
+        direct += _points_of_rollups(
+            SampleRollup.objects.filter(
+                probe_id__in=probe_ids, resolution=Resolution.DAY, bucket__gte=lo, bucket__lt=min(hi, days_until)
+            ),
+            metric,
+        )
         raw_from = max(raw_from, days_until)
     if resolution in (Resolution.DAY, Resolution.HOUR) and hours_until is not None:
         hourly = SampleRollup.objects.filter(
@@ -282,27 +285,39 @@ def series(
         if resolution == Resolution.DAY:  # the days since days_until: hours, and raw samples for the last one
             _merge(buckets, _hour_buckets_as_days(hourly, roll_fields))
         else:
-            direct += hourly.values_list("probe_id", "bucket", *wanted)
+            direct += _points_of_rollups(hourly, metric)
         raw_from = max(raw_from, hours_until)
     if raw_from < hi:
         raw = ProbeSample.objects.filter(probe_id__in=probe_ids, at__gte=at_epoch(raw_from), at__lt=end)
         _merge(buckets, _raw_buckets(raw, size, raw_fields))
-    points = [(row[0], _point_of_row(metric, row)) for row in direct]
-    points += [(probe_id, _point(metric, bucket, row)) for (probe_id, bucket), row in buckets.items()]
-    points.sort(key=lambda item: item[1][0] if item[1] is not None else 0)
-    for probe_id, point in points:
+    for row in direct:  # in bucket order, and before every merged bucket (those start at a watermark)
+        out[row[0]].append(list(row[1:]))
+    for (probe_id, bucket), row in sorted(buckets.items(), key=lambda item: item[0][1]):
+        point = _point(metric, bucket, row)
         if point is not None:
             out[probe_id].append(point)
     return out
 
 
-def _point_of_row(metric: str, row: tuple[Any, ...]) -> list[Any] | None:
-    """_point of a rollup row read as (probe_id, bucket, *_fields_for(metric)): the same numbers, no dict."""
+def _points_of_rollups(rollups: Any, metric: str) -> Any:
+    """(probe_id, *point) per rollup row that measured the metric, in bucket order; the average (or the
+    availability percentage) computed by the database, so a year of 100 series is not 36,500 Python divisions."""
     if metric == Metric.AVAILABILITY:
-        _, bucket, up, known = row
-        return [bucket, round(100.0 * up / known, 4), up, known] if known else None
-    _, bucket, low, total, high, count = row
-    return [bucket, low, round(float(total) / count, 3), high, count] if count else None
+        percent = Value(100.0, output_field=FloatField()) * Cast("up_count", FloatField()) / F("known_count")
+        return (
+            rollups.filter(known_count__gt=0)
+            .annotate(percent=percent)
+            .order_by("bucket")
+            .values_list("probe_id", "bucket", "percent", "up_count", "known_count")
+        )
+    prefix = METRIC_PREFIX[metric]
+    average = ExpressionWrapper(F(f"{prefix}_sum") / F(f"{prefix}_count"), output_field=FloatField())
+    return (
+        rollups.filter(**{f"{prefix}_count__gt": 0})
+        .annotate(average=average)
+        .order_by("bucket")
+        .values_list("probe_id", "bucket", f"{prefix}_min", "average", f"{prefix}_max", f"{prefix}_count")
+    )
 
 
 def availability(probe_ids: list[int], since: datetime, now: datetime | None = None) -> float | None:

@@ -119,7 +119,7 @@ def test_create_read_update_and_delete_a_monitor(api_for):
         ({"probes": [_probe(interval_seconds="60")]}, "probes[0].interval_seconds"),
         ({"probes": [_probe(timeout_seconds=0)]}, "probes[0].timeout_seconds"),
         ({"probes": [_probe(), _probe()]}, "probes[1].key"),
-        ({"probes": []}, "probes"),
+        ({"probes": []}, "probes.non_field_errors"),  # the list itself: at least one probe
         ({"application": "nope"}, "application"),
         ({"plan": "nope"}, "plan"),
         ({"slug": "123"}, "slug"),

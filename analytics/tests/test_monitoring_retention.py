@@ -63,10 +63,10 @@ def _expected(samples: list[ProbeSample], size: int) -> dict[str, list[list]]:
     for bucket, rows in sorted(buckets.items()):
         for metric in ("rpo_seconds", "lag_bytes", "latency_ms"):
             values = [getattr(s, metric) for s in rows if getattr(s, metric) is not None]
-            out[metric].append([bucket, min(values), round(sum(values) / len(values), 3), max(values), len(values)])
+            out[metric].append([bucket, min(values), sum(values) / len(values), max(values), len(values)])
         known = [s.up for s in rows if s.up is not None]
         up = sum(known)
-        out["availability"].append([bucket, round(100.0 * up / len(known), 4), up, len(known)])
+        out["availability"].append([bucket, 100.0 * up / len(known), up, len(known)])
     return out
 
 
