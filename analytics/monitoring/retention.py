@@ -289,7 +289,11 @@ def series(
         raw_from = max(raw_from, hours_until)
     if raw_from < hi:
         raw = ProbeSample.objects.filter(probe_id__in=probe_ids, at__gte=at_epoch(raw_from), at__lt=end)
-        _merge(buckets, _raw_buckets(raw, size, raw_fields))
+        if floor(raw_from, size) == floor(hi - 1, size):  # one bucket (the usual: the hour not yet compacted)
+            rows = raw.values("probe_id", "application_id").annotate(**raw_fields).order_by()
+            _merge(buckets, ({**row, "bucket": floor(raw_from, size)} for row in rows))
+        else:
+            _merge(buckets, _raw_buckets(raw, size, raw_fields))
     for row in direct:  # in bucket order, and before every merged bucket (those start at a watermark)
         out[row[0]].append(list(row[1:]))
     for (probe_id, bucket), row in sorted(buckets.items(), key=lambda item: item[0][1]):

@@ -64,16 +64,23 @@ def _against(value: float | None, target: float, what: str) -> list[tuple[str, s
     return []
 
 
-def rto_estimate(plan: DRPlan, now: datetime) -> dict[str, Any]:
-    """{"seconds", "source", "critical_path", "per_application": {slug: seconds}} or {"seconds": None, "reason"}."""
-    active = (
+def active_failovers(plans: list[DRPlan]) -> dict[int, FailoverExecution]:
+    """plan id -> its running (not dry) failover, the latest if several, in one query."""
+    found: dict[int, FailoverExecution] = {}
+    for execution in (
         FailoverExecution.objects.filter(
-            plan=plan, status__in=ACTIVE_STATUSES, execution_type__in=FAILOVER_TYPES, dry_run=False
+            plan__in=plans, status__in=ACTIVE_STATUSES, execution_type__in=FAILOVER_TYPES, dry_run=False
         )
         .select_related("plan")
-        .order_by("-triggered_at", "-pk")
-        .first()
-    )
+        .order_by("triggered_at", "pk")
+    ):
+        found[execution.plan_id] = execution
+    return found
+
+
+def rto_estimate(plan: DRPlan, now: datetime, active: FailoverExecution | None = None) -> dict[str, Any]:
+    """{"seconds", "source", "critical_path", "per_application": {slug: seconds}} or {"seconds": None, "reason"};
+    `active`: the plan's running failover (active_failovers), if any."""
     if active is not None:
         projection = project_execution(active, list(active.step_runs.all()), now)
         source, seconds = f"execution #{active.pk} (running): remaining critical path", projection.remaining_seconds
@@ -218,12 +225,13 @@ def overview(
             "reasons": reasons,
         }
 
+    running = active_failovers(plans)
     result = []
     for p in plans:
         apps = [a for a in p.applications.all() if a.pk in app_ids]
         if application is not None and not apps:
             continue
-        estimate = rto_estimate(p, now)
+        estimate = rto_estimate(p, now, running.get(p.pk))
         prediction = predictions.predicted_rto(p)
         rows = [app_row(a, estimate) for a in sorted(apps, key=lambda a: (a.tier, a.slug))]
         flags = [(r["status"], f"{r['application']}: {r['status']}") for r in rows if r["status"] != HealthStatus.OK]

@@ -114,6 +114,12 @@ def test_a_bucket_half_rolled_up_and_half_raw_adds_up(probe):
     assert RollupState.objects.get().hours_until == T0 + timedelta(hours=1)
     assert _answers(probe, "day") == _expected(samples, retention.DAY)  # the 5th: one hourly rollup + raw
     assert _answers(probe, "hour") == _expected(samples, retention.HOUR)
+    # up to midnight: the raw part is one bucket (23:00, and the 5th), aggregated without truncating times
+    midnight = T0 + timedelta(hours=2)
+    on_the_5th = [s for s in samples if s.at < midnight]
+    for resolution, size in (("hour", retention.HOUR), ("day", retention.DAY)):
+        for metric, points in _expected(on_the_5th, size).items():
+            assert retention.series([probe.pk], metric, resolution, T0, midnight)[probe.pk] == points
 
 
 def test_raw_samples_are_dropped_only_once_rolled_up(probe, settings):
