@@ -12,7 +12,7 @@ UI_PORT ?= 3045
 PORT   ?= 4045
 ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance bench-import bench-takeover cluster cluster-down lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance bench-import bench-monitoring bench-takeover cluster cluster-down lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,9 @@ bench-fuzz: install-dev
 bench-compliance: install-dev
 	bash scripts/ensure_pango.sh
 	$(PY) bench/compliance.py
+
+bench-monitoring: install-dev
+	$(PY) bench/monitoring.py
 
 bench-pages: install-dev
 	$(PY) bench/pages.py

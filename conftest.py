@@ -3,11 +3,13 @@ tokens, and the executions handed to the queue."""
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from pytest_django.fixtures import SettingsWrapper
 from rest_framework.authtoken.models import Token
@@ -91,3 +93,21 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     monkeypatch.setattr(common, "_enqueue", calls.append)
     return calls
+
+
+@pytest.fixture(scope="session")
+def pg_pair() -> Iterator:
+    """A real PostgreSQL 16 primary + streaming standby (failover/tests/pg_pair.py), shared by the session
+    (the postgres actions' tests and the monitoring probes');
+    each test calls reset() first. Only in the SQLite pass: the PostgreSQL pass would start it again."""
+    if os.environ.get("DATABASE_URL"):
+        pytest.skip("the PostgreSQL pair runs once, in the SQLite pass")
+    pytest.importorskip("pgserver")
+    from failover.tests.pg_pair import PgPair
+
+    pair = PgPair(Path(settings.VAR_DIR) / f"pg-pair-{os.getpid()}")
+    try:
+        pair.up()
+        yield pair
+    finally:
+        pair.close()

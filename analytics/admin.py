@@ -260,4 +260,5 @@ class BusinessProcessAdmin(AuditedModelAdmin):
 
 
 # Alerts and notifications (analytics/notifications/admin.py registers its models).
+from analytics.monitoring import admin as monitoring_admin  # noqa: E402, F401  (registers monitors and violations)
 from analytics.notifications import admin as notifications_admin  # noqa: E402, F401

@@ -10,6 +10,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from analytics.models import DRTestResult, RTOTarget
+from analytics.monitoring import violations
 from analytics.selectors import plans_with_last_measured
 from failover import selectors
 from failover.choices import ACTIVE_STATUSES
@@ -88,3 +89,8 @@ def sla_breaches(now: datetime | None = None, limit: int = 20) -> dict[str, list
         .order_by("-test_date", "-id")[:limit]
     )
     return {"targets": targets, "tests": missed}
+
+
+def open_violations(limit: int = 20) -> list[Any]:
+    """SLA violations still open (RPO above target, missed test cadence), the oldest first."""
+    return violations.open_violations(limit)

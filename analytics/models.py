@@ -32,6 +32,9 @@ class RTOTarget(models.Model):
     current_availability_percent = models.DecimalField(null=True, blank=True, **PERCENT)
     trend = models.CharField(max_length=10, choices=Trend.choices, default=Trend.STABLE)
     sla_breach_threshold_seconds = models.PositiveIntegerField(help_text="Recovery longer than this breaches the SLA.")
+    rpo_breach_window_seconds = models.PositiveIntegerField(
+        default=300, help_text="Monitoring: RPO above its target for longer than this breaches the SLA."
+    )
     breach_count = models.PositiveIntegerField(default=0)
     penalty_per_breach = models.DecimalField(**MONEY)
     updated_at = models.DateTimeField(auto_now=True)
@@ -222,6 +225,15 @@ class ImpactAnalysis(models.Model):
 
 
 # Alerts and notifications (analytics/notifications/): models of this app, kept in their package.
+# Continuous monitoring (analytics/monitoring/): monitors, probes, their history, SLA violations.
+from analytics.monitoring.models import (  # noqa: E402, F401
+    Monitor,
+    Probe,
+    ProbeSample,
+    RollupState,
+    SampleRollup,
+    SLAViolation,
+)
 from analytics.notifications.models import (  # noqa: E402, F401
     AlertRule,
     AlertState,

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from analytics.choices import TestOutcome, TestType, Trend
 from analytics.models import DRTestResult, RTOTarget
+from analytics.monitoring import violations
 from core import audit
 from core.choices import AuditAction
 from failover.choices import ExecutionStatus as ES
@@ -95,6 +96,7 @@ def record_outcome(execution_id: int) -> None:
                 target.save(update_fields=["trend", "current_rto_seconds", "current_rpo_seconds", "updated_at"])
                 if rto > target.sla_breach_threshold_seconds:
                     RTOTarget.objects.filter(pk=target.pk).update(breach_count=F("breach_count") + 1)
+                    violations.record_execution_rto(execution, target, rto)  # an SLA violation, with its penalty
                 target.refresh_from_db()
                 audit.record(
                     AuditAction.UPDATE,

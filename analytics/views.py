@@ -48,5 +48,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "upcoming": reads.upcoming_tests(),
         "breaches": reads.sla_breaches() if user.has_perm("analytics.view_drtestresult") else None,
         "rto_charts": _rto_charts(context_plans) if user.has_perm("analytics.view_drtestresult") else None,
+        "violations": reads.open_violations() if user.has_perm("analytics.view_slaviolation") else None,
     }
     return render(request, "dashboard.html", context)

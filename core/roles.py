@@ -62,6 +62,8 @@ AUTHORED_MODELS = {
     "analytics.alertrule",
     "analytics.subscription",
     "analytics.businessprocess",
+    "analytics.monitor",
+    "analytics.probe",
     "compliance.compliancereport",
     "compliance.compliancerequirement",
 }

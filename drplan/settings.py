@@ -344,6 +344,7 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "runbooks.choices.VersionStatus",
         "RunbookCategoryEnum": "runbooks.choices.RunbookCategory",
         "ImportFormatEnum": "runbooks.choices.ImportFormat",
+        "HealthStatusEnum": "analytics.monitoring.choices.HealthStatus",
     },
 }
 

@@ -211,4 +211,7 @@ def connect_database(state: dict[str, Any], *, approve_runbooks: bool = True) ->
         lines += approve(versions)
     else:
         lines += [f"{v.runbook.slug} {v.version}: {v.status}" for v in versions]
+    from lab import hooks
+
+    lines += hooks.after_up(state)  # the lab's monitors (RPO, availability), through the seam
     return lines

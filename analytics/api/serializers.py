@@ -43,6 +43,7 @@ class RTOTargetSerializer(StrictModelSerializer):
             "current_availability_percent",
             "trend",
             "sla_breach_threshold_seconds",
+            "rpo_breach_window_seconds",
             "breach_count",
             "penalty_per_breach",
             "updated_at",
@@ -51,6 +52,7 @@ class RTOTargetSerializer(StrictModelSerializer):
             "rto_target_seconds": {"min_value": 1},
             "rpo_target_seconds": {"min_value": 0},  # 0 = no data loss allowed
             "sla_breach_threshold_seconds": {"min_value": 1},
+            "rpo_breach_window_seconds": {"min_value": 1},
             "current_rto_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
             "current_rpo_seconds": {"min_value": 0, "max_value": MAX_SECONDS},
         }

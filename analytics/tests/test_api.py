@@ -71,6 +71,7 @@ def test_rto_target_crud(api_for, db):
         "current_availability_percent": "99.9000",
         "trend": "degrading",
         "sla_breach_threshold_seconds": 1800,
+        "rpo_breach_window_seconds": 600,
         "breach_count": 2,
         "penalty_per_breach": "5000.00",
     }

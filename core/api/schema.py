@@ -86,11 +86,17 @@ class AutoSchema(SpectacularAutoSchema):
         - a decimal is the exact text core.api.strict accepts (digits, its places and range);
         - a required text is trimmed, so it needs a character other than whitespace;
         - a nullable relation also takes "" (DRF reads it as null);
-        - a text that may be blank is "" or its format (an e-mail address, a URL).
+        - a text that may be blank is "" or its format (an e-mail address, a URL);
+        - a nested list says how many items it takes (min_length / allow_empty, max_length).
         """
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if not schema or "$ref" in schema:
             return schema
+        if isinstance(field, serializers.ListSerializer) and schema.get("type") == "array":
+            if field.min_length is not None or not field.allow_empty:
+                schema["minItems"] = max(field.min_length or 0, 0 if field.allow_empty else 1)
+            if field.max_length is not None:
+                schema["maxItems"] = field.max_length
         if isinstance(field, serializers.ChoiceField) and field.read_only and "" not in schema.get("enum", [""]):
             model_field = _model_field(field)
             if model_field is not None and model_field.blank:  # DRF drops allow_blank on read-only fields

@@ -9,7 +9,20 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from analytics.models import ActionItem, DRTestResult, ImpactAnalysis, RTOTarget, TestFinding, TestParticipant
+from analytics.models import (
+    ActionItem,
+    DRTestResult,
+    ImpactAnalysis,
+    Monitor,
+    Probe,
+    ProbeSample,
+    RollupState,
+    RTOTarget,
+    SampleRollup,
+    SLAViolation,
+    TestFinding,
+    TestParticipant,
+)
 from compliance.models import ComplianceReport, ComplianceReportPlan, ComplianceRequirement
 from core import audit
 from core.choices import AuditAction
@@ -112,6 +125,18 @@ def make_sample_data(user: User) -> dict[str, Any]:
     ComplianceReportPlan.objects.create(report=report, plan=plan)
     ComplianceRequirement.objects.create(report=report, requirement_id="8.5", title="Exercising", status="met")
     entry = audit.record(AuditAction.CREATE, plan, actor=user, after=audit.snapshot(plan))
+    monitor = Monitor.objects.create(slug="db-replication", application=db, plan=plan)
+    probe = Probe.objects.create(
+        monitor=monitor,
+        key="standby",
+        action="postgres.replication_status",
+        params={"dsn_secret": "db"},
+        interval_seconds=60,
+    )
+    ProbeSample.objects.create(probe=probe, application=db, at=now, status="ok", up=True, rpo_seconds=3.5, lag_bytes=10)
+    SampleRollup.objects.create(probe=probe, application=db, resolution="hour", bucket=3600, samples=60, rpo_count=60)
+    RollupState.objects.create(hours_until=now, days_until=now)
+    SLAViolation.objects.create(kind="rpo", application=db, started_at=now, worst_value=90, threshold=60)
     return {
         "plan": plan,
         "dependency": dep,

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from analytics.models import ActionItem
+from analytics.models import ActionItem, ProbeSample, RollupState, SampleRollup, SLAViolation
 from core.admin_mixins import AuditedModelAdmin, human_duration
 from core.models import AuditEntry
 from core.tests.sample import make_sample_data
@@ -25,6 +25,10 @@ EVIDENCE = {
     AuditEntry,
     RunbookApproval,
     RunbookImport,
+    ProbeSample,  # monitoring's measurements (analytics/monitoring/admin.py): read only
+    SampleRollup,
+    RollupState,
+    SLAViolation,
 }
 DOMAIN_APPS = {"plans", "runbooks", "failover", "analytics", "compliance"}
 

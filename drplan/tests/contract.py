@@ -34,6 +34,7 @@ from schemathesis.core.parameters import ParameterLocation
 
 BODY = ParameterLocation.BODY
 IMPORT_FORMATS = ("drplan", "rundeck", "chaostoolkit", "ssm", "ansible", "asr")  # runbooks.choices.ImportFormat
+QUERY = ParameterLocation.QUERY
 
 # POST /compliance-reports/verify takes the PDF itself as the body: sent as the bytes they are.
 schemathesis.serializer.alias("application/pdf", "application/octet-stream")
@@ -395,6 +396,14 @@ def _fill_body(case: schemathesis.Case, data: dict[str, Any]) -> Any:
             # year 1 with a positive offset is before year 1 in UTC: the server refuses it (400 naming
             # test_date), and a JSON Schema date-time cannot say so
             body["test_date"] = "2001" + body["test_date"][4:]
+    elif "/monitors" in path:  # an existing application, no plan, probes of a read-only action with its params
+        if "application" in body:
+            body["application"] = _pick(sorted(data["applications"]), seed)
+        if "plan" in body:
+            body["plan"] = None
+        if isinstance(body.get("probes"), list):
+            for i, probe in enumerate(p for p in body["probes"] if isinstance(p, dict)):
+                probe.update(key=f"probe-{i}", action="tcp", params={"host": "db.example", "port": 5432})
     elif "/impact-analyses" in path:
         if body.get("plan") is not None:
             body["plan"] = _pick(plan_ids, seed)
@@ -513,6 +522,22 @@ def _report_scope_and_period(body: dict[str, Any], data: dict[str, Any], seed: i
     return changed
 
 
+def _fill_rto_rpo_query(query: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """What /rto-rpo, its history and violations state in prose: plan and application exist; the history takes
+    a period or from/to (left to the tests: a date-time the schema allows, such as a leap second, may not be
+    a real one) and answers each resolution over a bounded span (raw and minute: a week)."""
+    seed = _seed(query)
+    if query.get("plan"):
+        query["plan"] = _pick(_keys(data["plans"]), seed)
+    if query.get("application"):
+        query["application"] = _pick(sorted(data["applications"]), seed)
+    query.pop("from", None)
+    query.pop("to", None)
+    if query.get("resolution") in ("raw", "minute") and query.get("period") in ("30d", "90d", "1y"):
+        query["resolution"] = "day"
+    return query
+
+
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     data = _data()
@@ -523,6 +548,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         return case  # values come from earlier responses on purpose
     if case.path_parameters and not negative(ParameterLocation.PATH):
         case.path_parameters = _fill_path(case.operation.path, case.path_parameters, data)
+    if case.query and "/rto-rpo" in case.operation.path and not negative(QUERY):
+        case.query = _fill_rto_rpo_query(dict(case.query), data)
     verify = case.operation.path.rstrip("/").endswith("/compliance-reports/verify")  # a PDF: bytes
     if case.body is not NOT_SET and (verify or not isinstance(case.body, bytes)) and not negative(BODY):
         case.body = _fill_body(case, data)

@@ -411,6 +411,22 @@ class Seeder:
                 )
                 self.created["core.Secret"] += 1
 
+    def seed_monitors(self) -> None:
+        """The demo's monitors (disabled: example hosts) with generated history, then the SLA violations
+        that the demo's test results and cadences amount to (analytics/monitoring/)."""
+        from analytics.monitoring import demo, services, violations
+        from analytics.monitoring.models import Monitor
+
+        specs = self.data.get("monitors", [])
+        services.ensure_monitors(
+            [{**spec, "enabled": False} for spec in specs if not Monitor.objects.filter(slug=spec["slug"]).exists()],
+            comment="demo data",
+        )
+        now = timezone.now()
+        for spec in specs:
+            demo.seed_history(Monitor.objects.get(slug=spec["slug"]), spec.get("history") or {}, now)
+        violations.evaluate(now)
+
     def seed_runbook_templates(self) -> list[str]:
         """Import every runbook template; the import is idempotent for an unchanged document."""
         from runbooks.services import import_runbook_text
@@ -429,6 +445,7 @@ class Seeder:
         self.seed_business_processes()
         self.seed_impact_analyses()
         self.seed_secrets()
+        self.seed_monitors()
         runbooks = self.seed_runbook_templates()
         if self.reports:
             self.seed_compliance_reports()
