@@ -3,6 +3,7 @@ the application's RTO target, RPO violations), and the lab's monitors."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -17,10 +18,13 @@ from analytics.models import RTOTarget
 from analytics.monitoring import probes, retention, violations
 from analytics.monitoring.choices import SampleStatus
 from analytics.monitoring.models import Monitor, Probe, ProbeSample
+from analytics.notifications import services as notifications
 from core import audit
 from core.choices import AuditAction, AuthMethod
 from core.exceptions import InvalidInput
 from plans.models import Application, DRPlan
+
+logger = logging.getLogger(__name__)
 
 AVAILABILITY_WINDOW = timedelta(days=30)  # RTOTarget.current_availability_percent is measured over this
 MAX_PARALLEL_PROBES = 8  # probes of one tick run at most this many at a time
@@ -119,7 +123,18 @@ def record(probe: Probe, measurement: probes.Measurement) -> ProbeSample:
             update_target(target, measurement.at)
             if probe.action.startswith(REPLICATION_PREFIXES):
                 violations.on_rpo_sample(target, sample, target.current_rpo_seconds)
+    if target is not None:
+        _evaluate_alerts(application_id)
     return sample
+
+
+def _evaluate_alerts(application_id: int) -> None:
+    """The alert rules on this application's current values, at once rather than at the next minute's sweep.
+    A failure here is logged: an alert must never stop a probe (the sweep evaluates again)."""
+    try:
+        notifications.evaluate_alert_rules([application_id])
+    except Exception:
+        logger.exception("alert rules for application %s could not be evaluated after its probe", application_id)
 
 
 def current_rpo(application_id: int) -> tuple[float | None, datetime | None]:

@@ -173,3 +173,37 @@ def test_the_dashboard_shows_open_violations(users):
     section = page[page.index('id="sla-violations"') :]
     assert f'data-violation="{open_one.pk}"' in section and section.count("data-violation=") == 1
     assert "Orders database" in section and "RPO above target" in section
+
+
+def test_a_probe_evaluates_its_applications_alert_rules_at_once(watched, receiver, django_capture_on_commit_callbacks):
+    """Monitoring and alerts meet here: a recorded sample past an alert rule's threshold for longer than its window
+    reaches the rule's real webhook receiver without waiting for the minute's sweep."""
+    from analytics.notifications import services as notifications
+    from analytics.notifications.models import AlertRule, AlertState, NotificationChannel
+    from analytics.tests.notification_support import SECRET, run_queued_deliveries
+
+    probe, _ = watched
+    webhook = NotificationChannel.objects.create(name="ops-webhook", kind="webhook", url=receiver.url)
+    notifications.save_channel_secret(webhook, SECRET)
+    rule = AlertRule.objects.create(
+        name="orders RPO",
+        metric="rpo_seconds",
+        scope="application",
+        application=probe.monitor.application,
+        threshold=120,
+        window_seconds=60,
+        repeat_interval_seconds=600,
+        severity="critical",
+    )
+    rule.channels.set([webhook])
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record(probe, Measurement(now, True, True, 600))
+    assert AlertState.objects.get(rule=rule).status == "pending"
+    AlertState.objects.filter(rule=rule).update(pending_since=now - timedelta(seconds=61))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.record(probe, Measurement(timezone.now(), True, True, 650))
+    run_queued_deliveries()
+    assert receiver.kinds() == ["alert_firing"]
+    assert receiver.received[0].verified
+    assert receiver.received[0].json["data"]["application"] == "orders-db"
