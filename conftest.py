@@ -44,6 +44,7 @@ def _test_signing_files(settings: SettingsWrapper, _signing_dir: Path) -> None:
     settings.TRUST_ROOT_FILES = []
     settings.SIGNING_DIR = _signing_dir / "default"
     settings.CHECKPOINT_FILE = _signing_dir / f"checkpoints-{uuid.uuid4().hex}.jsonl"
+    settings.CHECKPOINT_WEBHOOK_URL = ""
 
 
 @pytest.fixture
