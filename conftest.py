@@ -47,6 +47,16 @@ def _test_signing_files(settings: SettingsWrapper, _signing_dir: Path) -> None:
     settings.CHECKPOINT_WEBHOOK_URL = ""
 
 
+@pytest.fixture(autouse=True)
+def _no_ml_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach an ML service someone runs on the default port 8045 (a projection or prediction would
+    then depend on it): port 9 refuses. A test that wants the service sets DRPLAN_ML_URL itself."""
+    from failover import estimates
+
+    monkeypatch.setenv("DRPLAN_ML_URL", "http://127.0.0.1:9")
+    estimates.reset()
+
+
 @pytest.fixture
 def roles(db: None) -> None:
     setup_roles()

@@ -7,12 +7,13 @@ above it, it declares a small interface and the project fills it here, once, whe
 - the execution engine (failover/engine/hooks.py): enqueue a coordinator, record a finished
   execution's outcome, expire approval requests.
 - a plan's predicted RTO (plans/predictions.py): the ML service's client, mlservice.client.
+- the console's recovery-time estimate (failover/estimates.py): the same client.
 """
 
 from __future__ import annotations
 
 from analytics import outcomes
-from failover import approvals, tasks
+from failover import approvals, estimates, tasks
 from failover.engine import hooks
 from mlservice import client
 from plans import predictions
@@ -31,3 +32,4 @@ def connect() -> None:
     """Install every seam's default (idempotent)."""
     hooks.install(engine_hooks())
     predictions.install(client.predict_plan_rto)
+    estimates.install(client.estimate_recovery_time)

@@ -66,3 +66,8 @@ def predict_plan_rto(plan: Any) -> dict[str, Any]:
         return answer
     keys = ("p50_seconds", "p90_seconds", "probability_meet_rto", "rto_seconds", "training_data", "model_version")
     return {"available": True, **{k: answer.get(k) for k in keys}}
+
+
+def estimate_recovery_time(body: dict[str, Any]) -> dict[str, Any]:
+    """The recovery-time estimate of a running execution's remaining steps (the console's projection)."""
+    return post("estimate-recovery-time", body)

@@ -92,22 +92,7 @@ def estimate_recovery_time(models: Loaded, data: dict[str, Any]) -> dict[str, An
         levels = graph.approval_levels
         plan_id: str | None = graph.plan_id
     else:
-        steps = []
-        for i, spec in enumerate(data["steps"]):
-            try:
-                duration = simulation.distribution_from(spec["duration"], f"steps[{i}].duration")
-                wait = simulation.distribution_from(spec["wait"], f"steps[{i}].wait") if "wait" in spec else None
-            except SimulationInputError as exc:
-                raise _sim_error(exc) from None
-            steps.append(
-                SimStep(
-                    spec["key"],
-                    duration,
-                    list(spec.get("needs", [])),
-                    wait=wait or simulation.ZERO,
-                    priority=float(spec.get("priority", 0)),
-                )
-            )
+        steps = given_sim_steps(data["steps"], priors, data.get("now_offset", 0.0))
         rto_seconds = data.get("rto_seconds")
         parallelism = data.get("parallelism")
         levels = data.get("approval_levels", 0)
@@ -117,7 +102,12 @@ def estimate_recovery_time(models: Loaded, data: dict[str, Any]) -> dict[str, An
         start_delay = _sum_lognormals(priors.approval_median, priors.approval_sigma, levels)
     try:
         result = simulation.simulate(
-            steps, parallelism=parallelism, simulations=simulations, seed=data.get("seed"), start_delay=start_delay
+            steps,
+            parallelism=parallelism,
+            simulations=simulations,
+            seed=data.get("seed"),
+            start_delay=start_delay,
+            now_offset=float(data.get("now_offset", 0.0)),
         )
     except SimulationInputError as exc:
         raise _sim_error(exc) from None
@@ -136,6 +126,45 @@ def estimate_recovery_time(models: Loaded, data: dict[str, Any]) -> dict[str, An
         }
     )
     return out
+
+
+def given_sim_steps(specs: list[dict[str, Any]], priors: Priors, now_offset: float) -> list[SimStep]:
+    """The request's steps: a given `duration` distribution, or an `action` (+ `estimate`, `gate`) fitted from the
+    step's history (by key), else its estimate and the priors, like a plan's steps; `done_at` / `started_at` of a
+    running execution, which cannot lie after `now_offset`."""
+    from mlservice import plan_data
+
+    fitted = [spec["key"] for spec in specs if "action" in spec]
+    history = plan_data.step_history(fitted) if fitted else {}
+    steps = []
+    for i, spec in enumerate(specs):
+        for name in ("done_at", "started_at"):
+            if spec.get(name, 0) > now_offset:
+                raise InvalidInput(f"{name} lies after now_offset ({now_offset:g} s)", field=f"steps[{i}].{name}")
+        if "action" in spec:
+            duration, wait, source = fit_step(
+                spec["action"], spec.get("estimate"), history.get(spec["key"], []), priors, gate=spec.get("gate", False)
+            )
+        else:
+            try:
+                duration = simulation.distribution_from(spec["duration"], f"steps[{i}].duration")
+                wait = simulation.distribution_from(spec["wait"], f"steps[{i}].wait") if "wait" in spec else None
+            except SimulationInputError as exc:
+                raise _sim_error(exc) from None
+            source = "given"
+        steps.append(
+            SimStep(
+                spec["key"],
+                duration,
+                list(spec.get("needs", [])),
+                wait=wait or simulation.ZERO,
+                priority=float(spec.get("priority", 0)),
+                source=source,
+                done_at=spec.get("done_at"),
+                started_at=spec.get("started_at") if spec.get("done_at") is None else None,
+            )
+        )
+    return steps
 
 
 def _sum_lognormals(median: float, sigma: float, count: int) -> simulation.Distribution:

@@ -60,7 +60,10 @@ PREDICT_RTO = {
 ESTIMATE = {
     "type": "object",
     "description": "Either `plan` (its composed failover; optionally only the `applications` of a disaster "
-    "scenario) or `steps`.",
+    "scenario) or `steps`. A step gives its `duration` distribution, or its `action` (and `estimate`, `gate`) for the "
+    "service to fit from the step's history, else its estimate and the priors. A running execution (the console's "
+    "projection): `now_offset` is the seconds since its clock started, a finished step has `done_at`, a running one "
+    "`started_at` (offsets on the same clock); the answer's times are from the clock's start.",
     "properties": {
         "plan": PLAN_REF,
         "applications": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 500},
@@ -76,11 +79,23 @@ ESTIMATE = {
                     "duration": DISTRIBUTION,
                     "wait": DISTRIBUTION,
                     "priority": {"type": "number"},
+                    "action": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Runbook action."},
+                    "estimate": {**CONDITION, "description": "The step's estimated duration, seconds."},
+                    "gate": {"type": "boolean", "description": "A person approves before it runs."},
+                    "done_at": {**SECONDS, "description": "Finished at this offset (a running execution)."},
+                    "started_at": {**SECONDS, "description": "Running since this offset (a running execution)."},
                 },
-                "required": ["key", "duration"],
+                "required": ["key"],
+                "oneOf": [{"required": ["duration"]}, {"required": ["action"]}],
+                "dependentSchemas": {  # `estimate` and `gate` describe a step the service fits; `wait` a given one
+                    "estimate": {"required": ["action"]},
+                    "gate": {"required": ["action"]},
+                    "wait": {"required": ["duration"]},
+                },
                 "additionalProperties": False,
             },
         },
+        "now_offset": {**SECONDS, "description": "Seconds since the running execution's clock started."},
         "parallelism": {"type": ["integer", "null"], "minimum": 1},
         "approval_levels": {"type": "integer", "minimum": 0, "maximum": 10},
         "rto_seconds": {"type": "number", "exclusiveMinimum": 0},
@@ -91,6 +106,7 @@ ESTIMATE = {
     "dependentSchemas": {  # `applications` only with `plan`, `approval_levels` only with `steps`
         "applications": {"required": ["plan"]},
         "approval_levels": {"required": ["steps"]},
+        "now_offset": {"required": ["steps"]},
     },
     "additionalProperties": False,
 }
