@@ -215,7 +215,8 @@ def predict_rto(models: Loaded, data: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput(exc.message, field=exc.field) from None
         plan_id = None
         target = data.get("rto_seconds")
-    p50, p90 = rto.predict_quantiles(models.rto_booster, rto.vector(features), models.rto["p90_log_offset"])[0]
+    model = models.rto_trees or models.rto_booster  # the same trees, walked in NumPy when they could be compiled
+    p50, p90 = rto.predict_quantiles(model, rto.vector(features), models.rto["p90_log_offset"])[0]
     out: dict[str, Any] = {
         "plan": plan_id,
         "p50_seconds": round(float(p50), 1),
