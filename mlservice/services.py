@@ -16,10 +16,27 @@ from mlservice.registry import Loaded
 from mlservice.simulation import SimStep, SimulationInputError
 
 DEFAULT_SIMULATIONS = 10_000
-# A plan's composed failover is read at most this often per worker (composing it takes ~20 queries, most of a
-# plan prediction's time); step histories are read on every request.
+# A plan's composed failover (composing it takes ~20 queries) and the histories of a set of steps (one query, most
+# of a plan prediction's remaining time) are read at most this often per worker: an execution that just finished
+# counts in predictions within this many seconds.
 PLAN_GRAPH_TTL_SECONDS = 30.0
 _graphs: dict[str, tuple[float, Any]] = {}
+_histories: dict[tuple[str, ...], tuple[float, dict[str, list[float]]]] = {}
+
+
+def _step_history(keys: list[str]) -> dict[str, list[float]]:
+    from mlservice import plan_data
+
+    key = tuple(sorted(set(keys)))
+    now = time.monotonic()
+    cached = _histories.get(key)
+    if cached and now - cached[0] < PLAN_GRAPH_TTL_SECONDS:
+        return cached[1]
+    history = plan_data.step_history(key)
+    if len(_histories) > 1000:
+        _histories.clear()
+    _histories[key] = (now, history)
+    return history
 
 
 def _plan_graph(plan_ref: str) -> Any:
@@ -45,7 +62,6 @@ def plan_sim_steps(
     """(plan graph, SimSteps, PlanSteps) of a plan's composed failover (as read within PLAN_GRAPH_TTL_SECONDS),
     each step's distribution fitted from its history, else its estimate. With `applications` (a disaster
     scenario): only those applications' steps and the steps they need."""
-    from mlservice import plan_data
 
     graph = _plan_graph(plan_ref)
     steps = graph.steps
@@ -66,7 +82,7 @@ def plan_sim_steps(
                 keep.add(key)
                 todo.extend(by_key[key].needs)
         steps = [s for s in steps if s.key in keep]
-    history = plan_data.step_history([s.key for s in steps])
+    history = _step_history([s.key for s in steps])
     sim_steps = []
     for s in steps:
         work, wait, source = fit_step(s.action, s.estimate, history.get(s.key, []), priors, gate=s.gate)
@@ -132,10 +148,9 @@ def given_sim_steps(specs: list[dict[str, Any]], priors: Priors, now_offset: flo
     """The request's steps: a given `duration` distribution, or an `action` (+ `estimate`, `gate`) fitted from the
     step's history (by key), else its estimate and the priors, like a plan's steps; `done_at` / `started_at` of a
     running execution, which cannot lie after `now_offset`."""
-    from mlservice import plan_data
 
     fitted = [spec["key"] for spec in specs if "action" in spec]
-    history = plan_data.step_history(fitted) if fitted else {}
+    history = _step_history(fitted) if fitted else {}
     steps = []
     for i, spec in enumerate(specs):
         for name in ("done_at", "started_at"):
