@@ -12,7 +12,7 @@ UI_PORT ?= 3045
 PORT   ?= 4045
 ML_PORT ?= 8045
 
-.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance lab lab-down clean
+.PHONY: run test install install-dev lint migrate bench-api bench-engine bench-lab bench-console bench-fuzz bench-pages bench-ml bench-compliance bench-takeover cluster cluster-down lab lab-down clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,13 +54,14 @@ test: lint
 	bash scripts/ensure_pango.sh
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_sshd.sh
+	bash scripts/ensure_haproxy.sh
 	# SQLite: the in-process tests in two processes (pytest-xdist: the 2 cores), then the tests that start
 	# real servers (PostgreSQL pairs, Redis, sshd, moto, the lab) and the browser tests, one at a time.
-	$(PY) -m pytest -n 2 -m "not realsystem and not lab and not pgpair" --ignore=e2e
-	$(PY) -m pytest -m "realsystem or lab or pgpair" --ignore=e2e
+	$(PY) -m pytest -n 2 -m "not realsystem and not lab and not pgpair and not cluster" --ignore=e2e
+	$(PY) -m pytest -m "realsystem or lab or pgpair or cluster" --ignore=e2e
 	$(PY) -m pytest e2e
 	# PostgreSQL 16 (pgserver): everything but the contract and the real-system tests, which ran above.
-	$(PY) scripts/with_postgres.py $(PY) -m pytest -n 2 -m "not contract and not realsystem"
+	$(PY) scripts/with_postgres.py $(PY) -m pytest -n 2 -m "not contract and not realsystem and not cluster"
 	$(PY) scripts/with_redis.py $(PY) -m pytest -m redis
 
 # The DR lab: real PostgreSQL and Redis pairs and an orders app on 127.0.0.1 (var/lab/).
@@ -99,3 +100,16 @@ bench-ml: install-dev
 
 clean:
 	rm -rf $(VENV) var
+
+bench-takeover: install-dev
+	$(PY) bench/takeover.py
+
+# A cluster on one machine (scripts/cluster.py): PostgreSQL, Redis, two web nodes behind HAProxy on
+# http://127.0.0.1:5045/, two worker clusters, the ML service. README, "A cluster".
+cluster: install-dev
+	bash scripts/ensure_haproxy.sh
+	$(PY) scripts/cluster.py up
+	$(PY) scripts/cluster.py status
+
+cluster-down: install-dev
+	$(PY) scripts/cluster.py down

@@ -7,7 +7,9 @@ Environment:
     DRPLAN_DEBUG        "1" to enable Django's debug pages (development only).
     DATABASE_URL        e.g. postgres://user:pass@host:5432/db; default is the
                         embedded SQLite database var/drplan.sqlite3 (WAL mode).
-    REDIS_URL           when set, django-q2 and Channels use Redis.
+    REDIS_URL           when set, django-q2, Channels and Django's cache use Redis.
+    DRPLAN_CLUSTER      "1": this node is one of several (README, "A cluster"); it refuses to start without
+                        REDIS_URL, a PostgreSQL DATABASE_URL, DRPLAN_SECRET_KEY and the signing key and cert.
     DRPLAN_LIVE_POLL_SECONDS  how often a web process reads new execution events for live viewers
                         (default 0.05 s; 1 s with Redis, where it is only a safety net).
     DRPLAN_LIVE_AUTH_RECHECK_SECONDS  how often an open websocket re-checks its viewer's access (default 5 s).
@@ -361,6 +363,28 @@ DRPLAN_PYTHON_ACTIONS = [
 
 # --- Tasks and live updates -------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# Cluster mode (README, "A cluster"): several web and worker nodes share one PostgreSQL and one Redis.
+# Nothing a node keeps locally may be shared state, so a node refuses to start in cluster mode without
+# them, or with a secret key or signing key of its own making (each node would generate a different one).
+CLUSTER_MODE = _flag("DRPLAN_CLUSTER", False)
+if CLUSTER_MODE:
+    _cluster_problems = []
+    if not REDIS_URL:
+        _cluster_problems.append("REDIS_URL is not set (the broker, channel layer and cache every node shares)")
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        _cluster_problems.append("DATABASE_URL must name a PostgreSQL server (SQLite is a file on one machine)")
+    if not os.environ.get("DRPLAN_SECRET_KEY"):
+        _cluster_problems.append("DRPLAN_SECRET_KEY is not set (every node must sign sessions and tokens alike)")
+    if not (os.environ.get("DRPLAN_SIGNING_KEY") and os.environ.get("DRPLAN_SIGNING_CERT")):
+        _cluster_problems.append("DRPLAN_SIGNING_KEY and DRPLAN_SIGNING_CERT are not set (one organisation key)")
+    if _cluster_problems:
+        raise ImproperlyConfigured("cluster mode (DRPLAN_CLUSTER=1): " + "; ".join(_cluster_problems))
+
+# Shared by the web processes (the double-submit guard of the operations pages, DRF throttles): with Redis,
+# every process and node sees the same; without it, each process has its own (one web process: make run).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 # The execution engine (failover/engine/runner.py): a coordinator holds a lease on its
 # execution and renews it every lease/3 seconds; the reaper re-enqueues an execution whose

@@ -7,21 +7,18 @@ The service is gunicorn serving drplan.ml_wsgi (settings drplan.ml_settings) wit
 master before it forks the workers (--preload); a missing or corrupt model file stops the start at once
 with a line naming the file. With a COMMAND (`make run` passes scripts/serve.py and its arguments) that
 command runs too: Ctrl-C or SIGTERM stops both, and when the command ends the service is stopped. If the
-service dies, the command keeps running (the main application says "prediction unavailable") and this
-says so.
+service crashes it is restarted with backoff (scripts/supervise.py) while the command keeps running (the
+main application says "prediction unavailable" meanwhile); if it cannot start at all, it is left down.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from supervise import Child, run
 
 
 def service_argv(host: str, port: int, workers: int) -> list[str]:
@@ -60,43 +57,11 @@ def main() -> int:
     # started before gunicorn forks would hang the workers (libgomp is not fork-safe).
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="drplan.ml_settings", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     argv = service_argv(args.host, args.port, max(1, args.workers))
-    service = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
-    print(f"[ml] ML service (pid {service.pid}) on http://{args.host}:{args.port}/ (schema at /schema/)", flush=True)
-    other = subprocess.Popen(command, cwd=ROOT) if command else None
-
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code, reported = 0, False
-    while not stopping:
-        if service.poll() is not None and not reported:
-            reported = True
-            print(f"[ml] the ML service exited with {service.returncode}", flush=True)
-            if other is None:
-                exit_code = service.returncode or 1
-                break
-        if other is not None and other.poll() is not None:
-            exit_code = other.returncode
-            break
-        time.sleep(0.3)
-    if other is not None and other.poll() is None:
-        other.send_signal(signal.SIGTERM)
-    if service.poll() is None:
-        os.killpg(service.pid, signal.SIGTERM)
-    for proc in [service, *([other] if other else [])]:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            if proc is service:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-    return exit_code
+    print(f"[ml] ML service on http://{args.host}:{args.port}/ (schema at /schema/)", flush=True)
+    children = [Child("ML service", argv, env=env, essential=not command)]
+    if command:
+        children.append(Child(" ".join(Path(part).name for part in command[:2]), command, restart=False))
+    return run(children, prefix="ml")
 
 
 if __name__ == "__main__":

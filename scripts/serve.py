@@ -2,8 +2,9 @@
 
     python scripts/serve.py [--host 127.0.0.1] [--ui-port 3045] [--port 4045]
 
-Runs the web + API server (daphne, ASGI) and the django-q2 workers. Ctrl-C or
-SIGTERM stops all of them; if one dies, the others are stopped too.
+Runs the web + API server (daphne, ASGI) and the django-q2 workers under a small supervisor
+(scripts/supervise.py): if one crashes, it is restarted with backoff while the other keeps serving
+(with whatever it had started killed, so no orphan is left); Ctrl-C or SIGTERM stops all of them.
 
 One daphne process listens on two ports with the same application: the web UI's port (3045, which
 browsers open) and the API's (4045, for scripts and curl). 4045 is on the list of ports Chromium,
@@ -13,14 +14,9 @@ Chrome, Edge and Firefox refuse to open (ERR_UNSAFE_PORT), so people are always 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from supervise import Child, run
 
 
 def main() -> int:
@@ -34,44 +30,14 @@ def main() -> int:
     endpoints = [arg for port in ports for arg in ("-e", f"tcp:port={port}:interface={interface}")]
 
     python = sys.executable
-    commands = {
-        "web": [python, "-m", "daphne", *endpoints, "drplan.asgi:application"],
-        "workers": [python, "manage.py", "qcluster"],
-    }
-    procs: dict[str, subprocess.Popen] = {}
-    for name, argv in commands.items():
-        procs[name] = subprocess.Popen(argv, cwd=ROOT, start_new_session=True)
-        print(f"[serve] started {name} (pid {procs[name].pid})", flush=True)
+    children = [
+        Child("web", [python, "-m", "daphne", *endpoints, "drplan.asgi:application"]),
+        Child("workers", [python, "manage.py", "qcluster"]),
+    ]
     print(f"[serve] DRPlan web UI: http://{args.host}:{args.ui_port}/  (open this one in a browser)", flush=True)
     api = f"http://{args.host}:{args.port}/api/v1/dr/"
     print(f"[serve] API for scripts: {api}  (docs: http://{args.host}:{args.ui_port}/api/docs/)", flush=True)
-
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"[serve] {name} exited with {proc.returncode}; stopping the rest", flush=True)
-                exit_code = proc.returncode or 1
-                stopping = True
-        time.sleep(0.5)
-    for proc in procs.values():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    return exit_code
+    return run(children, prefix="serve")
 
 
 if __name__ == "__main__":

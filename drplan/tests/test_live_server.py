@@ -123,3 +123,77 @@ def test_make_run_flow_serves_demo_data_and_accepts_a_plan_from_a_token(live_env
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(pid), f"process {pid} survived the stop"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _child_running(serve_pid: int, marker: str) -> int | None:
+    return next((pid for pid in _children_of(serve_pid) if marker in _cmdline(pid) and _alive(pid)), None)
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"within {timeout:.0f} s: {what}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return _request(url)[0] == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def test_make_run_restarts_a_crashed_worker_cluster_or_web_server_and_leaves_no_orphan(live_env: dict[str, str]):
+    """Issue #15: a kill -9 of the qcluster parent used to stop the web server too and leave the django-q2
+    sentinel and workers running as orphans. Now the group's leftovers die with it, the workers come back,
+    and the web server keeps serving; a killed web server comes back too; stopping leaves nothing."""
+    port, ui_port = _free_port(), _free_port()
+    health = f"http://127.0.0.1:{port}/api/v1/dr/health"
+    serve = subprocess.Popen(
+        [sys.executable, "scripts/serve.py", "--ui-port", str(ui_port), "--port", str(port)],
+        cwd=ROOT,
+        env=live_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: set[int] = set()
+    try:
+        _wait(lambda: _answers(health), 60, "the server answers")
+        workers = _wait(lambda: _child_running(serve.pid, "qcluster"), 30, "the workers run")
+        # django-q2's sentinel, monitor, pusher and worker processes, all in the qcluster's group
+        group = _wait(
+            lambda: [workers, *_descendants_of(workers)] if _descendants_of(workers) else None,
+            30,
+            "qcluster's children",
+        )
+        seen.update(group)
+        os.kill(workers, signal.SIGKILL)
+        assert _answers(health), "the web server keeps serving while the workers are down"
+        _wait(lambda: not any(_alive(pid) for pid in group), 15, "the dead qcluster's processes are gone")
+        restarted = _wait(
+            lambda: (pid := _child_running(serve.pid, "qcluster")) and pid != workers and pid, 30, "the workers restart"
+        )
+        seen.update([restarted, *_descendants_of(restarted)])
+
+        web = _child_running(serve.pid, "daphne")
+        assert web is not None
+        seen.add(web)
+        os.kill(web, signal.SIGKILL)
+        _wait(lambda: (pid := _child_running(serve.pid, "daphne")) and pid != web, 30, "the web server restarts")
+        _wait(lambda: _answers(health), 60, "the restarted web server answers")
+        seen.update(_descendants_of(serve.pid))
+        assert serve.poll() is None
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)
+    _wait(lambda: not any(_alive(pid) for pid in seen), 15, f"no process survives the stop ({sorted(seen)})")

@@ -3,6 +3,11 @@
 `reap()` runs at worker start and every 30 s (a django-q2 schedule, see failover/tasks.py):
 - an execution that needs a coordinator (RUNNING / VALIDATING / ROLLING_BACK) whose lease
   expired or is empty → re-enqueued;
+- the same when its lease is still live but its coordinator was a process of this host that no
+  longer exists (its identity is host:pid:random): a dead process writes nothing more, so there
+  is no need to wait for the lease to run out. This is what lets a worker restarted after a crash
+  take over at once (issue: lost coordinator taken over within 5 s on one machine); a coordinator
+  on another host is still taken over when its lease expires;
 - a PENDING execution nobody picked up for PENDING_GRACE_SECONDS → re-enqueued;
 - approval requests past their deadline → expired (the hook EngineHooks.expire_approvals).
 Re-enqueueing goes through the hook EngineHooks.enqueue (failover/engine/hooks.py).
@@ -18,8 +23,11 @@ may or may not have done its work) and the execution is PAUSED until an operator
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db.models import Q
 from django.utils import timezone
@@ -46,21 +54,57 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     stale = Q(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]) | Q(
         status=ES.PENDING, triggered_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)
     )
-    candidates = FailoverExecution.objects.filter(stale & lapsed).values_list("pk", "status", "coordinator")
+    candidates = list(FailoverExecution.objects.filter(stale & lapsed).values_list("pk", "status", "coordinator"))
+    held = FailoverExecution.objects.filter(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]).exclude(
+        Q(coordinator="") | lapsed
+    )
+    for pk, status, coordinator in held.values_list("pk", "status", "coordinator"):
+        if coordinator_is_dead_local_process(coordinator):
+            candidates.append((pk, status, coordinator))
     for pk, status, coordinator in candidates:
-        reserved = FailoverExecution.objects.filter(Q(pk=pk, status=status) & lapsed).update(
+        still_stale = lapsed | Q(coordinator=coordinator) if coordinator else lapsed
+        reserved = FailoverExecution.objects.filter(Q(pk=pk, status=status) & still_stale).update(
             coordinator="", lease_expires_at=now + timedelta(seconds=REQUEUE_RESERVATION_SECONDS)
         )
         if not reserved:
             continue  # a coordinator took it meanwhile
         hooks.enqueue(pk)
-        if coordinator:
+        if coordinator and coordinator_is_dead_local_process(coordinator):
+            done.append(f"execution {pk} ({status}): coordinator {coordinator} is gone; re-enqueued")
+        elif coordinator:
             done.append(f"execution {pk} ({status}): lease of {coordinator} expired; re-enqueued")
         else:
             done.append(f"execution {pk} ({status}): no coordinator; re-enqueued")
     for line in done:
         logger.info("reaper: %s", line)
     return done
+
+
+def coordinator_is_dead_local_process(coordinator: str) -> bool:
+    """Whether `coordinator` (host:pid:random, see lease.worker_identity) names a process of this
+    host that no longer exists. Anything else (another host, a malformed identity, a live process,
+    a process we may not signal) is not known dead: its lease is left to run out."""
+    host, _, rest = coordinator.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process whose parent died too stays a zombie until init reaps it (in a container,
+    PID 1 may never do so): it runs nothing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _expire_approvals(expire: Callable[[], int]) -> list[str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -19,7 +21,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
-from failover.engine.reaper import reap
+from failover.engine.reaper import coordinator_is_dead_local_process, reap
 from failover.engine.runner import run_execution
 from failover.models import ExecutionEvent, FailoverExecution
 from failover.tasks import REAP_SCHEDULE_NAME, enqueue_execution, on_worker_start
@@ -129,6 +131,28 @@ def test_kill_9_of_the_worker_mid_step_never_reruns_a_non_idempotent_step(tmp_pa
     assert reap() == []
 
 
+def test_a_worker_killed_mid_step_is_taken_over_by_its_respawned_sibling_before_its_lease_runs_out(tmp_path: Path):
+    """With the default 15 s lease and nobody calling reap(): django-q2 respawns the killed worker, the new
+    worker reaps at start, sees the coordinator's process is gone and takes the execution over at once."""
+    execution = _marked_step(tmp_path, idempotent=True)
+    env = subprocess_env(DRPLAN_ENGINE_LEASE_SECONDS="15", DRPLAN_WORKERS="1")
+    cluster = start(["manage.py", "qcluster"], env, tmp_path / "qcluster.log")
+    try:
+        enqueue_execution(execution.pk)
+        wait_for(lambda: _lines(tmp_path / "marker"), timeout=30)
+        execution.refresh_from_db()
+        dead, lease_of_the_dead = execution.coordinator, execution.lease_expires_at
+        os.kill(int(dead.split(":")[1]), signal.SIGKILL)
+        wait_for(lambda: len(_lines(tmp_path / "marker")) == 2, timeout=60)
+        rerun_started = timezone.now()
+        wait_for(lambda: FailoverExecution.objects.get(pk=execution.pk).status == "completed", timeout=60)
+    finally:
+        stop(cluster)
+        _kill_leftovers(tmp_path / "pids")
+    assert rerun_started < lease_of_the_dead
+    assert f"work: retrying after worker loss ({dead})" in messages(execution)
+
+
 def test_two_coordinators_for_one_execution_only_one_runs_the_steps(tmp_path: Path):
     marker = tmp_path / "marker"
     execution = make_execution([shell("sh", "-c", f"echo ran >> {marker}; sleep 1", key="once")])
@@ -161,6 +185,42 @@ def test_reaper_reenqueues_an_execution_whose_lease_expired_once():
     stale.refresh_from_db()
     assert stale.coordinator == ""
     assert alive.pk not in _queued_executions()
+
+
+def test_reaper_takes_over_at_once_from_a_dead_process_of_this_host_whose_lease_is_still_live():
+    """A crashed local worker's lease need not run out: its pid no longer exists, so it writes nothing more."""
+    now = timezone.now()
+    dead_process = subprocess.Popen(["true"])
+    dead_process.wait()
+    host = socket.gethostname()
+    live_lease = now + timedelta(seconds=60)
+    orphan = make_execution(
+        [], status="running", coordinator=f"{host}:{dead_process.pid}:x", lease_expires_at=live_lease
+    )
+    mine = make_execution([], status="running", coordinator=f"{host}:{os.getpid()}:y", lease_expires_at=live_lease)
+    remote = make_execution([], status="running", coordinator="other-host:1:z", lease_expires_at=live_lease)
+    assert reap(now) == [
+        f"execution {orphan.pk} (running): coordinator {host}:{dead_process.pid}:x is gone; re-enqueued"
+    ]
+    assert _queued_executions() == [orphan.pk]
+    for untouched in (mine, remote):
+        untouched.refresh_from_db()
+        assert untouched.lease_expires_at == live_lease
+    assert reap(now) == []  # reserved: not enqueued twice
+
+
+def test_coordinator_identity_is_only_known_dead_for_a_missing_local_pid():
+    host = socket.gethostname()
+    assert not coordinator_is_dead_local_process(f"{host}:{os.getpid()}:a")
+    assert not coordinator_is_dead_local_process("elsewhere:999999:a")
+    assert not coordinator_is_dead_local_process("garbage")
+    assert not coordinator_is_dead_local_process(f"{host}:notapid:a")
+    zombie = subprocess.Popen(["true"])  # exited, not yet waited for: a zombie runs nothing
+    try:
+        wait_for(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z", 15)
+        assert coordinator_is_dead_local_process(f"{host}:{zombie.pid}:a")
+    finally:
+        zombie.wait()
 
 
 def test_reaper_reenqueues_a_pending_execution_nobody_picked_up():

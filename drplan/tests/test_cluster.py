@@ -1,0 +1,253 @@
+"""A real cluster (scripts/cluster.py): PostgreSQL 16 and Redis, two web nodes behind HAProxy, two django-q2
+worker clusters on the Redis broker. Losing a node loses nothing (issue 15, point 3).
+
+The test process talks to the cluster as a client does (HTTP through the proxy or to one node) and reads
+the shared database as one more node would (`manage.py shell` with the cluster's settings)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drplan.tests.cluster_support import (
+    HAPROXY_MISSING,
+    ROOT,
+    alive,
+    cluster_command,
+    group_of,
+    http,
+    in_cluster,
+    running_cluster,
+    sign_in_token,
+    wait,
+)
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(HAPROXY_MISSING, reason="haproxy is not installed (scripts/ensure_haproxy.sh)"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, Any]]:
+    yield from running_cluster()
+
+
+# ------------------------------------------------------------------------------------------------ tests
+def test_every_node_serves_the_same_data_and_the_proxy_balances_them(cluster: dict[str, Any]) -> None:
+    ports = cluster["ports"]
+    token = sign_in_token(cluster, "viewer")  # a token made through one node works on the other
+    plans = [http(ports[node], "/api/v1/dr/plans", token=token) for node in ("web1", "web2", "proxy")]
+    assert [status for status, _ in plans] == [200, 200, 200]
+    assert plans[0][1]["count"] == plans[1][1]["count"] == plans[2][1]["count"] == 4
+
+
+def test_twenty_concurrent_triggers_of_one_plan_over_both_nodes_make_exactly_one_execution(
+    cluster: dict[str, Any],
+) -> None:
+    ports = cluster["ports"]
+    # A plan whose failover waits for a go/no-go approval: the execution stays active while the triggers race.
+    in_cluster(
+        cluster,
+        "from failover.tests.engine_factories import three_app_plan, add_approval_levels; "
+        "plan, _ = three_app_plan('cluster-race'); add_approval_levels(plan, ('approver', 1)); print('1')",
+    )
+    token = sign_in_token(cluster, "operator")
+    answers: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(20)
+
+    def trigger(index: int) -> None:
+        barrier.wait()
+        port = ports["web1"] if index % 2 else ports["web2"]
+        body = {"plan": "cluster-race", "type": "planned", "reason": f"cluster race {index}"}
+        answers.append(http(port, "/api/v1/dr/failover", body, token=token))
+
+    threads = [threading.Thread(target=trigger, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201] + [409] * 19, answers
+    created = next(body for status, body in answers if status == 201)
+    count = in_cluster(
+        cluster,
+        "import json; from failover.models import FailoverExecution as E; "
+        "print(json.dumps(E.objects.filter(plan__plan_id='cluster-race').count()))",
+    )
+    assert count == 1
+    status, _ = http(
+        ports["proxy"], "/api/v1/dr/failover/cancel", {"execution": created["id"], "comment": "test over"}, token=token
+    )
+    assert status in (200, 202), _
+
+
+CREATE_EXECUTION = """
+import json
+from failover.tasks import enqueue_execution
+from failover.tests.engine_support import make_execution, shell
+script = "echo $$ >> {marker}.pids; echo ran >> {marker}; exec sleep 4"
+execution = make_execution([
+    shell("sh", "-c", script, key="work", idempotent={idempotent}),
+    shell("true", key="after", needs=["work"]),
+])
+enqueue_execution(execution.pk)
+print(json.dumps(execution.pk))
+"""
+
+EXECUTION_STATE = """
+import json
+from failover.models import ExecutionEvent, FailoverExecution, StepRun
+e = FailoverExecution.objects.get(pk={pk})
+steps = {{s.step_key: [s.status, s.attempts, s.worker] for s in StepRun.objects.filter(execution=e)}}
+seqs = list(ExecutionEvent.objects.filter(execution=e).order_by("seq").values_list("seq", flat=True))
+messages = list(ExecutionEvent.objects.filter(execution=e).order_by("seq").values_list("message", flat=True))
+print(json.dumps({{"status": e.status, "coordinator": e.coordinator, "steps": steps, "seqs": seqs,
+                  "messages": messages}}))
+"""
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def _kill_the_coordinating_worker_cluster(cluster: dict[str, Any], tmp_path: Path, *, idempotent: bool) -> dict:
+    marker = tmp_path / "marker"
+    pk = in_cluster(cluster, CREATE_EXECUTION.format(marker=marker, idempotent=idempotent))
+    wait(lambda: _lines(marker), 60, "a worker starts the step")
+    state = in_cluster(cluster, EXECUTION_STATE.format(pk=pk))
+    coordinator_pid = int(state["coordinator"].split(":")[1])
+    processes = cluster["processes"]
+    owner = next(n for n in ("workers1", "workers2") if coordinator_pid in group_of(processes[n]["pid"]))
+    survivor = "workers2" if owner == "workers1" else "workers1"
+    group = group_of(processes[owner]["pid"])
+    os.killpg(processes[owner]["pid"], signal.SIGKILL)  # the whole worker cluster, as a lost machine would
+    wait(lambda: not any(alive(pid) for pid in group), 15, "the killed cluster's processes are gone")
+    for pid in _lines(Path(f"{marker}.pids")):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)  # its step's process too (a lost machine runs nothing)
+    final = wait(
+        lambda: (s := in_cluster(cluster, EXECUTION_STATE.format(pk=pk)))["status"] in ("completed", "paused") and s,
+        120,
+        "the surviving worker cluster finishes or pauses the execution",
+    )
+    final["survivor_group"] = group_of(processes[survivor]["pid"])
+    final["dead"] = state["coordinator"]
+    final["marker"] = _lines(marker)
+    return final
+
+
+def test_losing_the_worker_cluster_that_coordinates_a_run_loses_nothing(cluster: dict[str, Any], tmp_path: Path):
+    final = _kill_the_coordinating_worker_cluster(cluster, tmp_path, idempotent=True)
+    assert final["status"] == "completed"
+    assert final["marker"] == ["ran", "ran"], "the idempotent step ran again exactly once"
+    status, attempts, worker = final["steps"]["work"]
+    assert (status, attempts) == ("succeeded", 2)
+    assert int(worker.split(":")[1]) in final["survivor_group"], "the other worker cluster took it over"
+    assert final["steps"]["after"][0] == "succeeded"
+    assert final["seqs"] == list(range(1, len(final["seqs"]) + 1)), "events: no gap, no duplicate"
+    assert f"work: retrying after worker loss ({final['dead']})" in final["messages"]
+
+
+def test_losing_the_worker_cluster_never_reruns_a_non_idempotent_step(cluster: dict[str, Any], tmp_path: Path):
+    # The first test killed one worker cluster; this one needs two again: start it the way cluster.py does.
+    _restart_missing_worker_clusters(cluster)
+    final = _kill_the_coordinating_worker_cluster(cluster, tmp_path, idempotent=False)
+    assert final["status"] == "paused"
+    assert final["marker"] == ["ran"]
+    assert final["steps"]["work"][:2] == ["lost", 1]
+    assert final["steps"]["after"][0] == "pending"
+    assert final["seqs"] == list(range(1, len(final["seqs"]) + 1))
+
+
+def _restart_missing_worker_clusters(cluster: dict[str, Any]) -> None:
+    down = [name for name in ("workers1", "workers2") if not alive(cluster["processes"][name]["pid"])]
+    if down:
+        cluster_command(cluster, "restart", *down)
+
+
+CHAIN = """
+import json
+from failover.tasks import enqueue_execution
+from failover.tests.engine_support import make_execution, shell
+steps = [shell("sh", "-c", "echo {{key}} >> {marker}; sleep 1".replace("{{key}}", f"s{{i}}"), key=f"s{{i}}",
+               needs=[f"s{{i - 1}}"] if i else []) for i in range(8)]
+execution = make_execution(steps)
+enqueue_execution(execution.pk)
+print(json.dumps(execution.pk))
+"""
+
+
+def _run_through_an_outage(cluster: dict[str, Any], tmp_path: Path, server: str) -> dict:
+    """An 8-step chain of non-idempotent steps; while its third step runs, `server` is lost for ~3 s."""
+    _restart_missing_worker_clusters(cluster)
+    marker = tmp_path / "marker"
+    pk = in_cluster(cluster, CHAIN.format(marker=marker))
+    wait(lambda: len(_lines(marker)) >= 3, 60, "the run reaches its third step")
+    if server == "redis":
+        os.killpg(cluster["processes"]["redis"]["pid"], signal.SIGKILL)
+    else:
+        env = {**cluster["client_env"]}
+        subprocess.run(
+            [sys.executable, "-c", STOP_POSTGRES.format(data=cluster["postgres_data"])],
+            cwd=ROOT, env=env, check=True, timeout=60,
+        )  # fmt: skip
+    time.sleep(3)
+    cluster_command(cluster, "restart", server)
+    return wait(
+        lambda: (s := in_cluster(cluster, EXECUTION_STATE.format(pk=pk)))["status"] in ("completed", "failed", "paused")
+        and s,
+        180,
+        f"the run ends after the {server} outage",
+    ) | {"marker": _lines(marker)}
+
+
+STOP_POSTGRES = """
+from pathlib import Path
+from core.localservers import postgres, procs
+postgres.stop(Path("{data}"), procs.server_user(), mode="immediate")
+"""
+
+
+def test_redis_lost_and_back_during_a_run_the_run_completes_and_no_step_runs_twice(cluster, tmp_path: Path):
+    final = _run_through_an_outage(cluster, tmp_path, "redis")
+    assert final["status"] == "completed", final["messages"][-5:]
+    assert final["marker"] == [f"s{i}" for i in range(8)]
+    assert all(status == "succeeded" and attempts == 1 for status, attempts, _ in final["steps"].values())
+    assert final["seqs"] == list(range(1, len(final["seqs"]) + 1))
+
+
+def test_postgres_restarted_during_a_run_nothing_is_marked_failed_and_nothing_runs_twice(cluster, tmp_path: Path):
+    """What happens today: the coordinator cannot record the step that was running while the database was
+    away, so it stops; the next coordinator finds that non-idempotent step unaccounted for, marks it lost
+    and pauses the run for an operator (an idempotent one would run again). Never failed, never twice.
+    (Issue 15 asks for more: the coordinator riding out a short outage and finishing; not built yet.)"""
+    final = _run_through_an_outage(cluster, tmp_path, "postgres")
+    assert final["status"] in ("completed", "paused"), final["messages"][-5:]
+    assert not [key for key, (status, _, _) in final["steps"].items() if status == "failed"]
+    assert len(final["marker"]) == len(set(final["marker"])), "no step ran twice"
+    assert all(attempts <= 1 for _, attempts, _ in final["steps"].values())
+    if final["status"] == "paused":
+        lost = [key for key, (status, _, _) in final["steps"].items() if status == "lost"]
+        assert len(lost) == 1 and lost[0] in final["marker"], "only the step in flight is in doubt"
+    assert final["seqs"] == list(range(1, len(final["seqs"]) + 1))
+
+
+def test_losing_a_web_node_the_proxy_sends_every_request_to_the_other(cluster: dict[str, Any]) -> None:
+    ports = cluster["ports"]
+    token = sign_in_token(cluster, "viewer")
+    web1 = cluster["processes"]["web1"]["pid"]
+    os.killpg(web1, signal.SIGKILL)
+    wait(lambda: not alive(web1), 15, "web1 is gone")
+    statuses = [http(ports["proxy"], "/api/v1/dr/plans", token=token)[0] for _ in range(20)]
+    assert statuses == [200] * 20, "HAProxy retries a refused connection on the other node"
