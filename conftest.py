@@ -46,6 +46,17 @@ def _test_signing_files(settings: SettingsWrapper, _signing_dir: Path) -> None:
     settings.TRUST_ROOT_FILES = []
     settings.SIGNING_DIR = _signing_dir / "default"
     settings.CHECKPOINT_FILE = _signing_dir / f"checkpoints-{uuid.uuid4().hex}.jsonl"
+    settings.CHECKPOINT_WEBHOOK_URL = ""
+
+
+@pytest.fixture(autouse=True)
+def _no_ml_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach an ML service someone runs on the default port 8045 (a projection or prediction would
+    then depend on it): port 9 refuses. A test that wants the service sets DRPLAN_ML_URL itself."""
+    from failover import estimates
+
+    monkeypatch.setenv("DRPLAN_ML_URL", "http://127.0.0.1:9")
+    estimates.reset()
 
 
 @pytest.fixture

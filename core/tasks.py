@@ -12,7 +12,7 @@ CHECKPOINT_SCHEDULE_NAME = "audit-checkpoint"
 def sign_audit_checkpoint() -> str:
     from core import checkpoints
 
-    checkpoint = checkpoints.sign_head(reason="scheduled")
+    checkpoint = checkpoints.sign_head(reason="scheduled", wait=True)
     return f"audit checkpoint #{checkpoint.seq} {checkpoint.hash[:16]}…"
 
 

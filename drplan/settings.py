@@ -30,6 +30,9 @@ Environment:
     EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT,
     DEFAULT_FROM_EMAIL, EMAIL_BACKEND  the mail server of e-mail notifications (Django's settings).
     DRPLAN_NOTIFY_BACKOFF_SECONDS  a failed notification delivery's first retry delay (doubling; default 30 s).
+    DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_URL  also POST every signed checkpoint (its JSON) to this receiver, outside the
+                        machine; DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TOKEN (sent as "Authorization: Bearer …"),
+                        _TIMEOUT_SECONDS (5), _ATTEMPTS (3), _BACKOFF_SECONDS (1, doubled per retry).
 """
 
 from __future__ import annotations
@@ -268,6 +271,13 @@ SIGNING_DIR = VAR_DIR / "signing"
 TRUST_ROOT_FILES = _list("DRPLAN_TRUST_ROOTS", "")
 CHECKPOINT_FILE = Path(os.environ.get("DRPLAN_CHECKPOINT_FILE", VAR_DIR / "audit-checkpoints.jsonl"))
 CHECKPOINT_INTERVAL_SECONDS = int(os.environ.get("DRPLAN_CHECKPOINT_INTERVAL_SECONDS", 3600))
+CHECKPOINT_WEBHOOK_URL = os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_URL", "")
+if CHECKPOINT_WEBHOOK_URL and not CHECKPOINT_WEBHOOK_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_URL must be an http:// or https:// URL")
+CHECKPOINT_WEBHOOK_TOKEN = os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TOKEN", "")
+CHECKPOINT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TIMEOUT_SECONDS", 5))
+CHECKPOINT_WEBHOOK_ATTEMPTS = int(os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_ATTEMPTS", 3))
+CHECKPOINT_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_BACKOFF_SECONDS", 1))
 
 # --- HTTPS (production) ------------------------------------------------------------
 # Development (`make run`, plain HTTP on 127.0.0.1) keeps Django's defaults: no redirect, no HSTS, cookies

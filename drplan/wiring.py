@@ -11,6 +11,7 @@ above it, it declares a small interface and the project fills it here, once, whe
 - a plan's downtime cost model (plans/costs.py, the console's meter): its business processes
   (analytics.impact.costs); the what-if scenarios' recovery estimator (analytics/impact/estimates.py):
   the ML service's client.
+- the console's recovery-time estimate of the remaining steps (failover/estimates.py): the same client.
 - what `lab up` sets up above the lab (lab/hooks.py): the lab's monitors, analytics.monitoring.services.
 """
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 from analytics import outcomes
 from analytics.impact import costs as impact_costs
-from analytics.impact import estimates
+from analytics.impact import estimates as whatif_estimates
 from analytics.monitoring import services as monitoring
 from analytics.notifications import services as notifications
 from failover import approvals, tasks
+from failover import estimates as console_estimates
 from failover.engine import hooks
 from lab import hooks as lab_hooks
 from mlservice import client
@@ -43,5 +45,6 @@ def connect() -> None:
     hooks.install(engine_hooks())
     predictions.install(client.predict_plan_rto)
     costs.install(impact_costs.plan_cost_model)
-    estimates.install(client.estimate_recovery_time)
+    whatif_estimates.install(client.estimate_recovery_time)
+    console_estimates.install(client.estimate_remaining_recovery)
     lab_hooks.install(monitoring.ensure_lab_monitors)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core.formatting import duration
 from core.roles import has_role, role_names
+from failover import estimates
 from failover.choices import ACTIVE_STATUSES
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
@@ -25,13 +26,17 @@ from failover.models import ApprovalDecision, ExecutionEvent, FailoverExecution,
 from failover.projection import (
     AT_RISK,
     BREACHED,
+    ESTIMATOR,
+    MEASURED,
     MET,
     MISSED,
     NO_TARGET,
     ON_TRACK,
     Projection,
     causes_downtime,
+    estimator_request,
     project_execution,
+    with_estimate,
 )
 from failover.selectors import execution_list
 from plans import costs
@@ -248,6 +253,9 @@ def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str
         "breach_seconds": projection.breach_seconds,
         "breach_text": duration_text(projection.breach_seconds),
         "critical_path": projection.critical_path,
+        "projection_source": projection.source,
+        "projection_source_text": projection_source_text(projection),
+        "estimate": projection.estimate,
         # What the engine measured when the execution completed (from the declared disaster, else the
         # trigger, to recovery): the figure that goes to the test results and the executions list.
         "measured_rto_seconds": execution.actual_rto_seconds,
@@ -263,6 +271,34 @@ def clock_data(execution: FailoverExecution, projection: Projection) -> dict[str
     }
 
 
+def projection_source_text(projection: Projection) -> str:
+    """Which projection the clock shows, in words (the page and its refresh)."""
+    if projection.source == MEASURED:
+        return ""
+    if projection.source == ESTIMATOR and projection.estimate:
+        e = projection.estimate
+        text = (
+            f"Projected by the ML recovery-time estimator: the median of {e.get('simulations') or 'its'} simulations "
+            f"of the remaining steps (P90 {duration_text(e.get('p90_seconds'))}"
+        )
+        if e.get("probability_meet_rto") is not None:
+            text += f"; {100 * e['probability_meet_rto']:.0f} % chance of meeting the RTO"
+        return text + ")."
+    text = "Projected along the critical path of the steps' expected durations (past runs, else estimates)"
+    if projection.estimate_unavailable:
+        text += f"; the ML estimator is unavailable: {projection.estimate_unavailable}"
+    return text + "."
+
+
+def projection_with_estimator(execution: FailoverExecution, steps: list[StepRun], now: datetime) -> Projection:
+    """The critical-path projection, replaced by the ML estimator's when it answers (failover/estimates.py)."""
+    projection = project_execution(execution, steps, now)
+    body = estimator_request(execution, steps, now)
+    if body is None:
+        return projection
+    return with_estimate(projection, estimates.estimate(body))
+
+
 def console_state(execution: FailoverExecution, user: Any, now: datetime | None = None) -> dict[str, Any]:
     """Everything the console renders except the log lines, as JSON-ready data.
 
@@ -273,7 +309,7 @@ def console_state(execution: FailoverExecution, user: Any, now: datetime | None 
     steps = list(StepRun.objects.filter(execution=execution).order_by("id"))
     decisions = list(ApprovalDecision.objects.filter(execution=execution))
     roles = role_names(user)
-    projection = project_execution(execution, steps, now)
+    projection = projection_with_estimator(execution, steps, now)
     clock = clock_data(execution, projection)
     scale = max(projection.projected_total_seconds, projection.target_seconds or 0.0, 1.0)
     start = projection.clock_start

@@ -8,16 +8,22 @@ DEFAULT_STEP_SECONDS. The longest chain (the critical path) decides the projecte
 finish lies beyond the RTO target the console warns while there is still time to act.
 
 Plain functions over plain values (`project`, `downtime_cost`); `historical_medians` is the one query.
+
+When the ML service's recovery-time estimator answers (failover/estimates.py, a seam: failover does not import
+the service), the console shows its projection instead: a Monte Carlo of the remaining step graph, with the
+finished steps fixed, the running ones drawn given how long they have run, and each step's duration fitted from
+its history, else its estimate. `estimator_request` builds the question, `with_estimate` puts the P50 in the
+projected finish (P90 and the probability of meeting the RTO alongside). `source` says which one is shown.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
@@ -40,6 +46,12 @@ TERMINAL_EXECUTIONS = {
     ES.EXPIRED,
 }
 FAILOVER_TYPES = {"planned", "unplanned", "failback"}
+ESTIMATOR_SIMULATIONS = 2000  # enough for a stable P50/P90 of a console's graph, quick to answer
+
+# Which projection is shown
+CRITICAL_PATH = "critical_path"  # the longest chain of expected step durations (this module)
+ESTIMATOR = "estimator"  # the ML service's Monte Carlo P50
+MEASURED = "measured"  # the execution is over: what happened
 
 # RTO states (shown as text, never by colour alone)
 NO_TARGET = "no_target"  # no plan, so no RTO to compare with
@@ -83,6 +95,9 @@ class Projection:
     projected_total_seconds: float
     critical_path: list[str]
     steps: dict[str, StepForecast] = field(default_factory=dict)
+    source: str = CRITICAL_PATH  # CRITICAL_PATH | ESTIMATOR | MEASURED
+    estimate: dict | None = None  # the estimator's answer (p50/p90/p99 seconds, probability_meet_rto …) when shown
+    estimate_unavailable: str = ""  # why the estimator's projection is not shown, when it was asked
 
     @property
     def remaining_seconds(self) -> float:
@@ -280,6 +295,7 @@ def _measured(
         projected_total_seconds=total,
         critical_path=[],
         steps=forecasts,
+        source=MEASURED,
     )
 
 
@@ -293,6 +309,62 @@ def project_execution(execution: FailoverExecution, steps: Sequence[StepRun], no
         start=clock_start(execution),
         target_seconds=execution.plan.rto_seconds if execution.plan_id else None,
         finished_at=(execution.finished_at or now) if terminal else None,
+    )
+
+
+def _offset(value: datetime, start: datetime) -> float:
+    return round(max(0.0, (value - start).total_seconds()), 3)
+
+
+def estimator_request(execution: FailoverExecution, steps: Sequence[StepRun], now: datetime) -> dict[str, Any] | None:
+    """The body of POST /estimate-recovery-time for what is left of a running execution, or None when there is
+    nothing to estimate (finished, or no steps yet). Offsets are seconds from the RTO clock's start; failed,
+    lost or cancelled steps count as still to run, as in `project`."""
+    if execution.status in TERMINAL_EXECUTIONS or not steps:
+        return None
+    start = clock_start(execution)
+    keys = {s.step_key for s in steps}
+    body_steps = []
+    for step in steps:
+        item: dict[str, Any] = {
+            "key": step.step_key,
+            "needs": [need for need in (step.needs or ()) if need in keys],
+            "action": step.action or "noop",
+            "estimate": float(step.estimated_duration_seconds) if step.estimated_duration_seconds else None,
+            "gate": bool(step.approval),
+        }
+        if step.status in DONE_STEPS:
+            item["done_at"] = _offset(min(step.finished_at or step.started_at or now, now), start)
+        elif step.status in STARTED_STEPS and step.started_at is not None:
+            item["started_at"] = _offset(min(step.started_at, now), start)
+        body_steps.append(item)
+    body: dict[str, Any] = {
+        "steps": body_steps,
+        "now_offset": _offset(now, start),
+        "simulations": ESTIMATOR_SIMULATIONS,
+        "seed": execution.pk % 2**32,  # the same question gets the same answer on every refresh
+        "parallelism": execution.parallelism,
+    }
+    if execution.plan_id and execution.plan.rto_seconds:
+        body["rto_seconds"] = float(execution.plan.rto_seconds)
+    return body
+
+
+def with_estimate(projection: Projection, answer: dict[str, Any]) -> Projection:
+    """The projection with the estimator's P50 as its projected finish (the step bars and the critical path stay
+    the critical-path forecast's), or unchanged, saying why, when the estimator was unavailable."""
+    if projection.complete:
+        return projection
+    if not answer.get("available") or not isinstance(answer.get("p50_seconds"), (int, float)):
+        return replace(projection, estimate_unavailable=str(answer.get("reason") or "no estimate"))
+    total = max(float(answer["p50_seconds"]), projection.elapsed_seconds)
+    keep = ("p50_seconds", "p90_seconds", "p99_seconds", "probability_meet_rto", "simulations", "model_version")
+    return replace(
+        projection,
+        projected_total_seconds=total,
+        projected_finish=projection.clock_start + timedelta(seconds=total),
+        source=ESTIMATOR,
+        estimate={k: answer.get(k) for k in keep},
     )
 
 

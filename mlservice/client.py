@@ -79,3 +79,8 @@ def estimate_recovery_time(plan: Any, applications: list[str]) -> dict[str, Any]
     if not answer["available"]:
         return answer
     return {"available": True, **{k: answer.get(k) for k in ("p50_seconds", "p90_seconds", "model_version")}}
+
+
+def estimate_remaining_recovery(body: dict[str, Any]) -> dict[str, Any]:
+    """The recovery-time estimate of a running execution's remaining steps (the console's projection)."""
+    return post("estimate-recovery-time", body)

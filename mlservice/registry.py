@@ -22,6 +22,7 @@ class Loaded:
     risk: RiskModel
     recovery_time: dict[str, Any]
     impact: dict[str, Any]
+    rto_trees: Any = None  # the RTO booster's trees in NumPy (mlservice/trees.py), None if they cannot stand in
 
     @property
     def priors(self) -> Priors:
@@ -44,7 +45,7 @@ def load(directory: Path | None = None) -> Loaded:
     global _loaded
     directory = directory or artifacts.model_dir()
     cards = {name: artifacts.load_card(name, directory) for name in artifacts.MODEL_NAMES}
-    from mlservice import failure_risk, rto
+    from mlservice import failure_risk, rto, trees
 
     for name, features in (("rto", rto.FEATURES), ("failure_risk", failure_risk.FEATURES)):
         if cards[name].get("features") != features:
@@ -62,6 +63,7 @@ def load(directory: Path | None = None) -> Loaded:
         risk=RiskModel(risk_booster, cards["failure_risk"]),
         recovery_time=cards["recovery_time"],
         impact=cards["impact"],
+        rto_trees=trees.compile_booster(rto_booster, len(rto.FEATURES)),
     )
     return _loaded
 

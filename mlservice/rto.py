@@ -324,8 +324,12 @@ def _fit(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> Any:
 
 
 def predict_quantiles(booster: Any, x: np.ndarray, p90_log_offset: float = 0.0) -> np.ndarray:
-    """(rows, 2) seconds: P50, P90 (with its conformal offset; never below the P50)."""
-    out = booster.inplace_predict(x).reshape(len(x), len(QUANTILES)).astype(float)
+    """(rows, 2) seconds: P50, P90 (with its conformal offset; never below the P50). `booster` is an XGBoost
+    Booster or its CompiledTrees (mlservice/trees.py)."""
+    from mlservice.trees import CompiledTrees
+
+    raw = booster.predict(x) if isinstance(booster, CompiledTrees) else booster.inplace_predict(x)
+    out = np.asarray(raw).reshape(len(x), len(QUANTILES)).astype(float)
     out[:, 1] += p90_log_offset
     out = np.exp(out)
     out[:, 1] = np.maximum(out[:, 1], out[:, 0])

@@ -16,10 +16,27 @@ from mlservice.registry import Loaded
 from mlservice.simulation import SimStep, SimulationInputError
 
 DEFAULT_SIMULATIONS = 10_000
-# A plan's composed failover is read at most this often per worker (composing it takes ~20 queries, most of a
-# plan prediction's time); step histories are read on every request.
+# A plan's composed failover (composing it takes ~20 queries) and the histories of a set of steps (one query, most
+# of a plan prediction's remaining time) are read at most this often per worker: an execution that just finished
+# counts in predictions within this many seconds.
 PLAN_GRAPH_TTL_SECONDS = 30.0
 _graphs: dict[str, tuple[float, Any]] = {}
+_histories: dict[tuple[str, ...], tuple[float, dict[str, list[float]]]] = {}
+
+
+def _step_history(keys: list[str]) -> dict[str, list[float]]:
+    from mlservice import plan_data
+
+    key = tuple(sorted(set(keys)))
+    now = time.monotonic()
+    cached = _histories.get(key)
+    if cached and now - cached[0] < PLAN_GRAPH_TTL_SECONDS:
+        return cached[1]
+    history = plan_data.step_history(key)
+    if len(_histories) > 1000:
+        _histories.clear()
+    _histories[key] = (now, history)
+    return history
 
 
 def _plan_graph(plan_ref: str) -> Any:
@@ -45,7 +62,6 @@ def plan_sim_steps(
     """(plan graph, SimSteps, PlanSteps) of a plan's composed failover (as read within PLAN_GRAPH_TTL_SECONDS),
     each step's distribution fitted from its history, else its estimate. With `applications` (a disaster
     scenario): only those applications' steps and the steps they need."""
-    from mlservice import plan_data
 
     graph = _plan_graph(plan_ref)
     steps = graph.steps
@@ -66,7 +82,7 @@ def plan_sim_steps(
                 keep.add(key)
                 todo.extend(by_key[key].needs)
         steps = [s for s in steps if s.key in keep]
-    history = plan_data.step_history([s.key for s in steps])
+    history = _step_history([s.key for s in steps])
     sim_steps = []
     for s in steps:
         work, wait, source = fit_step(s.action, s.estimate, history.get(s.key, []), priors, gate=s.gate)
@@ -92,22 +108,7 @@ def estimate_recovery_time(models: Loaded, data: dict[str, Any]) -> dict[str, An
         levels = graph.approval_levels
         plan_id: str | None = graph.plan_id
     else:
-        steps = []
-        for i, spec in enumerate(data["steps"]):
-            try:
-                duration = simulation.distribution_from(spec["duration"], f"steps[{i}].duration")
-                wait = simulation.distribution_from(spec["wait"], f"steps[{i}].wait") if "wait" in spec else None
-            except SimulationInputError as exc:
-                raise _sim_error(exc) from None
-            steps.append(
-                SimStep(
-                    spec["key"],
-                    duration,
-                    list(spec.get("needs", [])),
-                    wait=wait or simulation.ZERO,
-                    priority=float(spec.get("priority", 0)),
-                )
-            )
+        steps = given_sim_steps(data["steps"], priors, data.get("now_offset", 0.0))
         rto_seconds = data.get("rto_seconds")
         parallelism = data.get("parallelism")
         levels = data.get("approval_levels", 0)
@@ -117,7 +118,12 @@ def estimate_recovery_time(models: Loaded, data: dict[str, Any]) -> dict[str, An
         start_delay = _sum_lognormals(priors.approval_median, priors.approval_sigma, levels)
     try:
         result = simulation.simulate(
-            steps, parallelism=parallelism, simulations=simulations, seed=data.get("seed"), start_delay=start_delay
+            steps,
+            parallelism=parallelism,
+            simulations=simulations,
+            seed=data.get("seed"),
+            start_delay=start_delay,
+            now_offset=float(data.get("now_offset", 0.0)),
         )
     except SimulationInputError as exc:
         raise _sim_error(exc) from None
@@ -136,6 +142,44 @@ def estimate_recovery_time(models: Loaded, data: dict[str, Any]) -> dict[str, An
         }
     )
     return out
+
+
+def given_sim_steps(specs: list[dict[str, Any]], priors: Priors, now_offset: float) -> list[SimStep]:
+    """The request's steps: a given `duration` distribution, or an `action` (+ `estimate`, `gate`) fitted from the
+    step's history (by key), else its estimate and the priors, like a plan's steps; `done_at` / `started_at` of a
+    running execution, which cannot lie after `now_offset`."""
+
+    fitted = [spec["key"] for spec in specs if "action" in spec]
+    history = _step_history(fitted) if fitted else {}
+    steps = []
+    for i, spec in enumerate(specs):
+        for name in ("done_at", "started_at"):
+            if spec.get(name, 0) > now_offset:
+                raise InvalidInput(f"{name} lies after now_offset ({now_offset:g} s)", field=f"steps[{i}].{name}")
+        if "action" in spec:
+            duration, wait, source = fit_step(
+                spec["action"], spec.get("estimate"), history.get(spec["key"], []), priors, gate=spec.get("gate", False)
+            )
+        else:
+            try:
+                duration = simulation.distribution_from(spec["duration"], f"steps[{i}].duration")
+                wait = simulation.distribution_from(spec["wait"], f"steps[{i}].wait") if "wait" in spec else None
+            except SimulationInputError as exc:
+                raise _sim_error(exc) from None
+            source = "given"
+        steps.append(
+            SimStep(
+                spec["key"],
+                duration,
+                list(spec.get("needs", [])),
+                wait=wait or simulation.ZERO,
+                priority=float(spec.get("priority", 0)),
+                source=source,
+                done_at=spec.get("done_at"),
+                started_at=spec.get("started_at") if spec.get("done_at") is None else None,
+            )
+        )
+    return steps
 
 
 def _sum_lognormals(median: float, sigma: float, count: int) -> simulation.Distribution:
@@ -186,7 +230,8 @@ def predict_rto(models: Loaded, data: dict[str, Any]) -> dict[str, Any]:
             raise InvalidInput(exc.message, field=exc.field) from None
         plan_id = None
         target = data.get("rto_seconds")
-    p50, p90 = rto.predict_quantiles(models.rto_booster, rto.vector(features), models.rto["p90_log_offset"])[0]
+    model = models.rto_trees or models.rto_booster  # the same trees, walked in NumPy when they could be compiled
+    p50, p90 = rto.predict_quantiles(model, rto.vector(features), models.rto["p90_log_offset"])[0]
     out: dict[str, Any] = {
         "plan": plan_id,
         "p50_seconds": round(float(p50), 1),

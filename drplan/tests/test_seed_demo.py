@@ -6,6 +6,7 @@ import io
 from datetime import date
 
 import pytest
+import yaml
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
@@ -16,7 +17,13 @@ from compliance.models import ComplianceReport, ComplianceRequirement
 from core.audit import verify_chain
 from core.choices import AuthMethod
 from core.models import AuditEntry
-from drplan.management.commands.seed_demo import TEMPLATES_DIR, Seeder, find_cycle, load_demo_data
+from drplan.management.commands.seed_demo import (
+    DEMO_RUNBOOKS_FILE,
+    TEMPLATES_DIR,
+    Seeder,
+    find_cycle,
+    load_demo_data,
+)
 from plans.models import (
     Application,
     ApplicationDependency,
@@ -27,6 +34,7 @@ from plans.models import (
     StrategyStep,
     ValidationCheck,
 )
+from runbooks.choices import VersionStatus
 from runbooks.models import Runbook, RunbookVersion
 
 pytestmark = pytest.mark.django_db
@@ -146,7 +154,8 @@ def test_demo_organisation_content() -> None:
 
     templates = sorted(TEMPLATES_DIR.glob("*.yaml"))
     assert templates
-    assert Runbook.objects.count() == len(templates)
+    demo_runbooks = yaml.safe_load(DEMO_RUNBOOKS_FILE.read_text())
+    assert Runbook.objects.count() == len(templates) + len(demo_runbooks)
 
     # Every created row is audited as the system, via the command line.
     plan_entries = AuditEntry.objects.filter(object_type="plans.drplan", action="create")
@@ -191,3 +200,43 @@ def test_if_empty_seeds_an_empty_database() -> None:
 def test_find_cycle_reports_a_cycle() -> None:
     assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"], "d": []}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
+
+
+def test_demo_runbooks_are_approved_level_by_level_by_people_who_did_not_write_them() -> None:
+    """The demo organisation's own runbooks went through the approval service: submitted by the system that
+    imported them, approved by the demo approver (level 1) and, for tier 1, the admin (level 2); one restore
+    waits for its second level. Every step is safe to run: a person's checklist, a wait or a no-op."""
+    out = seed()
+    versions = {
+        v.runbook.slug: v
+        for v in RunbookVersion.objects.filter(runbook__slug__startswith="demo-").select_related(
+            "runbook", "application"
+        )
+    }
+    assert len(versions) == 10
+    pending = versions.pop("demo-reporting-warehouse-restore")
+    assert pending.status == VersionStatus.PENDING_APPROVAL
+    assert list(pending.decisions.values_list("level", "user__username")) == [(1, "approver")]
+    for slug, version in versions.items():
+        assert version.status == VersionStatus.APPROVED, slug
+        assert version.created_by is None and not version.contributors.exists()  # imported by the system
+        decisions = list(version.decisions.order_by("level").values_list("level", "user__username", "decision"))
+        levels = list(version.approval_levels.order_by("level").values_list("role", flat=True))
+        expected = [(1, "approver", "approve"), (2, "admin", "approve")]
+        assert decisions == expected[: len(levels)], slug
+        assert levels == (["approver", "admin"] if version.application.tier == 1 else ["approver"]), slug
+        assert set(version.steps.values_list("action", flat=True)) <= {"manual", "wait", "noop"}, slug
+    assert "demo-auth-service-failover@1.0.0 approved" in out
+    assert "demo-reporting-warehouse-restore@1.0.0 pending_approval" in out
+    # Every approval is in the audit chain, as the approver, through the command line.
+    approvals = AuditEntry.objects.filter(object_type="runbooks.runbookapproval", action="approve")
+    assert approvals.count() == 6 * 2 + 3 + 1
+    assert set(approvals.values_list("actor_username", "auth_method")) == {
+        ("approver", AuthMethod.CLI),
+        ("admin", AuthMethod.CLI),
+    }
+    # Seeding again asks nobody twice and changes nothing.
+    before = AuditEntry.objects.count()
+    seed()
+    assert AuditEntry.objects.count() == before
+    assert RunbookVersion.objects.get(pk=pending.pk).status == VersionStatus.PENDING_APPROVAL

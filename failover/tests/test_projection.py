@@ -9,21 +9,27 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from failover.models import StepRun
+from failover import estimates
+from failover.models import FailoverExecution, StepRun
 from failover.projection import (
     AT_RISK,
     BREACHED,
+    CRITICAL_PATH,
     DEFAULT_STEP_SECONDS,
+    ESTIMATOR,
+    ESTIMATOR_SIMULATIONS,
     MET,
     MISSED,
     NO_TARGET,
     ON_TRACK,
     StepTiming,
     downtime_cost,
+    estimator_request,
     expected_duration,
     historical_medians,
     project,
     project_execution,
+    with_estimate,
 )
 from failover.tests.engine_support import make_execution
 from plans.tests.factories import make_plan
@@ -179,3 +185,107 @@ def test_project_execution_uses_the_plans_rto_and_the_history() -> None:
     assert projection.projected_total_seconds == pytest.approx(110)
     assert projection.state == AT_RISK
     assert downtime_cost(projection.elapsed_seconds, plan.downtime_cost_per_hour) == Decimal("30.00")
+
+
+# --- The ML estimator's projection (failover/estimates.py seam; live service: mlservice/tests/test_service.py) --
+
+
+@pytest.mark.django_db
+def test_the_estimator_is_asked_about_what_is_left_of_a_running_execution() -> None:
+    plan = make_plan(rto_seconds=600)
+    now = timezone.now()
+    execution = make_execution(
+        [
+            {
+                "key": "a",
+                "status": "succeeded",
+                "started_at": now - timedelta(seconds=40),
+                "finished_at": now - timedelta(seconds=10),
+                "duration_seconds": 30,
+            },
+            {
+                "key": "b",
+                "needs": ["a"],
+                "status": "running",
+                "started_at": now - timedelta(seconds=5),
+                "estimated_duration_seconds": 20,
+                "action": "wait",
+            },
+            {"key": "c", "needs": ["b", "not-in-this-run"], "action": "manual", "approval": {"role": "approver"}},
+        ],
+        plan=plan,
+        execution_type="planned",
+        status="running",
+        triggered_at=now - timedelta(seconds=60),
+        parallelism=2,
+    )
+    steps = list(StepRun.objects.filter(execution=execution).order_by("id"))
+    body = estimator_request(execution, steps, now)
+    assert body == {
+        "steps": [
+            {"key": "a", "needs": [], "action": "noop", "estimate": None, "gate": False, "done_at": 50.0},
+            {"key": "b", "needs": ["a"], "action": "wait", "estimate": 20.0, "gate": False, "started_at": 55.0},
+            {"key": "c", "needs": ["b"], "action": "manual", "estimate": None, "gate": True},
+        ],
+        "now_offset": 60.0,
+        "simulations": ESTIMATOR_SIMULATIONS,
+        "seed": execution.pk,
+        "parallelism": 2,
+        "rto_seconds": 600.0,
+    }
+    FailoverExecution.objects.filter(pk=execution.pk).update(status="completed", finished_at=now)
+    execution.refresh_from_db()
+    assert estimator_request(execution, steps, now) is None  # over: the measurement, nothing to estimate
+
+
+def test_the_estimators_median_becomes_the_projected_finish_and_says_so() -> None:
+    critical = project(chain(), now=NOW, start=ago(60), target_seconds=100)  # 60 + 15 + 30 = 105: at risk
+    assert (critical.source, critical.projected_total_seconds, critical.state) == (CRITICAL_PATH, 105, AT_RISK)
+    answer = {
+        "available": True,
+        "p50_seconds": 90.0,
+        "p90_seconds": 130.0,
+        "probability_meet_rto": 0.62,
+        "simulations": 2000,
+        "model_version": "v1",
+        "last_to_finish": {"c": 1.0},
+    }
+    shown = with_estimate(critical, answer)
+    assert (shown.source, shown.projected_total_seconds, shown.state) == (ESTIMATOR, 90.0, ON_TRACK)
+    assert shown.projected_finish == ago(60) + timedelta(seconds=90)
+    assert shown.estimate == {
+        "p50_seconds": 90.0,
+        "p90_seconds": 130.0,
+        "p99_seconds": None,
+        "probability_meet_rto": 0.62,
+        "simulations": 2000,
+        "model_version": "v1",
+    }
+    assert shown.critical_path == critical.critical_path  # the step bars stay the critical-path forecast
+    # A median already behind the clock never projects a finish in the past.
+    assert with_estimate(critical, {**answer, "p50_seconds": 30.0}).projected_total_seconds == 60
+    down = with_estimate(critical, {"available": False, "reason": "the ML service did not answer (URLError)"})
+    assert (down.source, down.projected_total_seconds) == (CRITICAL_PATH, 105)
+    assert down.estimate_unavailable == "the ML service did not answer (URLError)"
+
+
+def test_the_estimator_seam_without_a_provider_and_after_a_failure() -> None:
+    calls = []
+
+    def flaky(body: dict) -> dict:
+        calls.append(body)
+        return {"available": False, "reason": "refused"} if len(calls) == 1 else {"available": True, "p50_seconds": 1}
+
+    previous = estimates._provider
+    try:
+        estimates.install(None)
+        assert estimates.estimate({}) == {"available": False, "reason": "no recovery-time estimator is configured"}
+        estimates.install(flaky)
+        assert estimates.estimate({})["reason"] == "refused"
+        assert estimates.estimate({})["reason"] == "refused"  # not asked again for a while
+        assert len(calls) == 1
+        estimates.reset()
+        assert estimates.estimate({})["available"] is True
+        assert len(calls) == 2
+    finally:
+        estimates.install(previous)

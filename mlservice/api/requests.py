@@ -60,7 +60,10 @@ PREDICT_RTO = {
 ESTIMATE = {
     "type": "object",
     "description": "Either `plan` (its composed failover; optionally only the `applications` of a disaster "
-    "scenario) or `steps`.",
+    "scenario) or `steps`. A step gives its `duration` distribution, or its `action` (and `estimate`, `gate`) for the "
+    "service to fit from the step's history, else its estimate and the priors. A running execution (the console's "
+    "projection): `now_offset` is the seconds since its clock started, a finished step has `done_at`, a running one "
+    "`started_at` (offsets on the same clock); the answer's times are from the clock's start.",
     "properties": {
         "plan": PLAN_REF,
         "applications": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 500},
@@ -76,11 +79,23 @@ ESTIMATE = {
                     "duration": DISTRIBUTION,
                     "wait": DISTRIBUTION,
                     "priority": {"type": "number"},
+                    "action": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Runbook action."},
+                    "estimate": {**CONDITION, "description": "The step's estimated duration, seconds."},
+                    "gate": {"type": "boolean", "description": "A person approves before it runs."},
+                    "done_at": {**SECONDS, "description": "Finished at this offset (a running execution)."},
+                    "started_at": {**SECONDS, "description": "Running since this offset (a running execution)."},
                 },
-                "required": ["key", "duration"],
+                "required": ["key"],
+                "oneOf": [{"required": ["duration"]}, {"required": ["action"]}],
+                "dependentSchemas": {  # `estimate` and `gate` describe a step the service fits; `wait` a given one
+                    "estimate": {"required": ["action"]},
+                    "gate": {"required": ["action"]},
+                    "wait": {"required": ["duration"]},
+                },
                 "additionalProperties": False,
             },
         },
+        "now_offset": {**SECONDS, "description": "Seconds since the running execution's clock started."},
         "parallelism": {"type": ["integer", "null"], "minimum": 1},
         "approval_levels": {"type": "integer", "minimum": 0, "maximum": 10},
         "rto_seconds": {"type": "number", "exclusiveMinimum": 0},
@@ -91,6 +106,7 @@ ESTIMATE = {
     "dependentSchemas": {  # `applications` only with `plan`, `approval_levels` only with `steps`
         "applications": {"required": ["plan"]},
         "approval_levels": {"required": ["steps"]},
+        "now_offset": {"required": ["steps"]},
     },
     "additionalProperties": False,
 }
@@ -193,6 +209,88 @@ def openapi30(schema: Any) -> Any:
 
 
 _VALIDATORS: dict[int, Draft202012Validator] = {}
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+_IGNORED = {"description", "title", "default", "examples"}
+
+
+def _check(schema: dict[str, Any], value: Any) -> bool | None:
+    """A fast, exact check of the JSON Schema subset these request schemas use: True (valid), False (invalid)
+    or None (a keyword or a case it does not decide, such as 1.0 for an integer). `validate` answers from it
+    only when it says True; anything else goes to jsonschema, which names the field. Measured: jsonschema's
+    validation was a third of a predict-rto request's time in the service."""
+    for key, rule in schema.items():
+        if key in _IGNORED:
+            continue
+        if key == "type":
+            kinds = rule if isinstance(rule, list) else [rule]
+            if "integer" in kinds and isinstance(value, float):
+                return None
+            if not any(_TYPES[kind](value) for kind in kinds):
+                return False
+        elif key == "properties":
+            if isinstance(value, dict):
+                for name, sub in rule.items():
+                    if name in value and (found := _check(sub, value[name])) is not True:
+                        return found
+        elif key == "required":
+            if isinstance(value, dict) and any(name not in value for name in rule):
+                return False
+        elif key == "additionalProperties":
+            if rule is not False:
+                return None
+            if isinstance(value, dict) and not set(value) <= set(schema.get("properties", {})):
+                return False
+        elif key == "dependentSchemas":
+            if isinstance(value, dict):
+                for name, sub in rule.items():
+                    if name in value and (found := _check(sub, value)) is not True:
+                        return found
+        elif key == "oneOf":
+            results = [_check(sub, value) for sub in rule]
+            if None in results:
+                return None
+            if results.count(True) != 1:
+                return False
+        elif key == "anyOf":
+            results = [_check(sub, value) for sub in rule]
+            if True not in results:
+                return None if None in results else False
+        elif key == "not":
+            found = _check(rule, value)
+            if found is not False:
+                return None if found is None else False
+        elif key == "items":
+            if isinstance(value, list):
+                for item in value:
+                    if (found := _check(rule, item)) is not True:
+                        return found
+        elif key in ("minimum", "maximum", "exclusiveMinimum"):
+            if _TYPES["number"](value):
+                ok = value >= rule if key == "minimum" else value <= rule if key == "maximum" else value > rule
+                if not ok:
+                    return False
+        elif key in ("minLength", "maxLength"):
+            if isinstance(value, str) and not (len(value) >= rule if key == "minLength" else len(value) <= rule):
+                return False
+        elif key in ("minItems", "maxItems"):
+            if isinstance(value, list) and not (len(value) >= rule if key == "minItems" else len(value) <= rule):
+                return False
+        elif key == "enum":
+            if not isinstance(value, str):
+                return None
+            if value not in rule:
+                return False
+        else:
+            return None
+    return True
 
 
 def _non_finite(value: Any, path: str) -> str | None:
@@ -224,7 +322,11 @@ def validate(schema: dict[str, Any], body: Any) -> dict[str, Any]:
     bad = _non_finite(body, "")
     if bad:
         raise InvalidInput(f"{bad}: must be a finite number (NaN and infinity are refused)", field=bad)
-    validator = _VALIDATORS.setdefault(id(schema), Draft202012Validator(schema))
+    if _check(schema, body) is True:  # the common case, proved valid without jsonschema's machinery
+        return body
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        validator = _VALIDATORS[id(schema)] = Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(body), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
         return body

@@ -392,3 +392,82 @@ def test_the_plan_page_shows_the_prediction_next_to_the_target_or_says_unavailab
     assert re.search(
         r'<dd id="predicted-rto"><span class="muted">prediction unavailable</span></dd>', page.content.decode()
     )
+
+
+def test_the_console_projects_with_the_estimator_when_the_service_is_up_and_the_critical_path_when_down(
+    service: str, client, users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running failover whose next step is manual: the critical path counts only the step's estimate, the
+    estimator also the wait until someone picks it up (its prior), so the two projections differ visibly."""
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from failover import estimates
+    from failover.tests.engine_support import make_execution
+    from plans.tests.factories import make_plan
+
+    now = timezone.now()
+    execution = make_execution(
+        [
+            {"key": "drill.declare", "action": "manual", "status": "succeeded",
+             "started_at": now - timedelta(seconds=40), "finished_at": now - timedelta(seconds=30)},
+            {"key": "drill.promote", "action": "manual", "needs": ["drill.declare"], "estimated_duration_seconds": 60},
+        ],
+        plan=make_plan("drill", rto_seconds=600),
+        execution_type="planned",
+        status="running",
+        triggered_at=now - timedelta(seconds=45),
+    )  # fmt: skip
+    client.force_login(users["viewer"])
+
+    def clock() -> tuple[dict, str]:
+        html = client.get(f"/console/executions/{execution.pk}/").content.decode()
+        config = json.loads(re.search(r'id="console-config" type="application/json">(.*?)</script>', html).group(1))
+        shown = re.search(r'<p class="muted small" id="projection-source" data-source="(\w+)">(.*?)</p>', html)
+        assert shown is not None and shown.group(1) == config["state"]["clock"]["projection_source"]
+        return config["state"]["clock"], shown.group(2)
+
+    monkeypatch.setenv("DRPLAN_ML_URL", service)
+    estimates.reset()
+    up, text = clock()
+    assert up["projection_source"] == "estimator", up
+    estimate = up["estimate"]
+    assert up["projected_total_seconds"] == estimate["p50_seconds"] <= estimate["p90_seconds"]
+    assert estimate["simulations"] == 2000 and 0 <= estimate["probability_meet_rto"] <= 1
+    assert text.startswith("Projected by the ML recovery-time estimator: the median of 2000 simulations")
+    # Seeded by the execution: a refresh draws the same durations, only the clock has moved on.
+    again = clock()[0]["estimate"]
+    moved = again["p50_seconds"] - estimate["p50_seconds"]
+    assert 0 <= moved < 30 and again["p90_seconds"] - estimate["p90_seconds"] == pytest.approx(moved, abs=0.01)
+
+    monkeypatch.setenv("DRPLAN_ML_URL", f"http://127.0.0.1:{free_port()}")
+    estimates.reset()
+    down, text = clock()
+    assert down["projection_source"] == "critical_path" and down["estimate"] is None
+    assert 104 <= down["projected_total_seconds"] <= 110  # 45 s elapsed + the 60 s estimate (plus the test's time)
+    assert text.startswith("Projected along the critical path") and "the ML estimator is unavailable" in text
+    assert up["projected_total_seconds"] > down["projected_total_seconds"] + 60  # the pick-up wait of a manual step
+
+
+def test_estimate_recovery_time_of_a_running_execution(service: str) -> None:
+    steps = [
+        {"key": "a", "action": "wait", "estimate": 30, "done_at": 30},
+        {"key": "b", "action": "wait", "estimate": 100, "needs": ["a"], "started_at": 30},
+        {"key": "c", "duration": {"type": "fixed", "value": 10}, "needs": ["b"]},
+    ]
+    status, answer = call(
+        f"{service}/estimate-recovery-time", {"steps": steps, "now_offset": 80, "seed": 3, "simulations": 1000}
+    )
+    assert status == 200, answer
+    # b has run 50 s of its ~100 (a `wait`: sigma 0.02), then c's fixed 10 s: about 30 + 100 + 10.
+    assert 134 <= answer["p50_seconds"] <= 146 and answer["duration_sources"] == {"estimate": 2, "given": 1}
+    for body, field in (
+        ({"steps": [{**steps[0], "done_at": 90}], "now_offset": 80}, "steps[0].done_at"),
+        ({"steps": [{"key": "x", "estimate": 5, "duration": {"type": "fixed", "value": 1}}]}, "steps[0].action"),
+        ({"steps": [{"key": "x"}]}, "steps[0]"),
+        ({"plan": "core-commerce", "now_offset": 5}, "steps"),  # a running execution gives its steps
+    ):
+        status, error = call(f"{service}/estimate-recovery-time", body)
+        assert status == 400 and error["error"]["fields"].keys() == {field}, (body, error)

@@ -1,11 +1,13 @@
 """`manage.py audit verify` checks the hash chain (`--checkpoints`: also against the signed checkpoints kept
-outside the database, which finds a truncated or rewritten chain); `manage.py audit checkpoint` signs the
-current head; `manage.py audit tail -n 20` shows recent entries."""
+outside the database, which finds a truncated or rewritten chain; `--checkpoint-file` / `--checkpoint-url`: against
+checkpoints kept elsewhere, e.g. by the webhook's receiver); `manage.py audit checkpoint` signs the current head;
+`manage.py audit tail -n 20` shows recent entries."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core import checkpoints
@@ -24,42 +26,68 @@ class Command(BaseCommand):
             action="store_true",
             help="Also check the chain against the signed checkpoints (DRPLAN_CHECKPOINT_FILE).",
         )
-        verify.add_argument("--checkpoint-file", help="Another checkpoint file than DRPLAN_CHECKPOINT_FILE.")
+        source = verify.add_mutually_exclusive_group()
+        source.add_argument(
+            "--checkpoint-file",
+            help="Another checkpoint file than DRPLAN_CHECKPOINT_FILE, e.g. one the webhook's receiver exported "
+            '(JSON Lines, a JSON array or {"checkpoints": [...]}).',
+        )
+        source.add_argument(
+            "--checkpoint-url",
+            help="A URL that serves the checkpoints kept outside the machine (same formats); "
+            "DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TOKEN is sent as a bearer token.",
+        )
         sub.add_parser("checkpoint", help="Sign the chain head and append it to the checkpoint file.")
         tail = sub.add_parser("tail", help="Print the most recent entries, oldest first.")
         tail.add_argument("-n", "--lines", type=int, default=20, help="How many entries (default 20).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "verify":
-            self.verify(options["checkpoints"] or bool(options["checkpoint_file"]), options["checkpoint_file"])
+            store = self.source(options["checkpoint_file"], options["checkpoint_url"])
+            self.verify(options["checkpoints"] or store is not None, store)
         elif options["subcommand"] == "checkpoint":
-            made = checkpoints.sign_head(reason="manage.py audit checkpoint")
+            made = checkpoints.sign_head(reason="manage.py audit checkpoint", wait=True)
+            sink = checkpoints.webhook_sink()
             self.stdout.write(
                 f"checkpoint signed: entry #{made.seq}, hash {made.hash} -> {checkpoints.default_store().path}"
+                + (f" and {sink.url}" if sink else "")
             )
         else:
             self.tail(options["lines"])
 
-    def verify(self, with_checkpoints: bool, checkpoint_file: str | None) -> None:
+    def source(self, file: str | None, url: str | None) -> checkpoints.CheckpointStore | checkpoints.UrlSource | None:
+        if file:
+            return checkpoints.CheckpointStore(file)
+        if url:
+            try:
+                return checkpoints.UrlSource(url, token=settings.CHECKPOINT_WEBHOOK_TOKEN)
+            except checkpoints.SourceUnavailable as error:
+                raise CommandError(str(error)) from error
+        return None
+
+    def verify(self, with_checkpoints: bool, store: checkpoints.CheckpointStore | checkpoints.UrlSource | None) -> None:
         broken = verify_chain()
         if broken is not None:
             raise CommandError(f"audit chain BROKEN at entry #{broken.seq}: {broken.reason}", returncode=1)
         self.stdout.write(f"audit chain intact: {AuditEntry.objects.count()} entries")
         if not with_checkpoints:
             return
-        store = checkpoints.CheckpointStore(checkpoint_file) if checkpoint_file else checkpoints.default_store()
-        problems = checkpoints.verify_against_chain(store)
+        store = store or checkpoints.default_store()
+        try:
+            problems = checkpoints.verify_against_chain(store)
+            found, _ = store.read()
+        except checkpoints.SourceUnavailable as error:
+            raise CommandError(f"the checkpoints could not be read: {error}", returncode=1) from error
         if problems:
             lines = "\n".join(f"  - {p.reason}" for p in problems)
             raise CommandError(
-                f"audit chain does NOT match its signed checkpoints ({store.path}):\n{lines}", returncode=1
+                f"audit chain does NOT match its signed checkpoints ({store.name}):\n{lines}", returncode=1
             )
-        found, _ = store.read()
         if not found:
-            raise CommandError(f"no signed checkpoint in {store.path}: nothing to compare the chain with", returncode=1)
+            raise CommandError(f"no signed checkpoint in {store.name}: nothing to compare the chain with", returncode=1)
         latest = max(found, key=lambda c: c.seq)
         self.stdout.write(
-            f"checkpoints agree: {len(found)} signed checkpoints in {store.path}, "
+            f"checkpoints agree: {len(found)} signed checkpoints in {store.name}, "
             f"latest at entry #{latest.seq} ({latest.at})"
         )
 

@@ -1,4 +1,5 @@
-"""Load the demo organisation (drplan/demo/organisation.yaml) and the runbook templates.
+"""Load the demo organisation (drplan/demo/organisation.yaml), its runbooks (drplan/demo/runbooks.yaml, approved
+through the approval service by the users organisation.yaml names) and the runbook templates.
 
 Idempotent: every row is looked up by its natural key; a row is written (and audited as
 the system, auth method CLI) only when it is missing or differs from the data file.
@@ -46,6 +47,7 @@ from plans.models import (
 )
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "organisation.yaml"
+DEMO_RUNBOOKS_FILE = DEMO_FILE.with_name("runbooks.yaml")
 TEMPLATES_DIR = Path(settings.BASE_DIR) / "runbooks" / "templates"
 
 
@@ -86,6 +88,7 @@ class Seeder:
         self.apps: dict[str, Application] = {}
         self.plans: dict[str, DRPlan] = {}
         self.new: set[tuple[str, int]] = set()  # (label, pk) created by this run
+        self.demo_runbooks: list[str] = []
 
     # -- helpers -------------------------------------------------------------
     def _days(self, spec: dict[str, Any], ago: str, ahead: str) -> date | None:
@@ -437,6 +440,42 @@ class Seeder:
             imported.append(f"{version} ({'new' if getattr(version, 'was_created', True) else 'unchanged'})")
         return imported
 
+    def seed_demo_runbooks(self) -> list[str]:
+        """Import the demo organisation's runbooks as the system, submit each version and record the approvals
+        `runbook_approvals` names, level by level, through runbooks.services (the API's rules: permission,
+        separation of duties, the level's role, order). Idempotent: an approval already recorded is not asked
+        again; a version with fewer approvers than levels stays pending."""
+        from runbooks import services
+        from runbooks.choices import Decision, VersionStatus
+
+        approvals = {spec["runbook"]: spec["approved_by"] for spec in self.data.get("runbook_approvals", [])}
+        if not approvals:
+            return []
+        documents = yaml.safe_load(DEMO_RUNBOOKS_FILE.read_text())
+        unknown = set(approvals) - {doc["slug"] for doc in documents}
+        if unknown:
+            raise CommandError(f"runbook_approvals names runbooks not in {DEMO_RUNBOOKS_FILE.name}: {sorted(unknown)}")
+        done = []
+        for doc in documents:
+            version = services.import_runbook_document(doc, actor=None, auth_method=AuthMethod.CLI)
+            if version.was_created:
+                self.created["runbooks.RunbookVersion"] += 1
+            if version.status == VersionStatus.DRAFT:
+                version = services.submit_for_approval(version, None, auth_method=AuthMethod.CLI)
+            decided = set(version.decisions.values_list("user__username", flat=True))
+            for username in approvals.get(doc["slug"], []):
+                if version.status != VersionStatus.PENDING_APPROVAL or username in decided:
+                    continue
+                version = services.decide(
+                    version,
+                    self.users[username],
+                    Decision.APPROVE,
+                    "Reviewed for the demo organisation: steps, order and owners checked.",
+                    auth_method=AuthMethod.CLI,
+                )
+            done.append(f"{doc['slug']}@{version.version} {version.status}")
+        return done
+
     def run(self) -> list[str]:
         setup_roles()
         self.seed_users()
@@ -447,6 +486,7 @@ class Seeder:
         self.seed_secrets()
         self.seed_monitors()
         runbooks = self.seed_runbook_templates()
+        self.demo_runbooks = self.seed_demo_runbooks()
         if self.reports:
             self.seed_compliance_reports()
         return runbooks
@@ -484,5 +524,7 @@ class Command(BaseCommand):
         )
         for label in sorted(set(seeder.created) | set(seeder.updated)):
             self.stdout.write(f"  {label}: +{seeder.created[label]} ~{seeder.updated[label]}")
+        if seeder.demo_runbooks:
+            self.stdout.write("  demo runbooks: " + ", ".join(seeder.demo_runbooks))
         if runbooks:
             self.stdout.write("  runbook templates: " + ", ".join(runbooks))

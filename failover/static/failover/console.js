@@ -221,6 +221,11 @@
     $("rto-measured-row").hidden = measured === null || measured === undefined;
     $("rto-measured").textContent = c.measured_rto_text || "";
 
+    var source = $("projection-source");
+    source.dataset.source = c.projection_source;
+    source.textContent = c.projection_source_text || "";
+    source.hidden = !c.projection_source_text;
+
     var path = $("critical-path");
     path.hidden = !c.critical_path.length || c.complete;
     $("critical-path-steps").textContent = c.critical_path.join(" → ");
