@@ -7,15 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.test import Client
-from django.urls import include, path, re_path
 from django.utils import timezone
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from analytics.impact import estimates
 from analytics.tests.factories import make_result
 from analytics.web import history
-from core.api.permissions import MethodPermissions
 from drplan import wiring
 from drplan.management.commands.seed_demo import Seeder, load_demo_data
 from plans.tests.factories import make_plan
@@ -102,74 +98,43 @@ def test_dashboard_and_plan_page_chart_rto_against_target(users) -> None:
     page = client_for(users["viewer"]).get("/plans/orders-dr/").content.decode()
     slot = re.search(r'id="rto-chart"(.*?)</figure>', page, re.S).group(1)
     assert slot.count('class="rto-point"') == 2
-    # No monitoring history endpoint on this build: the slot says where the chart will come from
-    assert 'id="rpo-chart-empty"' in page
+    assert "No RPO measured yet." in page  # no monitor on this plan
 
 
-def test_the_rpo_slot_draws_the_history_points(users) -> None:
-    """series_chart is what the history endpoint's points feed (analytics.web.history.normalise)."""
-    from django.template import Context, Template
+def test_the_plan_page_charts_the_plans_monitoring_history(users) -> None:
+    """RPO (the worst probe per hour) and availability (the lowest) from the monitors' samples of the last 30 days."""
+    from analytics.monitoring import services as monitoring
+    from analytics.monitoring.models import Probe
+    from analytics.monitoring.probes import Measurement
+    from plans.models import Application
 
-    points = history.normalise(
-        {
-            "series": [
-                {
-                    "metric": "rpo",
-                    "points": [{"t": "2026-12-01T10:00:00Z", "value": 30}, {"t": "2026-12-01T11:00:00Z", "value": 90}],
-                },
-                {"metric": "availability", "points": [{"t": "2026-12-01T10:00:00Z", "value": 99.9}]},
-            ]
-        }
-    )
-    assert [p.get("rpo_seconds") for p in points] == [30, 90, None]
-    svg = Template(
-        '{% load charts %}{% series_chart points metric="rpo_seconds" title="RPO" unit="s" target=60 %}'
-    ).render(Context({"points": points}))
-    assert svg.startswith("<svg") and svg.count('class="series"') == 1 and "<title>RPO</title>" in svg
-    empty = Template('{% load charts %}{% series_chart points metric="rpo_seconds" empty="none yet" %}').render(
-        Context({"points": []})
-    )
-    assert "none yet" in empty
-
-
-class _History(APIView):
-    """Stands where the monitoring endpoint will be: a DRF view at /api/v1/dr/rto-rpo/history that reads
-    the signed-in user and the plan filter, as the real one does."""
-
-    permission_classes = [MethodPermissions]
-    method_permissions = {"GET": ["plans.view_drplan"]}
-
-    def get(self, request):
-        plan = request.query_params["plan"]
-        return Response(
+    database = Application.objects.create(slug="orders-db", name="Orders database")
+    plan = make_plan("orders-dr", rpo_seconds=60, applications=[database])
+    monitoring.ensure_monitors(
+        [
             {
-                "series": [
+                "slug": "orders-db-replication",
+                "application": "orders-db",
+                "probes": [
                     {
-                        "metric": "rpo",
-                        "plan": plan,
-                        "points": [
-                            {"t": "2026-12-01T10:00:00Z", "value": 20},
-                            {"t": "2026-12-01T11:00:00Z", "value": 45},
-                            {"t": "2026-12-01T12:00:00Z", "value": 30},
-                        ],
+                        "key": "standby",
+                        "action": "postgres.replication_status",
+                        "params": {"dsn_secret": "x"},
+                        "interval_seconds": 60,
                     },
-                    {"metric": "availability", "points": [{"t": "2026-12-01T10:00:00Z", "value": 99.95}]},
-                ]
+                ],
             }
-        )
+        ]
+    )
+    probe = Probe.objects.select_related("monitor").get()
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    for minutes, rpo in ((5, 20), (35, 45), (65, 30)):
+        monitoring.record(probe, Measurement(hour + timedelta(minutes=minutes), True, True, rpo))
+    points = history.plan_history(plan)
+    assert [(p["t"], p.get("rpo_seconds")) for p in points] == [(hour, 45), (hour + timedelta(hours=1), 30)]
+    assert [p.get("availability_percent") for p in points] == [100.0, 100.0]
 
-
-urlpatterns = [
-    re_path(r"^api/v1/dr/rto-rpo/history/?$", _History.as_view()),
-    path("", include("drplan.urls")),
-]
-
-
-def test_the_plan_page_reads_the_history_endpoint_when_the_project_has_one(users, settings) -> None:
-    settings.ROOT_URLCONF = __name__
-    make_plan("orders-dr", rpo_seconds=60)
     page = client_for(users["viewer"]).get("/plans/orders-dr/").content.decode()
     slot = re.search(r'id="rpo-chart"(.*?)</figure>', page, re.S).group(1)
-    assert 'id="rpo-chart-empty"' not in page
     assert "<title>RPO over time</title>" in slot and "<title>Availability over time</title>" in slot
     assert slot.count('class="series"') == 2

@@ -1,70 +1,45 @@
-"""The plan page's RPO/availability chart slot: it reads GET /api/v1/dr/rto-rpo/history (the monitoring
-endpoint) in-process, as the signed-in user, when the project has that endpoint; without it the slot says so.
-
-The answer is normalised to flat points {"t", "<metric>": value} for the `series_chart` template tag
-(core/templatetags/charts.py): a list, or {"results": [...]}, or {"series": [{"metric", "points": [...]}]};
-each point carries its time ("t", "time", "timestamp", "at", "bucket") and values by metric name
-("rpo_seconds", "availability_percent", …) or "value" with the series' "metric".
-"""
+"""The plan page's RPO/availability chart: the plan's monitoring history (analytics/monitoring/retention.py, what
+GET /api/v1/dr/rto-rpo/history serves) over the last 30 days at hourly resolution, as flat points
+{"t": an aware datetime, "rpo_seconds" | "availability_percent": value} for the `series_chart` template tag
+(core/templatetags/charts.py). Several probes in one hour: the worst of them (the highest RPO, the lowest
+availability), which is what a DR manager must see."""
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.http import HttpRequest, QueryDict
-from django.urls import Resolver404, resolve
+from django.db.models import Q
+from django.utils import timezone
 
+from analytics.monitoring import retention
+from analytics.monitoring.choices import Metric, Resolution
+from analytics.monitoring.models import Probe
 from plans.models import DRPlan
 
-log = logging.getLogger(__name__)
-HISTORY_PATH = "/api/v1/dr/rto-rpo/history"
-METRIC_ALIASES = {"rpo": "rpo_seconds", "availability": "availability_percent"}
+PERIOD = timedelta(days=30)
+REPLICATION = Q(action__startswith="postgres.") | Q(action__startswith="redis.")
 
 
-def normalise(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, dict):
-        if isinstance(data.get("series"), list):
-            points = []
-            for series in data["series"]:
-                if not isinstance(series, dict):
+def plan_history(plan: DRPlan) -> list[dict[str, Any]]:
+    """The plan's hourly RPO (worst per hour) and availability (lowest per hour) points, oldest first."""
+    probes = Probe.objects.filter(Q(monitor__plan=plan) | Q(monitor__application__plans=plan)).distinct()
+    end = timezone.now()
+    start = end - PERIOD
+    by_time: dict[float, dict[str, Any]] = {}
+    for metric, value_column, pick, only in (
+        (Metric.RPO_SECONDS, "max", max, REPLICATION),
+        (Metric.AVAILABILITY, "percent", min, Q()),
+    ):
+        ids = list(probes.filter(only).values_list("pk", flat=True))
+        columns = retention.columns(metric, Resolution.HOUR)
+        key = "rpo_seconds" if metric == Metric.RPO_SECONDS else "availability_percent"
+        for points in retention.series(ids, metric, Resolution.HOUR, start, end).values():
+            for point in points:
+                row = dict(zip(columns, point, strict=False))
+                value = row.get(value_column)
+                if value is None:
                     continue
-                metric = METRIC_ALIASES.get(str(series.get("metric")), str(series.get("metric")))
-                for p in series.get("points") or []:
-                    if isinstance(p, dict):
-                        points.append({**p, metric: p.get("value", p.get(metric))})
-            return points
-        data = data.get("results", data.get("points", []))
-    if not isinstance(data, list):
-        return []
-    out = []
-    for p in data:
-        if isinstance(p, dict):
-            metric = METRIC_ALIASES.get(str(p.get("metric")), p.get("metric"))
-            out.append({**p, metric: p["value"]} if metric and "value" in p else p)
-    return out
-
-
-def plan_history(request: HttpRequest, plan: DRPlan) -> list[dict[str, Any]] | None:
-    """The plan's RPO/availability points, or None when the project has no history endpoint (or it refuses)."""
-    try:
-        match = resolve(HISTORY_PATH)
-    except Resolver404:
-        return None
-    sub = HttpRequest()
-    sub.method = "GET"
-    sub.path = sub.path_info = HISTORY_PATH
-    sub.GET = QueryDict(mutable=True)
-    sub.GET["plan"] = plan.plan_id
-    sub.META = {**request.META, "QUERY_STRING": sub.GET.urlencode(), "REQUEST_METHOD": "GET"}
-    sub.user = request.user
-    sub.session = getattr(request, "session", None)
-    sub.COOKIES = request.COOKIES
-    try:
-        response = match.func(sub, *match.args, **match.kwargs)
-    except Exception:  # an optional chart never breaks the plan page
-        log.exception("rto-rpo history for %s", plan.plan_id)
-        return None
-    if getattr(response, "status_code", 500) != 200 or not hasattr(response, "data"):
-        return None
-    return normalise(response.data)
+                slot = by_time.setdefault(row["t"], {"t": datetime.fromtimestamp(row["t"], tz=UTC)})
+                slot[key] = pick(slot[key], value) if key in slot else value
+    return [by_time[t] for t in sorted(by_time)]

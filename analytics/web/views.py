@@ -59,6 +59,6 @@ def plan_page(request: HttpRequest, plan_id: str) -> HttpResponse:
         "executions": selectors.recent_executions(plan) if can_view(request.user) else None,
         "operations": operations_for(request.user, plan),
         "rto_chart": selectors.rto_chart_rows([plan]).get(plan.plan_id, []),
-        "rpo_history": history.plan_history(request, plan),
+        "rpo_history": history.plan_history(plan) if request.user.has_perm("analytics.view_probesample") else None,
     }
     return render(request, "plans/plan_detail.html", context)
