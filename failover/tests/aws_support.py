@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import signal
 import socket
 import subprocess
@@ -26,7 +27,42 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from core.exceptions import InvalidInput
+from failover.engine.actions import StepContext
+
 REGION = "eu-west-1"
+KEY_ID = "AKIADRPLANTESTKEY0007"
+SECRET_KEY = "drplan/Secret+Access/Key-never-shown-0123456789"
+TOKEN = "drplan-session-token-never-shown-ABCDEFGHIJ"
+HIDDEN = (KEY_ID, SECRET_KEY, TOKEN)
+
+
+def credentials(endpoint: str, **extra: Any) -> str:
+    value = {
+        "aws_access_key_id": KEY_ID,
+        "aws_secret_access_key": SECRET_KEY,
+        "aws_session_token": TOKEN,
+        "region_name": REGION,
+        "endpoint_url": endpoint,
+        **extra,
+    }
+    return json.dumps(value)
+
+
+class Ctx(StepContext):
+    """A StepContext whose secret store is a dict and whose log is a list."""
+
+    def __init__(self, secrets: dict[str, str], timeout: float | None = 20) -> None:
+        self.lines: list[str] = []
+
+        def secret(name: str) -> str:
+            if name not in secrets:
+                raise InvalidInput(f"secret '{name}' is not defined")
+            return secrets[name]
+
+        super().__init__(execution_id=1, step_key="aws", timeout=timeout, log=self.lines.append, secret=secret)
+
+
 START_TIMEOUT = 90.0  # importing every moto backend takes a while on a loaded machine
 
 

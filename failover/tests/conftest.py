@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from failover.tests.aws_support import Ctx, MotoServer, Relay, credentials
 
 
 @pytest.fixture(autouse=True)
@@ -11,3 +15,25 @@ def _release_live_feed_connection():
     from failover.live import feed
 
     feed._POLLER.submit(feed._close_connection).result()
+
+
+# The aws actions' tests (test_actions_aws*.py): one moto server per module, a relay in front of it per test,
+# and a step context whose `aws-dr` secret points at the relay.
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def relay(moto: MotoServer) -> Iterator[Relay]:
+    moto.reset()
+    relay = Relay(moto.url)
+    yield relay
+    relay.close()
+
+
+@pytest.fixture
+def ctx(relay: Relay) -> Ctx:
+    return Ctx({"aws-dr": credentials(relay.url)})

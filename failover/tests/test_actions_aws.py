@@ -9,55 +9,35 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.exceptions import InvalidInput
 from core.secrets import set_secret
 from failover.engine.actions import ActionResult, StepContext, run_action
 from failover.engine.runner import run_execution
 from failover.models import FailoverExecution
-from failover.tests.aws_support import REGION, Blackhole, MotoServer, Relay, free_port
+from failover.tests.aws_support import (
+    HIDDEN,
+    KEY_ID,
+    REGION,
+    SECRET_KEY,
+    Blackhole,
+    Ctx,
+    MotoServer,
+    Relay,
+    credentials,
+    free_port,
+)
 from failover.tests.engine_support import in_thread, make_execution, messages, steps_of, wait_for
 from runbooks.actions import get_action
 
 pytestmark = pytest.mark.realsystem  # real servers; runs once, in the SQLite pass
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY_ID = "AKIADRPLANTESTKEY0007"
-SECRET_KEY = "drplan/Secret+Access/Key-never-shown-0123456789"
-TOKEN = "drplan-session-token-never-shown-ABCDEFGHIJ"
-HIDDEN = (KEY_ID, SECRET_KEY, TOKEN)
 FAST = 0.05  # poll_seconds in these tests
-
-
-def credentials(endpoint: str, **extra: Any) -> str:
-    value = {
-        "aws_access_key_id": KEY_ID,
-        "aws_secret_access_key": SECRET_KEY,
-        "aws_session_token": TOKEN,
-        "region_name": REGION,
-        "endpoint_url": endpoint,
-        **extra,
-    }
-    return json.dumps(value)
-
-
-class Ctx(StepContext):
-    """A StepContext whose secret store is a dict and whose log is a list."""
-
-    def __init__(self, secrets: dict[str, str], timeout: float | None = 20) -> None:
-        self.lines: list[str] = []
-
-        def secret(name: str) -> str:
-            if name not in secrets:
-                raise InvalidInput(f"secret '{name}' is not defined")
-            return secrets[name]
-
-        super().__init__(execution_id=1, step_key="aws", timeout=timeout, log=self.lines.append, secret=secret)
+# The moto server, its relay and a step context on it are the fixtures `moto`, `relay`, `ctx` (tests/conftest.py).
 
 
 def assert_nothing_hidden_shows(*texts: Any) -> None:
@@ -80,26 +60,6 @@ def in_background(action: str, params: dict[str, Any], ctx: Ctx) -> tuple[thread
     thread = threading.Thread(target=lambda: results.append(run(action, params, ctx)), daemon=True)
     thread.start()
     return thread, results
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def relay(moto: MotoServer) -> Iterator[Relay]:
-    moto.reset()
-    relay = Relay(moto.url)
-    yield relay
-    relay.close()
-
-
-@pytest.fixture
-def ctx(relay: Relay) -> Ctx:
-    return Ctx({"aws-dr": credentials(relay.url)})
 
 
 def make_zone(moto: MotoServer) -> str:

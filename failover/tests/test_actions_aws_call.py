@@ -5,36 +5,15 @@ property has a desired value (the relay holds a transitional state), `expect` fa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from failover.tests.aws_support import MotoServer, Relay
-from failover.tests.test_actions_aws import Ctx, credentials, in_background, run
+from failover.tests.aws_support import Ctx, MotoServer, Relay, credentials
+from failover.tests.test_actions_aws import in_background, run
 
 pytestmark = pytest.mark.realsystem
 
 FAST = 0.05
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def relay(moto: MotoServer) -> Iterator[Relay]:
-    moto.reset()
-    relay = Relay(moto.url)
-    yield relay
-    relay.close()
-
-
-@pytest.fixture
-def ctx(relay: Relay) -> Ctx:
-    return Ctx({"aws-dr": credentials(relay.url)})
 
 
 def make_cluster(moto: MotoServer) -> None:
