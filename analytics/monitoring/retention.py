@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, ExpressionWrapper, F, FloatField, Max, Min, Q, Sum, Value
 from django.db.models.functions import Cast, Mod, Trunc
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from analytics.monitoring.choices import Metric, Resolution, SampleStatus
 from analytics.monitoring.models import ProbeSample, RollupState, SampleRollup
@@ -216,19 +217,19 @@ def _fields_for(metric: str) -> list[str]:
     return [f"{prefix}_min", f"{prefix}_sum", f"{prefix}_max", f"{prefix}_count"]
 
 
-def _point(metric: str, bucket: int, row: dict[str, Any]) -> list[Any] | None:
+def _point(metric: str, bucket: int, row: dict[str, Any]) -> tuple[Any, ...] | None:
     if metric == Metric.AVAILABILITY:
         known = int(row.get("known_count") or 0)
         if not known:
             return None
         up = int(row.get("up_count") or 0)
-        return [bucket, 100.0 * up / known, up, known]
+        return (bucket, 100.0 * up / known, up, known)
     prefix = METRIC_PREFIX[metric]
     count = int(row.get(f"{prefix}_count") or 0)
     if not count:
         return None
     total = float(row[f"{prefix}_sum"])
-    return [bucket, row[f"{prefix}_min"], total / count, row[f"{prefix}_max"], count]
+    return (bucket, row[f"{prefix}_min"], total / count, row[f"{prefix}_max"], count)
 
 
 def columns(metric: str, resolution: str) -> list[str]:
@@ -241,12 +242,13 @@ def columns(metric: str, resolution: str) -> list[str]:
 
 def series(
     probe_ids: list[int], metric: str, resolution: str, start: datetime, end: datetime
-) -> dict[int, list[list[Any]]]:
-    """probe id -> points in [start, end), oldest first; `columns(metric, resolution)` names a point's parts.
+) -> dict[int, list[tuple[Any, ...]]]:
+    """probe id -> points in [start, end), oldest first; `columns(metric, resolution)` names a point's parts
+    (tuples: a year of 100 series is 36,500 points, each built once, as the database returned it).
     Raw: one point per sample that measured the metric. Otherwise one per bucket that holds a measurement."""
     if not probe_ids:
         return {}
-    out: dict[int, list[list[Any]]] = {pk: [] for pk in probe_ids}
+    out: dict[int, list[tuple[Any, ...]]] = {pk: [] for pk in probe_ids}
     if resolution == Resolution.RAW:
         field = "up" if metric == Metric.AVAILABILITY else MEASURES[METRIC_PREFIX[metric]]
         rows = (
@@ -256,7 +258,7 @@ def series(
             .values_list("probe_id", "at", field)
         )
         for probe_id, at, value in rows:
-            out[probe_id].append([epoch(at), value])
+            out[probe_id].append((epoch(at), value))
         return out
 
     size = BUCKET_SECONDS[resolution]
@@ -294,8 +296,8 @@ def series(
             _merge(buckets, ({**row, "bucket": floor(raw_from, size)} for row in rows))
         else:
             _merge(buckets, _raw_buckets(raw, size, raw_fields))
-    for row in direct:  # in bucket order, and before every merged bucket (those start at a watermark)
-        out[row[0]].append(list(row[1:]))
+    for row in direct:  # each probe's in bucket order, before its merged buckets (those start at a watermark)
+        out[row[0]].append(row[1:])
     for (probe_id, bucket), row in sorted(buckets.items(), key=lambda item: item[0][1]):
         point = _point(metric, bucket, row)
         if point is not None:
@@ -303,23 +305,34 @@ def series(
     return out
 
 
+class _InDatabase(ExpressionWrapper):
+    """A float computed by the database (REAL or double precision on both backends): no per-row conversion."""
+
+    @cached_property
+    def convert_value(self) -> Any:
+        return self._convert_value_noop
+
+
 def _points_of_rollups(rollups: Any, metric: str) -> Any:
     """(probe_id, *point) per rollup row that measured the metric, in bucket order; the average (or the
     availability percentage) computed by the database, so a year of 100 series is not 36,500 Python divisions."""
     if metric == Metric.AVAILABILITY:
-        percent = Value(100.0, output_field=FloatField()) * Cast("up_count", FloatField()) / F("known_count")
+        percent = _InDatabase(
+            Value(100.0, output_field=FloatField()) * Cast("up_count", FloatField()) / F("known_count"),
+            output_field=FloatField(),
+        )
         return (
             rollups.filter(known_count__gt=0)
             .annotate(percent=percent)
-            .order_by("bucket")
+            .order_by("probe_id", "bucket")  # the unique index's order: no sort
             .values_list("probe_id", "bucket", "percent", "up_count", "known_count")
         )
     prefix = METRIC_PREFIX[metric]
-    average = ExpressionWrapper(F(f"{prefix}_sum") / F(f"{prefix}_count"), output_field=FloatField())
+    average = _InDatabase(F(f"{prefix}_sum") / F(f"{prefix}_count"), output_field=FloatField())
     return (
         rollups.filter(**{f"{prefix}_count__gt": 0})
         .annotate(average=average)
-        .order_by("bucket")
+        .order_by("probe_id", "bucket")
         .values_list("probe_id", "bucket", f"{prefix}_min", "average", f"{prefix}_max", f"{prefix}_count")
     )
 

@@ -72,8 +72,11 @@ def _expected(samples: list[ProbeSample], size: int) -> dict[str, list[list]]:
 
 def _answers(probe: Probe, resolution: str) -> dict[str, list[list]]:
     return {
-        metric: retention.series([probe.pk], metric, resolution, T0 - timedelta(days=1), T0 + timedelta(days=2))[
-            probe.pk
+        metric: [
+            list(point)
+            for point in retention.series(
+                [probe.pk], metric, resolution, T0 - timedelta(days=1), T0 + timedelta(days=2)
+            )[probe.pk]
         ]
         for metric in ("rpo_seconds", "lag_bytes", "latency_ms", "availability")
     }
@@ -119,7 +122,8 @@ def test_a_bucket_half_rolled_up_and_half_raw_adds_up(probe):
     on_the_5th = [s for s in samples if s.at < midnight]
     for resolution, size in (("hour", retention.HOUR), ("day", retention.DAY)):
         for metric, points in _expected(on_the_5th, size).items():
-            assert retention.series([probe.pk], metric, resolution, T0, midnight)[probe.pk] == points
+            answer = retention.series([probe.pk], metric, resolution, T0, midnight)[probe.pk]
+            assert [list(point) for point in answer] == points
 
 
 def test_raw_samples_are_dropped_only_once_rolled_up(probe, settings):

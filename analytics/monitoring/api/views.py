@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +29,7 @@ from analytics.monitoring.filtersets import MonitorFilterSet, ViolationFilterSet
 from analytics.monitoring.models import Monitor, Probe, SLAViolation
 from analytics.monitoring.violations import quarter_totals
 from core.api.permissions import MethodPermissions
+from core.api.renderers import FastJSONRenderer
 from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin
 
 READ = ["analytics.view_rtotarget", "analytics.view_monitor", "analytics.view_probesample"]
@@ -113,6 +115,7 @@ class RTORPOView(APIView):
 
 class HistoryView(APIView):
     permission_classes = [MethodPermissions]
+    renderer_classes = [FastJSONRenderer, BrowsableAPIRenderer]  # up to 36,500 points: orjson writes them
     method_permissions = {"GET": READ}
 
     @extend_schema(
