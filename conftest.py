@@ -50,6 +50,13 @@ def _test_signing_files(settings: SettingsWrapper, _signing_dir: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _notifications_only_through_the_queue(settings: SettingsWrapper) -> None:
+    """Deliveries go only through the queue, which the outbox tests drive step by step; the tests of the
+    immediate in-process attempt (analytics/tests/test_notifications_worker.py) turn it back on."""
+    settings.NOTIFY_SEND_FROM_PROCESS = False
+
+
+@pytest.fixture(autouse=True)
 def _no_ml_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach an ML service someone runs on the default port 8045 (a projection or prediction would
     then depend on it): port 9 refuses. A test that wants the service sets DRPLAN_ML_URL itself."""

@@ -30,6 +30,8 @@ Environment:
     EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT,
     DEFAULT_FROM_EMAIL, EMAIL_BACKEND  the mail server of e-mail notifications (Django's settings).
     DRPLAN_NOTIFY_BACKOFF_SECONDS  a failed notification delivery's first retry delay (doubling; default 30 s).
+    DRPLAN_NOTIFY_SEND_FROM_PROCESS  1 (default): a delivery's first attempt is made at once by the process that
+                                   created it, beside the queued task; 0: only by the django-q workers.
     DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_URL  also POST every signed checkpoint (its JSON) to this receiver, outside the
                         machine; DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TOKEN (sent as "Authorization: Bearer …"),
                         _TIMEOUT_SECONDS (5), _ATTEMPTS (3), _BACKOFF_SECONDS (1, doubled per retry).
@@ -442,6 +444,9 @@ EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", 10))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "drplan@localhost")
 # Deliveries: a failed attempt is retried after NOTIFY_BACKOFF_SECONDS, then twice that, … (at most an hour).
 NOTIFY_BACKOFF_SECONDS = int(os.environ.get("DRPLAN_NOTIFY_BACKOFF_SECONDS", 30))
+# The first attempt of a delivery is made at once from the process that created it (analytics/notifications/
+# delivery.py: send_soon), not only by a django-q worker, which a running failover may hold.
+NOTIFY_SEND_FROM_PROCESS = _flag("DRPLAN_NOTIFY_SEND_FROM_PROCESS", True)
 
 LOGGING = {
     "version": 1,

@@ -4,15 +4,22 @@ A delivery is claimed by a conditional update (PENDING and due → SENDING), so 
 and the minute sweep never both send it. A failed attempt is retried after NOTIFY_BACKOFF_SECONDS,
 doubling each time (at most an hour), until the channel's max_attempts; then the delivery is FAILED.
 A claim older than the channel's timeout plus a minute (the worker died mid-send) goes back to PENDING.
+
+The first attempt is also made at once from the process that created the message (`send_soon`, on commit,
+on a small pool of threads) when NOTIFY_SEND_FROM_PROCESS is on: a coordinator holds its django-q worker
+for the whole run, so with every worker coordinating, a queued delivery would wait for a run to end. The
+claim makes the two paths safe: whichever claims first sends, the other finds it no longer pending.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from analytics.notifications import channels
@@ -72,6 +79,27 @@ def deliver(delivery_id: int, now: datetime | None = None) -> str:
         outcome.error,
     )
     return f"delivery #{delivery_id} to {delivery.channel.name}: attempt {number} failed: {outcome.error}"
+
+
+_senders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="drplan-notify")
+
+
+def send_soon(delivery_ids: Iterable[int]) -> None:
+    """First attempts on this process's sender threads (call on commit); the queued tasks stay as the fallback."""
+    if not settings.NOTIFY_SEND_FROM_PROCESS:
+        return
+    for delivery_id in delivery_ids:
+        _senders.submit(_send_in_thread, int(delivery_id))
+
+
+def _send_in_thread(delivery_id: int) -> None:
+    close_old_connections()
+    try:
+        deliver(delivery_id)
+    except Exception:  # the queued task or the minute sweep will try again
+        logger.exception("notification delivery #%s: the in-process attempt failed", delivery_id)
+    finally:
+        connection.close()
 
 
 def release_stale_claims(now: datetime | None = None) -> int:

@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analytics.models import RTOTarget
-from analytics.notifications import tasks
+from analytics.notifications import delivery, tasks
 from analytics.notifications.choices import (
     LOW_IS_BAD,
     METRIC_FIELDS,
@@ -140,7 +140,7 @@ def _queue(fields: dict[str, Any], targets: Iterable[tuple[NotificationChannel, 
             ).pk
             for channel, recipients in targets
         ]
-        transaction.on_commit(lambda: tasks.enqueue_deliveries(ids))
+        transaction.on_commit(lambda: (delivery.send_soon(ids), tasks.enqueue_deliveries(ids)))
     return notification
 
 

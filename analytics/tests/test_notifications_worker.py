@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from analytics.notifications import services
-from analytics.notifications.models import NotificationChannel, Subscription
-from analytics.tests.notification_support import SECRET, queued_deliveries
+from analytics.notifications.models import Delivery, NotificationChannel, Subscription
+from analytics.tests.notification_support import SECRET, queued_deliveries, run_queued_deliveries
 from failover.tests.engine_factories import add_approval_levels, three_app_plan
 from failover.tests.engine_support import start, stop, subprocess_env, wait_for
 
@@ -55,3 +55,28 @@ def test_an_approval_request_reaches_the_approvers_through_a_real_worker(
     assert message.json["data"]["execution"]["id"] == response.json()["id"]
     assert smtp_server.envelopes == [("drplan@localhost", ["approver@example.com"])]  # admin has no address
     print(f"\napproval request: webhook {webhook_latency:.2f} s, webhook and e-mail {arrived:.2f} s after the trigger")
+
+
+def test_with_every_worker_busy_the_approval_request_is_sent_from_the_triggering_process(
+    receiver, users, api_for, settings
+):
+    """No django-q worker runs (as when each one coordinates a failover): the web process that created the
+    request makes the first attempt itself; the queued task, run later, finds it sent and sends nothing."""
+    settings.NOTIFY_SEND_FROM_PROCESS = True
+    plan, _ = three_app_plan(approval_timeout_seconds=600)
+    add_approval_levels(plan, ("approver", 1))
+    hook = NotificationChannel.objects.create(name="approvers-hook", kind="webhook", url=receiver.url)
+    services.save_channel_secret(hook, SECRET)
+    Subscription.objects.create(plan=plan, role="approver", event_kinds=["approval_waiting"], channel=hook)
+
+    response = api_for("operator").post(f"{API}/failover", {"plan": plan.plan_id, "reason": "DC maintenance"})
+    assert response.status_code == 201 and response.json()["status"] == "awaiting_approval", response.content
+    wait_for(lambda: receiver.received, timeout=30, interval=0.02)
+    wait_for(lambda: Delivery.objects.get().status == "delivered", timeout=30)
+    message = receiver.received[0]
+    assert message.verified and message.json["kind"] == "approval_waiting"
+    assert message.json["data"]["execution"]["id"] == response.json()["id"]
+
+    assert run_queued_deliveries() == [f"delivery #{Delivery.objects.get().pk}: not pending or not due"]
+    assert len(receiver.received) == 1
+    assert Delivery.objects.get().attempts == 1
