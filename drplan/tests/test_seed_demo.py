@@ -240,3 +240,18 @@ def test_demo_runbooks_are_approved_level_by_level_by_people_who_did_not_write_t
     seed()
     assert AuditEntry.objects.count() == before
     assert RunbookVersion.objects.get(pk=pending.pk).status == VersionStatus.PENDING_APPROVAL
+
+
+def test_the_demo_has_alert_rules_and_subscriptions_on_a_channel() -> None:
+    from analytics.notifications.models import AlertRule, NotificationChannel, Subscription
+
+    seed()
+    channel = NotificationChannel.objects.get(name="dr-oncall-mail")
+    assert (channel.kind, channel.recipients, channel.enabled) == ("email", ["dr-oncall@northwind.example"], True)
+    rules = {r.name: r for r in AlertRule.objects.all()}
+    assert {(r.metric, r.scope) for r in rules.values()} >= {("rpo_seconds", "application"), ("rpo_seconds", "plan")}
+    assert all(list(r.channels.all()) == [channel] for r in rules.values())
+    assert rules["Orders DB RPO above 60 s"].application.slug == "orders-db"
+    approvals = Subscription.objects.get(event_kinds=["approval_waiting"])
+    assert (approvals.role, approvals.plan, approvals.channel) == ("approver", None, channel)
+    assert AuditEntry.objects.filter(object_type="analytics.alertrule", action="create").count() == len(rules)

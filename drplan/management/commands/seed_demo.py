@@ -430,6 +430,34 @@ class Seeder:
             demo.seed_history(Monitor.objects.get(slug=spec["slug"]), spec.get("history") or {}, now)
         violations.evaluate(now)
 
+    def seed_notifications(self) -> None:
+        """The demo's e-mail channel, alert rules on its monitored applications and subscriptions to the events
+        people act on (analytics/notifications/), keyed by name, audited like every demo row."""
+        from analytics.notifications.models import AlertRule, NotificationChannel, Subscription
+
+        spec = self.data.get("notifications") or {}
+
+        def related(item: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "plan": self.plans[item["plan"]] if item.get("plan") else None,
+                "application": Application.objects.get(slug=item["application"]) if item.get("application") else None,
+            }
+
+        channels = {
+            item["name"]: self.upsert(
+                NotificationChannel, {"name": item["name"]}, {k: v for k, v in item.items() if k != "name"}
+            )
+            for item in spec.get("channels", [])
+        }
+        for item in spec.get("alert_rules", []):
+            values = {k: v for k, v in item.items() if k not in ("name", "channels", "plan", "application")}
+            rule = self.upsert(AlertRule, {"name": item["name"]}, {**values, **related(item)})
+            self.set_m2m(rule, "channels", [channels[name] for name in item["channels"]])
+        for item in spec.get("subscriptions", []):
+            values = {k: v for k, v in item.items() if k not in ("name", "channel", "plan")}
+            plan = {"plan": related(item)["plan"]}
+            self.upsert(Subscription, {"name": item["name"]}, {**values, **plan, "channel": channels[item["channel"]]})
+
     def seed_runbook_templates(self) -> list[str]:
         """Import every runbook template; the import is idempotent for an unchanged document."""
         from runbooks.services import import_runbook_text
@@ -485,6 +513,7 @@ class Seeder:
         self.seed_impact_analyses()
         self.seed_secrets()
         self.seed_monitors()
+        self.seed_notifications()
         runbooks = self.seed_runbook_templates()
         self.demo_runbooks = self.seed_demo_runbooks()
         if self.reports:
