@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -72,6 +74,38 @@ def send(delivery: Delivery, attempt: int) -> Outcome:
     return Outcome(outcome.success, outcome.status_code, outcome.error[:MAX_ERROR_LENGTH], round(elapsed, 1))
 
 
+def forbidden_address(address: str) -> str | None:
+    """Why a webhook may not be sent to this IP address, or None. Link-local addresses hold the cloud
+    instance-metadata services (169.254.169.254: credentials of the machine DRPlan runs on); unspecified,
+    multicast and reserved addresses are never a receiver. Loopback and private addresses are allowed:
+    receivers inside the organisation's network are the usual case."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    for test, why in (
+        (ip.is_link_local, "link-local (cloud instance metadata)"),
+        (ip.is_unspecified, "unspecified"),
+        (ip.is_multicast, "multicast"),
+        (ip.is_reserved, "reserved"),
+    ):
+        if test:
+            return f"{address} is a {why} address"
+    return None
+
+
+def _refusal(host: str, port: int) -> str | None:
+    """Why no POST goes to host: an address it resolves to is forbidden; None when all are allowed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # the connection attempt reports the resolution error
+    for info in infos:
+        address = str(info[4][0])
+        if why := forbidden_address(address):
+            return f"refused: {why}" if address == host.strip("[]") else f"refused: {host} resolves to {why}"
+    return None
+
+
 def _post(delivery: Delivery, attempt: int) -> Outcome:
     channel = delivery.channel
     secret = get_secret_value(channel.secret_name)
@@ -89,6 +123,8 @@ def _post(delivery: Delivery, attempt: int) -> Outcome:
     parts = urlsplit(channel.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host, port = parts.hostname or "", parts.port
+    if refusal := _refusal(host, port or (443 if parts.scheme == "https" else 80)):
+        return Outcome(False, None, refusal)
     if parts.scheme == "https":
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
             host, port, timeout=channel.timeout_seconds, context=ssl.create_default_context()

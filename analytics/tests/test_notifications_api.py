@@ -105,6 +105,17 @@ def test_a_bad_alert_rule_is_a_400_naming_the_field_and_stores_nothing(world, ap
         ({"name": "h", "kind": "webhook", "url": "file:///etc/passwd", "secret": "x" * 16}, "url", "http"),
         ({"name": "h", "kind": "webhook", "url": "example.com/x", "secret": "x" * 16}, "url", "http"),
         ({"name": "h", "kind": "webhook", "url": "https://u:p@example.com/", "secret": "x" * 16}, "url", "credentials"),
+        (
+            {"name": "h", "kind": "webhook", "url": "http://169.254.169.254/latest/", "secret": "x" * 16},
+            "url",
+            "metadata",
+        ),
+        (
+            {"name": "h", "kind": "webhook", "url": "http://[::ffff:169.254.169.254]/", "secret": "x" * 16},
+            "url",
+            "link",
+        ),
+        ({"name": "h", "kind": "webhook", "url": "http://0.0.0.0:8080/", "secret": "x" * 16}, "url", "unspecified"),
         ({"name": "h", "kind": "webhook", "url": "https://example.com/"}, "secret", "needs a signing secret"),
         ({"name": "h", "kind": "webhook", "url": "https://example.com/", "secret": "short"}, "secret", "16"),
         ({"name": "h", "kind": "webhook", "secret": "x" * 16}, "url", "needs its http(s) URL"),

@@ -201,3 +201,14 @@ def test_the_secret_never_appears_in_the_api_the_audit_log_or_the_logs(
     assert "notification delivery" in caplog.text  # the failed attempt was logged, without it
     assert admin.delete(f"{API}/notifications/channels/ops-webhook").status_code == 204
     assert not Secret.objects.filter(name=channel.secret_name).exists()
+
+
+@pytest.mark.django_db
+def test_a_webhook_to_the_cloud_metadata_address_is_refused_without_a_connection(receiver):
+    """A channel stored before the check (or whose URL names a host that resolves there) never POSTs there."""
+    channel = webhook(receiver)
+    NotificationChannel.objects.filter(pk=channel.pk).update(url="http://169.254.169.254/latest/meta-data/")
+    sent = services.send_test_message(NotificationChannel.objects.get(pk=channel.pk), None)
+    outcome = delivery.deliver(sent.pk)
+    assert "attempt 1 failed: refused: 169.254.169.254 is a link-local (cloud instance metadata) address" in outcome
+    assert sent.attempts_made.get().status_code is None

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from analytics.notifications.channels import forbidden_address
 from analytics.notifications.choices import EVENT_KINDS, ChannelKind, Metric, Scope
 from analytics.notifications.models import (
     AlertRule,
@@ -39,6 +40,12 @@ def validate_http_url(value: str) -> None:
         raise serializers.ValidationError("Enter an http:// or https:// URL.")
     if parts.username or parts.password:
         raise serializers.ValidationError("Put no credentials in the URL; the channel's secret signs each request.")
+    try:
+        why = forbidden_address(parts.hostname or "")
+    except ValueError:  # a host name: its addresses are checked before each POST
+        why = None
+    if why:
+        raise serializers.ValidationError(f"Webhooks are never sent there: {why}.")
 
 
 class ChannelSerializer(StrictModelSerializer):
