@@ -27,6 +27,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -409,3 +410,28 @@ def provenance(version: RunbookVersion) -> dict[str, Any] | None:
     """{slug, version, strategy} of the template a version was made from, else None."""
     record = RunbookImport.objects.filter(version=version, source_format=SOURCE_FORMAT).first()
     return (record.report or {}).get("template") if record is not None else None
+
+
+RunFinder = Callable[[list[int]], dict[str, Any] | None]
+_run_finder: RunFinder | None = None
+
+
+def install_run_finder(finder: RunFinder | None) -> None:
+    """The seam drplan/wiring.py fills: version ids → their last completed real execution (runbooks does not
+    import failover): failover.selectors.last_completed_real_run."""
+    global _run_finder
+    _run_finder = finder
+
+
+def last_verified_run(slug: str) -> dict[str, Any] | None:
+    """{rto_seconds, finished_at, execution} of the last completed real (not dry-run) execution, in this
+    installation, of a runbook version made from template `slug` (alone or in a plan); None when there is none
+    (or no finder is installed)."""
+    versions = list(
+        RunbookVersion.objects.filter(
+            import_record__source_format=SOURCE_FORMAT, import_record__report__template__slug=slug
+        ).values_list("pk", flat=True)
+    )
+    if _run_finder is None or not versions:
+        return None
+    return _run_finder(versions)
