@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -205,8 +208,94 @@ def postgres_active_passive(root: Path) -> Iterator[TemplateTarget]:
             )
 
 
+# ----------------------------------------------------------------------------- the DR lab's own templates
+@contextlib.contextmanager
+def _lab(root: Path) -> Iterator[dict[str, Any]]:
+    """The DR lab (lab/cluster.py: PostgreSQL pair, Redis pair, the orders app writing through them), with its
+    nodes reached over SSH (the lab's sshd) as the templates expect; stopped by pid on exit."""
+    import pytest
+
+    from core.localservers import sshd
+    from lab import cluster
+
+    if not sshd.available():
+        pytest.skip(f"Debian's openssh-server is not installed ({sshd.SSHD}); run scripts/ensure_sshd.sh")
+    lab_root = root / "lab"
+    previous = os.environ.get("DRPLAN_LAB_DIR")
+    os.environ["DRPLAN_LAB_DIR"] = str(lab_root)
+    try:
+        yield cluster.up(root=lab_root, ssh=True, log=lambda _: None)
+    finally:
+        try:
+            cluster.down(root=lab_root, log=lambda _: None)
+        finally:
+            if previous is None:
+                os.environ.pop("DRPLAN_LAB_DIR", None)
+            else:
+                os.environ["DRPLAN_LAB_DIR"] = previous
+            shutil.rmtree(lab_root, ignore_errors=True)
+
+
+def _lab_target(slug: str, state: dict[str, Any], verify: Callable[[], None]) -> TemplateTarget:
+    """The lab's parameters and secrets, as `manage.py lab up` stores them, limited to what `slug` declares."""
+    from lab.setup import lab_parameters, secret_values
+    from runbooks import library
+
+    template = library.get_template(slug)
+    declared = {p["name"] for p in template.parameters()}
+    return TemplateTarget(
+        params={name: value for name, value in lab_parameters(state).items() if name in declared},
+        secrets={name: value for name, (value, _) in secret_values(state).items() if name in template.secrets},
+        verify=verify,
+    )
+
+
+def _app_status(state: dict[str, Any], wait_ack: float = 20) -> dict[str, Any]:
+    from lab.cluster import app_url
+
+    with urllib.request.urlopen(f"{app_url(state)}/status?wait_ack={wait_ack}", timeout=wait_ack + 10) as answer:
+        return json.loads(answer.read())
+
+
+@contextlib.contextmanager
+def postgres_failover(root: Path) -> Iterator[TemplateTarget]:
+    """The lab serving orders from pg1, pg2 streaming; the template fails over to pg2 (fence, promote, the loss
+    read over SSH with pg_waldump, the app repointed)."""
+    with _lab(root) as state:
+        pg2 = state["postgres"]["pg2"]
+
+        def verify() -> None:
+            assert pg.query(pg2["port"], "SELECT pg_is_in_recovery()", dbname="postgres", timeout=5) == [(False,)]
+            status = _app_status(state)
+            assert status["switch"]["verified"] is True, status
+
+        yield _lab_target("postgres-failover", state, verify)
+
+
+@contextlib.contextmanager
+def redis_failover(root: Path) -> Iterator[TemplateTarget]:
+    """The lab's Redis pair with the app writing through redis1; the template switches over to redis2."""
+    import redis
+
+    with _lab(root) as state:
+        port = state["redis"]["redis2"]["port"]
+
+        def verify() -> None:
+            from lab.state import read_route
+
+            with redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) as client:
+                assert client.info("replication")["role"] == "master"
+            route = read_route(root / "lab")["redis"]
+            assert (route.get("node"), route.get("epoch")) == ("redis2", 2), route  # repointed once, to redis2
+            _app_status(state)  # the app acknowledges orders again (200, else HTTPError 503)
+
+        yield _lab_target("redis-failover", state, verify)
+
+
 TARGETS: dict[str, TargetFactory] = {
     "postgres-backup-restore": postgres_backup_restore,
     "postgres-pilot-light": postgres_pilot_light,
     "postgres-active-passive": postgres_active_passive,
+    "postgres-failover": postgres_failover,
+    "redis-failover": redis_failover,
 }
