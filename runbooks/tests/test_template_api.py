@@ -117,8 +117,9 @@ def test_only_runbook_authors_may_use_a_template(api_for, my_secrets, role) -> N
     assert _stored() == (0, 0, 0)
 
 
-def test_admin_may_use_a_template(api_for, my_secrets) -> None:
-    assert api_for("admin").post(USE, {"slug": "orders-ap", "secrets": MAPPING}, format="json").status_code == 201
+def test_admin_may_use_a_template_as_the_readme_shows(api_for, my_secrets) -> None:
+    response = api_for("admin").post(USE.rstrip("/"), {"slug": "orders-ap", "secrets": MAPPING}, format="json")
+    assert response.status_code == 201
 
 
 @pytest.mark.parametrize(
