@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +50,9 @@ def test_the_list_says_what_each_template_ran_against(api_for) -> None:
     assert item["steps"] == 7 and item["category"] == "restore"
     assert [p["name"] for p in item["parameters"]][:2] == ["backup_dir", "data_dir"]
     assert item["last_run"] is None
-    assert found["orders-db-failover"]["dry_run_only"] is True
+    shipped = json.loads(library.RECORD_FILE.read_text())["postgres-backup-restore"]
+    assert item["shipped_record"] == shipped and shipped["rto_seconds"] > 0  # bench/templates.py's reference run
+    assert found["orders-db-failover"]["dry_run_only"] is True and found["orders-db-failover"]["shipped_record"] is None
     assert {i["strategy"] for i in found.values()} >= {"backup_restore", "pilot_light", "active_passive", "replication"}
 
 
@@ -200,7 +203,7 @@ def test_the_catalogue_page_lists_the_templates(client, users) -> None:
     html = response.content.decode()
     for template in library.all_templates():
         assert template.name in html
-    assert "Backup and restore" in html and "dry run only" in html
+    assert "Backup and restore" in html and "dry run only" in html and "Reference run (shipped)" in html
     assert 'action="/runbooks/templates/postgres-pilot-light/use/"' in html
     client.force_login(users["viewer"])
     html = client.get("/runbooks/templates/").content.decode()
