@@ -10,8 +10,10 @@ runbook document parser never sees (`split` takes it off first):
       tested_by: runbooks/tests/test_template_runs.py::test_…[slug]   # the pytest node id that runs it
       secrets: {pg_primary: "DSN of the primary …"}  # every secret the document references, with what it holds
 
-The block is checked strictly (`TemplateError`, naming the file and the key): exactly these keys, a known
-strategy, and `secrets` naming exactly the secrets the document references (`secret_references`).
+A template only ever dry-run (the demo organisation's, for example hosts) says so in run_against ("dry run
+only …"); the catalogue marks it. The block is checked strictly (`TemplateError`, naming the file and the
+key): exactly these keys, a known strategy, and `secrets` naming exactly the secrets the document
+references (`secret_references`).
 
 "Use template" (`use_template`) makes a DRAFT runbook version from a template, with the template's secret
 names replaced by the user's own (`rebind_secrets`) and its provenance (template slug, version, file hash and
