@@ -17,7 +17,7 @@ from failover.api.urls import router as failover_router
 from failover.api.urls import urlpatterns as failover_urlpatterns
 from plans.api.urls import router as plans_router
 from runbooks.api.urls import router as runbooks_router
-from runbooks.views import builder_edit, builder_new
+from runbooks.views import builder_edit, builder_new, template_catalogue, template_use
 
 api_router = api_root_router(
     plans_router,
@@ -48,6 +48,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("builder/runbooks/new/", builder_new, name="runbook-builder-new"),
     path("builder/runbooks/<slug:slug>/", builder_edit, name="runbook-builder"),
+    path("runbooks/templates/", template_catalogue, name="runbook-templates"),
+    path("runbooks/templates/<slug:slug>/use/", template_use, name="runbook-template-use"),
     path("api/v1/dr/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

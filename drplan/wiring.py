@@ -24,10 +24,12 @@ from analytics.monitoring import services as monitoring
 from analytics.notifications import services as notifications
 from failover import approvals, tasks
 from failover import estimates as console_estimates
+from failover import selectors as failover_selectors
 from failover.engine import hooks
 from lab import hooks as lab_hooks
 from mlservice import client
 from plans import costs, predictions
+from runbooks import library
 
 
 def engine_hooks() -> hooks.EngineHooks:
@@ -48,3 +50,4 @@ def connect() -> None:
     whatif_estimates.install(client.estimate_recovery_time)
     console_estimates.install(client.estimate_remaining_recovery)
     lab_hooks.install(monitoring.ensure_lab_monitors)
+    library.install_run_finder(failover_selectors.last_completed_real_run)

@@ -60,3 +60,23 @@ def last_measured_rpo(plan_pk: int) -> float | None:
         .first()
     )
     return latest
+
+
+def last_completed_real_run(version_ids: list[int]) -> dict | None:
+    """{rto_seconds, finished_at, execution} of the newest completed, real (not dry-run) execution with a
+    measured RTO that ran one of these runbook versions (on its own or composed into a plan); else None.
+    The template library's "last verified run" (runbooks.library, installed by drplan/wiring.py)."""
+    from django.db.models import Q
+
+    if not version_ids:
+        return None
+    found = (
+        FailoverExecution.objects.filter(status="completed", dry_run=False, actual_rto_seconds__isnull=False)
+        .filter(Q(runbook_version_id__in=version_ids) | Q(step_runs__runbook_step__version_id__in=version_ids))
+        .order_by("-finished_at", "-pk")
+        .values("pk", "actual_rto_seconds", "finished_at")
+        .first()
+    )
+    if found is None:
+        return None
+    return {"rto_seconds": found["actual_rto_seconds"], "finished_at": found["finished_at"], "execution": found["pk"]}

@@ -112,7 +112,9 @@ def lab_document(template: Path, state: dict[str, Any]) -> dict[str, Any]:
     versioned `<version>-lab.<UTC time>.<hash of the content>`."""
     import yaml
 
-    doc = yaml.safe_load(template.read_text())
+    from runbooks.library import document_of
+
+    doc = document_of(template) if template.parent == GENERIC_TEMPLATES else yaml.safe_load(template.read_text())
     values = lab_parameters(state)
     for name, spec in (doc.get("parameters") or {}).items():
         if name in values:

@@ -73,6 +73,11 @@ register_action(
                 "argv": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
                 "cwd": {"type": "string"},
                 "env": _STRING_MAP,
+                "user": {
+                    "type": "string",
+                    "description": "OS user to run the command as, e.g. postgres (the worker must be root, or that "
+                    "user); empty or absent: the worker's own user.",
+                },
                 "expected_exit_codes": {
                     "type": "array",
                     "minItems": 1,

@@ -12,7 +12,8 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from core.admin_mixins import human_duration
 from core.exceptions import InvalidInput
@@ -125,3 +126,71 @@ def builder_edit(request: HttpRequest, slug: str) -> HttpResponse:
         "can_submit": request.user.has_perm(CHANGE) and version is not None and version.status == VersionStatus.DRAFT,
     }
     return render(request, "runbooks/builder.html", context)
+
+
+# --- The template library (/runbooks/templates/) -------------------------------------
+
+
+def _catalogue(request: HttpRequest, *, error: Any = None, form: dict[str, Any] | None = None, status: int = 200):
+    from core.models import Secret
+    from plans.models import Application
+    from runbooks import library
+    from runbooks.api.template_views import template_data
+
+    can_use = request.user.has_perm(ADD)
+    groups: dict[str, list[dict[str, Any]]] = {label: [] for label in library.STRATEGIES.values()}
+    for template in library.all_templates():
+        groups[template.strategy_label].append(template_data(template))
+    context = {
+        "groups": [(label, items) for label, items in groups.items() if items],
+        "can_use": can_use,
+        "secret_names": list(Secret.objects.order_by("name").values_list("name", flat=True)) if can_use else [],
+        "applications": list(Application.objects.order_by("slug").values_list("slug", "name")) if can_use else [],
+        "error": error,
+        "form": form or {},
+    }
+    return render(request, "runbooks/templates.html", context, status=status)
+
+
+@login_required
+def template_catalogue(request: HttpRequest) -> HttpResponse:
+    """Every template of the library: its strategy, what it ran against, its last verified run; authors get a
+    "use template" form (new runbook slug, application, the template's secrets bound to their own)."""
+    if not request.user.has_perm(VIEW):
+        raise PermissionDenied("You need the runbooks.view_runbook permission.")
+    return _catalogue(request)
+
+
+@login_required
+@require_POST
+def template_use(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST from the catalogue: a draft runbook from the template (runbooks.library.use_template), then its
+    builder page. A refused input re-renders the catalogue with the message naming the field (400)."""
+    from core import audit
+    from core.exceptions import DomainError
+    from runbooks import library
+
+    if not request.user.has_perm(ADD):
+        raise PermissionDenied("You need the runbooks.add_runbook permission to create runbooks.")
+    template = library.get_template(slug) if slug in {t.slug for t in library.all_templates()} else None
+    if template is None:
+        raise Http404(f"No runbook template {slug!r}.")
+    secrets = {name: request.POST.get(f"secret-{name}", "") for name in template.secrets}
+    form = {"template": slug, "slug": request.POST.get("slug", ""), "application": request.POST.get("application", "")}
+    try:
+        version = library.use_template(
+            slug,
+            runbook_slug=form["slug"].strip(),
+            application=form["application"] or None,
+            secrets={name: value for name, value in secrets.items() if value},
+            actor=request.user,
+            auth_method=audit.auth_method_of(request),
+        )
+    except DomainError as exc:
+        return _catalogue(
+            request,
+            error={"template": slug, "message": exc.message, "field": exc.field},
+            form=form,
+            status=409 if exc.status_code == 409 else 400,
+        )
+    return redirect("runbook-builder", slug=version.runbook.slug)

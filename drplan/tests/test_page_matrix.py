@@ -55,6 +55,8 @@ PAGES: dict[str, tuple[str, dict[str | None, object]]] = {
     "execution console state": ("/console/executions/{execution}/state/", EVERY_ROLE),
     "runbook builder, new": ("/builder/runbooks/new/", only("approver", "admin")),
     "runbook builder, edit": ("/builder/runbooks/test-failover/", EVERY_ROLE),
+    "runbook templates": ("/runbooks/templates/", EVERY_ROLE),
+    "use a runbook template (POST only)": ("/runbooks/templates/test-failover/use/", POST_ONLY),
     "plans": ("/plans/", EVERY_ROLE),
     "plan": ("/plans/{plan}/", EVERY_ROLE),
     "plan operation (confirmation)": ("/plans/{plan}/run/{operation}/", EVERY_ROLE),

@@ -143,3 +143,23 @@ def test_output_lines_from_chunks_keep_the_same_bounds():
     assert logged == ["one", "two", "x" * MAX_LINE_BYTES + " …[line truncated]", "last"]
     assert lines.count == 4
     assert lines.text == "\n".join(logged)
+
+
+def test_user_runs_the_command_as_that_os_user():
+    import pwd
+
+    import pytest
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    same = run_action("shell", {"argv": ["id", "-un"], "user": me}, _ctx())
+    assert same.ok and same.output["stdout"] == me  # already that user: nothing to switch
+    assert run_action("shell", {"argv": ["id", "-un"], "user": ""}, _ctx()).output["stdout"] == me
+    missing = run_action("shell", {"argv": ["id", "-un"], "user": "no-such-user-x"}, _ctx())
+    assert not missing.ok and missing.error == "shell: no such OS user 'no-such-user-x' on this machine"
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user needs root")
+    from core.localservers.procs import server_user
+
+    user = server_user()  # pgserver's unprivileged user (its own group, as run_process expects)
+    other = run_action("shell", {"argv": ["id", "-un"], "user": user}, _ctx())
+    assert other.ok and other.output["stdout"] == user

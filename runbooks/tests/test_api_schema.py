@@ -8,8 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
+from runbooks import library
 from runbooks.api.schema import runbook_document_schema
 
 TEMPLATES = sorted((Path(__file__).resolve().parents[1] / "templates").glob("*.yaml"))
@@ -34,12 +34,12 @@ def test_the_document_schema_is_openapi_3_0():
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.stem)
 def test_every_template_is_a_document_of_the_schema(template):
     validator = jsonschema.Draft4Validator(_as_json_schema(runbook_document_schema()))
-    validator.validate(yaml.safe_load(template.read_text()))
+    validator.validate(library.document_of(template))
 
 
 def test_what_the_schema_refuses():
     validator = jsonschema.Draft4Validator(_as_json_schema(runbook_document_schema()))
-    document = yaml.safe_load(TEMPLATES[0].read_text())
+    document = library.document_of(TEMPLATES[0])
     for broken in (
         {**document, "version": "one"},
         {**document, "steps": []},

@@ -13,11 +13,19 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from core.models import AuditEntry
-from runbooks import documents
+from runbooks import documents, library
 from runbooks.models import RunbookVersion
 from runbooks.tests.factories import row_counts
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "orders-db-failover.yaml"
+LIBRARY_FILE = Path(__file__).resolve().parent.parent / "templates" / "orders-db-failover.yaml"
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    """The library file as a plain runbook document (its `template:` block taken off by the library)."""
+    path = tmp_path / "orders-db-failover.yaml"
+    path.write_text(library.document_text(LIBRARY_FILE))
+    return path
 
 
 def run(*args: str) -> str:
@@ -26,20 +34,20 @@ def run(*args: str) -> str:
     return out.getvalue()
 
 
-def test_import_then_export(applications, tmp_path: Path) -> None:
-    output = run("import", str(TEMPLATE))
+def test_import_then_export(applications, tmp_path: Path, template: Path) -> None:
+    output = run("import", str(template))
     version = RunbookVersion.objects.get()
     rid = version.runbook_id
     assert output.strip() == f"Imported: runbook orders-db-failover (id {rid}) version 1.0.0 [draft]"
     entry = AuditEntry.objects.get(action="import")
     assert entry.auth_method == "cli"
-    assert json.loads(run("import", str(TEMPLATE), "--json")) == {
+    assert json.loads(run("import", str(template), "--json")) == {
         "runbook": {"id": rid, "slug": "orders-db-failover", "name": "Orders database failover"},
         "version": {"id": version.pk, "version": "1.0.0", "status": "draft"},
         "created": False,
-        "content_hash": documents.content_hash(documents.normalise(yaml.safe_load(TEMPLATE.read_text()))),
+        "content_hash": documents.content_hash(documents.normalise(yaml.safe_load(template.read_text()))),
     }
-    expected = documents.normalise(yaml.safe_load(TEMPLATE.read_text()))
+    expected = documents.normalise(yaml.safe_load(template.read_text()))
     assert yaml.safe_load(run("export", "orders-db-failover")) == expected
     assert json.loads(run("export", str(rid), "--format", "json", "--version", "1.0.0")) == expected
 
@@ -49,8 +57,8 @@ def test_import_then_export(applications, tmp_path: Path) -> None:
     assert "runbook orders-copy" in run("import", str(path))
 
 
-def test_import_user_is_the_author(applications, users) -> None:
-    run("import", str(TEMPLATE), "--user", "approver")
+def test_import_user_is_the_author(applications, users, template: Path) -> None:
+    run("import", str(template), "--user", "approver")
     assert AuditEntry.objects.get(action="import").actor_username == "approver"
 
 

@@ -69,11 +69,9 @@ def test_a_cycle_is_refused_naming_its_steps() -> None:
 
 
 def test_the_lab_failover_template_has_a_positive_total() -> None:
-    from runbooks import documents
+    from runbooks import documents, library
 
-    doc = documents.parse_document(
-        (Path(__file__).resolve().parents[1] / "templates" / "orders-db-failover.yaml").read_text()
-    )
+    doc = library.document_of(Path(__file__).resolve().parents[1] / "templates" / "orders-db-failover.yaml")
     steps, seconds = critical_path(doc)
     assert steps and set(steps) <= {s["id"] for s in doc["steps"]}
     # Every step on the path needs the one before it.

@@ -205,9 +205,23 @@ def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     expected = params.get("expected_exit_codes") or [0]
     grace = float(params.get("kill_grace_seconds", KILL_GRACE_SECONDS))
     lines = OutputLines(ctx)
+    from failover.engine.actions.commands import CommandError, _user_to_switch_to  # commands imports this module
+
+    try:
+        switch_to = _user_to_switch_to(params.get("user") or None)
+    except CommandError as exc:
+        return ActionResult(False, error=f"shell: {exc}")
+    user = switch_to.pw_name if switch_to else None
     try:
         finished = run_process(
-            argv, ctx, lines.add, env=env, cwd=params.get("cwd") or None, timeout=ctx.timeout, grace=grace
+            argv,
+            ctx,
+            lines.add,
+            env=env,
+            cwd=params.get("cwd") or ("/" if user else None),
+            user=user,
+            timeout=ctx.timeout,
+            grace=grace,
         )
     except (OSError, ValueError) as exc:
         return ActionResult(False, error=f"could not start {argv[0]!r}: {exc}")
