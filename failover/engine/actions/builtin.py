@@ -4,6 +4,7 @@ from failover.engine.actions import (  # noqa: F401
     ansible,
     aws,
     basic,
+    haproxy,
     http,
     postgres,
     python_call,
