@@ -63,7 +63,7 @@ class _Site(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:
         time.sleep(0.005 if self.path != "/health" else 0)  # a request takes a moment: drain has work to wait for
         body = self.site.encode()
         self.send_response(200)

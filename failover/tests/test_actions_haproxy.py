@@ -50,10 +50,13 @@ def test_schemas_refuse_bad_parameters() -> None:
         return [e.message for e in get_action(action).validator.iter_errors(params)]
 
     base = {"runtime_api": "/run/haproxy.sock", "backend": "app"}
-    assert errors("haproxy.set_weight", {**base, "weights": {"a": 257}})
-    assert errors("haproxy.set_weight", {**base, "weights": {}})
-    assert errors("haproxy.set_weight", {**base, "weights": {"a b": 1}})
-    assert errors("haproxy.set_weight", {**base, "weights": {"a": "{{ params.w }}"}}) == []
+    assert errors("haproxy.set_weight", {**base, "weights": [{"server": "a", "weight": 257}]})
+    assert errors("haproxy.set_weight", {**base, "weights": []})
+    assert errors("haproxy.set_weight", {**base, "weights": [{"server": "a b", "weight": 1}]})
+    assert (
+        errors("haproxy.set_weight", {**base, "weights": [{"server": "{{ params.s }}", "weight": "{{ params.w }}"}]})
+        == []
+    )
     assert errors("haproxy.set_state", {**base, "server": "a", "state": "down"})
     assert errors("haproxy.set_state", {**base, "server": "a;shutdown", "state": "drain"})
     assert errors("haproxy.server_status", {"backend": "app"})  # no runtime API
@@ -87,7 +90,11 @@ def test_set_weight_shifts_traffic_over_tcp_from_a_secret(proxy: HAProxy) -> Non
     ctx = Ctx({"lb-api": proxy.api_address})
     client = Client(proxy).start()
     try:
-        params = {"runtime_api_secret": "lb-api", "backend": BACKEND, "weights": {"site-a": 0, "site-b": 100}}
+        params = {
+            "runtime_api_secret": "lb-api",
+            "backend": BACKEND,
+            "weights": [{"server": "site-a", "weight": 0}, {"server": "site-b", "weight": 100}],
+        }
         result = run_action("haproxy.set_weight", valid("haproxy.set_weight", params), ctx)
         assert result.ok, result.error
         assert result.output["previous"] == {"site-a": 100, "site-b": 0}
@@ -111,14 +118,23 @@ def test_set_weight_shifts_traffic_over_tcp_from_a_secret(proxy: HAProxy) -> Non
 
 def test_set_weight_changes_nothing_when_a_server_is_unknown(proxy: HAProxy) -> None:
     ctx = Ctx({})
-    params = {"runtime_api": proxy.socket, "backend": BACKEND, "weights": {"site-b": 50, "site-c": 50}}
+    params = {
+        "runtime_api": proxy.socket,
+        "backend": BACKEND,
+        "weights": [{"server": "site-b", "weight": 50}, {"server": "site-c", "weight": 50}],
+    }
     result = run_action("haproxy.set_weight", params, ctx)
     assert result.error == f"haproxy {proxy.socket}: backend '{BACKEND}' has no server site-c (servers: site-a, site-b)"
     assert proxy.weights() == {"site-a": 100, "site-b": 0}
-    result = run_action("haproxy.set_weight", {**params, "weights": {"site-b; shutdown sessions": 1}}, ctx)
+    result = run_action(
+        "haproxy.set_weight", {**params, "weights": [{"server": "site-b; shutdown sessions", "weight": 1}]}, ctx
+    )
     assert "is not an HAProxy name" in result.error
-    result = run_action("haproxy.set_weight", {**params, "weights": {"site-b": "300"}}, ctx)
+    result = run_action("haproxy.set_weight", {**params, "weights": [{"server": "site-b", "weight": "300"}]}, ctx)
     assert result.error == f"haproxy {proxy.socket}: weight '300' of server 'site-b' is not within 0-256"
+    twice = [{"server": "site-b", "weight": 1}, {"server": "site-b", "weight": 2}]
+    result = run_action("haproxy.set_weight", {**params, "weights": twice}, ctx)
+    assert result.error == f"haproxy {proxy.socket}: server 'site-b' is named twice in weights"
 
 
 def test_set_state_drains_and_readies_a_server(proxy: HAProxy) -> None:
@@ -181,7 +197,7 @@ def test_a_silent_runtime_api_times_out_and_a_cancel_ends_the_step(silent: int) 
     assert result.error == f"haproxy {HOST}:{silent}: show stat: timed out after 1s"
     ctx = Ctx({}, timeout=60)
     threading.Timer(0.5, ctx.cancelled.set).start()
-    result = run_action("haproxy.set_weight", {**params, "weights": {"a": 1}}, ctx)
+    result = run_action("haproxy.set_weight", {**params, "weights": [{"server": "a", "weight": 1}]}, ctx)
     assert result.error == f"haproxy {HOST}:{silent}: show stat: cancelled"
 
 

@@ -49,12 +49,16 @@ register_action(
             {
                 "backend": {**NAME, "description": "The backend's name."},
                 "weights": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "maxProperties": 64,
-                    "propertyNames": {"pattern": r"^[^\s/;#]+$"},
-                    "additionalProperties": WEIGHT,
-                    "description": "Server name -> weight (0-256; 0 takes no new traffic).",
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 64,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["server", "weight"],
+                        "properties": {"server": {**NAME, "description": "The server's name."}, "weight": WEIGHT},
+                    },
+                    "description": "The servers' new weights (0-256; 0 takes no new traffic), each server once.",
                 },
             },
         ),

@@ -2,7 +2,8 @@
 
     - id: shift-half
       action: haproxy.set_weight
-      with: {runtime_api: /run/haproxy/admin.sock, backend: app, weights: {site-b: 50, site-a: 50}}
+      with: {runtime_api: /run/haproxy/admin.sock, backend: app,
+             weights: [{server: site-b, weight: 50}, {server: site-a, weight: 50}]}
     - {id: drain-a, action: haproxy.set_state, with: {runtime_api_secret: lb-api, backend: app, server: site-a,
        state: drain, wait_drained: true}}
     - {id: b-up, action: haproxy.server_status, with: {runtime_api: "127.0.0.1:9999", backend: app,
@@ -216,14 +217,18 @@ def run_set_weight(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     def body(api: _RuntimeAPI) -> ActionResult:
         backend = _name(params.get("backend"), "backend")
         raw = params.get("weights")
-        if not isinstance(raw, dict) or not raw:
+        if not isinstance(raw, list) or not raw:
             raise _Failed(f"{api.label}: weights must name at least one server")
         weights: dict[str, int] = {}
-        for server, value in raw.items():
+        for entry in raw:
+            entry = entry if isinstance(entry, dict) else {}
+            server, value = _name(entry.get("server"), "server"), entry.get("weight")
             weight = _int(value, -1)
             if isinstance(value, bool) or not 0 <= weight <= 256:
                 raise _Failed(f"{api.label}: weight {value!r} of server '{server}' is not within 0-256")
-            weights[_name(server, "server")] = weight
+            if server in weights:
+                raise _Failed(f"{api.label}: server '{server}' is named twice in weights")
+            weights[server] = weight
         before = api.servers(backend)
         _unknown(api, backend, list(weights), before)
         # Raised weights first: the backend never has less capacity in between than before or after.
