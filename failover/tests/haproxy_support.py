@@ -7,7 +7,9 @@ the answers per site and the failures."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import http.client
+import io
 import shutil
 import signal
 import subprocess
@@ -73,9 +75,15 @@ class _Site(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # HAProxy's health checks reset their connections; nothing to report
+
+
 def _site(name: str) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((HOST, 0), type(f"Site_{name}", (_Site,), {"site": name}))
-    server.daemon_threads = True
+    server = _Quiet((HOST, 0), type(f"Site_{name}", (_Site,), {"site": name}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -108,6 +116,11 @@ class HAProxy:
     def weights(self) -> dict[str, int]:
         lines = self.command(f"show servers state {BACKEND}").splitlines()[2:]
         return {parts[3]: int(parts[7]) for parts in (line.split() for line in lines if line.strip())}
+
+    def status(self, server: str) -> str:
+        """The server's status in `show stat` (UP, DRAIN, MAINT ...)."""
+        rows = csv.DictReader(io.StringIO(self.command("show stat").removeprefix("# ")))
+        return next(row["status"] for row in rows if row["pxname"] == BACKEND and row["svname"] == server)
 
     def get(self, timeout: float = 10.0) -> str:
         connection = http.client.HTTPConnection(HOST, self.port, timeout=timeout)

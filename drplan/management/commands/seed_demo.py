@@ -432,11 +432,13 @@ class Seeder:
 
     def seed_runbook_templates(self) -> list[str]:
         """Import every runbook template; the import is idempotent for an unchanged document."""
-        from runbooks.services import import_runbook_text
+        from runbooks.services import import_runbook_document
 
         imported = []
         for path in sorted(TEMPLATES_DIR.glob("*.yaml")):
-            version = import_runbook_text(path.read_text(), fmt="yaml", actor=None, auth_method=AuthMethod.CLI)
+            document = yaml.safe_load(path.read_text())
+            document.pop("template", None)  # a library template's record, not part of the runbook document
+            version = import_runbook_document(document, actor=None, auth_method=AuthMethod.CLI)
             imported.append(f"{version} ({'new' if getattr(version, 'was_created', True) else 'unchanged'})")
         return imported
 
