@@ -71,3 +71,23 @@ register_action(
         },
     )
 )
+register_action(
+    ActionSpec(
+        "mariadb.check_writable",
+        "Check a MariaDB server takes writes: write a row (id 1, the time) into a heartbeat table, created if "
+        "missing, and read it back. Use the application's own user: read_only stops it, not an admin.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["dsn_secret", "table"],
+            "properties": {
+                "dsn_secret": DSN_SECRET,
+                "table": {
+                    "type": "string",
+                    "pattern": r"^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64})?$",
+                    "description": "The heartbeat table, db.table or table (in the DSN's database).",
+                },
+            },
+        },
+    )
+)

@@ -6,6 +6,7 @@ from failover.engine.actions import (  # noqa: F401
     basic,
     haproxy,
     http,
+    mariadb,
     postgres,
     python_call,
     redis_replication,
