@@ -84,7 +84,7 @@ register_action(
                 "dsn_secret": DSN_SECRET,
                 "table": {
                     "type": "string",
-                    "pattern": r"^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64})?$",
+                    "pattern": r"^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64})?$|^\s*\{\{.*\}\}\s*$",
                     "description": "The heartbeat table, db.table or table (in the DSN's database).",
                 },
             },

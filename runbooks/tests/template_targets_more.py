@@ -18,6 +18,7 @@ from typing import Any
 from failover.tests.aws_support import MotoServer, credentials
 from failover.tests.engine_support import wait_for
 from failover.tests.haproxy_support import BACKEND, HOST, Client, running_haproxy
+from failover.tests.mariadb_support import running_pair
 
 try:  # the shared shape (runbooks/tests/template_targets.py) once the library's first half is there
     from runbooks.tests.template_targets import TemplateTarget
@@ -65,6 +66,42 @@ def active_active_haproxy(root: Path) -> Iterator[TemplateTarget]:
             )
         finally:
             client.stop()
+
+
+@contextlib.contextmanager
+def mariadb_replication_failover(root: Path) -> Iterator[TemplateTarget]:
+    """A MariaDB primary and its GTID replica (caught up, read_only); the application wrote an order. verify():
+    the replica is a writable primary with every order, no longer replicating; the old primary is read_only
+    and refuses the application's writes."""
+    import pymysql
+
+    with running_pair() as pair:
+        pair.primary.query("INSERT INTO shop.orders (item) VALUES ('paid before the failover')", user="app")
+        orders = pair.primary.query("SELECT id, item FROM shop.orders ORDER BY id")
+
+        def verify() -> None:
+            assert pair.replica.query("SHOW SLAVE STATUS") == []
+            assert pair.replica.value("SELECT @@read_only") == 0
+            assert pair.replica.query("SELECT id, item FROM shop.orders ORDER BY id") == orders
+            pair.replica.query("INSERT INTO shop.orders (item) VALUES ('paid after the failover')", user="app")
+            assert pair.replica.value("SELECT count(*) FROM shop.drplan_heartbeat", user="app") == 1
+            assert pair.primary.value("SELECT @@read_only") == 1
+            try:
+                pair.primary.query("INSERT INTO shop.orders (item) VALUES ('split brain')", user="app")
+            except pymysql.err.OperationalError as exc:
+                assert exc.args[0] == 1290, exc  # ER_OPTION_PREVENTS_STATEMENT: --read-only
+            else:
+                raise AssertionError("the fenced old primary took a write")
+
+        yield TemplateTarget(
+            params={"max_lag_seconds": 5, "heartbeat_table": "shop.drplan_heartbeat"},
+            secrets={
+                "mariadb_primary": pair.primary.dsn(),
+                "mariadb_replica": pair.replica.dsn(),
+                "mariadb_replica_app": pair.replica.dsn("app"),
+            },
+            verify=verify,
+        )
 
 
 # --- AWS on moto's standalone server ------------------------------------------------------------------------
@@ -230,6 +267,7 @@ def aws_ec2_pilot_light(root: Path) -> Iterator[TemplateTarget]:
 
 TARGETS_MORE: dict[str, TargetFactory] = {
     "active-active-haproxy": active_active_haproxy,
+    "mariadb-replication-failover": mariadb_replication_failover,
     "aws-route53-failover": aws_route53_failover,
     "aws-rds-replica-promotion": aws_rds_replica_promotion,
     "aws-ec2-pilot-light": aws_ec2_pilot_light,

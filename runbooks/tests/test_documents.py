@@ -209,7 +209,12 @@ def test_action_registry() -> None:
     families = {
         "ansible": ["ansible.playbook"],
         "haproxy": ["haproxy.server_status", "haproxy.set_state", "haproxy.set_weight"],
-        "mariadb": ["mariadb.promote", "mariadb.replication_status", "mariadb.set_read_only"],
+        "mariadb": [
+            "mariadb.check_writable",
+            "mariadb.promote",
+            "mariadb.replication_status",
+            "mariadb.set_read_only",
+        ],
         "aws": ["aws.call", "aws.ec2_start", "aws.ec2_stop", "aws.rds_promote_read_replica", "aws.route53_failover"],
         "postgres": [
             "postgres.check_lag",
