@@ -22,7 +22,7 @@ from runbooks.models import RunbookVersion
 from runbooks.services import import_runbook_document
 from runbooks.tests.template_targets_more import TARGETS_MORE
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.realsystem]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STRATEGIES = {"backup_restore", "pilot_light", "active_passive", "active_active", "replication"}
@@ -47,6 +47,7 @@ def test_the_template_records_what_it_needs(slug: str) -> None:
     assert {name for name in meta["secrets"] if name in text} == set(meta["secrets"])
 
 
+@pytest.mark.realsystem
 @pytest.mark.parametrize("slug", sorted(TARGETS_MORE))
 def test_template_runs_against_real_servers(slug: str, tmp_path: Path) -> None:
     document, meta = load(slug)
@@ -75,3 +76,24 @@ def test_template_runs_against_real_servers(slug: str, tmp_path: Path) -> None:
         target.verify()
     assert execution.actual_rto_seconds is not None and execution.actual_rto_seconds > 0
     print(f"\n{slug}: measured RTO {execution.actual_rto_seconds:.2f}s")
+
+
+@pytest.mark.parametrize("slug", sorted(TARGETS_MORE))
+def test_the_template_dry_runs_as_seed_demo_imports_it(slug: str) -> None:
+    """What the demo holds: the document imported as a draft and dry-run with its defaults."""
+    document, _meta = load(slug)
+    version = import_runbook_document(document)
+    assert version.status == VersionStatus.DRAFT
+    execution = FailoverExecution.objects.create(
+        runbook_version=version,
+        execution_type="runbook",
+        status="pending",
+        dry_run=True,
+        triggered_at=timezone.now(),
+        parameters=validate_parameters([version], {}),
+    )
+    create_step_runs(execution, build_runbook_steps(version))
+    assert run_execution(execution.pk) == "completed", FailoverExecution.objects.get(pk=execution.pk).error
+    steps = StepRun.objects.filter(execution=execution)
+    assert set(steps.values_list("status", flat=True)) == {"skipped"}
+    assert steps.count() == len(document["steps"])
