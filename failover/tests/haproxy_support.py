@@ -192,8 +192,7 @@ def start_haproxy(root: Path) -> HAProxy:
             raise AssertionError(f"haproxy exited {proc.returncode}: {log.read_text()}")
         if not (port_open(port) and port_open(api_port) and Path(socket_path).exists()):
             return False
-        states = proxy.command("show stat")
-        return states.count(",UP,") >= 2  # both servers' health checks passed
+        return proxy.status("site-a") == proxy.status("site-b") == "UP"  # both servers' health checks passed
 
     try:
         wait_for(ready, timeout=30)
