@@ -55,6 +55,7 @@ test: lint
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_sshd.sh
 	bash scripts/ensure_haproxy.sh
+	bash scripts/ensure_mariadb.sh
 	# SQLite: the in-process tests in two processes (pytest-xdist: the 2 cores), then the tests that start
 	# real servers (PostgreSQL pairs, Redis, sshd, moto, the lab) and the browser tests, one at a time.
 	$(PY) -m pytest -n 2 -m "not realsystem and not lab and not pgpair and not cluster" --ignore=e2e

@@ -17,7 +17,13 @@ def test_documented_example_steps_match_their_schemas() -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.S)
     steps = [step for block in blocks for step in yaml.safe_load(block) or [] if isinstance(step, dict)]
     documented = {step["action"] for step in steps}
-    assert {"redis.replication_status", "redis.promote", "redis.replicaof", "redis.failover", "ssh.run"} <= documented
+    assert {"redis.replication_status", "redis.promote", "redis.replicaof", "redis.failover", "ssh.run"}
+    assert {"haproxy.set_weight", "haproxy.set_state", "haproxy.server_status"} <= documented
+    assert (
+        {"mariadb.replication_status", "mariadb.set_read_only", "mariadb.promote", "mariadb.check_writable"}
+        <= documented
+        <= documented
+    )
     for step in steps:
         spec = get_action(step["action"])
         assert spec is not None, step["action"]

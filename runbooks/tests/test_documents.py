@@ -199,6 +199,13 @@ def test_action_registry() -> None:
     # The infrastructure actions, by family (runbooks/action_schemas/).
     families = {
         "ansible": ["ansible.playbook"],
+        "haproxy": ["haproxy.server_status", "haproxy.set_state", "haproxy.set_weight"],
+        "mariadb": [
+            "mariadb.check_writable",
+            "mariadb.promote",
+            "mariadb.replication_status",
+            "mariadb.set_read_only",
+        ],
         "aws": ["aws.call", "aws.ec2_start", "aws.ec2_stop", "aws.rds_promote_read_replica", "aws.route53_failover"],
         "postgres": [
             "postgres.check_lag",
