@@ -46,7 +46,7 @@ def w1() -> dict[str, Any]:
     steps = [{"id": f"s{i:02d}", "action": "shell", "with": {"argv": ["true"]}} for i in range(50)]
     for i in range(1, 50):
         steps[i]["needs"] = [f"s{i - 1:02d}"]
-    return {"name": "W1 chain of 50 true", "slug": "bench-w1", "version": "1.0.0", "steps": steps}
+    return {"name": "W1 chain of 50 true", "slug": "bench-w1", "version": "1.0.0", "category": "test", "steps": steps}
 
 
 def w2() -> dict[str, Any]:
@@ -62,6 +62,7 @@ def w2() -> dict[str, Any]:
         "name": "W2 fan-out 100 x sleep 0.2",
         "slug": "bench-w2",
         "version": "1.0.0",
+        "category": "test",
         "parallelism": 20,
         "steps": steps,
     }
@@ -91,7 +92,7 @@ def w3() -> dict[str, Any]:
             steps.append(step)
             current.append(step_id)
         previous = current
-    return {"name": "W3 four-tier DR plan", "slug": "bench-w3", "version": "1.0.0", "steps": steps}
+    return {"name": "W3 four-tier DR plan", "slug": "bench-w3", "version": "1.0.0", "category": "test", "steps": steps}
 
 
 def sleep_of(step: dict[str, Any]) -> float:

@@ -64,7 +64,7 @@ from failover.engine.actions import ActionResult, StepContext, run_action
 from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
 from failover.engine.dry_run import check_and_skip
-from failover.engine.events import emit
+from failover.engine.events import batched, emit
 from failover.engine.hooks import EngineHooks, installed
 from failover.engine.lease import (
     COORDINATED,
@@ -371,7 +371,7 @@ class Coordinator:
             messages = self._drain()
             submit: list[tuple[StepRun, Attempt]] = []
             if messages or self._has_work():  # (no empty write transactions while idle)
-                with transaction.atomic():
+                with transaction.atomic(), batched():
                     handle(self, messages)
                     if self.cancelling:
                         cancel_unstarted(self)

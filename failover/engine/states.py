@@ -110,7 +110,7 @@ def transition_step(
     sources = _sources(STEP_TRANSITIONS, to)
     if only_from is not None:
         sources &= set(only_from)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         moved = StepRun.objects.filter(pk=step.pk, status__in=sources).update(status=to, **fields)
         if moved:
             data = {
