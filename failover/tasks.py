@@ -33,7 +33,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
 from core.tasks import ensure_checkpoint_schedule
@@ -102,8 +102,18 @@ class WakingORM(ORM):
 
     _waiter: Any = None
 
+    def __init__(self, list_key: str | None = None) -> None:
+        # Not Broker.__init__: its get_connection() closes the caller's database connection when it is not in a
+        # transaction (django-q2 drops a long-lived pusher's stale connections there), which cost every trigger a
+        # reconnect (and with SQLite a WAL checkpoint) on its way to the queue. The pusher still does it (dequeue).
+        self.list_key = list_key or Conf.CLUSTER_NAME
+        self.connection = OrmQ.objects.using(Conf.ORM)
+        self.cache = self.get_cache()
+        self._info = None
+
     def enqueue(self, task: Any) -> Any:
-        pk = super().enqueue(task)
+        """Queue a task (without closing the caller's connection, see __init__) and wake the idle pushers."""
+        pk = OrmQ.objects.using(Conf.ORM).create(key=self.list_key, payload=task, lock=timezone.now()).pk
         connection = connections[Conf.ORM]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # delivered when the insert commits
