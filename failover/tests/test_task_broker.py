@@ -17,6 +17,12 @@ from failover.tasks import WakingORM
 POLL_SECONDS = 120.0  # far longer than the test waits: only a wake-up returns the pusher in time
 
 
+@pytest.fixture(autouse=True)
+def _orm_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker on the default database, also in a pass where REDIS_URL makes Redis the configured broker."""
+    monkeypatch.setattr(Conf, "ORM", "default")
+
+
 def _idle_pusher(broker: WakingORM, found: list[Any]) -> threading.Thread:
     """A pusher's loop in a thread: dequeue until something comes (its first dequeue finds nothing and waits)."""
 
