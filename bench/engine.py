@@ -1,6 +1,6 @@
 """Engine benchmark: DRPlan's coordinator against a plain asyncio runner of the same DAGs.
 
-    .venv/bin/python bench/engine.py [--modes inline,orm,redis] [--repeat 3]
+    .venv/bin/python bench/engine.py [--modes inline,orm,redis,pg] [--repeat 5]
 
 Workloads (issue 3):
   W1  a chain of 50 no-op shell steps (`true`)                  -> orchestration overhead per step
@@ -8,15 +8,19 @@ Workloads (issue 3):
   W3  a 30-step, four-tier DR plan, sleeps 0.05-0.5 s           -> efficiency against its critical path
 
 Runners, each in the same run:
-  floor   plain asyncio + subprocess, no database (the floor)
+  floor   plain asyncio + subprocess, no database (the floor), run right before every DRPlan run of the
+          same workload in the same process, so both see the machine at the same moment
   inline  DRPlan's coordinator in this process (every state change durable in SQLite)
   orm     a real `manage.py qcluster` worker, django-q2 ORM broker (the embedded default)
   redis   a real worker with the Redis broker (a private redis-server on 127.0.0.1)
+  pg      the coordinator in this process on a throw-away PostgreSQL 16 (pgserver)
 
 Figures: executed span (first step start -> last step end), ms per step (W1), efficiency =
 ideal or critical-path span / executed span (W2, W3), trigger -> first step started (from the
 execution's trigger time to the first step's start, both stored by DRPlan), and peak resident
-memory of the process running the coordinator. Medians over --repeat runs.
+memory of the process running the coordinator. Medians over --repeat runs. Then the goals of issue 15,
+point 6 that are the engine's, each with PASS or FAIL: W1 per step <= 3x the floor's, W2 efficiency within
+0.03 of the floor's, trigger -> first step <= 100 ms on both brokers, W1 on PostgreSQL <= 1.5x SQLite.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def w1() -> dict[str, Any]:
     steps = [{"id": f"s{i:02d}", "action": "shell", "with": {"argv": ["true"]}} for i in range(50)]
     for i in range(1, 50):
         steps[i]["needs"] = [f"s{i - 1:02d}"]
-    return {"name": "W1 chain of 50 true", "slug": "bench-w1", "version": "1.0.0", "steps": steps}
+    return {"name": "W1 chain of 50 true", "slug": "bench-w1", "version": "1.0.0", "category": "test", "steps": steps}
 
 
 def w2() -> dict[str, Any]:
@@ -62,6 +66,7 @@ def w2() -> dict[str, Any]:
         "name": "W2 fan-out 100 x sleep 0.2",
         "slug": "bench-w2",
         "version": "1.0.0",
+        "category": "test",
         "parallelism": 20,
         "steps": steps,
     }
@@ -91,7 +96,7 @@ def w3() -> dict[str, Any]:
             steps.append(step)
             current.append(step_id)
         previous = current
-    return {"name": "W3 four-tier DR plan", "slug": "bench-w3", "version": "1.0.0", "steps": steps}
+    return {"name": "W3 four-tier DR plan", "slug": "bench-w3", "version": "1.0.0", "category": "test", "steps": steps}
 
 
 def sleep_of(step: dict[str, Any]) -> float:
@@ -259,7 +264,8 @@ def stop_worker(proc: subprocess.Popen) -> None:
 
 
 def child(mode: str, repeat: int) -> None:
-    """Run every workload `repeat` times in one mode; print one JSON line of raw figures."""
+    """Run every workload `repeat` times in one mode, each DRPlan run right after a floor run of the same
+    workload in this process (so both see the same machine at the same moment); print one JSON line."""
     if mode == "prepare":
         prepare()
         return
@@ -270,9 +276,13 @@ def child(mode: str, repeat: int) -> None:
         if mode in ("orm", "redis"):
             worker = start_worker(dict(os.environ), Path(os.environ["DRPLAN_VAR_DIR"]) / f"worker-{mode}.log")
             run_with_worker("W1", worker.pid, timeout=180)  # warm-up: the worker is up and serving
+        else:
+            run_inline("W1")  # warm-up: imports, connection
         for _ in range(repeat):
-            for name in WORKLOADS:
-                figures = run_inline(name) if mode == "inline" else run_with_worker(name, worker.pid)
+            for name, make in WORKLOADS.items():
+                floor = floor_run(make())
+                figures = run_inline(name) if worker is None else run_with_worker(name, worker.pid)
+                figures["floor_span"] = floor["span"]
                 results[name].append(figures)
     finally:
         if worker is not None:
@@ -289,6 +299,7 @@ def summarise(runner: str, name: str, runs: list[dict[str, Any]], doc: dict[str,
     ideal = IDEAL_SPAN.get(name, critical_path(doc))
     first = [r["trigger_to_first_ms"] for r in runs if r.get("trigger_to_first_ms") is not None]
     failed = [r for r in runs if r.get("status", "completed") != "completed" or r.get("not_succeeded")]
+    floors = [r["floor_span"] for r in runs if "floor_span" in r]
     return {
         "runner": runner,
         "workload": name,
@@ -296,8 +307,16 @@ def summarise(runner: str, name: str, runs: list[dict[str, Any]], doc: dict[str,
         "ms_per_step": span / steps * 1000 if name == "W1" else None,
         "efficiency": ideal / span if name != "W1" else None,
         "trigger_to_first_ms": statistics.median(first) if first else None,
+        "all_trigger_to_first_ms": first,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "failed_runs": len(failed),
+        # Against the floor run just before each run (same process, same moment): W1 the median of the
+        # per-run ratios of span, W2/W3 the median of (floor efficiency - this efficiency).
+        "x_floor": statistics.median(r["span"] / r["floor_span"] for r in runs) if floors else None,
+        "floor_efficiency": statistics.median(ideal / f for f in floors) if floors else None,
+        "efficiency_gap": statistics.median(ideal / r["floor_span"] - ideal / r["span"] for r in runs)
+        if floors
+        else None,
     }
 
 
@@ -305,22 +324,120 @@ def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+RUNNERS = ["floor", "inline", "orm", "redis", "pg"]
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = "| workload | runner | span s | ms/step | efficiency | trigger→first step ms | peak RSS MB | failed |"
+    header = (
+        "| workload | runner | span s | ms/step | efficiency | × floor (W1) / floor eff. − eff. | "
+        "trigger→first step ms | peak RSS MB | failed |"
+    )
     print(header)
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in sorted(rows, key=lambda r: (r["workload"], ["floor", "inline", "orm", "redis"].index(r["runner"]))):
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(rows, key=lambda r: (r["workload"], RUNNERS.index(r["runner"]))):
+        against = _fmt(r["x_floor"], ".2f") if r["workload"] == "W1" else _fmt(r["efficiency_gap"], "+.3f")
         print(
             f"| {r['workload']} | {r['runner']} | {r['span_s']:.3f} | {_fmt(r['ms_per_step'], '.2f')} | "
-            f"{_fmt(r['efficiency'], '.3f')} | {_fmt(r['trigger_to_first_ms'], '.1f')} | "
+            f"{_fmt(r['efficiency'], '.3f')} | {against} | {_fmt(r['trigger_to_first_ms'], '.1f')} | "
             f"{r['peak_rss_mb']:.0f} | {r['failed_runs']} |"
         )
 
 
+def goals(rows: list[dict[str, Any]], pg_commit_ms: float | None = None) -> list[tuple[str, str, str, bool]]:
+    """Issue 15 point 6, the engine's part: (goal, what, measured, holds)."""
+    by = {(r["runner"], r["workload"]): r for r in rows}
+    out: list[tuple[str, str, str, bool]] = []
+    for runner in ("inline", "orm", "redis", "pg"):
+        w1, w2 = by.get((runner, "W1")), by.get((runner, "W2"))
+        if w1 is None or w2 is None:
+            continue
+        out.append(("W1 per step <= 3x the floor's", runner, f"{w1['x_floor']:.2f}x", w1["x_floor"] <= 3))
+        out.append(
+            (
+                "W2 efficiency within 0.03 of the floor's",
+                runner,
+                f"{w2['efficiency']:.3f} vs floor {w2['floor_efficiency']:.3f} (gap {w2['efficiency_gap']:+.3f})",
+                w2["efficiency_gap"] <= 0.03,
+            )
+        )
+        if runner in ("orm", "redis"):
+            every = by[(runner, "W1")]["all_trigger_to_first_ms"] + by[(runner, "W2")]["all_trigger_to_first_ms"]
+            every += by[(runner, "W3")]["all_trigger_to_first_ms"]
+            median = statistics.median(every)
+            out.append(
+                (
+                    "trigger -> first step <= 100 ms (median of every run)",
+                    runner,
+                    f"{median:.1f} ms (worst {max(every):.1f})",
+                    median <= 100,
+                )
+            )
+    if ("pg", "W1") in by and ("inline", "W1") in by:
+        pg, sqlite = by[("pg", "W1")], by[("inline", "W1")]
+        ratio = pg["x_floor"] / sqlite["x_floor"]
+        fsync = f"; a durable commit on this PostgreSQL {pg_commit_ms:.2f} ms" if pg_commit_ms else ""
+        out.append(
+            (
+                "W1 on PostgreSQL <= 1.5x SQLite (each against its own floor)",
+                "pg/inline",
+                f"{ratio:.2f}x ({pg['ms_per_step']:.2f} vs {sqlite['ms_per_step']:.2f} ms/step{fsync})",
+                ratio <= 1.5,
+            )
+        )
+    return out
+
+
+def start_postgres(var_dir: Path) -> tuple[Any, str]:
+    """A throw-away PostgreSQL 16 (pgserver, as scripts/with_postgres.py); returns (server, DATABASE_URL)."""
+    from urllib.parse import quote
+
+    import pgserver
+
+    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="pg-", dir=var_dir)), cleanup_mode="delete")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return server, f"postgres://postgres@{quote(str(socket_dir), safe='')}/postgres"
+
+
+def durable_commit_ms(url: str, count: int = 200) -> float:
+    """Median time of a committed one-row UPDATE on the PostgreSQL server (synchronous_commit on, its default):
+    the WAL flush every durable transaction waits for, the cost per step SQLite in WAL mode with
+    synchronous=NORMAL does not pay (it syncs at checkpoints)."""
+    from urllib.parse import unquote, urlparse
+
+    import psycopg
+
+    host = unquote(urlparse(url).netloc.split("@", 1)[1])
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_durable (id int PRIMARY KEY, n int)")
+        conn.execute("INSERT INTO bench_commit_durable VALUES (1, 0) ON CONFLICT DO NOTHING")
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            with conn.transaction():
+                conn.execute("UPDATE bench_commit_durable SET n = n + 1 WHERE id = 1")
+            times.append((time.perf_counter() - started) * 1000)
+        conn.execute("DROP TABLE bench_commit_durable")
+    return statistics.median(times)
+
+
+def run_child(mode: str, env: dict[str, str], repeat: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--repeat", str(repeat)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"mode {mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1]) if mode != "prepare" else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="DRPlan engine benchmark")
-    parser.add_argument("--modes", default="inline,orm,redis")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--modes", default="inline,orm,redis,pg", help="inline, orm, redis, pg (inline on PostgreSQL)")
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -337,20 +454,14 @@ def main() -> None:
         DJANGO_SETTINGS_MODULE="drplan.settings",
         PYTHONPATH=str(ROOT),
     )
-    redis_proc = None
+    redis_proc = pg_server = None
+    pg_commit_ms: float | None = None
     rows: list[dict[str, Any]] = []
+    floors: dict[str, list[dict[str, Any]]] = {name: [] for name in WORKLOADS}
     started = time.monotonic()
+    load_start = os.getloadavg()
     try:
-        prep = subprocess.run(
-            [sys.executable, __file__, "--child", "prepare"], env=env, cwd=ROOT, capture_output=True, text=True
-        )
-        if prep.returncode != 0:
-            raise SystemExit(f"preparing the database failed:\n{prep.stderr[-3000:]}")
-
-        for name, make in WORKLOADS.items():
-            doc = make()
-            rows.append(summarise("floor", name, [floor_run(doc) for _ in range(args.repeat)], doc))
-
+        run_child("prepare", env, args.repeat)
         for mode in modes:
             mode_env = dict(env)
             if mode == "redis":
@@ -358,40 +469,52 @@ def main() -> None:
 
                 redis_proc, url = start_redis(var_dir)
                 mode_env["REDIS_URL"] = url
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", mode, "--repeat", str(args.repeat)],
-                env=mode_env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
-            if out.returncode != 0:
-                raise SystemExit(f"mode {mode} failed:\n{out.stderr[-3000:]}")
-            raw = json.loads(out.stdout.strip().splitlines()[-1])
+            if mode == "pg":
+                pg_server, url = start_postgres(var_dir)
+                mode_env["DATABASE_URL"] = url
+                run_child("prepare", mode_env, args.repeat)
+                pg_commit_ms = durable_commit_ms(url)
+            raw = run_child("inline" if mode == "pg" else mode, mode_env, args.repeat)
             for name, runs in raw.items():
                 rows.append(summarise(mode, name, runs, WORKLOADS[name]()))
+                floors[name] += [{"span": r["floor_span"], "peak_rss_mb": 0} for r in runs]
             if redis_proc is not None:
                 from scripts.with_redis import stop_redis
 
                 stop_redis(redis_proc)
                 redis_proc = None
+            if pg_server is not None:
+                pg_server.cleanup()
+                pg_server = None
+        for name, runs in floors.items():
+            if runs:
+                rows.append(summarise("floor", name, runs, WORKLOADS[name]()))
     finally:
         if redis_proc is not None:
             from scripts.with_redis import stop_redis
 
             stop_redis(redis_proc)
+        if pg_server is not None:
+            pg_server.cleanup()
         shutil.rmtree(var_dir, ignore_errors=True)
 
+    load = os.getloadavg()
     print(f"date:    {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
-    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}")
-    print(f"runs:    median of {args.repeat} per workload and runner; W3 critical path {critical_path(w3()):.2f} s\n")
-    print_table(rows)
     print(
-        "\ngoals: <= 5 ms/step with every state change durable (W1); efficiency >= 0.95 (W2, W3); "
-        "trigger -> first step <= 100 ms"
+        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
+        f"{load_start[0]:.2f} at the start, {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} at the end"
     )
-    print(f"total time: {time.monotonic() - started:.1f} s")
+    print(
+        f"runs:    median of {args.repeat} per workload and runner, each right after a floor run of the same "
+        f"workload in the same process; W3 critical path {critical_path(w3()):.2f} s\n"
+    )
+    print_table(rows)
+    print("\nissue 15 point 6 (the engine's part):\n")
+    print("| goal | runner | measured | holds |")
+    print("|---|---|---|---|")
+    for goal, runner, measured, holds in goals(rows, pg_commit_ms):
+        print(f"| {goal} | {runner} | {measured} | {'PASS' if holds else 'FAIL'} |")
+    print(f"\ntotal time: {time.monotonic() - started:.1f} s")
 
 
 if __name__ == "__main__":

@@ -414,6 +414,8 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker whose idle workers an enqueue wakes (failover/tasks.py); the poll is only a safety net.
+    Q_CLUSTER["broker_class"] = "failover.tasks.WakingORM"
     Q_CLUSTER["poll"] = 0.2
 
 if REDIS_URL:

@@ -16,11 +16,24 @@ creates the schedule too (idempotent).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
 import logging
+import os
+import select
+import socket
+import tempfile
+import time
+import uuid
+from pathlib import Path
 from typing import Any
 
+from django.db import connections, transaction
 from django.utils import timezone
-from django_q.models import Schedule
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
 from core.tasks import ensure_checkpoint_schedule
@@ -69,3 +82,129 @@ def on_worker_start(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
             logger.info("worker start (%s): %s", proc_name, line)
     except Exception:
         logger.exception("engine start-up (schedule, reap) failed in %s", proc_name)
+
+
+# --- the ORM broker, woken by an enqueue ------------------------------------------------------------
+#
+# django-q2's ORM broker looks for tasks every Q_CLUSTER["poll"] seconds: a trigger waited half a poll
+# on average for its coordinator to start (and a shorter poll costs a query, ~1 ms of CPU, each time).
+# WakingORM is the same broker (the same table, locks and acknowledgements: django-q2 stays the queue)
+# whose idle pusher waits for a wake-up instead of sleeping: PostgreSQL's NOTIFY (delivered on commit,
+# to every node), or with SQLite (one machine by nature) a datagram to each pusher's socket (a directory
+# of the temporary directory named after the database file). A wake-up is only a hint: the poll still
+# runs at least every Q_CLUSTER["poll"] seconds.
+
+WAKE_CHANNEL = "drplan_q"
+
+
+class WakingORM(ORM):
+    """django-q2's ORM broker; an enqueue wakes the idle pushers (Q_CLUSTER["broker_class"])."""
+
+    _waiter: Any = None
+
+    def __init__(self, list_key: str | None = None) -> None:
+        # Not Broker.__init__: its get_connection() closes the caller's database connection when it is not in a
+        # transaction (django-q2 drops a long-lived pusher's stale connections there), which cost every trigger a
+        # reconnect (and with SQLite a WAL checkpoint) on its way to the queue. The pusher still does it (dequeue).
+        self.list_key = list_key or Conf.CLUSTER_NAME
+        self.connection = OrmQ.objects.using(Conf.ORM)
+        self.cache = self.get_cache()
+        self._info = None
+
+    def enqueue(self, task: Any) -> Any:
+        """Queue a task (without closing the caller's connection, see __init__) and wake the idle pushers."""
+        pk = OrmQ.objects.using(Conf.ORM).create(key=self.list_key, payload=task, lock=timezone.now()).pk
+        connection = connections[Conf.ORM]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # delivered when the insert commits
+                cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, self.list_key or ""])
+        else:
+            transaction.on_commit(lambda: _wake_local(_wake_dir(connection)), using=Conf.ORM)
+        return pk
+
+    def dequeue(self) -> Any:
+        if self._waiter is None:
+            self._waiter = _waiter_for(connections[Conf.ORM])  # before the query: no wake-up is lost
+        tasks = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[0 : Conf.BULK]
+        if tasks:
+            taken = []
+            for task in tasks:
+                if self.get_connection().filter(id=task.id, lock=task.lock).update(lock=self.timeout(task)):
+                    taken.append((task.pk, task.payload))
+            return taken
+        self._waiter.wait(Conf.POLL)
+        return None
+
+
+class _PgWaiter:
+    """LISTEN on a connection of its own; wait() returns on a NOTIFY or after the timeout."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn.execute(f"LISTEN {WAKE_CHANNEL}")
+
+    def wait(self, timeout: float) -> None:
+        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+            pass
+
+
+class _LocalWaiter:
+    """A datagram socket in the wake-up directory of the SQLite database; wait() returns on a datagram
+    (emptying the socket) or after the timeout."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        self.path.unlink(missing_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        atexit.register(self.path.unlink, missing_ok=True)
+        self.sock.setblocking(False)
+
+    def wait(self, timeout: float) -> None:
+        if select.select([self.sock], [], [], timeout)[0]:
+            with contextlib.suppress(BlockingIOError):
+                while self.sock.recv(64):
+                    pass
+
+
+class _Sleeper:
+    def wait(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+
+def _waiter_for(connection: Any) -> Any:
+    try:
+        if connection.vendor == "postgresql":
+            return _PgWaiter(connection.get_connection_params())
+        return _LocalWaiter(_wake_dir(connection))
+    except Exception:  # no wake-ups (a path too long for a socket, a refused LISTEN): plain polling
+        logger.warning("task queue: no wake-ups, polling every %s s", Conf.POLL, exc_info=True)
+        return _Sleeper()
+
+
+def _wake_dir(connection: Any) -> Path:
+    """The wake-up sockets of the pushers of one SQLite database (a short path: sockets have a length limit)."""
+    database = str(Path(connection.settings_dict["NAME"]).resolve())
+    return Path(tempfile.gettempdir()) / f"drplan-q-wake-{hashlib.sha256(database.encode()).hexdigest()[:16]}"
+
+
+def _wake_local(directory: Path) -> None:
+    """One datagram to every pusher of this SQLite database; sockets nobody reads any more are removed."""
+    try:
+        paths = list(directory.glob("*.sock"))
+    except OSError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        for path in paths:
+            try:
+                sock.sendto(b"1", str(path))
+            except BlockingIOError:
+                pass  # its buffer is full of wake-ups already
+            except (ConnectionRefusedError, FileNotFoundError):
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass

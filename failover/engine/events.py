@@ -11,12 +11,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from failover.models import ExecutionEvent, FailoverExecution
 
@@ -39,22 +39,78 @@ def emit(
     redact: Redact | None = None,
 ) -> ExecutionEvent:
     """Append one event. `redact` (core.secrets.Redactor.redact) masks secret values
-    in the message and data before anything is stored."""
+    in the message and data before anything is stored. Inside `batched()` the event is stored
+    (and its `seq` set) when the batch ends, in the same transaction."""
     if redact is not None:
         message = redact(message)
         data = redact(data) if data else data
-    with transaction.atomic():
-        # The UPDATE takes the execution row's write lock until commit, so concurrent
-        # emitters get consecutive numbers and never the same one.
-        FailoverExecution.objects.filter(pk=execution_id).update(event_seq=F("event_seq") + 1)
-        seq = FailoverExecution.objects.filter(pk=execution_id).values_list("event_seq", flat=True).get()
-        event = ExecutionEvent.objects.create(
-            execution_id=execution_id, seq=seq, step_run_id=step_run_id, kind=kind, message=message, data=data or {}
-        )
-        transaction.on_commit(lambda: publish(event))
-        if kind != ExecutionEvent.Kind.LOG:
-            transaction.on_commit(lambda: notify(event))
+    event = ExecutionEvent(
+        execution_id=execution_id, step_run_id=step_run_id, kind=kind, message=message, data=data or {}
+    )
+    store([event])
     return event
+
+
+_batch = threading.local()
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Inside a transaction: the events emitted in this block (emit(), LOG lines) are stored at its end,
+    in the order they were emitted, with one sequence update and one insert. Nested blocks join the
+    outer one. Nothing is stored if the block raises (the transaction rolls back anyway)."""
+    if getattr(_batch, "events", None) is not None:
+        yield
+        return
+    _batch.events = []
+    try:
+        yield
+        events, _batch.events = _batch.events, None
+        store(events)
+    finally:
+        _batch.events = None
+
+
+def store(events: list[ExecutionEvent]) -> None:
+    """Give the events of one execution consecutive sequence numbers and insert them in one
+    transaction (or add them to the current batch); publish and notify after commit."""
+    if not events:
+        return
+    pending = getattr(_batch, "events", None)
+    if pending is not None:
+        pending.extend(events)
+        return
+    with transaction.atomic(savepoint=False):
+        by_execution: dict[int, list[ExecutionEvent]] = {}
+        for event in events:
+            by_execution.setdefault(event.execution_id, []).append(event)
+        for execution_id, group in by_execution.items():
+            # The UPDATE takes the execution row's write lock until commit, so concurrent
+            # emitters get consecutive numbers and never the same one.
+            last = _take_seqs(execution_id, len(group))
+            for offset, event in enumerate(group):
+                event.seq = last - len(group) + 1 + offset
+        ExecutionEvent.objects.bulk_create(events)
+        transaction.on_commit(lambda: _committed(events))
+
+
+def _take_seqs(execution_id: int, count: int) -> int:
+    """Advance the execution's event sequence by `count` (one UPDATE … RETURNING); the new last value."""
+    table = connection.ops.quote_name(FailoverExecution._meta.db_table)  # a model's table; values are parameters
+    sql = f'UPDATE {table} SET "event_seq" = "event_seq" + %s WHERE "id" = %s RETURNING "event_seq"'  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, execution_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise FailoverExecution.DoesNotExist(f"execution {execution_id} does not exist")
+    return row[0]
+
+
+def _committed(events: list[ExecutionEvent]) -> None:
+    for event in events:
+        publish(event)
+        if event.kind != ExecutionEvent.Kind.LOG:
+            notify(event)
 
 
 def notify(event: ExecutionEvent) -> None:

@@ -9,11 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
-
 from core.secrets import Redactor
-from failover.engine.events import publish
+from failover.engine.events import store
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
 
 logger = logging.getLogger(__name__)
@@ -25,25 +22,20 @@ OUTCOME_MARKER = "outcome recorded"
 
 
 def write_log_events(execution_id: int, lines: list[tuple[int | None, str, str]], redactor: Redactor) -> None:
-    """Append LOG events (step id, step key, line) with consecutive sequence numbers in one transaction."""
-    if not lines:
-        return
-    with transaction.atomic():
-        FailoverExecution.objects.filter(pk=execution_id).update(event_seq=F("event_seq") + len(lines))
-        last = FailoverExecution.objects.filter(pk=execution_id).values_list("event_seq", flat=True).get()
-        first = last - len(lines) + 1
-        events = ExecutionEvent.objects.bulk_create(
+    """Append LOG events (step id, step key, line) with consecutive sequence numbers in one transaction
+    (or in the current events.batched() block)."""
+    store(
+        [
             ExecutionEvent(
                 execution_id=execution_id,
-                seq=first + i,
                 step_run_id=step_id,
                 kind=ExecutionEvent.Kind.LOG,
                 message=redactor.redact(line),
                 data={"step": key},
             )
-            for i, (step_id, key, line) in enumerate(lines)
-        )
-        transaction.on_commit(lambda: [publish(event) for event in events])
+            for step_id, key, line in lines
+        ]
+    )
 
 
 def step_duration(step: StepRun, finished: datetime, measured: float) -> float:

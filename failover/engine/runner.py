@@ -64,7 +64,7 @@ from failover.engine.actions import ActionResult, StepContext, run_action
 from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
 from failover.engine.dry_run import check_and_skip
-from failover.engine.events import emit
+from failover.engine.events import batched, emit
 from failover.engine.hooks import EngineHooks, installed
 from failover.engine.lease import (
     COORDINATED,
@@ -203,7 +203,8 @@ class Coordinator:
                 return self._status()
             status = ES.RUNNING
         problem = self._load_steps()
-        if status == ES.RUNNING and not execution.dry_run:
+        # Steps left RUNNING by an earlier coordinator (none on a fresh start: no second read then).
+        if status == ES.RUNNING and not execution.dry_run and any(s.status == SS.RUNNING for s in self.steps.values()):
             lost = reaper.recover_orphaned_steps(self.execution_id, self.worker)
             if lost:
                 self._release()
@@ -371,7 +372,7 @@ class Coordinator:
             messages = self._drain()
             submit: list[tuple[StepRun, Attempt]] = []
             if messages or self._has_work():  # (no empty write transactions while idle)
-                with transaction.atomic():
+                with transaction.atomic(), batched():
                     handle(self, messages)
                     if self.cancelling:
                         cancel_unstarted(self)
@@ -415,11 +416,8 @@ class Coordinator:
         messages: list[tuple[Any, ...]] = []
         try:
             message = self.queue.get(timeout=timeout) if timeout > 0 else self.queue.get_nowait()
-            while True:
+            while True:  # everything already there: one transaction stores it all and fills every free slot
                 messages.append(message)
-                if message[0] == "done" and len(self.running) >= self.limit:
-                    # A slot is free: refill it now (one short transaction), the other results next turn.
-                    break
                 message = self.queue.get_nowait()
         except queue.Empty:
             pass

@@ -9,11 +9,14 @@ actions that run commands of their own (failover/engine/actions/commands.py).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
+import locale
 import os
+import select
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,28 +45,6 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # also whatever the leader left behind
     proc.wait()
-
-
-def _watch(
-    proc: subprocess.Popen,
-    ctx: StepContext,
-    timeout: float | None,
-    grace: float,
-    exited: threading.Event,
-    stopped: list[str],
-) -> None:
-    """Kill the process group on timeout or cancel; return as soon as the process exits."""
-    deadline = time.monotonic() + timeout if timeout else None
-    while not exited.wait(
-        WATCH_INTERVAL if deadline is None else max(0.0, min(WATCH_INTERVAL, deadline - time.monotonic()))
-    ):
-        if ctx.cancelled.is_set():
-            stopped.append("cancelled")
-        elif deadline is not None and time.monotonic() >= deadline:
-            stopped.append(f"timed out after {timeout:g}s")
-        if stopped:
-            _kill_group(proc, grace)
-            return
 
 
 class OutputLines:
@@ -122,21 +103,6 @@ class OutputLines:
         return "\n".join(self.captured)
 
 
-def _read_output(proc: subprocess.Popen, on_line: Callable[[str], None]) -> None:
-    """Pass the output to `on_line` line by line, in order, never holding more than MAX_LINE_BYTES + 1
-    characters of a line: a process may print hundreds of MB without a newline. readline(limit) reads the
-    pipe in chunks (the text wrapper decodes incrementally, errors="replace", and turns \r\n and \r into
-    \n); the rest of a longer line is read in bounded pieces and dropped."""
-    assert proc.stdout is not None
-    while piece := proc.stdout.readline(MAX_LINE_BYTES + 1):
-        line = piece.removesuffix("\n")
-        if len(line) > MAX_LINE_BYTES:
-            line = line[:MAX_LINE_BYTES] + TRUNCATED_LINE
-            while not piece.endswith("\n") and (piece := proc.stdout.readline(DRAIN_CHUNK)):
-                pass  # the rest of the line, up to and including its newline
-        on_line(line)
-
-
 def argv_of(value: Any) -> list[str] | None:
     """The argv to run, or None if `value` is not a non-empty list of strings. A templated
     "{{ params.port }}" keeps its native type: numbers are passed as text."""
@@ -165,7 +131,12 @@ def run_process(
 ) -> Finished:
     """Run `argv` (no shell) in its own process group, as `user` if given (needs root), stdout and stderr
     line by line to `on_line`; on `timeout` (seconds, None: none) or cancel kill the whole group. Returns
-    when the process has exited. Raises OSError / ValueError when it cannot start."""
+    when the process has exited. Raises OSError / ValueError when it cannot start.
+
+    One thread does it all (the caller's): it waits with select() on the output pipe and on a pidfd of
+    the process (readable when it exits), waking at least every WATCH_INTERVAL to look at the cancel
+    flag and the deadline. No helper threads: on a busy machine every thread that has to be woken adds
+    a scheduling delay to the step."""
     as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
     proc = subprocess.Popen(
         argv,
@@ -175,24 +146,104 @@ def run_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        text=True,
-        errors="replace",
-        bufsize=1,
+        bufsize=0,
         **as_user,
     )
-    reader = threading.Thread(target=_read_output, args=(proc, on_line), daemon=True)
-    reader.start()
-    # The process's exit is awaited with a blocking wait(), so a step ends the moment its
-    # process does; a watcher thread enforces the timeout and cancel by killing the group.
-    exited = threading.Event()
-    stopped: list[str] = []
-    watcher = threading.Thread(target=_watch, args=(proc, ctx, timeout, grace, exited, stopped), daemon=True)
-    watcher.start()
-    proc.wait()
-    exited.set()
-    watcher.join()
-    reader.join(timeout=2)
-    return Finished(proc.returncode, stopped[0] if stopped else "")
+    assert proc.stdout is not None
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): a short select() timeout notices the exit
+        pidfd = None
+    lines = _Lines(on_line)
+    out = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout if timeout else None
+    stopped = ""
+    try:
+        while True:
+            wait = WATCH_INTERVAL if deadline is None else max(0.0, min(WATCH_INTERVAL, deadline - time.monotonic()))
+            watched = [out] if lines.open else []
+            if pidfd is not None:
+                watched.append(pidfd)
+            else:
+                wait = min(wait, 0.01)
+            ready = select.select(watched, [], [], wait)[0] if watched else _sleep(wait)
+            if out in ready:
+                lines.read(out)
+            if (pidfd in ready) if pidfd is not None else (proc.poll() is not None):
+                proc.wait()
+                break
+            if ctx.cancelled.is_set():
+                stopped = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopped = f"timed out after {timeout:g}s"
+            if stopped:
+                _kill_group(proc, grace)
+                break
+        # What the process wrote before it ended; a child it left behind holding the pipe gets 2 s.
+        drain_until = time.monotonic() + 2
+        while lines.open and (left := drain_until - time.monotonic()) > 0:
+            if select.select([out], [], [], left)[0]:
+                lines.read(out)
+        lines.close()
+    finally:
+        proc.stdout.close()
+        if pidfd is not None:
+            os.close(pidfd)
+    return Finished(proc.returncode, stopped)
+
+
+def _sleep(seconds: float) -> list[int]:
+    time.sleep(seconds)
+    return []
+
+
+class _Lines:
+    """A process's output read from its pipe in chunks, decoded (errors replaced, \\r\\n and \\r read as
+    \\n, like a text-mode pipe) and passed to `on_line` line by line; of a line longer than MAX_LINE_BYTES
+    only its first MAX_LINE_BYTES + 1 characters are ever held, the rest is dropped as it arrives."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self.on_line = on_line
+        self.decoder = io.IncrementalNewlineDecoder(
+            codecs.getincrementaldecoder(locale.getpreferredencoding(False))(errors="replace"), translate=True
+        )
+        self.partial = ""
+        self.dropping = False
+        self.open = True
+
+    def read(self, fd: int) -> None:
+        chunk = os.read(fd, DRAIN_CHUNK)
+        if not chunk:
+            self.open = False
+            self._feed(self.decoder.decode(b"", final=True))
+            return
+        self._feed(self.decoder.decode(chunk))
+
+    def _feed(self, text: str) -> None:
+        start = 0
+        while True:
+            end = text.find("\n", start)
+            piece_end = len(text) if end < 0 else end
+            if not self.dropping:
+                room = MAX_LINE_BYTES + 1 - len(self.partial)
+                self.partial += text[start : min(piece_end, start + room)]
+                self.dropping = len(self.partial) > MAX_LINE_BYTES
+            if end < 0:
+                return
+            self._line()
+            start = end + 1
+
+    def _line(self) -> None:
+        line = self.partial
+        if len(line) > MAX_LINE_BYTES:
+            line = line[:MAX_LINE_BYTES] + TRUNCATED_LINE
+        self.partial, self.dropping = "", False
+        self.on_line(line)
+
+    def close(self) -> None:
+        """The end of the output: a last line without a newline is a line too."""
+        if self.partial:
+            self._line()
 
 
 @executor("shell")
