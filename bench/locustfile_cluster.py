@@ -3,8 +3,8 @@
 Each simulated user is an operator (one API token, DRPLAN_BENCH_TOKEN) who, between pauses of 0.1-0.5 s,
 mostly reads (80 %: the plans list, the executions list, the RTO/RPO overview) and sometimes triggers (20 %):
 a dry-run DR test or a dry-run planned failover of a plan; while a failover of the same plan is active, both
-get the documented 409 `already_active` (counted as an answer, not a failure; any other answer but 201 is). Plans: DRPLAN_BENCH_PLANS
-(comma-separated plan_ids).
+get the documented 409 `already_active` (counted as an answer, not a failure; any other answer but 201 is).
+Plans: DRPLAN_BENCH_PLANS (comma-separated plan_ids).
 """
 
 from __future__ import annotations
