@@ -3,6 +3,9 @@
     .venv/bin/python bench/cluster_load.py [--viewers 200] [--events 200] [--rate 20]
                                            [--users 50] [--duration 40] [--baseline-duration 30] [--only console,api]
 
+--viewers and --users take lists (e.g. --viewers 50,200 --users 10,50): each level is measured after the
+baseline of one, on the same cluster, in that order.
+
 Starts `scripts/cluster.py up --no-ml` (demo organisation loaded) in a temporary directory: PostgreSQL 16,
 Redis, two daphne web nodes behind HAProxy, two django-q2 worker clusters. Everything goes through the proxy.
 
@@ -17,7 +20,9 @@ p99 at --viewers to the p99 at one viewer measured in the same run.
 API: locust, headless, through HAProxy, with `bench/locustfile_cluster.py` (80 % reads of plans, executions
 and RTO/RPO; 20 % dry-run DR tests and dry-run failovers, which may collide and get the documented 409):
 first one user for --baseline-duration seconds (the baseline), then --users users for --duration seconds.
-Printed: p50/p99 per request kind and overall, the ratio of each p99 to the baseline's, the failures.
+Printed: p50/p99 overall, the worst p99 of the reads and of the triggers, the ratio of the p99 to the
+baseline's, the failures. For each step, what the web nodes logged meanwhile: connections PostgreSQL refused
+("too many clients") and reads from Redis that timed out, so a failure can be told from a slow answer.
 
 The cluster is stopped and its directory deleted at the end, whatever happens.
 """
@@ -46,19 +51,22 @@ from bench.console_latency import Result, Viewer, new_execution, watch  # noqa: 
 from drplan.tests.cluster_support import free_base_port, haproxy_command, sign_in_token  # noqa: E402
 
 PLANS = "back-office,core-commerce,payments-pci"  # the demo plans that need no lab
+TEST_PLANS = "back-office"  # the one of them with a test runbook
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--viewers", type=int, default=200)
+    parser.add_argument("--viewers", default="200", help="viewer counts after the baseline of one, e.g. 50,200")
     parser.add_argument("--events", type=int, default=200, help="step events emitted during the execution")
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
-    parser.add_argument("--users", type=int, default=50, help="locust users of the loaded API run")
-    parser.add_argument("--duration", type=int, default=40, help="seconds of the loaded API run")
+    parser.add_argument("--users", default="50", help="locust user counts after the baseline of one, e.g. 10,50")
+    parser.add_argument("--duration", type=int, default=40, help="seconds of each loaded API run")
     parser.add_argument("--baseline-duration", type=int, default=30, help="seconds of the one-user API run")
     parser.add_argument("--only", default="console,api", help="console, api or both")
     args = parser.parse_args()
     parts = set(args.only.split(","))
+    viewer_levels = [1, *(int(n) for n in args.viewers.split(","))]
+    user_levels = [(1, args.baseline_duration), *((int(n), args.duration) for n in args.users.split(","))]
 
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="drplan-bench-cluster-load-"))
@@ -86,66 +94,81 @@ def main() -> int:
         "PYTHONPATH": str(ROOT),
     }
     os.environ.update(node_env)
-    console: list[Result] = []
-    spread: dict[int, dict[str, int]] = {}
-    api: dict[int, dict[str, Any]] = {}
+    console: list[tuple[Result, dict[str, int], dict[str, int]]] = []  # result, viewers per node, server errors
+    api: list[tuple[int, dict[str, Any], dict[str, int]]] = []  # users, locust stats, server errors
     try:
         if "console" in parts:
             cookie = viewer_session()
-            for n in (1, args.viewers):
-                result, spread[n] = asyncio.run(scenario(state, cookie, node_env, n, args.events, args.rate))
-                console.append(result)
-                print(f"console, {n} viewers: p99 {result.percentile_ms(0.99):.1f} ms {spread[n]}", flush=True)
+            for n in viewer_levels:
+                errors = server_errors(root)
+                result, spread = asyncio.run(scenario(state, cookie, node_env, n, args.events, args.rate))
+                console.append((result, spread, _minus(server_errors(root), errors)))
+                print(f"console, {n} viewers: p99 {result.percentile_ms(0.99):.1f} ms {spread}", flush=True)
         if "api" in parts:
             token = sign_in_token(state, "operator")
-            for users, seconds in ((1, args.baseline_duration), (args.users, args.duration)):
-                api[users] = locust(state, env, token, users, seconds, root)
-                print(f"api, {users} users: p99 {api[users]['Aggregated']['p99']:.0f} ms", flush=True)
+            for users, seconds in user_levels:
+                errors = server_errors(root)
+                stats = locust(state, env, token, users, seconds, root)
+                api.append((users, stats, _minus(server_errors(root), errors)))
+                print(f"api, {users} users: p99 {stats['Aggregated']['p99']:.0f} ms", flush=True)
     finally:
         subprocess.run([*cluster_cmd, "down", "--dir", str(root), "--purge"], cwd=ROOT, env=env, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
     print()
-    print(f"date:    {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"machine: {machine()}; load average at the start {load_start}")
+    print(f"date:    {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at the start {load_start}")
+    print(f"machine: {machine()}")
     print("cluster: PostgreSQL 16 + Redis, 2 daphne web nodes behind HAProxy, 2 worker clusters (DRPLAN_WORKERS=2)")
     clean = True
     if console:
         print()
         print(f"Console: {args.events} step events at {args.rate:g}/s during a running execution, viewers via HAProxy")
-        print("| viewers | on web1 / web2 | messages | p50 ms | p99 ms | max ms | lost | duplicated | incomplete |")
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-        for r in console:
-            nodes = spread[r.viewers]
+        print(
+            "| viewers | on web1 / web2 | messages | p50 ms | p99 ms | p99 / p99 at 1 | lost | duplicated "
+            "| incomplete viewers | server: PG refused / Redis timeouts |"
+        )
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        base = console[0][0].percentile_ms(0.99)
+        for r, nodes, errors in console:
             print(
                 f"| {r.viewers} | {nodes.get('web1', 0)} / {nodes.get('web2', 0)} | {r.received} | "
-                f"{r.percentile_ms(0.5):.1f} | {r.percentile_ms(0.99):.1f} | {r.percentile_ms(1.0):.1f} | "
-                f"{r.lost} | {r.duplicated} | {r.incomplete} |"
+                f"{r.percentile_ms(0.5):.1f} | {r.percentile_ms(0.99):.1f} | {r.percentile_ms(0.99) / base:.2f} | "
+                f"{r.lost} | {r.duplicated} | {r.incomplete} | {errors['pg']} / {errors['redis']} |"
             )
             clean &= r.lost == r.duplicated == r.incomplete == 0
-        ratio = console[-1].percentile_ms(0.99) / console[0].percentile_ms(0.99)
-        print(f"p99 at {console[-1].viewers} viewers / p99 at 1 viewer: {ratio:.2f}x")
     if api:
-        baseline, loaded = api[1], api[args.users]
         print()
-        print(f"API through HAProxy (locust, {args.users} users for {args.duration} s; baseline 1 user)")
-        print("| request | requests 1 / N | p50 ms 1 / N | p99 ms 1 / N | p99 ratio | failures 1 / N |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for name in (name for name in loaded if name != "errors"):
-            one = baseline.get(name, {"count": 0, "p50": float("nan"), "p99": float("nan"), "failures": 0})
-            many = loaded[name]
+        print(f"API through HAProxy (locust: 80 % reads, 20 % dry-run triggers; loaded runs of {args.duration} s)")
+        print(
+            "| users | requests | req/s | p50 ms | p99 ms | p99 / p99 at 1 | p99 reads ms | p99 triggers ms "
+            "| failed (5xx) | server: PG refused / Redis timeouts |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        base = api[0][1]["Aggregated"]["p99"]
+        for users, stats, errors in api:
+            total = stats["Aggregated"]
+            reads = max(v["p99"] for k, v in stats.items() if k.startswith("read:"))
+            triggers = max((v["p99"] for k, v in stats.items() if k.startswith("trigger:")), default=float("nan"))
             print(
-                f"| {name} | {one['count']} / {many['count']} | {one['p50']:.0f} / {many['p50']:.0f} | "
-                f"{one['p99']:.0f} / {many['p99']:.0f} | {many['p99'] / one['p99']:.1f}x | "
-                f"{one['failures']} / {many['failures']} |"
+                f"| {users} | {total['count']} | {total['rps']:.1f} | {total['p50']:.0f} | {total['p99']:.0f} | "
+                f"{total['p99'] / base:.1f} | {reads:.0f} | {triggers:.0f} | {total['failures']} ({stats['5xx']}) | "
+                f"{errors['pg']} / {errors['redis']} |"
             )
-        one_rps, many_rps = baseline["Aggregated"]["rps"], loaded["Aggregated"]["rps"]
-        print(f"throughput: {one_rps:.1f} req/s with 1 user, {many_rps:.1f} with {args.users}")
-        for users, result in api.items():
-            for error, count in result["errors"].items():
+            clean &= total["failures"] == 0
+            for error, count in stats["errors"].items():
                 print(f"  failures with {users} user(s): {count} x {error}")
     print(f"total time: {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
     return 0 if clean else 1
+
+
+def server_errors(root: Path) -> dict[str, int]:
+    """What the web nodes logged so far: connections PostgreSQL refused, reads from Redis that timed out."""
+    text = "".join((root / f"{node}.log").read_text(errors="replace") for node in ("web1", "web2"))
+    return {"pg": text.count("FATAL:  sorry, too many clients already\n"), "redis": text.count("redis.exceptions.Ti")}
+
+
+def _minus(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {key: now[key] - before[key] for key in now}
 
 
 # ------------------------------------------------------------------------------------------- console
@@ -172,7 +195,7 @@ async def scenario(
     execution_id, step_id = await asyncio.to_thread(new_execution)
     viewers = [Viewer() for _ in range(n)]
     readies = [asyncio.Event() for _ in viewers]
-    timeout = events / rate + 120
+    timeout = events / rate + 60
     tasks = [
         asyncio.create_task(watch(port, execution_id, cookie, v, r, timeout))
         for v, r in zip(viewers, readies, strict=True)
@@ -220,7 +243,7 @@ def locust(state: dict[str, Any], env: dict[str, str], token: str, users: int, s
     argv += ["-u", str(users), "-r", str(max(1, users // 5)), "-t", f"{seconds}s", "--stop-timeout", "10"]
     argv += ["-H", f"http://127.0.0.1:{state['ports']['proxy']}", "--csv", str(prefix), "--only-summary"]
     argv += ["--loglevel", "ERROR"]
-    run_env = {**env, "DRPLAN_BENCH_TOKEN": token, "DRPLAN_BENCH_PLANS": PLANS}
+    run_env = {**env, "DRPLAN_BENCH_TOKEN": token, "DRPLAN_BENCH_PLANS": PLANS, "DRPLAN_BENCH_TEST_PLANS": TEST_PLANS}
     subprocess.run(argv, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=seconds + 120)
     stats: dict[str, Any] = {}
     with open(f"{prefix}_stats.csv", newline="") as handle:
@@ -237,6 +260,7 @@ def locust(state: dict[str, Any], env: dict[str, str], token: str, users: int, s
         for row in csv.DictReader(handle):
             errors[f"{row['Name']}: {row['Error'][:160]}"] = int(row["Occurrences"])
     stats["errors"] = errors
+    stats["5xx"] = sum(count for error, count in errors.items() if "500" in error or "502" in error or "503" in error)
     return stats
 
 

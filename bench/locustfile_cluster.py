@@ -4,7 +4,8 @@ Each simulated user is an operator (one API token, DRPLAN_BENCH_TOKEN) who, betw
 mostly reads (80 %: the plans list, the executions list, the RTO/RPO overview) and sometimes triggers (20 %):
 a dry-run DR test or a dry-run planned failover of a plan; while a failover of the same plan is active, both
 get the documented 409 `already_active` (counted as an answer, not a failure; any other answer but 201 is).
-Plans: DRPLAN_BENCH_PLANS (comma-separated plan_ids).
+Plans: DRPLAN_BENCH_PLANS (comma-separated plan_ids), and for DR tests DRPLAN_BENCH_TEST_PLANS (those with a
+test runbook; default: the same).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from locust import HttpUser, between, task
 
 API = "/api/v1/dr"
 PLANS = [p for p in os.environ.get("DRPLAN_BENCH_PLANS", "").split(",") if p]
+TEST_PLANS = [p for p in os.environ.get("DRPLAN_BENCH_TEST_PLANS", "").split(",") if p] or PLANS
 
 
 class Operator(HttpUser):
@@ -40,14 +42,14 @@ class Operator(HttpUser):
     # triggers: 20 %
     @task(10)
     def dr_test_dry_run(self) -> None:
-        self._trigger("test", {}, "trigger: DR test (dry run)")
+        self._trigger("test", TEST_PLANS, {}, "trigger: DR test (dry run)")
 
     @task(10)
     def failover_dry_run(self) -> None:
-        self._trigger("failover", {"type": "planned"}, "trigger: failover (dry run)")
+        self._trigger("failover", PLANS, {"type": "planned"}, "trigger: failover (dry run)")
 
-    def _trigger(self, path: str, extra: dict, name: str) -> None:
-        body = {"plan": random.choice(PLANS), "dry_run": True, "reason": "bench: cluster load", **extra}
+    def _trigger(self, path: str, plans: list[str], extra: dict, name: str) -> None:
+        body = {"plan": random.choice(plans), "dry_run": True, "reason": "bench: cluster load", **extra}
         with self.client.post(f"{API}/{path}", json=body, name=name, catch_response=True) as response:
             if response.status_code == 201:
                 response.success()
