@@ -66,7 +66,7 @@ def running_cluster() -> Iterator[dict[str, Any]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def in_cluster(cluster: dict[str, Any], code: str) -> Any:
+def in_cluster(cluster: dict[str, Any], code: str, timeout: float = 120) -> Any:
     """Run Python as one more node of the cluster (its settings, its database); returns the JSON it prints."""
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
@@ -74,7 +74,7 @@ def in_cluster(cluster: dict[str, Any], code: str) -> Any:
         env=cluster["client_env"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -145,3 +145,63 @@ def haproxy_command(cluster: dict[str, Any], command: str) -> str:
         sock.connect(str(Path(cluster["dir"]) / "haproxy.sock"))
         sock.sendall(command.encode() + b"\n")
         return sock.recv(65536).decode()
+
+
+BATCH = """
+import json, time
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+from failover.models import ExecutionEvent, FailoverExecution, StepRun
+from failover.tasks import enqueue_execution
+
+def batch(executions, steps, action, params, timeout):
+    made = []
+    for _ in range(executions):
+        e = FailoverExecution.objects.create(execution_type="runbook", status="pending", triggered_at=timezone.now())
+        StepRun.objects.bulk_create(
+            StepRun(execution=e, step_key=f"s{i}", title=f"s{i}", action=action, params=params,
+                    needs=[f"s{i - 1}"] if i else [])
+            for i in range(steps)
+        )
+        made.append(e.pk)
+    started = timezone.now()
+    for pk in made:
+        enqueue_execution(pk)
+    deadline = time.monotonic() + timeout
+    runs = FailoverExecution.objects.filter(pk__in=made)
+    ended = ("completed", "failed", "paused", "cancelled")
+    while time.monotonic() < deadline and runs.exclude(status__in=ended).exists():
+        time.sleep(0.25)
+    step_runs = StepRun.objects.filter(execution_id__in=made)
+    starts = (
+        ExecutionEvent.objects.filter(execution_id__in=made, kind="step_status", data__status="running")
+        .values("step_run_id").annotate(n=Count("id"))
+    )
+    return {
+        "executions": executions,
+        "steps": steps,
+        "statuses": dict(runs.values("status").annotate(n=Count("id")).values_list("status", "n")),
+        "step_runs": step_runs.count(),
+        "steps_succeeded": step_runs.filter(status="succeeded").count(),
+        "max_attempts": step_runs.aggregate(m=Max("attempts"))["m"],
+        "started_more_than_once": sum(1 for row in starts if row["n"] > 1),
+        "steps_started": len(starts),
+        "worker_pids": sorted({int(w.split(":")[1]) for w in step_runs.values_list("worker", flat=True) if w}),
+        "span": (runs.aggregate(m=Max("finished_at"))["m"] - started).total_seconds(),
+    }
+"""
+
+
+def run_batch(
+    cluster: dict[str, Any],
+    executions: int,
+    steps: int,
+    action: str = "noop",
+    params: dict | None = None,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """Create `executions` runs of a `steps`-step chain as one more node, enqueue them all at once, wait for every
+    one to end; returns their statuses, how often each step started and the span (first enqueue to last end)."""
+    call = f"batch({executions}, {steps}, {action!r}, {params or {}!r}, {timeout})"
+    code = f"{BATCH}\nprint(json.dumps({call}))"
+    return in_cluster(cluster, code, timeout=timeout + 120)

@@ -27,6 +27,7 @@ from drplan.tests.cluster_support import (
     group_of,
     http,
     in_cluster,
+    run_batch,
     running_cluster,
     sign_in_token,
     wait,
@@ -251,3 +252,26 @@ def test_losing_a_web_node_the_proxy_sends_every_request_to_the_other(cluster: d
     wait(lambda: not alive(web1), 15, "web1 is gone")
     statuses = [http(ports["proxy"], "/api/v1/dr/plans", token=token)[0] for _ in range(20)]
     assert statuses == [200] * 20, "HAProxy retries a refused connection on the other node"
+
+
+def test_two_hundred_runs_of_a_twenty_step_runbook_at_once_all_complete_none_twice_span_linear(cluster) -> None:
+    """200 executions of a 20-step chain of `true` steps, enqueued at once on the cluster's Redis: both worker
+    clusters take them, every one completes, no step starts twice, and the span grows no worse than linearly
+    with the work: at most 10x (x 1.5 for noise) the span of 20 executions, measured around it in this test."""
+    _restart_missing_worker_clusters(cluster)
+    true = {"argv": ["true"]}
+    before = run_batch(cluster, 20, 20, "shell", true)
+    big = run_batch(cluster, 200, 20, "shell", true)
+    after = run_batch(cluster, 20, 20, "shell", true)
+    for batch in (before, big, after):
+        runs, steps = batch["executions"], batch["executions"] * 20
+        assert batch["statuses"] == {"completed": runs}, batch["statuses"]
+        assert batch["step_runs"] == batch["steps_succeeded"] == batch["steps_started"] == steps
+        assert batch["max_attempts"] == 1, "a step ran twice"
+        assert batch["started_more_than_once"] == 0, "a step started twice"
+    pids = set(big["worker_pids"])
+    for name in ("workers1", "workers2"):
+        assert pids & set(group_of(cluster["processes"][name]["pid"])), f"{name} ran none of the 200 executions"
+    baseline = (before["span"] + after["span"]) / 2
+    print(f"spans: 20 runs {before['span']:.1f} s, 200 runs {big['span']:.1f} s, 20 runs {after['span']:.1f} s")
+    assert big["span"] <= 10 * baseline * 1.5, (big["span"], before["span"], after["span"])
