@@ -29,6 +29,8 @@ Environment:
     DRPLAN_CHECKPOINT_INTERVAL_SECONDS  how often the scheduler signs a checkpoint (default 3600).
     EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT,
     DEFAULT_FROM_EMAIL, EMAIL_BACKEND  the mail server of e-mail notifications (Django's settings).
+    DRPLAN_DB_POOL_SIZE  PostgreSQL: a pool of at most this many connections per process (default: none, one
+                        persistent connection per thread).
     DRPLAN_NOTIFY_BACKOFF_SECONDS  a failed notification delivery's first retry delay (doubling; default 30 s).
     DRPLAN_NOTIFY_SEND_FROM_PROCESS  1 (default): a delivery's first attempt is made at once by the process that
                                    created it, beside the queued task; 0: only by the django-q workers.
@@ -185,8 +187,19 @@ def _remove_stale_test_databases() -> None:
             pass
 
 
+# DRPLAN_DB_POOL_SIZE=N (PostgreSQL): each process keeps a pool of at most N connections (psycopg_pool through
+# Django's "pool" option) instead of one persistent connection per thread: under ASGI every request thread would
+# hold its own, and a few busy web nodes exhaust the server's max_connections. scripts/cluster.py sets it.
+DB_POOL_SIZE = int(os.environ.get("DRPLAN_DB_POOL_SIZE", 0) or 0)
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django requires 0 with it
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_SIZE,
+            "timeout": 30,  # a request waits this long for a free connection, then fails (a 5xx, logged)
+        }
 else:
     DATABASES = {
         "default": {
@@ -419,7 +432,14 @@ else:
     Q_CLUSTER["poll"] = 0.2
 
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # channels_redis blocks up to 5 s in its read; redis-py's default socket timeout is also 5 s, so on a loaded
+    # node the client gave up first and the consumer died (1011): the socket waits longer than the read.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -188,6 +188,9 @@ def _shared_settings(root: Path, ports: dict[str, int], user: str | None, state:
         "DRPLAN_SIGNING_CERT": str(cert),
         "DRPLAN_ML_URL": f"http://{HOST}:{ports['ml']}",
         "DRPLAN_LOG_LEVEL": os.environ.get("DRPLAN_LOG_LEVEL", "WARNING"),
+        # a pool per process (web node, worker): 2 web + 2 x (2 workers + the cluster's own) stay well under
+        # the local PostgreSQL's max_connections (core/localservers/postgres.py)
+        "DRPLAN_DB_POOL_SIZE": os.environ.get("DRPLAN_DB_POOL_SIZE", "6"),
     }
 
 

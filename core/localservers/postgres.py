@@ -34,7 +34,7 @@ wal_retrieve_retry_interval = '1s'
 wal_sender_timeout = '10s'
 wal_receiver_timeout = '10s'
 shared_buffers = '32MB'
-max_connections = 40
+max_connections = 120          # a local cluster: 2 web nodes, 2 worker clusters, each process a pool
 logging_collector = off
 """
 

@@ -39,3 +39,29 @@ def test_cluster_mode_with_everything_shared_starts(tmp_path: Path) -> None:
         DRPLAN_SIGNING_CERT=str(cert),
     )
     assert "cluster mode" not in result.stderr
+
+
+def _settings_of(tmp_path: Path, expression: str, **extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(DRPLAN_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="drplan.settings", **extra)
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_pooled_node_keeps_at_most_its_pool_of_postgresql_connections(tmp_path: Path) -> None:
+    """Under ASGI each request thread would keep its own persistent connection; a pool bounds them per process."""
+    url = "postgres://u:p@127.0.0.1:1/db"
+    database = "(settings.DATABASES['default']['CONN_MAX_AGE'], settings.DATABASES['default']['OPTIONS'].get('pool'))"
+    assert _settings_of(tmp_path, database, DATABASE_URL=url, DRPLAN_DB_POOL_SIZE="6") == (
+        "(0, {'min_size': 1, 'max_size': 6, 'timeout': 30})"
+    )
+    assert _settings_of(tmp_path, database, DATABASE_URL=url) == "(60, None)"
+
+
+def test_the_redis_channel_layer_waits_longer_than_its_blocking_read(tmp_path: Path) -> None:
+    layer = _settings_of(tmp_path, "settings.CHANNEL_LAYERS['default']['CONFIG']", REDIS_URL="redis://127.0.0.1:1/0")
+    assert layer == "{'hosts': [{'address': 'redis://127.0.0.1:1/0', 'socket_timeout': 15}]}"
