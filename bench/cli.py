@@ -18,6 +18,8 @@ the temp dir: an installed DRPlan has its .pyc files, whatever PYTHONDONTWRITEBY
 `--repeat` runs of each baseline and of the CLI, interleaved. Medians. One extra CLI run without any
 bytecode cache is shown for information (what a first run, or PYTHONDONTWRITEBYTECODE=1, costs).
 The CLI's stdout is unbuffered (PYTHONUNBUFFERED=1), as on a terminal, so a line is timed when printed.
+Also shown: the CPU time of the django.setup() process and of the whole CLI process (from wait4), which a
+busy machine stretches far less than wall time.
 """
 
 from __future__ import annotations
@@ -90,17 +92,26 @@ def prepare(env: dict[str, str], doc: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
 
 
-def time_process(argv: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of a whole process (launch to exit)."""
+def wait_cpu(proc: subprocess.Popen) -> float:
+    """Wait for `proc`; return the CPU seconds (user + system) it used, its threads included."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_process(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds of a whole process (launch to exit), and its CPU seconds."""
     began = time.time()
-    out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{argv} failed:\n{out.stderr.decode()[-2000:]}")
-    return time.time() - began
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    cpu = wait_cpu(proc)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} failed:\n{stderr.decode()[-2000:]}")
+    return time.time() - began, cpu
 
 
 def time_cli(path: Path, env: dict[str, str]) -> dict[str, float]:
-    """Run the CLI once; return start->first step and summary->exit in seconds."""
+    """Run the CLI once; return start->first step and summary->exit in seconds, and its CPU seconds."""
     argv = [sys.executable, "manage.py", "runbook", "run", str(path), "--wait", "--json"]
     launched = time.time()
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -112,12 +123,12 @@ def time_cli(path: Path, env: dict[str, str]) -> dict[str, float]:
         if line.startswith(b"{"):
             summary, summary_at = json.loads(line), now
     stderr = proc.stderr.read() if proc.stderr else b""
-    proc.wait()
+    cpu = wait_cpu(proc)
     exited = time.time()
     if proc.returncode != 0 or summary is None or summary["status"] != "completed":
         raise SystemExit(f"the CLI failed ({proc.returncode}): {summary}\n{stderr.decode()[-2000:]}")
     first = min(datetime.fromisoformat(s["started_at"]).timestamp() for s in summary["steps"])
-    return {"start_to_first": first - launched, "summary_to_exit": exited - summary_at}
+    return {"start_to_first": first - launched, "summary_to_exit": exited - summary_at, "cli_cpu": cpu}
 
 
 def verdict(ok: bool) -> str:
@@ -143,10 +154,14 @@ def main() -> None:
         cold_env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=str(var_dir / "no-pycache"))
         cold = time_cli(path, cold_env)  # nothing cached yet: every module compiled
         time_process(bare, env), time_process(setup, env), time_cli(path, env)  # warm-up: fill the cache
-        runs: dict[str, list[float]] = {"bare": [], "setup": [], "start_to_first": [], "summary_to_exit": []}
+        runs: dict[str, list[float]] = {
+            "bare": [], "setup": [], "start_to_first": [], "summary_to_exit": [], "setup_cpu": [], "cli_cpu": []
+        }  # fmt: skip
         for _ in range(args.repeat):
-            runs["bare"].append(time_process(bare, env))
-            runs["setup"].append(time_process(setup, env))
+            runs["bare"].append(time_process(bare, env)[0])
+            wall, cpu = time_process(setup, env)
+            runs["setup"].append(wall)
+            runs["setup_cpu"].append(cpu)
             for name, value in time_cli(path, env).items():
                 runs[name].append(value)
     finally:
@@ -166,6 +181,8 @@ def main() -> None:
         "setup": "baseline: `django.setup()` process",
         "start_to_first": "CLI: start → first step",
         "summary_to_exit": "CLI: summary → exit",
+        "setup_cpu": "CPU time (user + system) of the `django.setup()` process",
+        "cli_cpu": "CPU time of the whole CLI process (its steps included)",
     }
     for name, label in labels.items():
         print(f"| {label} | {med[name]:.3f} | {', '.join(f'{v:.3f}' for v in runs[name])} |")
