@@ -109,7 +109,7 @@ DEBUG = os.environ.get("DRPLAN_DEBUG") == "1" and not PRODUCTION
 ALLOWED_HOSTS = _list("DRPLAN_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 INSTALLED_APPS = [
-    "daphne",
+    "drplan.apps.DaphneRunserverConfig",  # daphne's runserver, without loading Twisted everywhere
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

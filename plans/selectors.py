@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import (
     Aggregate,
@@ -103,21 +104,73 @@ def plan_list() -> QuerySet[DRPlan]:
     )
 
 
-def plan_summary_list() -> QuerySet[DRPlan]:
-    """What the plan list renders (plans.api.serializers.DRPlanSummarySerializer): no related rows."""
-    return _plan_summary_base().all()
+def plan_summary_rows(*, with_statistics: bool = False) -> QuerySet[DRPlan]:
+    """What the plan list renders (plans.api.serializers.DRPlanSummarySerializer), as dicts: no related rows,
+    no model instances. Without `with_statistics` (needed only to order by a statistic) the rows carry
+    `created_at` instead, and add_plan_statistics() fills in the page's statistics afterwards: one GROUP BY
+    over the page's test results is cheaper to build and to run than five correlated subqueries."""
+    return (_plan_summary_stats_base() if with_statistics else _plan_summary_base()).all()
 
 
 @functools.cache
 def _plan_summary_base() -> QuerySet[DRPlan]:
+    return DRPlan.objects.values(*PLAN_SUMMARY_COLUMNS, "created_at")
+
+
+@functools.cache
+def _plan_summary_stats_base() -> QuerySet[DRPlan]:
     # Resolving the statistics' subqueries costs about a millisecond; do it once and clone.
     # The queryset is never evaluated itself, so nothing is cached but the query's shape.
-    return plans_with_stats().only(*PLAN_SUMMARY_COLUMNS)
+    return plans_with_stats().values(*PLAN_SUMMARY_COLUMNS, *PLAN_STATISTICS)
+
+
+def add_plan_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give plan_summary_rows() rows without statistics those plans_with_stats() computes, with the same
+    definitions: one query for the whole page (none when every row has them). Returns `rows`."""
+    missing = {row["id"]: row for row in rows if "tests_total" not in row}
+    if not missing:
+        return rows
+    results = (
+        DRTestResult.objects.filter(plan_id__in=list(missing))
+        .order_by()
+        .values("plan_id")
+        .annotate(
+            last_test_date=Max("test_date"),
+            tests_total=Count("pk"),
+            tests_passed=Count("pk", filter=Q(outcome=TestOutcome.PASSED)),
+            average_rto_seconds=Avg("actual_rto_seconds"),
+            average_rpo_seconds=Avg("actual_rpo_seconds"),
+        )
+    )
+    by_plan = {stats.pop("plan_id"): stats for stats in results}
+    default_days = TEST_FREQUENCY_DAYS["quarterly"]
+    for plan_id, row in missing.items():
+        stats = by_plan.get(plan_id, NO_TESTS)
+        total = stats["tests_total"]
+        row.update(
+            last_test_date=stats["last_test_date"],
+            tests_total=total,
+            average_rto_seconds=stats["average_rto_seconds"],
+            average_rpo_seconds=stats["average_rpo_seconds"],
+            success_rate=stats["tests_passed"] / total if total else None,
+            next_test_due=(stats["last_test_date"] or row["created_at"])
+            + timedelta(days=TEST_FREQUENCY_DAYS.get(row["test_frequency"], default_days)),
+        )
+    return rows
+
+
+NO_TESTS = {
+    "last_test_date": None, "tests_total": 0, "tests_passed": 0,
+    "average_rto_seconds": None, "average_rpo_seconds": None,
+}  # fmt: skip
 
 
 PLAN_SUMMARY_COLUMNS = (
     "id", "plan_id", "name", "status", "strategy", "replication_mode", "failover_mode",
     "rto_seconds", "rpo_seconds", "test_frequency", "compliance_status", "updated_at",
+)  # fmt: skip
+PLAN_STATISTICS = (
+    "last_test_date", "next_test_due", "tests_total", "success_rate", "average_rto_seconds", "average_rpo_seconds",
 )  # fmt: skip
 SITE_DEFERRED = ("name", "kind", "location", "description", "created_at", "updated_at")
 USER_DEFERRED = ("password", "first_name", "last_name", "email", "last_login", "date_joined")

@@ -11,7 +11,8 @@ false), call `register_action(spec)`, add an example to a template and a test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -35,11 +36,14 @@ class ActionSpec:
     name: str
     description: str
     params_schema: dict[str, Any]
-    validator: Draft202012Validator = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    @functools.cached_property
+    def validator(self) -> Draft202012Validator:
+        """The schema's validator, built on first use: checking the ~30 schemas against the JSON Schema
+        meta-schema costs ~0.1 s, which every process would pay at start-up (runbooks/tests/test_actions_registry
+        checks them all)."""
         Draft202012Validator.check_schema(self.params_schema)
-        object.__setattr__(self, "validator", Draft202012Validator(self.params_schema))
+        return Draft202012Validator(self.params_schema)
 
 
 _REGISTRY: dict[str, ActionSpec] = {}

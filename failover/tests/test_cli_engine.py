@@ -121,3 +121,34 @@ def test_failed_run_exits_1_in_a_real_process(tmp_path, users):
     assert result["status"] in {"failed", "rolled_back"}
     assert result["steps"][0]["status"] == "failed"
     assert len(lines) > 1  # progress lines before the JSON
+
+
+def test_completed_run_in_a_real_process_leaves_nothing_unwritten(tmp_path, users):
+    """From a shell the command ends with os._exit (failover.cli.exit_now): its piped, block-buffered
+    output must still arrive whole, the exit status be 0, and everything it stored be committed."""
+    steps = [{"id": f"s{i}", "action": "shell", "with": {"argv": ["echo", f"step {i}"]}} for i in range(3)]
+    for i in range(1, 3):
+        steps[i]["needs"] = [f"s{i - 1}"]
+    doc = runbook_doc("exits-clean", category="maintenance", steps=steps)
+    make_runbook("exits-clean", category="maintenance", steps=doc["steps"])
+    path = tmp_path / "exits-clean.json"
+    path.write_text(json.dumps(doc))
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "runbook", "run", str(path), "--wait", "--json", "--user", "operator"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    lines = proc.stdout.splitlines()
+    result = json.loads(lines[-1])
+    assert [(s["id"], s["status"]) for s in result["steps"]] == [(f"s{i}", "succeeded") for i in range(3)]
+    assert proc.stdout.endswith("\n")
+    assert any("[summary] execution completed" in line for line in lines[:-1])
+    execution = FailoverExecution.objects.get(pk=result["execution"])
+    assert (execution.status, execution.triggered_by) == ("completed", users["operator"])
+    assert all(run.output is not None for run in execution.step_runs.all())
+    assert execution.events.order_by("-seq").first().kind == "summary"

@@ -7,13 +7,16 @@ from typing import Any
 from django.db import models
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 
 from core import audit
 from plans import selectors, services
 from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin
+from plans.api.filtering import UsedFiltersBackend
 from plans.api.serializers import (
     ApplicationSerializer,
     DRPlanDetailSerializer,
@@ -94,6 +97,7 @@ class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     slug_lookup_field = "plan_id"
     lookup_description = "Numeric id or plan_id."
     filterset_class = DRPlanFilterSet
+    filter_backends = [UsedFiltersBackend, SearchFilter, OrderingFilter]  # settings' backends, the first lighter
     search_fields = ["plan_id", "name", "description"]
     ordering_fields = [
         "plan_id",
@@ -109,10 +113,20 @@ class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
     ]
     ordering = ["plan_id"]
 
+    STATISTICS_ORDERING = frozenset({"last_test_date", "next_test_due", "success_rate"})
+
     def get_queryset(self) -> models.QuerySet[DRPlan]:
         if self.action == "list":
-            return selectors.plan_summary_list()
+            terms = self.request.query_params.get(api_settings.ORDERING_PARAM, "").split(",")
+            ordered_by_statistic = any(term.strip().lstrip("-") in self.STATISTICS_ORDERING for term in terms)
+            return selectors.plan_summary_rows(with_statistics=ordered_by_statistic)
         return selectors.plan_list()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # A page of plan summaries; their statistics in one query for the page (selectors.add_plan_statistics).
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        rows = selectors.add_plan_statistics(list(page))
+        return self.get_paginated_response(self.get_serializer(rows, many=True).data)
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "list":

@@ -341,6 +341,63 @@ def test_list_query_count_does_not_grow_with_page_size(api_for, scope):
     assert counts[0] == counts[1]
 
 
+def _plans_with_varied_results(count: int, prefix: str = "plan") -> list[DRPlan]:
+    """`count` plans over every test frequency; some never tested, others with 1-4 results of mixed outcomes."""
+    now = timezone.now()
+    frequencies = ["monthly", "quarterly", "semi_annual", "annual"]
+    outcomes = ["passed", "failed", "partial", "passed"]
+    plans = []
+    for i in range(count):
+        plan = make_plan(f"{prefix}-{i:02d}", test_frequency=frequencies[i % 4])
+        for k in range(i % 5):
+            make_result(
+                plan,
+                outcome=outcomes[(i + k) % 4],
+                test_date=now - timedelta(days=3 + 7 * k + i, microseconds=123 * i),
+                actual_rto_seconds=100 + 10 * k if k % 2 == 0 else None,
+                actual_rpo_seconds=5.5 * k if k else None,
+            )
+        plans.append(plan)
+    return plans
+
+
+STATISTICS = ("last_test_date", "next_test_due", "tests_total", "success_rate", "average_rto_seconds",
+              "average_rpo_seconds")  # fmt: skip
+
+
+@pytest.mark.parametrize("ordering", ["", "success_rate", "-next_test_due", "last_test_date,plan_id"])
+def test_list_statistics_are_the_plans_own(api_for, db, ordering):
+    """The list computes its page's statistics apart from the plan's own (plans_with_stats, what
+    /plans/{id} shows); both must agree, whichever ordering picks the list's way of computing them."""
+    _plans_with_varied_results(12)
+    client = api_for("viewer")
+    listed = client.get(URL, {"ordering": ordering} if ordering else {}).json()["results"]
+    assert len(listed) == 12
+    for row in listed:
+        whole = client.get(f"{URL}/{row['id']}").json()
+        assert {name: row[name] for name in STATISTICS} == {name: whole[name] for name in STATISTICS}
+    ordered = client.get(URL, {"ordering": "success_rate,plan_id"}).json()["results"]
+    rated = [(row["success_rate"], row["plan_id"]) for row in ordered if row["success_rate"] is not None]
+    assert len(rated) == 9 and rated == sorted(rated)  # where NULLs go is the database's choice
+
+
+@pytest.mark.parametrize("ordering", ["", "-success_rate"])
+def test_list_queries_do_not_grow_with_the_number_of_plans(api_for, db, ordering, django_assert_max_num_queries):
+    """No query per plan (N+1): token, two permission look-ups, count, page, the page's statistics."""
+    client = api_for("viewer")
+    query = {"page_size": 50, **({"ordering": ordering} if ordering else {})}
+    counts = []
+    for total, prefix in ((1, "plan"), (40, "more")):
+        for plan in _plans_with_varied_results(total - DRPlan.objects.count(), prefix):
+            make_result(plan, outcome="failed")
+        with django_assert_max_num_queries(6), CaptureQueriesContext(connection) as ctx:
+            response = client.get(URL, query)
+        assert response.status_code == 200
+        assert len(response.json()["results"]) == total
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def test_audit_entries_for_create_update_delete(api_for, users, scope):
     client = api_for("approver")
     plan_pk = client.post(URL, payload(), format="json").json()["id"]

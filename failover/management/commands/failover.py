@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from core.choices import AuthMethod
 from core.exceptions import DomainError
@@ -16,7 +16,7 @@ from failover import cli, services
 from plans.models import DRPlan
 
 
-class Command(BaseCommand):
+class Command(cli.RunCommand):
     help = "Run a failover (or DR test) of a plan."
 
     def add_arguments(self, parser: CommandParser) -> None:

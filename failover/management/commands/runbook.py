@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.http import Http404
 
 from core.choices import AuthMethod
@@ -42,7 +42,7 @@ def _from_option(parser: CommandParser) -> None:
     )
 
 
-class Command(BaseCommand):
+class Command(failover_cli.RunCommand):
     help = "Import a runbook document (YAML/JSON), export a runbook version, or import and run one."
 
     def add_arguments(self, parser: CommandParser) -> None:
