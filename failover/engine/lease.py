@@ -33,6 +33,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import DateTimeField, Expression, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
+from core.dbtime import lease_margin_seconds
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.engine import reaper
@@ -60,15 +61,6 @@ class Fenced(Exception):
 
 def lease_seconds() -> float:
     return float(getattr(settings, "ENGINE_LEASE_SECONDS", 15))
-
-
-def lease_margin_seconds() -> float:
-    """How long before its lease can expire a coordinator that cannot renew stops; also the clock skew
-    between a node and the database beyond which the node is reported (core/dbtime.py).
-    DRPLAN_ENGINE_LEASE_MARGIN_SECONDS, by default a fifth of the lease."""
-    configured = getattr(settings, "ENGINE_LEASE_MARGIN_SECONDS", None)
-    margin = float(configured) if configured else lease_seconds() / 5
-    return min(margin, lease_seconds() / 2)
 
 
 def _in(seconds: float, now: datetime | None) -> datetime | Expression:

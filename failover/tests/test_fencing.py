@@ -1,0 +1,146 @@
+"""Fencing (issue 15): the coordinator's deadline on its own monotonic clock, riding out database errors
+within it, and lease expiry judged by the database server's clock, never a node's."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from failover.engine import lease
+from failover.engine.lease import Fence, Fenced, LeaseLost, ride_out
+from failover.engine.reaper import reap
+from failover.models import FailoverExecution
+from failover.tests.engine_support import make_execution
+
+
+class FakeClock:
+    """A monotonic clock the test moves; `sleep` moves it too."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+# ------------------------------------------------------------------------------------------ the fence
+def test_the_fence_deadline_is_lease_minus_margin_after_the_last_renewal_was_sent():
+    clock = FakeClock()
+    fence = Fence(clock=clock, lease=15, margin=3)
+    assert fence.deadline() == 1012.0
+    clock.now = 1004.9
+    assert not fence.due()
+    clock.now = 1005.0
+    assert fence.due()  # renew every lease/3
+    fence.renewed(1005.0)
+    assert fence.deadline() == 1017.0 and fence.remaining() == 12.0
+    fence.renewed(1001.0)  # an older send time (a slow answer that arrived late) never moves it back
+    assert fence.deadline() == 1017.0
+    clock.now = 1016.999
+    assert not fence.passed()
+    clock.now = 1017.0
+    assert fence.passed()
+
+
+def test_the_margin_defaults_to_a_fifth_of_the_lease_and_never_exceeds_half(settings):
+    settings.ENGINE_LEASE_SECONDS = 15
+    settings.ENGINE_LEASE_MARGIN_SECONDS = None
+    assert lease.lease_margin_seconds() == 3.0
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 2
+    assert lease.lease_margin_seconds() == 2.0
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 60
+    assert lease.lease_margin_seconds() == 7.5
+
+
+def test_ride_out_retries_database_errors_with_backoff_and_returns_when_the_database_is_back():
+    clock = FakeClock()
+    fence = Fence(clock=clock, lease=15, margin=3)
+    failures = iter([True, True, True, False])
+
+    def attempt() -> str:
+        if next(failures):
+            raise OperationalError("server closed the connection unexpectedly")
+        return "renewed"
+
+    assert ride_out(fence, attempt, sleep=clock.sleep) == "renewed"
+    assert clock.sleeps == [0.1, 0.2, 0.4]
+
+
+def test_ride_out_fences_at_the_deadline_and_never_attempts_after_it():
+    clock = FakeClock()
+    fence = Fence(clock=clock, lease=15, margin=3)
+    clock.now = 1005.0  # a renewal is due and the database is gone
+    attempts: list[float] = []
+
+    def attempt() -> None:
+        attempts.append(clock.now)
+        raise OperationalError("connection refused")
+
+    with pytest.raises(Fenced):
+        ride_out(fence, attempt, sleep=clock.sleep)
+    assert attempts and max(attempts) < fence.deadline() == 1012.0
+    assert clock.now == 1012.0, "it waited until its deadline, not past it"
+    assert max(clock.sleeps) == 1.0, "the backoff is capped"
+
+
+def test_ride_out_lets_other_errors_through():
+    fence = Fence(clock=FakeClock(), lease=15, margin=3)
+
+    def attempt() -> None:
+        raise LeaseLost
+
+    with pytest.raises(LeaseLost):
+        ride_out(fence, attempt, sleep=lambda _: None)
+
+
+# ------------------------------------------------------------------- leases on the database's clock
+@pytest.mark.django_db
+def test_renewing_tells_the_fence_when_the_statement_was_sent():
+    execution = make_execution([], status="running")
+    reads = iter([500.0, 900.0])
+    fence = Fence(clock=lambda: next(reads), lease=15, margin=3)  # constructed at 500
+    assert lease.take_lease(execution.pk, "me:1:a", fence=fence)  # sent at 900
+    assert fence.sent == 900.0
+    ticks = iter([950.0])
+    fence.clock = lambda: next(ticks)
+    lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=False, fence=fence)
+    assert fence.sent == 950.0
+    fence.clock = lambda: 990.0
+    with pytest.raises(LeaseLost):
+        lease.renew_lease(execution.pk, "someone-else:2:b", heartbeat_steps=False, fence=fence)
+    assert fence.sent == 950.0, "a renewal that failed does not move the deadline"
+
+
+@pytest.mark.django_db
+def test_a_node_whose_clock_runs_an_hour_ahead_takes_over_no_live_lease(monkeypatch, enqueued):
+    live = make_execution([], status="running", coordinator="other-host:1:a")
+    FailoverExecution.objects.filter(pk=live.pk).update(lease_expires_at=timezone.now() + timedelta(seconds=10))
+    skewed = timezone.now() + timedelta(hours=1)
+    monkeypatch.setattr(timezone, "now", lambda: skewed)  # this node's wall clock, an hour fast
+    assert lease.take_lease(live.pk, "fast-host:2:b") is False
+    assert reap() == []
+    live.refresh_from_db()
+    assert live.coordinator == "other-host:1:a"
+    monkeypatch.undo()
+    FailoverExecution.objects.filter(pk=live.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert lease.take_lease(live.pk, "fast-host:2:b") is True  # expired by the database's clock: free
+
+
+@pytest.mark.django_db
+def test_the_lease_is_set_from_the_database_clock_not_the_nodes(monkeypatch):
+    execution = make_execution([], status="running", coordinator="")
+    skewed = timezone.now() - timedelta(hours=1)
+    monkeypatch.setattr(timezone, "now", lambda: skewed)  # this node's clock, an hour slow
+    assert lease.take_lease(execution.pk, "slow-host:1:a")
+    monkeypatch.undo()
+    execution.refresh_from_db()
+    left = (execution.lease_expires_at - timezone.now()).total_seconds()
+    assert lease.lease_seconds() - 2 < left <= lease.lease_seconds()
