@@ -3,6 +3,7 @@ within it, and lease expiry judged by the database server's clock, never a node'
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -12,8 +13,8 @@ from django.utils import timezone
 from failover.engine import lease
 from failover.engine.lease import Fence, Fenced, LeaseLost, ride_out
 from failover.engine.reaper import reap
-from failover.models import FailoverExecution
-from failover.tests.engine_support import make_execution
+from failover.models import ExecutionEvent, FailoverExecution
+from failover.tests.engine_support import make_execution, messages, shell, steps_of
 
 
 class FakeClock:
@@ -144,3 +145,69 @@ def test_the_lease_is_set_from_the_database_clock_not_the_nodes(monkeypatch):
     execution.refresh_from_db()
     left = (execution.lease_expires_at - timezone.now()).total_seconds()
     assert lease.lease_seconds() - 2 < left <= lease.lease_seconds()
+
+
+# ------------------------------------------------------------------------ a turn the database fails
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_in_the_middle_of_a_turn_is_undone_in_memory_too_and_the_turn_runs_again(monkeypatch):
+    """The transaction that records `a` and starts `b` fails after both writes (a connection lost mid-way):
+    the database rolled both back, so the coordinator's memory goes back too and the same turn runs again."""
+    from failover.engine import runner
+
+    execution = make_execution([shell("true", key="a"), shell("true", key="b", needs=["a"])])
+    real_dispatch = runner.dispatch
+    failures: list[str] = []
+
+    def dispatch_then_lose_the_connection(c, submit):
+        real_dispatch(c, submit)
+        if any(step.step_key == "b" for step, _ in submit) and not failures:
+            failures.append("b")
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(runner, "dispatch", dispatch_then_lose_the_connection)
+    assert runner.run_execution(execution.pk) == "completed"
+    assert failures == ["b"]
+    steps = {key: (step.status, step.attempts) for key, step in steps_of(execution).items()}
+    assert steps == {"a": ("succeeded", 1), "b": ("succeeded", 1)}
+    events = messages(execution)
+    assert events.count("a succeeded") == 1 and events.count("b started") == 1
+    seqs = list(ExecutionEvent.objects.filter(execution=execution).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_the_database_never_confirmed_fences_the_coordinator_at_once(monkeypatch, tmp_path, caplog):
+    """Whether a failed commit was applied is unknown: running the turn again could record things twice, so the
+    coordinator stops (its step stopped, nothing more written) and leaves the execution to the next one."""
+    from django.db import connection
+
+    from failover.engine import runner
+
+    pid_file = tmp_path / "pid"
+    execution = make_execution(
+        [shell("true", key="a"), shell("sh", "-c", f"echo $$ > {pid_file}; exec sleep 30", key="b", needs=["a"])]
+    )
+    real_write_turn = runner.Coordinator._write_turn
+    real_commit = connection.commit
+    lost: list[bool] = []
+
+    def commit_lost() -> None:
+        lost.append(True)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    def write_turn(self, batch):
+        if any(m[0] == "done" for m in batch) and not lost:  # a's result: its commit is lost
+            monkeypatch.setattr(connection, "commit", commit_lost)
+            try:
+                return real_write_turn(self, batch)
+            finally:
+                monkeypatch.setattr(connection, "commit", real_commit)
+        return real_write_turn(self, batch)
+
+    monkeypatch.setattr(runner.Coordinator, "_write_turn", write_turn)
+    with caplog.at_level(logging.ERROR, logger="failover.engine.runner"):
+        assert runner.run_execution(execution.pk) == "running"
+    assert lost == [True]
+    assert "fenced itself" in caplog.text and "outcome unknown" in caplog.text
+    assert not pid_file.exists(), "b was never started: its dispatch was in the lost commit"
+    assert steps_of(execution)["a"].status == "running"  # the next coordinator resolves it (reaper.py)
