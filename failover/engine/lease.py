@@ -88,6 +88,7 @@ class Fence:
         self.lease = lease_seconds() if lease is None else lease
         self.margin = lease_margin_seconds() if margin is None else margin
         self.sent = clock()
+        self.tripped = False  # set by the coordinator's watchdog at the deadline (outage.Watchdog): final
 
     def renewed(self, sent: float) -> None:
         self.sent = max(self.sent, sent)

@@ -10,6 +10,10 @@ the outage is recorded then, not lost, and nothing is marked failed. If it does 
 the coordinator stops as when its lease is lost (no more writes, its steps' processes stopped)
 before the lease can expire, and the reaper of some node takes the execution over after expiry.
 
+A database call can also hang rather than fail (a network partition: no error, no answer). The
+`Watchdog` thread stops the coordinator's steps at the fence deadline all the same, and the coordinator,
+once its thread returns, finds the fence tripped and stops (Fenced) before its next turn.
+
 A commit that failed is different: it may or may not have been applied, and running the turn again
 could record events twice or leave a dispatched step never started. The coordinator fences itself
 at once (the turn sets `committing` just before its commit) and the next coordinator starts from
@@ -18,6 +22,8 @@ what the database holds."""
 from __future__ import annotations
 
 import copy
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,7 +35,10 @@ from failover.models import StepRun
 if TYPE_CHECKING:
     from failover.engine.runner import Coordinator
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
+WATCH_SECONDS = 0.1  # how often the watchdog looks at the fence
 
 
 @dataclass
@@ -74,6 +83,8 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
     """`work(*args)`; after a database error in it, restore, wait for the database within the fence and run it
     again. Raises Fenced when the fence deadline passes first, or when the error came from a commit."""
     while True:
+        if c.fence.tripped:
+            raise Fenced(f"{what}: the fence deadline passed while a database call hung; the steps were stopped")
         saved = snapshot(c)
         c.committing = False
         try:
@@ -89,3 +100,33 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
                 refresh_steps(c)
 
             ride_out(c.fence, back, what=f"execution {c.execution_id}: {what}")
+
+
+class Watchdog:
+    """A thread that stops the coordinator's steps (its cancel event) when its fence deadline passes, even while
+    the coordinator's own thread is stuck in a database call; it marks the fence tripped so the coordinator
+    stops too when it gets control back (guarded). `stop()` when the coordinator ends."""
+
+    def __init__(self, c: Coordinator) -> None:
+        self.c = c
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name=f"fence-{c.execution_id}", daemon=True)
+
+    def start(self) -> Watchdog:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def _watch(self) -> None:
+        while not self.done.wait(WATCH_SECONDS):
+            if self.c.fence.passed():
+                self.c.fence.tripped = True
+                self.c.cancel_event.set()
+                logger.error(
+                    "execution %s: %s reached its fence deadline without renewing its lease; its steps are stopped",
+                    self.c.execution_id,
+                    self.c.worker,
+                )
+                return

@@ -168,6 +168,7 @@ class Coordinator:
     def run(self) -> str:
         if not take_lease(self.execution_id, self.worker, fence=self.fence):
             return self._status()
+        watchdog = outage.Watchdog(self).start()
         try:
             return self._run()
         except LeaseLost:
@@ -189,6 +190,7 @@ class Coordinator:
             logger.exception("execution %s: coordinator %s crashed", self.execution_id, self.worker)
             raise
         finally:
+            watchdog.stop()
             if self.pool is not None:
                 self.pool.shutdown(wait=not self.cancel_event.is_set(), cancel_futures=True)
 

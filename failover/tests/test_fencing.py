@@ -211,3 +211,47 @@ def test_a_commit_the_database_never_confirmed_fences_the_coordinator_at_once(mo
     assert "fenced itself" in caplog.text and "outcome unknown" in caplog.text
     assert not pid_file.exists(), "b was never started: its dispatch was in the lost commit"
     assert steps_of(execution)["a"].status == "running"  # the next coordinator resolves it (reaper.py)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_call_that_hangs_past_the_fence_still_stops_the_steps_and_the_coordinator(
+    settings, monkeypatch, tmp_path
+):
+    """A network partition: the renewal neither fails nor answers. The watchdog stops the step at the fence
+    deadline while the call still hangs; when the call returns, the coordinator stops too."""
+    import os
+
+    from failover.engine import runner
+
+    settings.ENGINE_LEASE_SECONDS = 3
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 1
+    pid_file = tmp_path / "pid"
+    execution = make_execution([shell("sh", "-c", f"echo $$ > {pid_file}; exec sleep 30", key="long")])
+    real_renew = runner.renew_lease
+    seen: dict[str, bool] = {}
+
+    def hanging_renew(*args, **kwargs):
+        if pid_file.exists() and "hung" not in seen:
+            seen["hung"] = True
+            pid = int(pid_file.read_text())
+            # hang until the step's process is gone (stopped by the watchdog), at most 20 s
+            seen["step stopped while hanging"] = wait_gone(pid, 20)
+        return real_renew(*args, **kwargs)
+
+    def wait_gone(pid: int, timeout: float) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        return False
+
+    monkeypatch.setattr(runner, "renew_lease", hanging_renew)
+    assert runner.run_execution(execution.pk) == "running"
+    assert seen == {"hung": True, "step stopped while hanging": True}
+    step = steps_of(execution)["long"]
+    assert step.status == "running", "nothing recorded for it: the next coordinator resolves it"
