@@ -97,7 +97,7 @@ CREATE_EXECUTION = """
 import json
 from failover.tasks import enqueue_execution
 from failover.tests.engine_support import make_execution, shell
-script = "echo $$ >> {marker}.pids; echo ran >> {marker}; exec sleep 4"
+script = "echo $$ >> {marker}.pids; echo ran >> {marker}; exec sleep 10"  # outlasts a loaded read
 execution = make_execution([
     shell("sh", "-c", script, key="work", idempotent={idempotent}),
     shell("true", key="after", needs=["work"]),
