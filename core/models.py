@@ -99,3 +99,20 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NodeClock(models.Model):
+    """How far a node's wall clock is from the database server's (core/dbtime.py), measured every minute by
+    each worker node. Leases never depend on it (expiry is decided by the database's clock); it is reported
+    when a node's skew exceeds the lease margin: its timestamps (steps' start and finish, RTO) are off."""
+
+    node = models.CharField(max_length=200, unique=True, help_text="DRPLAN_NODE_NAME, else the host name.")
+    checked_at = models.DateTimeField(help_text="The database server's time at the last measurement.")
+    offset_seconds = models.FloatField(default=0.0, help_text="Node clock minus database clock; > 0: node ahead.")
+    uncertainty_seconds = models.FloatField(default=0.0, help_text="Half the measurement's round trip.")
+
+    class Meta:
+        ordering = ["node"]
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.offset_seconds:+.3f} s"

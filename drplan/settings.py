@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 import zoneinfo
 from datetime import timedelta
 from pathlib import Path
@@ -412,6 +413,13 @@ if REDIS_URL:
 # approval gate), so a task's timeout is long; before it runs out, an idle coordinator hands
 # its execution over to a fresh task. Only the reaper decides about re-running, never the broker.
 ENGINE_LEASE_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_SECONDS", 15))
+# A coordinator that cannot renew stops this long before its lease can expire (by default lease/5); a node
+# whose clock differs from the database server's by more is reported (README, "A cluster").
+ENGINE_LEASE_MARGIN_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_MARGIN_SECONDS", 0)) or None
+# This node's name in the cluster's clock report (core/dbtime.py); by default the host name.
+NODE_NAME = os.environ.get("DRPLAN_NODE_NAME", "") or socket.gethostname()
+# How often each worker node measures its clock against the database server's (0: never).
+CLOCK_CHECK_SECONDS = float(os.environ.get("DRPLAN_CLOCK_CHECK_SECONDS", 60))
 ENGINE_TASK_TIMEOUT = int(os.environ.get("DRPLAN_ENGINE_TASK_TIMEOUT", 7 * 24 * 3600))
 
 Q_CLUSTER = {

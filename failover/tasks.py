@@ -36,6 +36,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
+from core import dbtime
 from core.tasks import ensure_checkpoint_schedule
 from failover.engine import reaper, runner
 
@@ -76,6 +77,7 @@ def ensure_reap_schedule() -> bool:
 def on_worker_start(sender: Any = None, proc_name: str = "", **kwargs: Any) -> None:
     """django_q post_spawn: a worker process started. Never let this stop the worker."""
     try:
+        dbtime.start_watch()  # this node's clock against the database's, every minute
         ensure_reap_schedule()
         ensure_checkpoint_schedule()
         for line in reap():

@@ -13,7 +13,9 @@ and signing key, and a var dir of its own (nothing local is shared). Ports: the 
 web nodes on --port+1 and +2, the ML service on +3, Redis on +4, PostgreSQL on +5.
 
 The processes outlive this command; their pids and ports are in DIR/state.json, which `status` and
-`down` read (down stops them by pid: SIGTERM to each group, then SIGKILL).
+`down` read (down stops them by pid: SIGTERM to each group, then SIGKILL). `status` also shows each worker
+node's clock offset from the database server's (GET /api/v1/dr/health/clocks), flagging nodes skewed
+beyond the lease margin.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from core.localservers import postgres, procs  # noqa: E402  (after the path: ru
 
 HOST = "127.0.0.1"
 HEALTH = "/api/v1/dr/health"
+CLOCKS = "/api/v1/dr/health/clocks"
 HAPROXY_CONFIG = """\
 global
     maxconn 4096
@@ -197,7 +200,7 @@ def _shared_settings(root: Path, ports: dict[str, int], user: str | None, state:
 def _node_env(shared: dict[str, str], root: Path, name: str) -> dict[str, str]:
     var = root / "nodes" / name
     var.mkdir(parents=True, exist_ok=True)
-    return {**shared, "DRPLAN_VAR_DIR": str(var)}
+    return {**shared, "DRPLAN_VAR_DIR": str(var), "DRPLAN_NODE_NAME": name}
 
 
 def _manage(env: dict[str, str], var: Path, *command: str) -> None:
@@ -252,14 +255,34 @@ def status(root: Path, *, as_json: bool) -> int:
     for name in ("web1", "web2", "proxy", "ml"):
         if name in report:
             report[name]["healthy"] = _health(state["ports"][name], "/health" if name == "ml" else HEALTH)
+    clocks = _clocks(state["ports"])
     if as_json:
-        print(json.dumps({"ports": state["ports"], "processes": report}, indent=2))
+        print(json.dumps({"ports": state["ports"], "processes": report, "clocks": clocks}, indent=2))
     else:
         for name, info in report.items():
             health = "" if "healthy" not in info else (" healthy" if info["healthy"] else " NOT answering")
             port = state["ports"].get(name.rstrip("12") if name.startswith("workers") else name, "")
             print(f"{name:<9} pid {info['pid']:<7} {'up' if info['alive'] else 'DOWN'}{health} {port}")
+        if clocks is None:
+            print("clocks: no web node answered " + CLOCKS)
+        else:
+            print(f"clocks (lease margin {clocks['lease_margin_seconds']:g} s): {clocks['status']}")
+            for node in clocks["nodes"]:
+                flag = "  SKEWED beyond the lease margin" if node["skewed"] else ""
+                offset = f"{node['offset_seconds']:+.3f} s (± {node['uncertainty_seconds']:.3f})"
+                print(f"  {node['node']:<9} {offset} at {node['checked_at']}{flag}")
     return 0 if all(info["alive"] for info in report.values()) else 1
+
+
+def _clocks(ports: dict[str, int]) -> dict[str, Any] | None:
+    """The nodes' clock offsets from the database's (core/dbtime.py), through any web node that answers."""
+    for name in ("proxy", "web1", "web2"):
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError, ValueError),
+            urllib.request.urlopen(f"http://{HOST}:{ports[name]}{CLOCKS}", timeout=3) as response,
+        ):
+            return json.loads(response.read())
+    return None
 
 
 # ---------------------------------------------------------------------------------------- restart

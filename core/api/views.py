@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import secrets, signin
+from core import dbtime, secrets, signin
 from core.api.serializers import (
     AuditEntrySerializer,
     SecretCreateSerializer,
@@ -62,6 +62,46 @@ class HealthView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
+
+
+class ClockHealthView(APIView):
+    """How far each worker node's clock is from the database server's (core/dbtime.py), and which nodes are
+    skewed beyond the lease margin. Open like the liveness probe, for monitoring and `scripts/cluster.py
+    status`: it names nodes and offsets, nothing else."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        summary="Clock skew of the cluster's nodes",
+        description="Each worker node measures its offset from the database server's clock every minute. "
+        "`status` is `skewed` when a node's offset, less its measurement uncertainty, exceeds the lease margin "
+        "(`DRPLAN_ENGINE_LEASE_MARGIN_SECONDS`). Leases do not depend on it: their expiry is judged by the "
+        "database's clock; a skewed node's own timestamps (step start and finish, RTO) are off.",
+        tags=["health"],
+        auth=[],
+        responses=inline_serializer(
+            "ClockHealth",
+            {
+                "status": serializers.ChoiceField(choices=["ok", "skewed"]),
+                "lease_margin_seconds": serializers.FloatField(),
+                "skewed": serializers.ListField(child=serializers.CharField()),
+                "nodes": inline_serializer(
+                    "NodeClockReport",
+                    {
+                        "node": serializers.CharField(),
+                        "offset_seconds": serializers.FloatField(help_text="Node minus database; > 0: ahead."),
+                        "uncertainty_seconds": serializers.FloatField(),
+                        "checked_at": serializers.DateTimeField(),
+                        "skewed": serializers.BooleanField(),
+                    },
+                    many=True,
+                ),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        return Response(dbtime.report())
 
 
 @extend_schema_view(

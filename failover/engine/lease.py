@@ -3,34 +3,145 @@ lease/3 seconds (with a heartbeat on the steps it runs), released, or handed to 
 
 Whoever holds a live lease is the only writer of the execution; a coordinator whose renewal finds
 the lease gone raises LeaseLost and stops without writing anything more. A hand-off enqueues through
-the hook the coordinator was given (EngineHooks.enqueue)."""
+the hook the coordinator was given (EngineHooks.enqueue).
+
+Expiry is decided by the database server's clock alone: the conditional updates compare and set
+`lease_expires_at` against `Now()` (the ORM's, evaluated by the server when the statement starts), so
+nodes whose clocks disagree still agree on whose lease is live.
+
+Fencing (issue 15): a coordinator that cannot renew (the database is restarting, the network is
+down) retries with backoff (`ride_out`) but only until its Fence deadline: `lease - margin` after the
+moment it *sent* its last successful renewal, by its own monotonic clock. The server set that lease to
+expire `lease` seconds after it received the statement, which is later, so the coordinator stops
+(Fenced: no more writes, its steps' processes stopped) at least `margin` seconds before any other
+node can take the execution over, whatever the two nodes' wall clocks say."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.db.models import Q
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, connection
+from django.db.models import DateTimeField, Expression, ExpressionWrapper, Q
+from django.db.models.functions import Now
 
+from core.dbtime import lease_margin_seconds
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.engine import reaper
 from failover.models import FailoverExecution, StepRun
 
+logger = logging.getLogger(__name__)
+
 COORDINATED = (ES.PENDING, ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK)
+# What a lost database connection raises (Django wraps the driver's errors in these).
+DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+RETRY_FIRST_SECONDS = 0.1  # ride_out: first wait after a database error, doubling up to the cap
+RETRY_CAP_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
     """Another coordinator took the execution over: stop without writing anything more."""
 
 
+class Fenced(Exception):
+    """The database stayed out of reach until this coordinator's fence deadline: it must stop coordinating
+    (no more writes, its steps stopped) before its lease can expire."""
+
+
 def lease_seconds() -> float:
     return float(getattr(settings, "ENGINE_LEASE_SECONDS", 15))
+
+
+def _in(seconds: float, now: datetime | None) -> datetime | Expression:
+    """`now` + seconds; without `now`, the database server's time + seconds (evaluated by the server)."""
+    if now is not None:
+        return now + timedelta(seconds=seconds)
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+class Fence:
+    """A coordinator's own deadline, on its own monotonic clock (no wall clock is compared with another).
+
+    `renewed(sent)` after each successful take or renewal, with the clock's value read just before the
+    statement was sent; `due()` says a renewal is due (lease/3 after the last one); `passed()` that the
+    deadline (`lease - margin` after the last one) has passed: the coordinator must stop."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        lease: float | None = None,
+        margin: float | None = None,
+    ) -> None:
+        self.clock = clock
+        self.lease = lease_seconds() if lease is None else lease
+        self.margin = lease_margin_seconds() if margin is None else margin
+        self.sent = clock()
+        self.tripped = False  # set by the coordinator's watchdog at the deadline (outage.Watchdog): final
+
+    def renewed(self, sent: float) -> None:
+        self.sent = max(self.sent, sent)
+
+    def due(self) -> bool:
+        return self.clock() - self.sent >= self.lease / 3
+
+    def deadline(self) -> float:
+        return self.sent + self.lease - self.margin
+
+    def remaining(self) -> float:
+        return self.deadline() - self.clock()
+
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+
+def reset_connection() -> None:
+    """Drop this thread's database connection after an error: the next query opens a new one."""
+    with contextlib.suppress(*DB_ERRORS):
+        connection.close()
+
+
+def ride_out(
+    fence: Fence,
+    attempt: Callable[[], T],
+    *,
+    what: str = "database",
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`attempt()`, retried with backoff (0.1 s doubling up to 1 s, a new connection each time) while it
+    raises a database error, never past the fence deadline: then Fenced. Other errors propagate."""
+    delay = RETRY_FIRST_SECONDS
+    failures = 0
+    while True:
+        if fence.passed():
+            raise Fenced(f"{what}: no database before the fence deadline ({failures} failed attempts)")
+        try:
+            result = attempt()
+        except DB_ERRORS as error:
+            failures += 1
+            if failures == 1:
+                logger.warning("%s: database error (%s); retrying until the fence deadline", what, error)
+            reset_connection()
+            pause = min(delay, fence.remaining())
+            if pause <= 0:
+                raise Fenced(f"{what}: no database before the fence deadline ({failures} failed attempts)") from error
+            sleep(pause)
+            delay = min(delay * 2, RETRY_CAP_SECONDS)
+            continue
+        if failures:
+            logger.warning("%s: database back after %d failed attempts", what, failures)
+        return result
 
 
 def worker_identity() -> str:
@@ -38,29 +149,39 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def take_lease(execution_id: int, worker_id: str, *, now: datetime | None = None) -> bool:
+def take_lease(execution_id: int, worker_id: str, *, now: datetime | None = None, fence: Fence | None = None) -> bool:
     """Conditional update: take the execution if it needs a coordinator and nobody holds a live lease
-    (an empty coordinator with a future lease is the reaper's reservation for a re-enqueued task)."""
-    now = now or timezone.now()
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(coordinator="")
-    return bool(
+    (an empty coordinator with a future lease is the reaper's reservation for a re-enqueued task).
+    `now` defaults to the database server's clock; a `fence` is told when the statement was sent."""
+    sent = fence.clock() if fence else 0.0
+    expired = Q(lease_expires_at__lt=now or Now())
+    free = Q(lease_expires_at__isnull=True) | expired | Q(coordinator="")
+    taken = bool(
         FailoverExecution.objects.filter(Q(pk=execution_id, status__in=COORDINATED) & free).update(
-            coordinator=worker_id, lease_expires_at=now + timezone.timedelta(seconds=lease_seconds())
+            coordinator=worker_id, lease_expires_at=_in(lease_seconds(), now)
         )
     )
+    if taken and fence:
+        fence.renewed(sent)
+    return taken
 
 
-def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool) -> None:
-    """Extend the lease (and, with heartbeat_steps, the heartbeat of this worker's RUNNING steps).
-    Raises LeaseLost when the lease is no longer ours."""
-    now = timezone.now()
+def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fence: Fence | None = None) -> None:
+    """Extend the lease to the database's now + lease (and, with heartbeat_steps, the heartbeat of this
+    worker's RUNNING steps). Raises LeaseLost when the lease is no longer ours. A `fence` is told when
+    the statement was sent, once it succeeded."""
+    sent = fence.clock() if fence else 0.0
     renewed = FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        lease_expires_at=now + timezone.timedelta(seconds=lease_seconds())
+        lease_expires_at=_in(lease_seconds(), None)
     )
     if not renewed:
         raise LeaseLost
+    if fence:
+        fence.renewed(sent)
     if heartbeat_steps:
-        StepRun.objects.filter(execution_id=execution_id, status=SS.RUNNING, worker=worker_id).update(heartbeat_at=now)
+        StepRun.objects.filter(execution_id=execution_id, status=SS.RUNNING, worker=worker_id).update(
+            heartbeat_at=Now()
+        )
 
 
 def release_lease(execution_id: int, worker_id: str) -> None:
@@ -72,8 +193,7 @@ def release_lease(execution_id: int, worker_id: str) -> None:
 def hand_off(execution_id: int, worker_id: str, enqueue: Callable[[int], None]) -> None:
     """Give the execution to a fresh task: release the lease into a short reservation (so the reaper
     does not enqueue it twice) and enqueue it."""
-    now = timezone.now()
     FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        coordinator="", lease_expires_at=now + timezone.timedelta(seconds=reaper.REQUEUE_RESERVATION_SECONDS)
+        coordinator="", lease_expires_at=_in(reaper.REQUEUE_RESERVATION_SECONDS, None)
     )
     enqueue(execution_id)

@@ -11,6 +11,9 @@
 - a PENDING execution nobody picked up for PENDING_GRACE_SECONDS → re-enqueued;
 - approval requests past their deadline → expired (the hook EngineHooks.expire_approvals).
 Re-enqueueing goes through the hook EngineHooks.enqueue (failover/engine/hooks.py).
+"Expired" and "older than" are judged by the database server's clock (the ORM's `Now()` in the
+conditional updates, see lease.py), never by this node's: a node whose clock runs ahead does not
+take over live leases.
 A re-enqueued execution is reserved (empty coordinator, lease in the future) so the next reap
 does not enqueue it again while the task waits for a free worker; a coordinator takes a
 reserved execution at once.
@@ -29,7 +32,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from django.db.models import Q
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from failover.choices import ExecutionStatus as ES
@@ -45,14 +49,14 @@ REQUEUE_RESERVATION_SECONDS = 60
 
 
 def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> list[str]:
-    """Resolve stale work; returns one line per thing done. `hooks` default to the installed ones."""
+    """Resolve stale work; returns one line per thing done. `hooks` default to the installed ones.
+    `now` (tests) stands for the database server's clock, which is used without it."""
     hooks = hooks or installed()
-    now = now or timezone.now()
     done: list[str] = []
     done.extend(_expire_approvals(hooks.expire_approvals))
-    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now or Now())
     stale = Q(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]) | Q(
-        status=ES.PENDING, triggered_at__lt=now - timedelta(seconds=PENDING_GRACE_SECONDS)
+        status=ES.PENDING, triggered_at__lt=_db_time(now, -PENDING_GRACE_SECONDS)
     )
     candidates = list(FailoverExecution.objects.filter(stale & lapsed).values_list("pk", "status", "coordinator"))
     held = FailoverExecution.objects.filter(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]).exclude(
@@ -64,7 +68,7 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     for pk, status, coordinator in candidates:
         still_stale = lapsed | Q(coordinator=coordinator) if coordinator else lapsed
         reserved = FailoverExecution.objects.filter(Q(pk=pk, status=status) & still_stale).update(
-            coordinator="", lease_expires_at=now + timedelta(seconds=REQUEUE_RESERVATION_SECONDS)
+            coordinator="", lease_expires_at=_db_time(now, REQUEUE_RESERVATION_SECONDS)
         )
         if not reserved:
             continue  # a coordinator took it meanwhile
@@ -78,6 +82,13 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     for line in done:
         logger.info("reaper: %s", line)
     return done
+
+
+def _db_time(now: datetime | None, seconds: float) -> datetime | ExpressionWrapper:
+    """`now` + seconds, or the database server's time + seconds (evaluated by the server)."""
+    if now is not None:
+        return now + timedelta(seconds=seconds)
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
 
 def coordinator_is_dead_local_process(coordinator: str) -> bool:

@@ -29,6 +29,10 @@ Outcomes:
 Terminal transitions and the SUMMARY event share one transaction; the outcome hook runs after it.
 While only people are awaited the coordinator polls (two small reads every 0.2 s); shortly before
 the django-q2 task timeout an idle coordinator hands over to a fresh task.
+A database outage is ridden out within the coordinator's fence (outage.py, lease.py): a write turn
+that fails is rolled back in memory too and run again when the database returns; when it does not
+return before `lease - margin` since the last renewal, the coordinator fences itself (Fenced: it stops
+as when its lease is lost) before the lease can expire.
 
 What the engine needs from above it (enqueueing a hand-off, recording the outcome) it gets as
 EngineHooks (hooks.py): given to run_execution, else the set installed at start-up.
@@ -59,7 +63,7 @@ from core.secrets import Redactor, allowed_hosts_of, get_secret_value, read_secr
 from failover.choices import ExecutionStatus as ES
 from failover.choices import OnFailure
 from failover.choices import StepStatus as SS
-from failover.engine import reaper, records, rollback, validation
+from failover.engine import outage, reaper, records, rollback, validation
 from failover.engine.actions import ActionResult, StepContext, run_action
 from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
@@ -68,11 +72,15 @@ from failover.engine.events import batched, emit
 from failover.engine.hooks import EngineHooks, installed
 from failover.engine.lease import (
     COORDINATED,
+    DB_ERRORS,
+    Fence,
+    Fenced,
     LeaseLost,
     hand_off,
     lease_seconds,
     release_lease,
     renew_lease,
+    ride_out,
     take_lease,
     worker_identity,
 )
@@ -148,8 +156,9 @@ class Coordinator:
         self.cancelling = False
         self.rollback_on_cancel = False
         self.lease_lost = False
+        self.fence = Fence()  # when to stop if the lease cannot be renewed (lease.py)
+        self.committing = False  # a guarded turn reached its commit (outage.py)
         self.started = time.monotonic()
-        self.renewed = time.monotonic()
         self.next_poll = 0.0
         self.measured: dict[str, float] = {}
         self.validation_trigger = ""
@@ -157,8 +166,9 @@ class Coordinator:
 
     # ----------------------------------------------------------------- lifecycle
     def run(self) -> str:
-        if not take_lease(self.execution_id, self.worker):
+        if not take_lease(self.execution_id, self.worker, fence=self.fence):
             return self._status()
+        watchdog = outage.Watchdog(self).start()
         try:
             return self._run()
         except LeaseLost:
@@ -166,12 +176,21 @@ class Coordinator:
             self.cancel_event.set()  # our copies of the steps must not race the new coordinator's
             logger.warning("execution %s: lease lost by %s; stopped", self.execution_id, self.worker)
             return self._status()
+        except Fenced as fenced:
+            self.lease_lost = True
+            self.cancel_event.set()  # as when the lease is lost: the next coordinator resolves our steps
+            logger.error("execution %s: %s fenced itself (%s); stopped", self.execution_id, self.worker, fenced)
+            try:
+                return self._status()
+            except DB_ERRORS:
+                return ""
         except Exception:
             # Leave the lease to expire: the reaper re-enqueues, the next coordinator recovers.
             self.cancel_event.set()
             logger.exception("execution %s: coordinator %s crashed", self.execution_id, self.worker)
             raise
         finally:
+            watchdog.stop()
             if self.pool is not None:
                 self.pool.shutdown(wait=not self.cancel_event.is_set(), cancel_futures=True)
 
@@ -250,11 +269,13 @@ class Coordinator:
 
     # ----------------------------------------------------------------- lease
     def _renew(self) -> None:
-        renew_lease(self.execution_id, self.worker, heartbeat_steps=bool(self.running))
-        self.renewed = time.monotonic()
+        def renew() -> None:
+            renew_lease(self.execution_id, self.worker, heartbeat_steps=bool(self.running), fence=self.fence)
+
+        ride_out(self.fence, renew, what=f"execution {self.execution_id}: renewing the lease")
 
     def keep_lease(self) -> None:
-        if time.monotonic() - self.renewed >= lease_seconds() / 3:
+        if self.fence.due():
             self._renew()
 
     # ----------------------------------------------------------------- steps
@@ -368,19 +389,11 @@ class Coordinator:
         while True:
             self.keep_lease()
             if time.monotonic() >= self.next_poll:
-                self._poll()
+                outage.guarded(self, "polling", self._poll)
             messages = self._drain()
             submit: list[tuple[StepRun, Attempt]] = []
             if messages or self._has_work():  # (no empty write transactions while idle)
-                with transaction.atomic(), batched():
-                    handle(self, messages)
-                    if self.cancelling:
-                        cancel_unstarted(self)
-                    elif self.failure:
-                        cancel_waiting(self, f"not started: {self.failure}")
-                    due_retries(self, submit)
-                    if not self.failure and not self.cancelling:
-                        dispatch(self, submit)
+                submit = outage.guarded(self, "recording steps", self._write_turn, messages)
             for step, attempt in submit:
                 self._submit(step, attempt)
             if not self.running and not submit:
@@ -392,6 +405,22 @@ class Coordinator:
                     return "done"
                 if self.waiting and time.monotonic() - self.started > max_age:
                     return "handoff"
+
+    def _write_turn(self, messages: list[tuple[Any, ...]]) -> list[tuple[StepRun, Attempt]]:
+        """One transaction: what the steps reported, cancellations, retries and new dispatches."""
+        submit: list[tuple[StepRun, Attempt]] = []
+        with transaction.atomic():
+            with batched():  # the turn's events stored together at its end, in this transaction
+                handle(self, messages)
+                if self.cancelling:
+                    cancel_unstarted(self)
+                elif self.failure:
+                    cancel_waiting(self, f"not started: {self.failure}")
+                due_retries(self, submit)
+                if not self.failure and not self.cancelling:
+                    dispatch(self, submit)
+            self.committing = True
+        return submit
 
     def _has_work(self) -> bool:
         """Is there anything to write besides what the steps reported?"""
@@ -516,8 +545,13 @@ class Coordinator:
         except queue.Empty:
             pass
         if lines:
-            with transaction.atomic():
-                write_logs(self, lines[: MAX_LOG_EVENTS_PER_STEP * max(1, len(self.steps))])
+
+            def write() -> None:
+                with transaction.atomic():
+                    write_logs(self, lines[: MAX_LOG_EVENTS_PER_STEP * max(1, len(self.steps))])
+                    self.committing = True
+
+            outage.guarded(self, "storing log lines", write)
 
     def action_context(self, step: StepRun, timeout: float | None) -> StepContext:
         """For a step's rollback action, right after rendering its parameters (render)."""
@@ -527,7 +561,12 @@ class Coordinator:
     # ----------------------------------------------------------------- phases after the steps
     def _to(self, status: str, message: str, **fields: Any) -> None:
         self.keep_lease()
-        if not transition_execution(self.execution_id, status, message=message, redact=self.redactor.redact, **fields):
+
+        def move() -> bool:
+            redact = self.redactor.redact
+            return transition_execution(self.execution_id, status, message=message, redact=redact, **fields)
+
+        if not outage.guarded(self, f"moving to {status}", move):
             raise LeaseLost  # someone else changed the status: not ours to drive any more
 
     def _has_rollbacks(self) -> bool:
@@ -585,25 +624,30 @@ class Coordinator:
         redact = self.redactor.redact
         if error:
             fields["error"] = redact(error)
-        with transaction.atomic():
-            moved = transition_execution(
-                self.execution_id,
-                status,
-                message=f"execution {status}" + (f": {fields['error']}" if error else ""),
-                redact=redact,
-                coordinator="",
-                lease_expires_at=None,
-                **fields,
-            )
-            if not moved:
-                raise LeaseLost
-            emit(
-                self.execution_id,
-                ExecutionEvent.Kind.SUMMARY,
-                f"execution {status}",
-                records.summary(self.execution_id, status),
-                redact=redact,
-            )
+
+        def finish() -> None:
+            with transaction.atomic():
+                moved = transition_execution(
+                    self.execution_id,
+                    status,
+                    message=f"execution {status}" + (f": {fields['error']}" if error else ""),
+                    redact=redact,
+                    coordinator="",
+                    lease_expires_at=None,
+                    **fields,
+                )
+                if not moved:
+                    raise LeaseLost
+                emit(
+                    self.execution_id,
+                    ExecutionEvent.Kind.SUMMARY,
+                    f"execution {status}",
+                    records.summary(self.execution_id, status),
+                    redact=redact,
+                )
+                self.committing = True
+
+        outage.guarded(self, f"finishing ({status})", finish)
         records.record_outcome(self.execution_id, self.hooks.record_outcome)
         return status
 

@@ -324,7 +324,8 @@ def test_a_coordinator_that_lost_its_lease_stops_its_steps_and_writes_nothing_mo
     assert execution.coordinator == "thief:1:t"
 
 
-def test_reap_schedule_is_created_once_and_a_starting_worker_reaps():
+def test_reap_schedule_is_created_once_and_a_starting_worker_reaps(settings):
+    settings.CLOCK_CHECK_SECONDS = 0  # no clock-watch thread in the test process (core/dbtime.py)
     stale = make_execution(
         [], status="running", coordinator="gone:1:x", lease_expires_at=timezone.now() - timedelta(seconds=1)
     )

@@ -102,7 +102,7 @@ def test_a_failing_expiry_is_reported_and_the_reaper_goes_on():
 def test_a_hand_off_reserves_the_execution_and_enqueues_it():
     execution = make_execution([], status="running", coordinator="me:1:a", lease_expires_at=timezone.now())
     enqueued: list[int] = []
-    before = timezone.now()
+    before = timezone.now() - timedelta(milliseconds=1)  # the database's clock: SQLite's counts milliseconds
     hand_off(execution.pk, "me:1:a", enqueued.append)
     assert enqueued == [execution.pk]
     execution.refresh_from_db()

@@ -1,0 +1,64 @@
+"""Clock skew (issue 15): each node's offset from the database server's clock, measured through the ORM, the
+warning when it exceeds the lease margin, and the report at GET /api/v1/dr/health/clocks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from core import dbtime
+from core.models import NodeClock
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_node_in_step_with_the_database_measures_a_small_offset_and_is_not_reported(settings, caplog):
+    settings.ENGINE_LEASE_SECONDS = 15
+    settings.ENGINE_LEASE_MARGIN_SECONDS = None
+    with caplog.at_level(logging.WARNING, logger="core.dbtime"):
+        first = dbtime.measure("node-a")
+        second = dbtime.measure("node-a")
+    assert abs(first.offset_seconds) < 1 and abs(second.offset_seconds) < 1
+    assert second.uncertainty_seconds >= 0
+    assert list(NodeClock.objects.values_list("node", flat=True)) == ["node-a"]  # one row per node, updated
+    assert not caplog.records
+    report = dbtime.report()
+    assert (report["status"], report["skewed"], report["lease_margin_seconds"]) == ("ok", [], 3.0)
+    assert [node["node"] for node in report["nodes"]] == ["node-a"]
+
+
+def test_a_node_whose_clock_is_ahead_by_more_than_the_margin_is_warned_about_and_reported(
+    settings, caplog, monkeypatch
+):
+    settings.ENGINE_LEASE_SECONDS = 15
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 2
+    dbtime.measure("in-step")
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=30))
+    with caplog.at_level(logging.WARNING, logger="core.dbtime"):
+        clock = dbtime.measure("fast-node")
+    monkeypatch.undo()
+    assert 29 < clock.offset_seconds < 31
+    assert "clock skew: node fast-node is +30." in caplog.text
+    answer = APIClient().get("/api/v1/dr/health/clocks")  # open, like the liveness probe
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["skewed"], body["lease_margin_seconds"]) == ("skewed", ["fast-node"], 2.0)
+    by_node = {node["node"]: node for node in body["nodes"]}
+    assert by_node["fast-node"]["skewed"] is True and by_node["in-step"]["skewed"] is False
+    assert 29 < by_node["fast-node"]["offset_seconds"] < 31
+
+
+def test_a_node_behind_is_reported_too_and_no_watch_runs_when_disabled(settings, monkeypatch):
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 2
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() - timedelta(seconds=5))
+    clock = dbtime.measure("slow-node")
+    monkeypatch.undo()
+    assert -6 < clock.offset_seconds < -4
+    assert dbtime.report()["skewed"] == ["slow-node"]
+    assert dbtime.start_watch(0) is False

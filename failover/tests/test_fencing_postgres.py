@@ -1,0 +1,227 @@
+"""A real PostgreSQL 16 (core/localservers) stopped under a running coordinator (issue 15, fencing):
+
+- stopped for less than the fence deadline: the coordinator rides it out; the step that finished while the
+  database was away is recorded when it returns; the run completes, nothing runs twice, nothing fails;
+- stopped for longer: the coordinator fences itself (stops its step, writes nothing more) before its lease
+  expires by the database's clock, and another coordinator takes over after expiry and finishes the run.
+
+The coordinators are `manage.py shell` processes on that server, as a worker node would be; the server is
+this test's own (not the test database), so stopping it stops nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from failover.tests.engine_support import ROOT
+
+pytestmark = pytest.mark.realsystem
+
+DB = "drplan_fencing"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[dict[str, Any]]:
+    pytest.importorskip("pgserver")
+    from core.localservers import postgres, procs
+
+    # Under the var dir, like the PostgreSQL pair's: the server's user can reach it (not pytest's 0700 tmp).
+    root = Path(settings.VAR_DIR) / f"fencing-pg-{os.getpid()}"
+    user = procs.server_user()
+    procs.prepare(root, user)
+    data, port = root / "data", procs.free_port()
+    postgres.initdb(data, user)
+    postgres.start(data, port, "fencing", user)
+    try:
+        postgres.query(port, f"CREATE DATABASE {DB}")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL", "PYTEST", "DJANGO_SETTINGS"))
+        }
+        env.update(
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/{DB}",
+            DRPLAN_VAR_DIR=str(root / "var"),
+            DRPLAN_LOG_LEVEL="WARNING",
+            DRPLAN_CLOCK_CHECK_SECONDS="0",
+        )
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert migrate.returncode == 0, migrate.stderr[-2000:]
+        yield {"root": root, "data": data, "port": port, "user": user, "env": env}
+    finally:
+        postgres.stop(data, user, mode="immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_server(server: dict[str, Any]) -> None:
+    from core.localservers import postgres
+
+    postgres.stop(server["data"], server["user"], mode="immediate")
+
+
+def start_server(server: dict[str, Any]) -> None:
+    from core.localservers import postgres
+
+    postgres.start(server["data"], server["port"], "fencing", server["user"])
+
+
+def shell(server: dict[str, Any], code: str, **env: str) -> Any:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env={**server["env"], **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def coordinator(server: dict[str, Any], pk: int, log: Path, **env: str) -> subprocess.Popen:
+    """A coordinator process: run_execution(pk); prints its status and the wall-clock time it returned."""
+    code = (
+        "import json, time; from failover.engine.runner import run_execution; "
+        f"status = run_execution({pk}); print(json.dumps({{'status': status, 'returned_at': time.time()}}))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env={**server["env"], **env},
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+        start_new_session=True,
+    )
+
+
+CREATE = """
+import json
+from failover.tests.engine_support import make_execution, shell
+steps = []
+for i in range(4):
+    line = "echo s%d $(date +%%s.%%N) >> {marker}" % i
+    # s1: its first run writes its pid and sleeps {long} s; a run after it (a takeover) is short
+    first_run = "touch {marker}.again; echo $$ > {marker}.pid; exec sleep {long}"
+    long = "; if [ -e {marker}.again ]; then sleep 0.3; else " + first_run + "; fi"
+    script = line + (long if i == 1 else "; sleep 0.3")
+    steps.append(shell("sh", "-c", script, key=f"s{{i}}", needs=[f"s{{i - 1}}"] if i else [], idempotent={idempotent}))
+print(json.dumps(make_execution(steps).pk))
+"""
+
+STATE = """
+import json
+from failover.models import ExecutionEvent, FailoverExecution, StepRun
+e = FailoverExecution.objects.get(pk={pk})
+steps = {{s.step_key: [s.status, s.attempts] for s in StepRun.objects.filter(execution=e)}}
+seqs = list(ExecutionEvent.objects.filter(execution=e).order_by("seq").values_list("seq", flat=True))
+print(json.dumps({{"status": e.status, "coordinator": e.coordinator, "steps": steps, "seqs": seqs,
+                  "lease": e.lease_expires_at.timestamp() if e.lease_expires_at else None}}))
+"""
+
+
+def starts(marker: Path) -> list[tuple[str, float]]:
+    """(step, start time) for every run of a step, in order."""
+    if not marker.exists():
+        return []
+    return [(key, float(at)) for key, at in (line.split() for line in marker.read_text().splitlines())]
+
+
+def wait(condition, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ValueError, OSError):
+            value = condition()
+            if value:
+                return value
+        time.sleep(0.1)
+    pytest.fail(f"within {timeout:.0f} s: {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    return False
+
+
+def test_a_database_outage_shorter_than_the_fence_is_ridden_out_and_the_run_completes(server, tmp_path: Path):
+    # Lease 24 s, margin 3: renewals every 8 s, the fence 21 s after the last one: a ~3 s outage always fits.
+    env = {"DRPLAN_ENGINE_LEASE_SECONDS": "24", "DRPLAN_ENGINE_LEASE_MARGIN_SECONDS": "3"}
+    marker = tmp_path / "marker"
+    pk = shell(server, CREATE.format(marker=marker, long=3, idempotent=False))
+    proc = coordinator(server, pk, tmp_path / "coordinator.log", **env)
+    try:
+        wait(lambda: [k for k, _ in starts(marker)] == ["s0", "s1"], 60, "the second step starts")
+        stop_server(server)  # while s1 runs: it finishes while the database is away
+        wait(lambda: not alive(int(Path(f"{marker}.pid").read_text())), 30, "s1 finishes during the outage")
+        start_server(server)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+    result = json.loads(out.strip().splitlines()[-1])
+    state = shell(server, STATE.format(pk=pk))
+    log = (tmp_path / "coordinator.log").read_text()
+    assert result["status"] == state["status"] == "completed", (result, state, log)
+    assert "retrying until the fence deadline" in log and "database back after" in log, log
+    assert [key for key, _ in starts(marker)] == ["s0", "s1", "s2", "s3"], "every step once"
+    assert state["steps"] == {f"s{i}": ["succeeded", 1] for i in range(4)}, "s1 recorded after the outage"
+    assert state["seqs"] == list(range(1, len(state["seqs"]) + 1)), "events: no gap, no duplicate"
+
+
+def test_a_longer_outage_fences_the_coordinator_before_its_lease_expires_and_another_takes_over(server, tmp_path: Path):
+    # Lease 9 s, margin 2: renewals every 3 s, the fence 7 s after the last one.
+    env = {"DRPLAN_ENGINE_LEASE_SECONDS": "9", "DRPLAN_ENGINE_LEASE_MARGIN_SECONDS": "2"}
+    marker = tmp_path / "marker"
+    pk = shell(server, CREATE.format(marker=marker, long=60, idempotent=True))
+    first = coordinator(server, pk, tmp_path / "first.log", **env)
+    try:
+        wait(lambda: [k for k, _ in starts(marker)] == ["s0", "s1"], 60, "the second step starts")
+        step_pid = int(wait(lambda: Path(f"{marker}.pid").read_text().strip(), 10, "s1 wrote its pid"))
+        stop_server(server)
+        out, _ = first.communicate(timeout=60)  # it must give up on its own, the database still down
+        assert not alive(step_pid), "the fenced coordinator stopped its step"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, 9)
+    fenced = json.loads(out.strip().splitlines()[-1])
+    assert "fenced itself" in (tmp_path / "first.log").read_text()
+    start_server(server)
+    before = shell(server, STATE.format(pk=pk))
+    # Its last write happened before it returned; the lease it last renewed expires, by the database's clock
+    # (this machine's: one host), at least the margin later: no other coordinator could act meanwhile.
+    assert before["status"] == "running" and before["lease"] is not None
+    assert fenced["returned_at"] < before["lease"] - 1, (fenced, before)
+    second = coordinator(server, pk, tmp_path / "second.log", **env)
+    out, _ = second.communicate(timeout=180)
+    # The second coordinator waits for nothing: a live lease makes it return at once; retry until it holds it.
+    result = json.loads(out.strip().splitlines()[-1])
+    while result["status"] == "running":
+        time.sleep(0.5)
+        again = coordinator(server, pk, tmp_path / "second.log", **env)
+        out, _ = again.communicate(timeout=180)
+        result = json.loads(out.strip().splitlines()[-1])
+    state = shell(server, STATE.format(pk=pk))
+    assert result["status"] == state["status"] == "completed", (result, state)
+    runs = starts(marker)
+    assert [key for key, _ in runs] == ["s0", "s1", "s1", "s2", "s3"], "only the step in flight ran again, once"
+    assert runs[2][1] > before["lease"] - 0.5, "the new coordinator started it after the old lease expired"
+    assert state["steps"]["s1"] == ["succeeded", 2]
+    assert state["seqs"] == list(range(1, len(state["seqs"]) + 1))
