@@ -38,7 +38,7 @@ from django_q.tasks import async_task
 
 from core import dbtime
 from core.tasks import ensure_checkpoint_schedule
-from failover.engine import reaper, runner
+from failover.engine import rawsql, reaper, runner
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,6 @@ def on_worker_start(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
 # of the temporary directory named after the database file). A wake-up is only a hint: the poll still
 # runs at least every Q_CLUSTER["poll"] seconds.
 
-WAKE_CHANNEL = "drplan_q"
-
 
 class WakingORM(ORM):
     """django-q2's ORM broker; an enqueue wakes the idle pushers (Q_CLUSTER["broker_class"])."""
@@ -118,8 +116,7 @@ class WakingORM(ORM):
         pk = OrmQ.objects.using(Conf.ORM).create(key=self.list_key, payload=task, lock=timezone.now()).pk
         connection = connections[Conf.ORM]
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:  # delivered when the insert commits
-                cursor.execute("SELECT pg_notify(%s, %s)", [WAKE_CHANNEL, self.list_key or ""])
+            rawsql.notify_task_queue(connection, self.list_key or "")  # delivered when the insert commits
         else:
             transaction.on_commit(lambda: _wake_local(_wake_dir(connection)), using=Conf.ORM)
         return pk
@@ -142,10 +139,7 @@ class _PgWaiter:
     """LISTEN on a connection of its own; wait() returns on a NOTIFY or after the timeout."""
 
     def __init__(self, params: dict[str, Any]) -> None:
-        import psycopg
-
-        self.conn = psycopg.connect(**params, autocommit=True)
-        self.conn.execute(f"LISTEN {WAKE_CHANNEL}")
+        self.conn = rawsql.listen_task_queue(params)
 
     def wait(self, timeout: float) -> None:
         for _ in self.conn.notifies(timeout=timeout, stop_after=1):

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
+from failover.engine import rawsql
 from failover.models import ExecutionEvent, FailoverExecution
 
 logger = logging.getLogger(__name__)
@@ -96,14 +97,10 @@ def store(events: list[ExecutionEvent]) -> None:
 
 def _take_seqs(execution_id: int, count: int) -> int:
     """Advance the execution's event sequence by `count` (one UPDATE … RETURNING); the new last value."""
-    table = connection.ops.quote_name(FailoverExecution._meta.db_table)  # a model's table; values are parameters
-    sql = f'UPDATE {table} SET "event_seq" = "event_seq" + %s WHERE "id" = %s RETURNING "event_seq"'  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [count, execution_id])
-        row = cursor.fetchone()
-    if row is None:
+    last = rawsql.advance_event_seq(execution_id, count)
+    if last is None:
         raise FailoverExecution.DoesNotExist(f"execution {execution_id} does not exist")
-    return row[0]
+    return last
 
 
 def _committed(events: list[ExecutionEvent]) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
+from failover.engine import rawsql
 from failover.engine.approval_policy import ApprovalRequired, describe, outstanding_level
 from failover.engine.events import Redact, emit
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
@@ -111,7 +112,7 @@ def transition_step(
     if only_from is not None:
         sources &= set(only_from)
     with transaction.atomic(savepoint=False):
-        moved = _update_step(step.pk, sources, {"status": to, **fields})
+        moved = rawsql.update_step_if_status(step.pk, sources, {"status": to, **fields})
         if moved:
             data = {
                 "step": step.step_key,
@@ -131,31 +132,6 @@ def transition_step(
         for name, value in fields.items():
             setattr(step, name, value)
     return bool(moved)
-
-
-def _update_step(step_id: int, sources: set[str], fields: dict[str, Any]) -> int:
-    """`StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)` as one prepared statement,
-    without building a query: the coordinator runs two per step. Values are prepared by their model
-    fields as the ORM does; an expression or a model instance takes the ORM's way."""
-    if not sources:
-        return 0
-    db = connections[router.db_for_write(StepRun)]
-    quote = db.ops.quote_name
-    assignments, values = [], []
-    for name, value in fields.items():
-        if hasattr(value, "resolve_expression") or hasattr(value, "prepare_database_save"):
-            return StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)
-        field = StepRun._meta.get_field(name)
-        assignments.append(f"{quote(field.column)} = %s")
-        values.append(field.get_db_prep_save(value, db))
-    statuses = sorted(sources)
-    sql = (
-        f"UPDATE {quote(StepRun._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608 (model names; values are parameters)
-        f"WHERE {quote('id')} = %s AND {quote('status')} IN ({', '.join(['%s'] * len(statuses))})"
-    )
-    with db.cursor() as cursor:
-        cursor.execute(sql, [*values, step_id, *statuses])
-        return cursor.rowcount
 
 
 _EVENT_FIELDS = {"attempts", "started_at", "finished_at", "duration_seconds", "error", "worker"}
