@@ -70,7 +70,9 @@ def main() -> int:
         results: dict[str, dict] = {}
         for slug in slugs:
             started = time.monotonic()
-            execution, _ = run_template(slug, var_dir / slug, users, make_user)
+            root = var_dir / slug  # each target's servers keep their files here
+            root.mkdir(parents=True, exist_ok=True)
+            execution, _ = run_template(slug, root, users, make_user)
             template = library.get_template(slug)
             results[slug] = {
                 "rto_seconds": round(execution.actual_rto_seconds, 3),
