@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from failover.engine.actions import ActionResult, StepContext, executor
-from failover.engine.actions.blocking import run_blocking, step_timeout
+from failover.engine.actions.sessions import ActionFailed, StepSession, run_session
 
 CALL_TIMEOUT = 5.0  # seconds one runtime API command may take, within the step's timeout
 POLL_INTERVAL = 0.1  # while waiting for a server to drain
@@ -40,14 +40,12 @@ MAX_ANSWER = 4 * 1024 * 1024  # bytes read from one answer (show stat of a large
 FORBIDDEN = set(" \t\r\n;/#")
 
 
-class _Failed(Exception):
-    """The step fails with this message."""
-
-
 def _name(value: Any, what: str) -> str:
     text = str(value or "").strip()
     if not text or len(text) > 128 or any(ch in FORBIDDEN for ch in text):
-        raise _Failed(f"{what} {text!r} is not an HAProxy name (no blanks, ';', '/' or '#', at most 128 characters)")
+        raise ActionFailed(
+            f"{what} {text!r} is not an HAProxy name (no blanks, ';', '/' or '#', at most 128 characters)"
+        )
     return text
 
 
@@ -66,47 +64,39 @@ def status_word(status: str) -> str:
     return status.split(" ", 1)[0].upper() if status else ""
 
 
-class _RuntimeAPI:
+class _RuntimeAPI(StepSession):
     """One HAProxy runtime API, and the step's deadline: every command goes through `command`."""
 
+    poll_interval = POLL_INTERVAL
+
     def __init__(self, params: dict[str, Any], ctx: StepContext) -> None:
-        self.ctx = ctx
-        self.timeout = step_timeout(ctx)
-        self.deadline = time.monotonic() + self.timeout
+        super().__init__(ctx)
         self.family, self.address, self.label = self._address(params)
         self._open: socket.socket | None = None
 
     def _address(self, params: dict[str, Any]) -> tuple[int, Any, str]:
         if params.get("runtime_api_secret"):
             name = str(params["runtime_api_secret"])
-            if self.ctx.secret is None:
-                raise _Failed(f"runtime_api_secret '{name}': no secret store available")
-            try:
-                value = self.ctx.secret(name).strip()
-            except Exception as exc:  # e.g. InvalidInput "secret 'X' is not defined"
-                raise _Failed(f"runtime_api_secret '{name}': {getattr(exc, 'message', None) or exc}") from None
+            value = self.read_secret("runtime_api_secret", name)
             where = f"(runtime_api_secret '{name}')"
         else:
             value = str(params.get("runtime_api") or "").strip()
             where = ""
         if not value:
-            raise _Failed("no runtime API: give runtime_api or runtime_api_secret")
+            raise ActionFailed("no runtime API: give runtime_api or runtime_api_secret")
         if value.startswith("/"):
             return socket.AF_UNIX, value, f"haproxy {value} {where}".strip()
         host, _, port_text = value.rpartition(":")
         host = host.strip("[]")
         port = _int(port_text, -1)
         if not host or not 1 <= port <= 65535:
-            raise _Failed(f"runtime API {where or repr(value)} is neither a socket path nor host:port")
+            raise ActionFailed(f"runtime API {where or repr(value)} is neither a socket path nor host:port")
         refused = self.ctx.refuse_host(host, port)
         label = f"haproxy {host}:{port} {where}".strip()
         if refused:
-            raise _Failed(f"{label}: {refused}")
+            raise ActionFailed(f"{label}: {refused}")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         return family, (host, port), label
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
 
     def _send(self, line: str) -> str:
         sock = socket.socket(self.family, socket.SOCK_STREAM)
@@ -132,31 +122,24 @@ class _RuntimeAPI:
             with contextlib.suppress(OSError):
                 self._open.close()
 
+    def describe(self, exc: BaseException) -> str:
+        text = f"no answer within {CALL_TIMEOUT:g}s" if isinstance(exc, TimeoutError) else str(exc)
+        return text or type(exc).__name__
+
     def command(self, line: str) -> str:
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise _Failed(f"{self.label}: {line}: timed out after {self.timeout:g}s")
-        outcome = run_blocking(lambda: self._send(line), self.ctx, remaining, on_stop=self._stop)
-        if outcome.stopped:
-            stopped = "cancelled" if outcome.stopped == "cancelled" else f"timed out after {self.timeout:g}s"
-            raise _Failed(f"{self.label}: {line}: {stopped}")
-        if outcome.exception is not None:
-            exc = outcome.exception
-            text = f"no answer within {CALL_TIMEOUT:g}s" if isinstance(exc, TimeoutError) else str(exc)
-            raise _Failed(f"{self.label}: {line}: {text or type(exc).__name__}")
-        return outcome.value
+        return self.call(self, line, lambda: self._send(line), on_stop=self._stop)
 
     def change(self, line: str) -> None:
         """A command that changes something: HAProxy answers nothing when it did it."""
         answer = self.command(line).strip()
         if answer:
-            raise _Failed(f"{self.label}: {line}: {' '.join(answer.split())}")
+            raise ActionFailed(f"{self.label}: {line}: {' '.join(answer.split())}")
 
     def servers(self, backend: str) -> dict[str, dict[str, Any]]:
         """The servers of `backend` as `show stat` reports them, by name (the backend must exist)."""
         answer = self.command("show stat")
         if not answer.startswith("# "):
-            raise _Failed(f"{self.label}: show stat: {' '.join(answer.split()) or 'empty answer'}")
+            raise ActionFailed(f"{self.label}: show stat: {' '.join(answer.split()) or 'empty answer'}")
         rows = csv.DictReader(io.StringIO(answer[2:]))
         found: dict[str, dict[str, Any]] = {}
         backend_seen = False
@@ -181,31 +164,29 @@ class _RuntimeAPI:
                 "check_status": row.get("check_status") or "",
             }
         if not backend_seen:
-            raise _Failed(f"{self.label}: no backend named '{backend}'")
+            raise ActionFailed(f"{self.label}: no backend named '{backend}'")
         return found
 
-    def wait(self, what: str, check: Callable[[], bool], last: Callable[[], str]) -> float:
+    def wait_for(self, what: str, check: Callable[[], bool], last: Callable[[], str]) -> float:
+        """Seconds until `check()` held (polling; ActionStopped at the deadline or on a cancel)."""
         started = time.monotonic()
-        while not check():
-            if self.remaining() <= POLL_INTERVAL:
-                raise _Failed(f"{self.label}: timed out after {self.timeout:g}s waiting for {what} ({last()})")
-            if self.ctx.cancelled.wait(POLL_INTERVAL):
-                raise _Failed(f"{self.label}: cancelled while waiting for {what} ({last()})")
+        self.wait(self, what, check, last)
         return round(time.monotonic() - started, 3)
 
 
 def _run(params: dict[str, Any], ctx: StepContext, body: Callable[[_RuntimeAPI], ActionResult]) -> ActionResult:
     try:
-        return body(_RuntimeAPI(params, ctx))
-    except _Failed as failure:
+        api = _RuntimeAPI(params, ctx)
+    except ActionFailed as failure:
         return ActionResult(False, error=str(failure))
+    return run_session(api, body)
 
 
 def _unknown(api: _RuntimeAPI, backend: str, names: list[str], servers: dict[str, Any]) -> None:
     missing = [name for name in names if name not in servers]
     if missing:
         known = ", ".join(sorted(servers)) or "none"
-        raise _Failed(f"{api.label}: backend '{backend}' has no server {', '.join(missing)} (servers: {known})")
+        raise ActionFailed(f"{api.label}: backend '{backend}' has no server {', '.join(missing)} (servers: {known})")
 
 
 def _brief(servers: dict[str, dict[str, Any]]) -> str:
@@ -218,16 +199,16 @@ def run_set_weight(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         backend = _name(params.get("backend"), "backend")
         raw = params.get("weights")
         if not isinstance(raw, list) or not raw:
-            raise _Failed(f"{api.label}: weights must name at least one server")
+            raise ActionFailed(f"{api.label}: weights must name at least one server")
         weights: dict[str, int] = {}
         for entry in raw:
             entry = entry if isinstance(entry, dict) else {}
             server, value = _name(entry.get("server"), "server"), entry.get("weight")
             weight = _int(value, -1)
             if isinstance(value, bool) or not 0 <= weight <= 256:
-                raise _Failed(f"{api.label}: weight {value!r} of server '{server}' is not within 0-256")
+                raise ActionFailed(f"{api.label}: weight {value!r} of server '{server}' is not within 0-256")
             if server in weights:
-                raise _Failed(f"{api.label}: server '{server}' is named twice in weights")
+                raise ActionFailed(f"{api.label}: server '{server}' is named twice in weights")
             weights[server] = weight
         before = api.servers(backend)
         _unknown(api, backend, list(weights), before)
@@ -241,7 +222,7 @@ def run_set_weight(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         after = api.servers(backend)
         wrong = [f"{s} has {after[s]['weight']}" for s in weights if after[s]["weight"] != weights[s]]
         if wrong:
-            raise _Failed(f"{api.label}: weights not applied: {', '.join(wrong)}")
+            raise ActionFailed(f"{api.label}: weights not applied: {', '.join(wrong)}")
         ctx.log(f"{api.label}: backend {backend}: {_brief(after)}")
         output = {
             "backend": backend,
@@ -262,7 +243,7 @@ def run_set_state(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         server = _name(params.get("server"), "server")
         state = str(params.get("state") or "")
         if state not in ("ready", "drain", "maint"):
-            raise _Failed(f"{api.label}: state {state!r} is not one of ready, drain, maint")
+            raise ActionFailed(f"{api.label}: state {state!r} is not one of ready, drain, maint")
         before = api.servers(backend)
         _unknown(api, backend, [server], before)
         api.change(f"set server {backend}/{server} state {state}")
@@ -278,7 +259,7 @@ def run_set_state(params: dict[str, Any], ctx: StepContext) -> ActionResult:
             def last() -> str:
                 return f"{seen[-1]['current_sessions']} current session(s), {seen[-1]['queued']} queued"
 
-            waited = api.wait(f"{backend}/{server} to drain", drained, last)
+            waited = api.wait_for(f"{backend}/{server} to drain", drained, last)
             ctx.log(f"{api.label}: {backend}/{server} drained after {waited:g}s")
         now = seen[-1]
         output = {

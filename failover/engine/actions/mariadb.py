@@ -30,17 +30,13 @@ import pymysql
 import pymysql.cursors
 
 from failover.engine.actions import ActionResult, StepContext, executor
-from failover.engine.actions.blocking import run_blocking, step_timeout
+from failover.engine.actions.sessions import ActionFailed, StepSession, run_session
 
 CONNECT_TIMEOUT = 5.0
 PROBE_TIMEOUT = 2.0  # for the old primary after a promotion: it is often down, and the promotion is done
 POLL_INTERVAL = 0.1
 DSN_FORM = "mysql://user:password@host:port/db"
 TABLE = re.compile(r"^[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64})?$")
-
-
-class _Failed(Exception):
-    """The step fails with this message."""
 
 
 class _Server:
@@ -96,65 +92,28 @@ class _Server:
         return text.replace(self.password, "***") if self.password else text
 
 
-class _Session:
-    def __init__(self, ctx: StepContext) -> None:
-        self.ctx = ctx
-        self.timeout = step_timeout(ctx)
-        self.deadline = time.monotonic() + self.timeout
-        self.servers: list[_Server] = []
+class _Session(StepSession):
+    """The servers one step opened, and its deadline: every query goes through `run`."""
 
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
+    poll_interval = POLL_INTERVAL
 
     def server(self, param: str, name: str, connect_timeout: float = CONNECT_TIMEOUT) -> _Server:
-        if self.ctx.secret is None:
-            raise _Failed(f"{param} '{name}': no secret store available")
-        try:
-            dsn = self.ctx.secret(name).strip()
-        except Exception as exc:  # e.g. InvalidInput "secret 'X' is not defined"
-            raise _Failed(f"{param} '{name}': {getattr(exc, 'message', None) or type(exc).__name__}") from None
+        dsn = self.read_secret(param, name)
         try:
             server = _Server(param, name, dsn, min(connect_timeout, max(0.5, self.remaining())))
         except ValueError:
-            raise _Failed(f"{param} '{name}' is not a MariaDB DSN ({DSN_FORM})") from None
-        refused = self.ctx.refuse_host(server.host, server.port)
-        if refused:
-            raise _Failed(f"{server.label}: {refused}")
-        self.servers.append(server)
-        return server
+            raise ActionFailed(f"{param} '{name}' is not a MariaDB DSN ({DSN_FORM})") from None
+        return self.admit(server, server.host, server.port)
 
     def run(self, server: _Server, what: str, function: Callable[[Any], Any]) -> Any:
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise _Failed(f"{server.label}: {what}: timed out after {self.timeout:g}s")
+        """`function(cursor)` on the server's connection (opened on first use) within the step's deadline."""
+        read_timeout = max(0.0, self.remaining())
 
         def call() -> Any:
-            with server.open(remaining).cursor() as cursor:
+            with server.open(read_timeout).cursor() as cursor:
                 return function(cursor)
 
-        outcome = run_blocking(call, self.ctx, remaining, on_stop=server.abort)
-        if outcome.stopped:
-            server.close()
-            stopped = "cancelled" if outcome.stopped == "cancelled" else f"timed out after {self.timeout:g}s"
-            raise _Failed(f"{server.label}: {what}: {stopped}")
-        if outcome.exception is not None:
-            server.close()
-            raise _Failed(f"{server.label}: {what}: {server.describe(outcome.exception)}")
-        return outcome.value
-
-    def wait(self, server: _Server, what: str, check: Callable[[], Any], last: Callable[[], str]) -> Any:
-        while True:
-            found = check()
-            if found:
-                return found
-            if self.remaining() <= POLL_INTERVAL:
-                raise _Failed(f"{server.label}: timed out after {self.timeout:g}s waiting for {what} ({last()})")
-            if self.ctx.cancelled.wait(POLL_INTERVAL):
-                raise _Failed(f"{server.label}: cancelled while waiting for {what} ({last()})")
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.close()
+        return self.call(server, what, call, on_stop=server.abort, after_failure=server.close)
 
 
 def _state(cursor: Any) -> dict[str, Any]:
@@ -220,16 +179,6 @@ def gtid_behind(ahead: str, behind: str) -> int:
     return sum(max(0, seq - earlier.get(domain, 0)) for domain, seq in later.items())
 
 
-def _run(ctx: StepContext, body: Callable[[_Session], ActionResult]) -> ActionResult:
-    session = _Session(ctx)
-    try:
-        return body(session)
-    except _Failed as failure:
-        return ActionResult(False, error=str(failure))
-    finally:
-        session.close()
-
-
 @executor("mariadb.replication_status")
 def run_replication_status(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     def body(s: _Session) -> ActionResult:
@@ -256,7 +205,7 @@ def run_replication_status(params: dict[str, Any], ctx: StepContext) -> ActionRe
             return ActionResult(False, output=state, error=f"{server.label}: {'; '.join(problems)}")
         return ActionResult(True, output=state)
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 @executor("mariadb.set_read_only")
@@ -274,11 +223,11 @@ def run_set_read_only(params: dict[str, Any], ctx: StepContext) -> ActionResult:
 
         before, after = s.run(server, f"SET GLOBAL read_only = {'ON' if wanted else 'OFF'}", apply)
         if after != wanted:
-            raise _Failed(f"{server.label}: read_only is still {'ON' if after else 'OFF'}")
+            raise ActionFailed(f"{server.label}: read_only is still {'ON' if after else 'OFF'}")
         ctx.log(f"{server.label}: read_only {'ON' if before else 'OFF'} -> {'ON' if after else 'OFF'}")
         return ActionResult(True, output={"read_only": after, "previous": before, "changed": before != after})
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 @executor("mariadb.promote")
@@ -318,7 +267,7 @@ def run_promote(params: dict[str, Any], ctx: StepContext) -> ActionResult:
 
         after = s.run(server, "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF", promote)
         if after["role"] != "primary" or after["read_only"]:
-            raise _Failed(f"{server.label}: not promoted: {_summary(after)}")
+            raise ActionFailed(f"{server.label}: not promoted: {_summary(after)}")
         position = after["gtid_current_pos"]
         ctx.log(f"{server.label}: promoted at GTID {position or '(none)'} (was a replica of {before['primary']})")
         lost = _lost(s, old, position) if old is not None else None
@@ -338,14 +287,14 @@ def run_promote(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         }
         return ActionResult(True, output=output, measurements=measurements)
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 def _lost(s: _Session, old: _Server, position: str) -> int | None:
     """Transactions the old primary has that the new one lacks, if it answers. Nothing here fails the step."""
     try:
         state = s.run(old, "SELECT @@gtid_binlog_pos", _state)
-    except _Failed as failure:  # usually: it is down, which is why we fail over
+    except ActionFailed as failure:  # usually: it is down, which is why we fail over
         s.ctx.log(f"{failure}; data loss not measured")
         return None
     lost = gtid_behind(state["gtid_binlog_pos"], position)
@@ -361,7 +310,7 @@ def run_check_writable(params: dict[str, Any], ctx: StepContext) -> ActionResult
         server = s.server("dsn_secret", str(params.get("dsn_secret") or ""))
         table = str(params.get("table") or "")
         if not TABLE.match(table):
-            raise _Failed(f"{server.label}: table {table!r} is not a table name (db.table, letters, digits, _)")
+            raise ActionFailed(f"{server.label}: table {table!r} is not a table name (db.table, letters, digits, _)")
         quoted = ".".join(f"`{part}`" for part in table.split("."))
 
         # `quoted` is a checked identifier (TABLE), in backquotes: no value of the runbook's is spliced in
@@ -378,4 +327,4 @@ def run_check_writable(params: dict[str, Any], ctx: StepContext) -> ActionResult
         ctx.log(f"{server.label}: wrote {table} at {result['checked_at']} (GTID {result['gtid_current_pos']})")
         return ActionResult(True, output={"writable": True, "table": table, **result})
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)

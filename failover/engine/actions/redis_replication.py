@@ -43,21 +43,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from failover.engine.actions import ActionResult, StepContext, executor
-from failover.engine.actions.blocking import run_blocking, step_timeout
+from failover.engine.actions.sessions import ActionFailed, ActionStopped, StepSession, run_session
 
 CALL_TIMEOUT = 5.0  # seconds one Redis call (connect, command) may take, within the step's timeout
 PROBE_TIMEOUT = 2.0  # for the old primary after a promotion: it is often down, and the promotion is done
 POLL_INTERVAL = 0.05  # while waiting for a link or a role
 MAX_REPLICAS = 32  # listed in the output
 URL_FORM = "redis://[:password@]host:port/db"
-
-
-class _Failed(Exception):
-    """The step fails with this message (a refused secret, a failed call)."""
-
-
-class _Stopped(_Failed):
-    """The step's timeout passed or it was cancelled: nothing more may run."""
 
 
 class _Node:
@@ -97,77 +89,37 @@ class _Node:
         return text
 
 
-class _Session:
+class _Session(StepSession):
     """The nodes one step opened, and its deadline: every call goes through `call`."""
 
-    def __init__(self, ctx: StepContext) -> None:
-        self.ctx = ctx
-        self.timeout = step_timeout(ctx)
-        self.deadline = time.monotonic() + self.timeout
-        self.nodes: list[_Node] = []
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
+    poll_interval = POLL_INTERVAL
 
     def node(self, param: str, name: str, call_timeout: float = CALL_TIMEOUT) -> _Node:
         """Read the URL secret `name` (parameter `param`) and check it, before anything connects."""
-        if self.ctx.secret is None:
-            raise _Failed(f"{param} '{name}': no secret store available")
+        url = self.read_secret(param, name)
         try:
-            url = self.ctx.secret(name)
-        except Exception as exc:  # e.g. InvalidInput "secret 'X' is not defined"
-            raise _Failed(f"{param} '{name}': {getattr(exc, 'message', None) or type(exc).__name__}") from None
-        try:
-            parts = urlsplit(url.strip())
+            parts = urlsplit(url)
             host, port = parts.hostname, parts.port or 6379
             if parts.scheme not in ("redis", "rediss") or not host:
                 raise ValueError
             # A little over the time left, so the step's own deadline is what a hung call meets first.
             call_timeout = min(call_timeout, max(0.1, self.remaining()) + 0.5)
-            node = _Node(param, name, url.strip(), host, port, call_timeout)
+            node = _Node(param, name, url, host, port, call_timeout)
         except ValueError:
-            raise _Failed(f"{param} '{name}' is not a Redis URL ({URL_FORM})") from None
-        refused = self.ctx.refuse_host(host, port)
-        if refused:
-            raise _Failed(f"{node.label}: {refused}")
-        self.nodes.append(node)
-        return node
+            raise ActionFailed(f"{param} '{name}' is not a Redis URL ({URL_FORM})") from None
+        return self.admit(node, host, port)
 
     def optional_node(self, param: str, params: dict[str, Any], call_timeout: float = CALL_TIMEOUT) -> _Node | None:
         return self.node(param, str(params[param]), call_timeout) if params.get(param) else None
 
-    def call(self, node: _Node, what: str, function: Callable[[redis.Redis], Any]) -> Any:
-        remaining = self.remaining()
-        if remaining <= 0:
-            raise _Stopped(f"{node.label}: {what}: timed out after {self.timeout:g}s")
-        outcome = run_blocking(lambda: function(node.client), self.ctx, remaining, on_stop=node.close)
-        if outcome.stopped:
-            stopped = "cancelled" if outcome.stopped == "cancelled" else f"timed out after {self.timeout:g}s"
-            raise _Stopped(f"{node.label}: {what}: {stopped}")
-        if outcome.exception is not None:
-            raise _Failed(f"{node.label}: {what}: {node.describe(outcome.exception)}")
-        return outcome.value
+    def call_node(self, node: _Node, what: str, function: Callable[[redis.Redis], Any]) -> Any:
+        return self.call(node, what, lambda: function(node.client), on_stop=node.close)
 
     def info(self, node: _Node) -> dict[str, Any]:
-        return self.call(node, "INFO replication", lambda client: client.info("replication"))
+        return self.call_node(node, "INFO replication", lambda client: client.info("replication"))
 
     def state(self, node: _Node) -> dict[str, Any]:
         return replication_state(self.info(node))
-
-    def wait(self, node: _Node, what: str, check: Callable[[], Any], last: Callable[[], str]) -> Any:
-        """Poll `check()` until it returns something truthy; fail naming `what` and `last()` at the deadline."""
-        while True:
-            found = check()
-            if found:
-                return found
-            if self.remaining() <= POLL_INTERVAL:
-                raise _Stopped(f"{node.label}: timed out after {self.timeout:g}s waiting for {what} ({last()})")
-            if self.ctx.cancelled.wait(POLL_INTERVAL):
-                raise _Stopped(f"{node.label}: cancelled while waiting for {what} ({last()})")
-
-    def close(self) -> None:
-        for node in self.nodes:
-            node.close()
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -228,16 +180,6 @@ def _summary(state: dict[str, Any]) -> str:
     return f"replica of {link['host']}:{link['port']} (link {link['link']}) at offset {state['offset']}"
 
 
-def _run(ctx: StepContext, body: Callable[[_Session], ActionResult]) -> ActionResult:
-    session = _Session(ctx)
-    try:
-        return body(session)
-    except _Failed as failure:
-        return ActionResult(False, error=str(failure))
-    finally:
-        session.close()
-
-
 @executor("redis.replication_status")
 def run_replication_status(params: dict[str, Any], ctx: StepContext) -> ActionResult:
     def body(s: _Session) -> ActionResult:
@@ -249,7 +191,7 @@ def run_replication_status(params: dict[str, Any], ctx: StepContext) -> ActionRe
             return ActionResult(False, output=state, error=f"{node.label}: is a {state['role']}, expected a {expected}")
         return ActionResult(True, output=state)
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 @executor("redis.promote")
@@ -259,7 +201,7 @@ def run_promote(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         old = s.optional_node("primary_url_secret", params, PROBE_TIMEOUT)
         known_offset = params.get("primary_offset")
         if known_offset is not None and (isinstance(known_offset, bool) or _int(known_offset, -1) < 0):
-            raise _Failed(f"{node.label}: primary_offset {known_offset!r} is not a replication offset")
+            raise ActionFailed(f"{node.label}: primary_offset {known_offset!r} is not a replication offset")
         before = s.state(node)
         if before["role"] == "primary":
             ctx.log(f"{node.label}: already a primary (offset {before['offset']}); not promoted again")
@@ -270,11 +212,11 @@ def run_promote(params: dict[str, Any], ctx: StepContext) -> ActionResult:
                 f"{node.label}: its link to {link['host']}:{link['port']} is up: that primary still answers; "
                 "fence it or make it a replica (redis.replicaof) so it stops taking writes"
             )
-        s.call(node, "REPLICAOF NO ONE", lambda client: client.execute_command("REPLICAOF", "NO", "ONE"))
+        s.call_node(node, "REPLICAOF NO ONE", lambda client: client.execute_command("REPLICAOF", "NO", "ONE"))
         info = s.info(node)
         after = replication_state(info)
         if after["role"] != "primary":
-            raise _Failed(f"{node.label}: still a replica after REPLICAOF NO ONE")
+            raise ActionFailed(f"{node.label}: still a replica after REPLICAOF NO ONE")
         second = _int(info.get("second_repl_offset"), -1)
         offset = second - 1 if second > 0 else before["offset"]  # where the replica stood at promotion
         ctx.log(f"{node.label}: promoted at offset {offset} (was a replica of {link['host']}:{link['port']})")
@@ -308,7 +250,7 @@ def run_promote(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         }
         return ActionResult(True, output=output, measurements=measurements)
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 def _brief(state: dict[str, Any]) -> dict[str, Any]:
@@ -320,7 +262,7 @@ def _old_primary_offset(s: _Session, old: _Node, replica_before: dict[str, Any])
     promotion is done: nothing here fails the step (not even its deadline or a cancel)."""
     try:
         state = s.state(old)
-    except _Failed as failure:  # usually: it is down, which is why we fail over
+    except ActionFailed as failure:  # usually: it is down, which is why we fail over
         s.ctx.log(f"{failure}; data loss measured from primary_offset if given")
         return None
     if state["replid"] != replica_before["replid"]:
@@ -337,7 +279,7 @@ def run_replicaof(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         host = str(params.get("host") or "").strip()
         port = _int(params.get("port"), -1)
         if not host or not 1 <= port <= 65535:
-            raise _Failed(f"{node.label}: host must be non-empty and port within 1-65535")
+            raise ActionFailed(f"{node.label}: host must be non-empty and port within 1-65535")
 
         def following(state: dict[str, Any]) -> bool:
             link = state.get("primary") or {}
@@ -348,7 +290,7 @@ def run_replicaof(params: dict[str, Any], ctx: StepContext) -> ActionResult:
             ctx.log(f"{node.label}: already a replica of {host}:{port} with its link up; nothing to do")
             return ActionResult(True, output={"changed": False, **_brief(before), "primary": f"{host}:{port}"})
         started = time.monotonic()
-        s.call(node, f"REPLICAOF {host} {port}", lambda client: client.execute_command("REPLICAOF", host, port))
+        s.call_node(node, f"REPLICAOF {host} {port}", lambda client: client.execute_command("REPLICAOF", host, port))
         ctx.log(f"{node.label}: REPLICAOF {host} {port} (was a {_summary(before)}); waiting for the link")
         seen: list[dict[str, Any]] = [before]
 
@@ -368,7 +310,7 @@ def run_replicaof(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         output = {"changed": True, **_brief(state), "primary": f"{host}:{port}", "link": "up", "waited_seconds": waited}
         return ActionResult(True, output=output)
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 @executor("redis.failover")
@@ -379,7 +321,7 @@ def run_failover(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         to = (str(params["to_host"]).strip(), _int(params.get("to_port"), -1)) if params.get("to_host") else None
         force = bool(params.get("force"))
         if force and to is None:
-            raise _Failed(f"{node.label}: force needs to_host and to_port")
+            raise ActionFailed(f"{node.label}: force needs to_host and to_port")
         before = s.state(node)
         if before["role"] == "replica":
             link = before["primary"]
@@ -388,7 +330,9 @@ def run_failover(params: dict[str, Any], ctx: StepContext) -> ActionResult:
                 ctx.log(f"{node.label}: already a replica of {link['host']}:{link['port']}; no failover needed")
                 output = {"failed_over": False, **_brief(before), "new_primary": f"{link['host']}:{link['port']}"}
                 return ActionResult(True, output=output)
-            raise _Failed(f"{node.label}: is a replica of {link['host']}:{link['port']}; FAILOVER runs on the primary")
+            raise ActionFailed(
+                f"{node.label}: is a replica of {link['host']}:{link['port']}; FAILOVER runs on the primary"
+            )
         timeout_ms = _int(params.get("timeout_ms"), 0) or int(max(0.5, s.remaining() - 1.0) * 1000)
         command: list[Any] = ["FAILOVER", *(["TO", to[0], to[1]] if to else []), *(["FORCE"] if force else [])]
         command += ["TIMEOUT", timeout_ms]
@@ -401,21 +345,21 @@ def run_failover(params: dict[str, Any], ctx: StepContext) -> ActionResult:
             return pipe.execute(raise_on_error=False)
 
         text = " ".join(str(part) for part in command)
-        reply, info = s.call(node, text, start)
+        reply, info = s.call_node(node, text, start)
         if isinstance(reply, Exception):
             if "unknown command" in str(reply).lower():
-                raise _Failed(
+                raise ActionFailed(
                     f"{node.label}: the server does not support FAILOVER (Redis 6.2 or later); "
                     "use redis.promote and redis.replicaof"
                 )
-            raise _Failed(f"{node.label}: {text} refused: {node.describe(reply)}")
+            raise ActionFailed(f"{node.label}: {text} refused: {node.describe(reply)}")
         paused_at = replication_state(info)["offset"] if isinstance(info, dict) else before["offset"]
         ctx.log(f"{node.label}: {text}: writes paused at offset {paused_at}; waiting for the roles to swap")
         try:
             after = _wait_demoted(s, node, to)
             new_primary = f"{after['primary']['host']}:{after['primary']['port']}"
             promoted_at = _wait_promoted(s, target) if target is not None else None
-        except _Stopped:
+        except ActionStopped:
             _abort(node, ctx)
             raise
         if promoted_at is not None:
@@ -448,7 +392,7 @@ def run_failover(params: dict[str, Any], ctx: StepContext) -> ActionResult:
         }
         return ActionResult(True, output=output, measurements=measurements)
 
-    return _run(ctx, body)
+    return run_session(_Session(ctx), body)
 
 
 def _wait_demoted(s: _Session, node: _Node, to: tuple[str, int] | None) -> dict[str, Any]:
@@ -459,13 +403,13 @@ def _wait_demoted(s: _Session, node: _Node, to: tuple[str, int] | None) -> dict[
         seen.append(state)
         done = state.get("failover_state", "no-failover") == "no-failover"
         if state["role"] == "primary" and done:
-            raise _Failed(
+            raise ActionFailed(
                 f"{node.label}: the FAILOVER was aborted (the replica did not catch up within timeout_ms, or it "
                 "went away); it is still the primary and takes writes again"
             )
         if state["role"] == "replica" and done:
             if to is not None and (state["primary"]["host"], state["primary"]["port"]) != to:
-                raise _Failed(
+                raise ActionFailed(
                     f"{node.label}: became a replica of {state['primary']['host']}:{state['primary']['port']}"
                 )
             return state
