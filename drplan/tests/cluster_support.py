@@ -99,13 +99,17 @@ def sign_in_token(cluster: dict[str, Any], username: str) -> str:
     return body["token"]
 
 
-def wait(condition, timeout: float, what: str) -> Any:
+def wait(
+    condition, timeout: float, what: str, *, tolerate: tuple[type[BaseException], ...] = (), interval: float = 0.3
+) -> Any:
+    """The first truthy value of condition(), polled; `tolerate`d exceptions count as not yet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
+        with contextlib.suppress(*tolerate):
+            value = condition()
+            if value:
+                return value
+        time.sleep(interval)
     pytest.fail(f"within {timeout:.0f} s: {what}")
 
 

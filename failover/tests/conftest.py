@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -37,3 +39,30 @@ def relay(moto: MotoServer) -> Iterator[Relay]:
 @pytest.fixture
 def ctx(relay: Relay) -> Ctx:
     return Ctx({"aws-dr": credentials(relay.url)})
+
+
+@pytest.fixture
+def silent() -> Iterator[int]:
+    """A TCP listener on 127.0.0.1 that accepts and never answers (no greeting, no reply): its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()

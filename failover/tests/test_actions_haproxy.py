@@ -3,7 +3,6 @@ front of two real HTTP backends; a silent TCP listener for the timeout and the c
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,33 +161,6 @@ def test_allowed_hosts_and_a_missing_secret(proxy: HAProxy) -> None:
     assert result.error == "runtime_api_secret 'nope': secret 'nope' is not defined"
     result = run_action("haproxy.server_status", {"runtime_api": "no-port", "backend": BACKEND}, Ctx({}))
     assert result.error == "runtime API 'no-port' is neither a socket path nor host:port"
-
-
-@pytest.fixture
-def silent() -> Iterator[int]:
-    """A TCP listener that accepts and never answers."""
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    listener.close()
 
 
 def test_a_silent_runtime_api_times_out_and_a_cancel_ends_the_step(silent: int) -> None:

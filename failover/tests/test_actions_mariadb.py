@@ -3,7 +3,6 @@ as an unprivileged user by failover/tests/mariadb_support.py); a silent TCP list
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -155,33 +154,6 @@ def test_promote_of_a_caught_up_replica_loses_nothing(pair: MariaPair) -> None:
     assert result.output["data_loss_transactions"] == 0
     assert result.measurements == {"data_loss_transactions": 0.0, "rpo_seconds": 0.0}
     assert pair.replica.query("SELECT item FROM shop.orders ORDER BY id")[-1] == ("paid",)
-
-
-@pytest.fixture
-def silent() -> Iterator[int]:
-    """A TCP listener that accepts and never answers (no MySQL greeting)."""
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    listener.close()
 
 
 def test_a_silent_server_times_out_and_a_cancel_ends_the_step(silent: int) -> None:

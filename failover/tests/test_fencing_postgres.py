@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from drplan.tests.cluster_support import alive
+from drplan.tests.cluster_support import wait as cluster_wait
 from failover.tests.engine_support import ROOT
 
 pytestmark = pytest.mark.realsystem
@@ -141,24 +143,8 @@ def starts(marker: Path) -> list[tuple[str, float]]:
 
 
 def wait(condition, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ValueError, OSError):
-            value = condition()
-            if value:
-                return value
-        time.sleep(0.1)
-    pytest.fail(f"within {timeout:.0f} s: {what}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    return False
+    """Polled every 0.1 s; a file not written yet (or half written) counts as not yet."""
+    return cluster_wait(condition, timeout, what, tolerate=(ValueError, OSError), interval=0.1)
 
 
 def test_a_database_outage_shorter_than_the_fence_is_ridden_out_and_the_run_completes(server, tmp_path: Path):
