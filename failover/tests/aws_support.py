@@ -208,3 +208,17 @@ class Blackhole:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def make_replica(moto: MotoServer) -> None:
+    """orders (a PostgreSQL primary) and orders-dr, its read replica."""
+    rds = moto.client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="orders",
+        MasterUserPassword="not-a-real-password",
+        AllocatedStorage=20,
+    )
+    rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-dr", SourceDBInstanceIdentifier="orders")

@@ -29,6 +29,7 @@ from failover.tests.aws_support import (
     Relay,
     credentials,
     free_port,
+    make_replica,
 )
 from failover.tests.engine_support import in_thread, make_execution, messages, steps_of, wait_for
 from runbooks.actions import get_action
@@ -93,20 +94,6 @@ def make_instances(moto: MotoServer, count: int, state: str = "running") -> list
 def instance_states(moto: MotoServer, ids: list[str]) -> dict[str, str]:
     answer = moto.client("ec2").describe_instances(InstanceIds=ids)
     return {i["InstanceId"]: i["State"]["Name"] for r in answer["Reservations"] for i in r["Instances"]}
-
-
-def make_replica(moto: MotoServer) -> None:
-    """orders (a PostgreSQL primary) and orders-dr, its read replica."""
-    rds = moto.client("rds")
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders",
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        MasterUsername="orders",
-        MasterUserPassword="not-a-real-password",
-        AllocatedStorage=20,
-    )
-    rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-dr", SourceDBInstanceIdentifier="orders")
 
 
 # --- Route 53 ---------------------------------------------------------------------------------------------

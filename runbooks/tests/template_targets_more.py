@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from failover.tests.aws_support import MotoServer, credentials
+from failover.tests.aws_support import MotoServer, credentials, make_replica
 from failover.tests.engine_support import wait_for
 from failover.tests.haproxy_support import BACKEND, HOST, Client, running_haproxy
 from failover.tests.mariadb_support import running_pair
@@ -137,20 +137,6 @@ def _record(moto: MotoServer, zone: str, name: str, kind: str) -> dict[str, Any]
     return next(r for r in found if (r["Name"], r["Type"]) == (name, kind))
 
 
-def _replica(moto: MotoServer) -> None:
-    """orders (a PostgreSQL primary) and orders-dr, its read replica."""
-    rds = moto.client("rds")
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders",
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        MasterUsername="orders",
-        MasterUserPassword="not-a-real-password",
-        AllocatedStorage=20,
-    )
-    rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-dr", SourceDBInstanceIdentifier="orders")
-
-
 def _db(moto: MotoServer, identifier: str) -> dict[str, Any]:
     return moto.client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
 
@@ -200,7 +186,7 @@ def aws_route53_failover(root: Path) -> Iterator[TemplateTarget]:
 def aws_rds_replica_promotion(root: Path) -> Iterator[TemplateTarget]:
     """orders and its read replica orders-dr on moto; orders-db.example.com. CNAME the primary's endpoint."""
     with _moto(root) as moto:
-        _replica(moto)
+        make_replica(moto)
         primary = _db(moto, "orders")["Endpoint"]["Address"]
         zone = _zone(moto, [("orders-db.example.com.", "CNAME", primary)])
         replica_endpoint = _db(moto, "orders-dr")["Endpoint"]["Address"]
@@ -234,7 +220,7 @@ def aws_ec2_pilot_light(root: Path) -> Iterator[TemplateTarget]:
         answer = ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2, InstanceType="t3.micro")
         ids = [i["InstanceId"] for i in answer["Instances"]]
         ec2.stop_instances(InstanceIds=ids)
-        _replica(moto)
+        make_replica(moto)
         zone = _zone(moto, [("app.example.com.", "A", "192.0.2.10")])
 
         def instances() -> dict[str, dict[str, Any]]:
