@@ -130,6 +130,21 @@ def split(text: str, filename: str = "template") -> tuple[dict[str, Any], dict[s
     return doc, block
 
 
+def library_document(text: str, filename: str = "document") -> dict[str, Any] | None:
+    """A native runbook document that carries a library `template:` block (a file of runbooks/templates/ imported
+    or run as it is): the document without the block, the block checked like the library's own; None when the
+    text is not such a document (it is then imported as it is)."""
+    try:
+        doc = documents.parse_document(text, None)
+    except InvalidInput:
+        return None  # the import reports the document's own error
+    if not isinstance(doc, dict) or "template" not in doc:
+        return None
+    doc, block = split(text, filename or "document")
+    validate_block(block, doc, filename or "document")
+    return doc
+
+
 def document_of(path: Path) -> dict[str, Any]:
     """The runbook document of a library file, without its `template:` block (for import)."""
     return split(path.read_text(), path.name)[0]

@@ -14,7 +14,7 @@ from core.choices import AuditAction, AuthMethod
 from core.exceptions import InvalidInput
 from core.roles import require_permission
 from plans.models import Application
-from runbooks import services
+from runbooks import library, services
 from runbooks.importers import registry
 from runbooks.importers.base import MAX_SOURCE_BYTES, Conversion, ImportFailed
 from runbooks.models import RunbookImport, RunbookVersion
@@ -63,7 +63,12 @@ def import_file(
     plans.add_application). Who may import at all is the caller's rule (the API: runbooks.add_runbook)."""
     name, conversion = convert(text, fmt)
     if conversion is None:
-        version = services.import_runbook_text(text.lstrip("\ufeff"), actor=actor, auth_method=auth_method)
+        text = text.lstrip("\ufeff")
+        template = library.library_document(text, filename)  # a library file: its `template:` block is not imported
+        if template is not None:
+            version = services.import_runbook_document(template, actor=actor, auth_method=auth_method)
+        else:
+            version = services.import_runbook_text(text, actor=actor, auth_method=auth_method)
         return ImportResult(version, name, version.was_created, None)
     with transaction.atomic():
         _applications(conversion, actor, auth_method)

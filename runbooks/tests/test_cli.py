@@ -99,3 +99,21 @@ def test_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "CommandError: document: invalid YAML at line 2" in result.stderr
+
+
+def test_a_library_file_imports_as_it_is_and_its_block_is_checked(applications, tmp_path: Path) -> None:
+    """`runbook import runbooks/templates/X.yaml` (the README's example): the `template:` block is the library's
+    record, not part of the runbook; a bad block is refused naming its key, and nothing is stored."""
+    output = run("import", str(LIBRARY_FILE))
+    version = RunbookVersion.objects.get()
+    assert output.strip().startswith("Imported: runbook orders-db-failover")
+    assert version.content_hash == documents.content_hash(documents.normalise(library.document_of(LIBRARY_FILE)))
+
+    broken = yaml.safe_load(LIBRARY_FILE.read_text())
+    broken["slug"] = "orders-db-failover-broken"
+    broken["template"]["strategy"] = "teleport"
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken, sort_keys=False))
+    with pytest.raises(CommandError, match=r"broken.yaml: template.strategy: must be one of .*not 'teleport'"):
+        run("import", str(path))
+    assert RunbookVersion.objects.count() == 1
