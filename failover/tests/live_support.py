@@ -40,7 +40,7 @@ async def open_stream(
     return communicator, connected
 
 
-async def read_until_summary(communicator: WebsocketCommunicator, timeout: float = 10) -> tuple[list[int], dict]:
+async def read_until_summary(communicator: WebsocketCommunicator, timeout: float = 30) -> tuple[list[int], dict]:
     """The seqs of the events received until the summary message, and that message."""
     seqs: list[int] = []
     while True:
@@ -51,7 +51,7 @@ async def read_until_summary(communicator: WebsocketCommunicator, timeout: float
         seqs.append(message["event"]["seq"])
 
 
-async def read_events(communicator: WebsocketCommunicator, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+async def read_events(communicator: WebsocketCommunicator, count: int, timeout: float = 30) -> list[dict[str, Any]]:
     events = []
     for _ in range(count):
         message = await communicator.receive_json_from(timeout=timeout)
