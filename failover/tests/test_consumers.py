@@ -190,7 +190,8 @@ def test_reconnecting_mid_run_ends_with_every_event_exactly_once(viewer):
         thread = in_thread(worker)
         first = [e["seq"] for e in await read_events(communicator, 30)]
         await communicator.disconnect()  # mid-run
-        communicator, _ = await open_stream(execution.pk, cookie=viewer, after=first[-1])
+        communicator, connected = await open_stream(execution.pk, cookie=viewer, after=first[-1])
+        assert connected
         rest, summary = await read_until_summary(communicator)
         await communicator.disconnect()
         await database_sync_to_async(thread.join)(10)
