@@ -196,16 +196,14 @@ if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
     if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django requires 0 with it
-        from psycopg_pool import ConnectionPool
-
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
             "max_size": DB_POOL_SIZE,
             "timeout": 30,  # a request waits this long for a free connection, then fails (a 5xx, logged)
-            # a connection is checked as it leaves the pool: after a database restart the pool's connections
-            # are dead, and a request must get a new one, not an error
-            "check": ConnectionPool.check_connection,
         }
+        # Django then checks each connection as it leaves the pool: after a database restart the pool's
+        # connections are dead, and a request must get a new one, not an error.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
         "default": {
