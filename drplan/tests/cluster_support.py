@@ -91,12 +91,29 @@ def http(port: int, path: str, data: dict | None = None, token: str | None = Non
         return error.code, json.loads(error.read() or b"{}")
 
 
-def sign_in_token(cluster: dict[str, Any], username: str) -> str:
-    status, body = http(
-        cluster["ports"]["proxy"], "/api/v1/dr/auth/token", {"username": username, "password": f"{username}-demo-pw"}
-    )
-    assert status == 200, body
+def sign_in_token(cluster: dict[str, Any], username: str, *, settle_seconds: float = 60) -> str:
+    """A token through the proxy. A 5xx is retried for up to `settle_seconds`: a test may follow one that
+    restarted PostgreSQL or Redis, and a node's first requests after that may fail while it reconnects; what the
+    nodes logged is in the failure message if it never settles. A 4xx fails at once."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        credentials = {"username": username, "password": f"{username}-demo-pw"}
+        status, body = http(cluster["ports"]["proxy"], "/api/v1/dr/auth/token", credentials)
+        if status < 500 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status == 200, f"{body}\n{node_logs(cluster)}"
     return body["token"]
+
+
+def node_logs(cluster: dict[str, Any], lines: int = 40) -> str:
+    """The last lines each web node logged (for a failure message)."""
+    out = []
+    for name in ("web1", "web2"):
+        path = Path(cluster.get("dir", "")) / f"{name}.log"
+        with contextlib.suppress(OSError):
+            out.append(f"--- {name}.log\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+    return "\n".join(out)
 
 
 def wait(
