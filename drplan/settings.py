@@ -200,6 +200,11 @@ if os.environ.get("DATABASE_URL"):
             "min_size": 1,
             "max_size": DB_POOL_SIZE,
             "timeout": 30,  # a request waits this long for a free connection, then fails (a 5xx, logged)
+            # psycopg_pool replaces a lost connection with attempts 1, 2, 4, 8, 16 … s apart for up to 5 min: after
+            # a database outage of ~15 s a node waited ~15 s more for its next attempt while the server was back
+            # (health checks failed, requests hung). Giving up after 5 s lets the next request that finds the
+            # pool empty open a connection at once (drplan/tests/test_db_pool.py).
+            "reconnect_timeout": 5,
         }
         # Django then checks each connection as it leaves the pool: after a database restart the pool's
         # connections are dead, and a request must get a new one, not an error.

@@ -59,7 +59,7 @@ def test_a_pooled_node_keeps_at_most_its_pool_of_postgresql_connections(tmp_path
         "settings.DATABASES['default']['OPTIONS'].get('pool')"
     )
     assert _settings_of(tmp_path, database, DATABASE_URL=url, DRPLAN_DB_POOL_SIZE="6") == (
-        "[0, True] {'min_size': 1, 'max_size': 6, 'timeout': 30}"
+        "[0, True] {'min_size': 1, 'max_size': 6, 'timeout': 30, 'reconnect_timeout': 5}"
     )
     assert _settings_of(tmp_path, database, DATABASE_URL=url) == "[60, False] None"
 
