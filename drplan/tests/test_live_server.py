@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,14 +61,25 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
-@pytest.fixture
-def live_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
-    env["DRPLAN_VAR_DIR"] = str(tmp_path / "var")
+@pytest.fixture(scope="module")
+def seeded_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A var dir set up as `make run` sets it up (migrate, roles, demo data), once for the module."""
     if os.environ.get("DATABASE_URL"):
         pytest.skip("the live-server check runs on the embedded default database")
+    var = tmp_path_factory.mktemp("live") / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    env["DRPLAN_VAR_DIR"] = str(var)
     for command in (["migrate", "--noinput"], ["setup_roles"], ["seed_demo", "--if-empty"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+    return var
+
+
+@pytest.fixture
+def live_env(seeded_var: Path, tmp_path: Path) -> dict[str, str]:
+    """A copy of the seeded var dir for one test (no server has it open while it is copied)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRPLAN_", "DATABASE_URL", "REDIS_URL"))}
+    env["DRPLAN_VAR_DIR"] = str(tmp_path / "var")
+    shutil.copytree(seeded_var, tmp_path / "var")
     return env
 
 
