@@ -14,7 +14,16 @@ down) retries with backoff (`ride_out`) but only until its Fence deadline: `leas
 moment it *sent* its last successful renewal, by its own monotonic clock. The server set that lease to
 expire `lease` seconds after it received the statement, which is later, so the coordinator stops
 (Fenced: no more writes, its steps' processes stopped) at least `margin` seconds before any other
-node can take the execution over, whatever the two nodes' wall clocks say."""
+node can take the execution over, whatever the two nodes' wall clocks say.
+
+Late writes (issue 15): a write the coordinator sent before it fenced itself may still reach the server after
+its lease expired and another coordinator took over. So every write its thread sends while it coordinates
+(`fenced_writes`, a FencingToken on the thread's connection) is conditional on the lease in the same
+transaction: before the transaction's first write, the execution row is locked (SELECT ... FOR UPDATE) and
+must still name this coordinator with `lease_expires_at > Now()` by the server's clock; otherwise LeaseLost is
+raised there and the whole transaction rolls back. The row lock is held until the commit, so a takeover
+(take_lease, the reaper's reservation) waits for the turn to end, and a turn never commits after one.
+The lease's own statements (renew, release, hand off) are conditional on the coordinator already."""
 
 from __future__ import annotations
 
@@ -22,14 +31,15 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import DateTimeField, Expression, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
@@ -51,7 +61,8 @@ T = TypeVar("T")
 
 
 class LeaseLost(Exception):
-    """Another coordinator took the execution over: stop without writing anything more."""
+    """Another coordinator took the execution over (or the lease expired by the database's clock): stop
+    without writing anything more."""
 
 
 class Fenced(Exception):
@@ -171,9 +182,10 @@ def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fen
     worker's RUNNING steps). Raises LeaseLost when the lease is no longer ours. A `fence` is told when
     the statement was sent, once it succeeded."""
     sent = fence.clock() if fence else 0.0
-    renewed = FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        lease_expires_at=_in(lease_seconds(), None)
-    )
+    with _own_statement():
+        renewed = FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
+            lease_expires_at=_in(lease_seconds(), None)
+        )
     if not renewed:
         raise LeaseLost
     if fence:
@@ -184,16 +196,91 @@ def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fen
         )
 
 
+_lease_statement = threading.local()  # set while the lease's own (already conditional) statements run
+
+
+@contextlib.contextmanager
+def _own_statement() -> Iterator[None]:
+    _lease_statement.active = True
+    try:
+        yield
+    finally:
+        _lease_statement.active = False
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+class FencingToken:
+    """A `connection.execute_wrapper` for the coordinator's thread: the transaction of every write it sends
+    first locks the execution row and checks the lease is still this coordinator's by the database's clock
+    (once per transaction); a write outside a transaction gets one of its own with the same check.
+    A failed check raises LeaseLost inside the transaction, which rolls back."""
+
+    def __init__(self, execution_id: int, worker_id: str) -> None:
+        self.execution_id = execution_id
+        self.worker = worker_id
+        self.checking = False
+        self.refused = 0
+
+        def checked() -> None:  # the marker in the transaction's on-commit list (gone when it ends)
+            return None
+
+        self.marker = checked
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        if self.checking or getattr(_lease_statement, "active", False) or sql.lstrip()[:6].upper() not in WRITES:
+            return execute(sql, params, many, context)
+        db = context["connection"]
+        if not db.in_atomic_block:
+            with transaction.atomic(using=db.alias):
+                self.check(db)
+                return execute(sql, params, many, context)
+        if not any(entry[1] is self.marker for entry in db.run_on_commit):
+            self.check(db)
+        return execute(sql, params, many, context)
+
+    def check(self, db: Any) -> None:
+        """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock."""
+        self.checking = True
+        try:
+            held = (
+                FailoverExecution.objects.using(db.alias)
+                .select_for_update()
+                .filter(pk=self.execution_id, coordinator=self.worker, lease_expires_at__gt=Now())
+                .values_list("pk", flat=True)
+            )
+            if not list(held):
+                self.refused += 1
+                raise LeaseLost(
+                    f"execution {self.execution_id}: write refused: the lease of {self.worker} is gone or expired "
+                    "by the database's clock"
+                )
+            transaction.on_commit(self.marker, using=db.alias)
+        finally:
+            self.checking = False
+
+
+@contextlib.contextmanager
+def fenced_writes(execution_id: int, worker_id: str) -> Iterator[FencingToken]:
+    """While the block runs, every write of this thread is conditional on holding the lease (FencingToken)."""
+    token = FencingToken(execution_id, worker_id)
+    with connection.execute_wrapper(token):
+        yield token
+
+
 def release_lease(execution_id: int, worker_id: str) -> None:
-    FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        coordinator="", lease_expires_at=None
-    )
+    with _own_statement():
+        FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
+            coordinator="", lease_expires_at=None
+        )
 
 
 def hand_off(execution_id: int, worker_id: str, enqueue: Callable[[int], None]) -> None:
     """Give the execution to a fresh task: release the lease into a short reservation (so the reaper
     does not enqueue it twice) and enqueue it."""
-    FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        coordinator="", lease_expires_at=_in(reaper.REQUEUE_RESERVATION_SECONDS, None)
-    )
+    with _own_statement():
+        FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
+            coordinator="", lease_expires_at=_in(reaper.REQUEUE_RESERVATION_SECONDS, None)
+        )
     enqueue(execution_id)

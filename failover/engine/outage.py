@@ -88,7 +88,7 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
         saved = snapshot(c)
         c.committing = False
         try:
-            return work(*args)
+            result = work(*args)
         except DB_ERRORS as error:
             if c.committing:
                 raise Fenced(f"{what}: the database failed during a commit ({error}); outcome unknown") from error
@@ -100,6 +100,10 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
                 refresh_steps(c)
 
             ride_out(c.fence, back, what=f"execution {c.execution_id}: {what}")
+            continue
+        if c.fence.tripped:  # the turn hung past the deadline, then went through: act on nothing it decided
+            raise Fenced(f"{what}: the fence deadline passed while this turn's database calls hung; steps stopped")
+        return result
 
 
 class Watchdog:

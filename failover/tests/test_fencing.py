@@ -255,3 +255,37 @@ def test_a_database_call_that_hangs_past_the_fence_still_stops_the_steps_and_the
     assert seen == {"hung": True, "step stopped while hanging": True}
     step = steps_of(execution)["long"]
     assert step.status == "running", "nothing recorded for it: the next coordinator resolves it"
+
+
+# ----------------------------------------------------------------------------- late writes (fencing token)
+@pytest.mark.django_db(transaction=True)
+def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
+    """Inside `fenced_writes` a write in a transaction or on its own goes through only while the lease is the
+    coordinator's and unexpired by the database's clock; otherwise LeaseLost and the transaction rolls back."""
+    from django.db import transaction
+
+    from failover.models import StepRun
+
+    execution = make_execution([shell("true", key="a")], status="running")
+    step = StepRun.objects.get(execution=execution)
+    assert lease.take_lease(execution.pk, "me:1:a")
+    with lease.fenced_writes(execution.pk, "me:1:a") as token:
+        with transaction.atomic():
+            StepRun.objects.filter(pk=step.pk).update(error="first")
+            StepRun.objects.filter(pk=step.pk).update(output={"n": 1})
+        StepRun.objects.filter(pk=step.pk).update(title="on its own")
+        lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=True)
+        assert token.refused == 0
+        FailoverExecution.objects.filter(pk=execution.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        with pytest.raises(LeaseLost, match="write refused"):
+            StepRun.objects.filter(pk=step.pk).update(title="after expiry")
+        lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=False)  # still ours: the lease's own statement
+    FailoverExecution.objects.filter(pk=execution.pk).update(coordinator="other:2:b")  # another node took over
+    with lease.fenced_writes(execution.pk, "me:1:a") as token:
+        with pytest.raises(LeaseLost), transaction.atomic():
+            ExecutionEvent.objects.create(execution=execution, seq=99, kind="log", message="late")
+            StepRun.objects.filter(pk=step.pk).update(error="late")
+        assert token.refused == 1
+    step.refresh_from_db()
+    assert (step.error, step.output, step.title) == ("first", {"n": 1}, "on its own")
+    assert not ExecutionEvent.objects.filter(execution=execution, message="late").exists()
