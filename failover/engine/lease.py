@@ -100,6 +100,9 @@ class Fence:
         self.margin = lease_margin_seconds() if margin is None else margin
         self.sent = clock()
         self.tripped = False  # set by the coordinator's watchdog at the deadline (outage.Watchdog): final
+        # Set when the coordinator stops being one (its fence tripped, or it fenced or lost its lease while a
+        # rollback action ran): what a rollback action watches, as the operator's cancel must not stop it.
+        self.stopped = threading.Event()
 
     def renewed(self, sent: float) -> None:
         self.sent = max(self.sent, sent)
@@ -115,6 +118,11 @@ class Fence:
 
     def passed(self) -> bool:
         return self.remaining() <= 0
+
+    def trip(self) -> None:
+        """The deadline passed without a renewal: final."""
+        self.tripped = True
+        self.stopped.set()
 
 
 def reset_connection() -> None:

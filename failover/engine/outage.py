@@ -126,7 +126,7 @@ class Watchdog:
     def _watch(self) -> None:
         while not self.done.wait(WATCH_SECONDS):
             if self.c.fence.passed():
-                self.c.fence.tripped = True
+                self.c.fence.trip()
                 self.c.cancel_event.set()
                 logger.error(
                     "execution %s: %s reached its fence deadline without renewing its lease; its steps are stopped",

@@ -289,3 +289,61 @@ def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
     step.refresh_from_db()
     assert (step.error, step.output, step.title) == ("first", {"n": 1}, "on its own")
     assert not ExecutionEvent.objects.filter(execution=execution, message="late").exists()
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_coordinator_that_fences_during_a_rollback_stops_that_rollback_and_runs_no_other(
+    settings, monkeypatch, tmp_path
+):
+    """The renewal hangs (a partition) while b's rollback runs: at the fence deadline the rollback's process is
+    stopped, and the coordinator neither records it nor starts a's rollback: it stops, ROLLING_BACK is left for
+    the next coordinator."""
+    from failover.engine import runner
+
+    settings.ENGINE_LEASE_SECONDS = 3
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 1
+    undone, pid_file = tmp_path / "undone", tmp_path / "pid"
+
+    def undo(script: str) -> dict:
+        return {"action": "shell", "with": {"argv": ["sh", "-c", script]}}
+
+    execution = make_execution(
+        [
+            shell("true", key="a", rollback=undo(f"echo a >> {undone}")),
+            shell(
+                "true", key="b", needs=["a"], rollback=undo(f"echo b >> {undone}; echo $$ > {pid_file}; exec sleep 30")
+            ),
+            shell("false", key="boom", needs=["b"]),
+        ],
+        parallelism=1,
+    )
+    real_renew = runner.renew_lease
+    seen: dict[str, bool] = {}
+
+    def hanging_renew(*args, **kwargs):
+        if pid_file.exists() and "hung" not in seen:
+            seen["hung"] = True
+            seen["rollback stopped while hanging"] = _wait_gone(int(pid_file.read_text()), 20)
+        return real_renew(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "renew_lease", hanging_renew)
+    assert runner.run_execution(execution.pk) == "rolling_back"
+    assert seen == {"hung": True, "rollback stopped while hanging": True}
+    assert undone.read_text().split() == ["b"], "a's rollback never started"
+    steps = steps_of(execution)
+    assert (steps["b"].rollback_status, steps["a"].rollback_status) == ("running", "")
+    assert not [m for m in messages(execution) if "rolled back" in m or "rollback failed" in m]
