@@ -103,6 +103,7 @@ class Fence:
         # Set when the coordinator stops being one (its fence tripped, or it fenced or lost its lease while a
         # rollback action ran): what a rollback action watches, as the operator's cancel must not stop it.
         self.stopped = threading.Event()
+        self.stopped.kill_by = self.kill_by  # type: ignore[attr-defined]  (shell.py: gone by then)
 
     def renewed(self, sent: float) -> None:
         self.sent = max(self.sent, sent)
@@ -118,6 +119,11 @@ class Fence:
 
     def passed(self) -> bool:
         return self.remaining() <= 0
+
+    def kill_by(self) -> float:
+        """When a step's process must be gone, on this clock: half the margin before the lease could expire (the
+        server set the expiry `lease` after it received the renewal this coordinator sent at `sent`)."""
+        return self.sent + self.lease - self.margin / 2
 
     def trip(self) -> None:
         """The deadline passed without a renewal: final."""

@@ -117,6 +117,9 @@ class Watchdog:
         self.thread = threading.Thread(target=self._watch, name=f"fence-{c.execution_id}", daemon=True)
 
     def start(self) -> Watchdog:
+        # Whatever stops the steps (this deadline, a lost lease, an operator's cancel), their processes must be
+        # gone before the lease could expire: a step that ignores SIGTERM gets SIGKILL in time (shell.py).
+        self.c.cancel_event.kill_by = self.c.fence.kill_by  # type: ignore[attr-defined]
         self.thread.start()
         return self
 

@@ -292,16 +292,16 @@ def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
-    import os
+    """Whether the process ended (a zombie not reaped yet runs nothing) within `timeout` s, polled every 0.02 s."""
     import time
+
+    from drplan.tests.cluster_support import alive
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not alive(pid):
             return True
-        time.sleep(0.05)
+        time.sleep(0.02)
     return False
 
 
@@ -347,3 +347,36 @@ def test_a_coordinator_that_fences_during_a_rollback_stops_that_rollback_and_run
     steps = steps_of(execution)
     assert (steps["b"].rollback_status, steps["a"].rollback_status) == ("running", "")
     assert not [m for m in messages(execution) if "rolled back" in m or "rollback failed" in m]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_ignores_sigterm_is_killed_before_the_lease_can_expire(settings, monkeypatch, tmp_path):
+    """The renewal hangs (a partition); the step's shell traps TERM and its grace is the default 5 s, longer than
+    what is left of the lease after the fence deadline: its whole process group gets SIGKILL in time, so when it
+    is gone the lease is still live by the database's clock (no other coordinator could have started yet)."""
+    from django.db.models.functions import Now
+
+    from failover.engine import runner
+
+    settings.ENGINE_LEASE_SECONDS = 6  # renewals every 2 s, the fence deadline 4 s after the last one
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 2
+    pid_file, child_file = tmp_path / "pid", tmp_path / "child"
+    child = f"trap '' TERM; echo $$ > {child_file}; while :; do sleep 0.1; done"
+    script = f"trap '' TERM; sh -c '{child}' & echo $$ > {pid_file}; wait"
+    execution = make_execution([shell("sh", "-c", script, key="stubborn")])
+    real_renew = runner.renew_lease
+    seen: dict[str, bool] = {}
+
+    def hanging_renew(*args, **kwargs):
+        if child_file.exists() and pid_file.exists() and "hung" not in seen:
+            seen["hung"] = True
+            pids = [int(pid_file.read_text()), int(child_file.read_text())]
+            seen["gone"] = all(_wait_gone(pid, 20) for pid in pids)
+            seen["lease still live"] = FailoverExecution.objects.filter(
+                pk=execution.pk, lease_expires_at__gt=Now()
+            ).exists()
+        return real_renew(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "renew_lease", hanging_renew)
+    assert runner.run_execution(execution.pk) == "running"
+    assert seen == {"hung": True, "gone": True, "lease still live": True}
