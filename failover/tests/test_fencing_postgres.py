@@ -304,3 +304,62 @@ def test_a_write_that_reaches_the_database_after_a_takeover_is_refused_and_the_c
     assert marker.read_text().split() == ["s0", "s0", "s1"], "s1 started only by the second coordinator"
     # The connection's bounds come from the environment (drplan/settings.py).
     assert out["statement_timeout"] == "45s" and out["idle_in_transaction_session_timeout"] == "30s"
+
+
+POOLED_REQUESTS = """
+import sys, threading
+from django.core.signals import request_finished, request_started
+from django.db import connection
+
+def request(tag):  # what a web node's request does with the database: a pooled connection, given back at the end
+    request_started.send(sender=None)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        print(tag, "ok", flush=True)
+    except Exception as error:
+        print(tag, "error", type(error).__name__, flush=True)
+    finally:
+        request_finished.send(sender=None)
+
+def in_threads(tag, count):  # the ASGI server's threads, each with a connection from the pool
+    threads = [threading.Thread(target=request, args=(f"{tag}{i}",)) for i in range(count)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+
+in_threads("before", 3)
+print("ready", flush=True)
+sys.stdin.readline()
+in_threads("after", 3)
+in_threads("again", 3)
+"""
+
+
+def test_pooled_connections_that_a_database_restart_killed_never_reach_a_request(server):
+    """The transient 500 a web node answered after a cluster test restarted PostgreSQL: the pool (DRPLAN_DB_POOL_SIZE)
+    handed out connections the restart had killed. They are checked as they leave the pool (CONN_HEALTH_CHECKS):
+    every request after the restart gets a live connection."""
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", POOLED_REQUESTS],
+        cwd=ROOT,
+        env={**server["env"], "DRPLAN_DB_POOL_SIZE": "3"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        before: list[str] = []
+        while not before or before[-1] not in ("ready\n", ""):  # up to "ready" (the shell may print a banner first)
+            before.append(proc.stdout.readline())
+        before = [line.strip() for line in before]
+        assert sorted(line for line in before if line.startswith("before")) == [f"before{i} ok" for i in range(3)]
+        stop_server(server)  # immediate: every session killed, as in a crash
+        start_server(server)
+        out, _ = proc.communicate("go\n", timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    answers = sorted(line for line in out.splitlines() if line.startswith(("after", "again")))
+    assert answers == [f"{tag}{i} ok" for tag in ("after", "again") for i in range(3)], out
