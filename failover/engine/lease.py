@@ -17,13 +17,16 @@ expire `lease` seconds after it received the statement, which is later, so the c
 node can take the execution over, whatever the two nodes' wall clocks say.
 
 Late writes (issue 15): a write the coordinator sent before it fenced itself may still reach the server after
-its lease expired and another coordinator took over. So every write its thread sends while it coordinates
-(`fenced_writes`, a FencingToken on the thread's connection) is conditional on the lease in the same
-transaction: before the transaction's first write, the execution row is locked (SELECT ... FOR UPDATE) and
-must still name this coordinator with `lease_expires_at > Now()` by the server's clock; otherwise LeaseLost is
-raised there and the whole transaction rolls back. The row lock is held until the commit, so a takeover
-(take_lease, the reaper's reservation) waits for the turn to end, and a turn never commits after one.
-The lease's own statements (renew, release, hand off) are conditional on the coordinator already."""
+its lease expired and another coordinator took over. So every transaction its thread runs while it coordinates
+(`fenced_writes`, a FencingToken on the thread's connection) that writes the execution's state (the execution,
+step, event and validation tables) is conditional on the lease: before its first such write, the execution row
+is locked (SELECT ... FOR UPDATE) and must still name this coordinator with `lease_expires_at > Now()` by the
+server's clock; otherwise LeaseLost is raised there and the whole transaction rolls back. The row lock is held
+until the commit, so a takeover (take_lease, the reaper's reservation) waits for the turn to end, and a turn
+never commits after one. Not checked: the lease's own statements (renew, release, hand off: conditional on the
+coordinator already), single statements outside a transaction (a step's heartbeat), and what the coordinator
+sets off once it gave the execution up (`unfenced`: the outcome hook, a hand-off's enqueueing; the
+notifications sent after a commit write tables of their own)."""
 
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from core.dbtime import lease_margin_seconds
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.engine import reaper
-from failover.models import FailoverExecution, StepRun
+from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +199,7 @@ def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fen
     worker's RUNNING steps). Raises LeaseLost when the lease is no longer ours. A `fence` is told when
     the statement was sent, once it succeeded."""
     sent = fence.clock() if fence else 0.0
-    with _own_statement():
+    with unfenced():
         renewed = FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
             lease_expires_at=_in(lease_seconds(), None)
         )
@@ -210,32 +213,38 @@ def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fen
         )
 
 
-_lease_statement = threading.local()  # set while the lease's own (already conditional) statements run
+_lease_statement = threading.local()
 
 
 @contextlib.contextmanager
-def _own_statement() -> Iterator[None]:
+def unfenced() -> Iterator[None]:
+    """Writes of this thread that FencingToken lets through unchecked: the lease's own statements (conditional on
+    the coordinator already), and what the coordinator does once it has given the execution up in a committed
+    transaction (the outcome hook after the terminal one, the enqueueing of a hand-off)."""
+    previous = getattr(_lease_statement, "active", False)
     _lease_statement.active = True
     try:
         yield
     finally:
-        _lease_statement.active = False
+        _lease_statement.active = previous
 
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
+FENCED_MODELS = (FailoverExecution, StepRun, ExecutionEvent, ValidationResult)  # an execution's state
 
 
 class FencingToken:
-    """A `connection.execute_wrapper` for the coordinator's thread: the transaction of every write it sends
+    """A `connection.execute_wrapper` for the coordinator's thread: a transaction that writes the execution's state
     first locks the execution row and checks the lease is still this coordinator's by the database's clock
-    (once per transaction); a write outside a transaction gets one of its own with the same check.
-    A failed check raises LeaseLost inside the transaction, which rolls back."""
+    (once per transaction, before its first such write). A failed check raises LeaseLost inside the transaction,
+    which rolls back."""
 
     def __init__(self, execution_id: int, worker_id: str) -> None:
         self.execution_id = execution_id
         self.worker = worker_id
         self.checking = False
         self.refused = 0
+        self.tables: tuple[str, ...] = ()
 
         def checked() -> None:  # the marker in the transaction's on-commit list (gone when it ends)
             return None
@@ -243,16 +252,23 @@ class FencingToken:
         self.marker = checked
 
     def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        if self.checking or getattr(_lease_statement, "active", False) or sql.lstrip()[:6].upper() not in WRITES:
-            return execute(sql, params, many, context)
         db = context["connection"]
-        if not db.in_atomic_block:
-            with transaction.atomic(using=db.alias):
-                self.check(db)
-                return execute(sql, params, many, context)
-        if not any(entry[1] is self.marker for entry in db.run_on_commit):
+        if (
+            db.in_atomic_block
+            and not self.checking
+            and not getattr(_lease_statement, "active", False)
+            and sql.lstrip()[:6].upper() in WRITES
+            and self._fenced_table(db, sql)
+            and not any(entry[1] is self.marker for entry in db.run_on_commit)
+        ):
             self.check(db)
         return execute(sql, params, many, context)
+
+    def _fenced_table(self, db: Any, sql: str) -> bool:
+        if not self.tables:
+            self.tables = tuple(db.ops.quote_name(model._meta.db_table) for model in FENCED_MODELS)
+        head = sql[:200]
+        return any(table in head for table in self.tables)
 
     def check(self, db: Any) -> None:
         """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock."""
@@ -284,7 +300,7 @@ def fenced_writes(execution_id: int, worker_id: str) -> Iterator[FencingToken]:
 
 
 def release_lease(execution_id: int, worker_id: str) -> None:
-    with _own_statement():
+    with unfenced():
         FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
             coordinator="", lease_expires_at=None
         )
@@ -293,8 +309,8 @@ def release_lease(execution_id: int, worker_id: str) -> None:
 def hand_off(execution_id: int, worker_id: str, enqueue: Callable[[int], None]) -> None:
     """Give the execution to a fresh task: release the lease into a short reservation (so the reaper
     does not enqueue it twice) and enqueue it."""
-    with _own_statement():
+    with unfenced():
         FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
             coordinator="", lease_expires_at=_in(reaper.REQUEUE_RESERVATION_SECONDS, None)
         )
-    enqueue(execution_id)
+        enqueue(execution_id)

@@ -260,8 +260,9 @@ def test_a_database_call_that_hangs_past_the_fence_still_stops_the_steps_and_the
 # ----------------------------------------------------------------------------- late writes (fencing token)
 @pytest.mark.django_db(transaction=True)
 def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
-    """Inside `fenced_writes` a write in a transaction or on its own goes through only while the lease is the
-    coordinator's and unexpired by the database's clock; otherwise LeaseLost and the transaction rolls back."""
+    """Inside `fenced_writes` a transaction that writes the execution's state goes through only while the lease is
+    the coordinator's and unexpired by the database's clock; otherwise LeaseLost and the transaction rolls back.
+    The outcome hook's writes, after the coordinator gave the execution up, are not its turns (`unfenced`)."""
     from django.db import transaction
 
     from failover.models import StepRun
@@ -277,7 +278,7 @@ def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
         lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=True)
         assert token.refused == 0
         FailoverExecution.objects.filter(pk=execution.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-        with pytest.raises(LeaseLost, match="write refused"):
+        with pytest.raises(LeaseLost, match="write refused"), transaction.atomic():
             StepRun.objects.filter(pk=step.pk).update(title="after expiry")
         lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=False)  # still ours: the lease's own statement
     FailoverExecution.objects.filter(pk=execution.pk).update(coordinator="other:2:b")  # another node took over
@@ -286,8 +287,10 @@ def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
             ExecutionEvent.objects.create(execution=execution, seq=99, kind="log", message="late")
             StepRun.objects.filter(pk=step.pk).update(error="late")
         assert token.refused == 1
+        with lease.unfenced(), transaction.atomic():
+            StepRun.objects.filter(pk=step.pk).update(output={"n": 2})  # e.g. the outcome hook, after the end
     step.refresh_from_db()
-    assert (step.error, step.output, step.title) == ("first", {"n": 1}, "on its own")
+    assert (step.error, step.output, step.title) == ("first", {"n": 2}, "on its own")
     assert not ExecutionEvent.objects.filter(execution=execution, message="late").exists()
 
 
