@@ -245,6 +245,7 @@ class FencingToken:
         self.checking = False
         self.refused = 0
         self.tables: tuple[str, ...] = ()
+        self.statement: tuple[str, Any] | None = None
 
         def checked() -> None:  # the marker in the transaction's on-commit list (gone when it ends)
             return None
@@ -274,13 +275,19 @@ class FencingToken:
         """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock."""
         self.checking = True
         try:
-            held = (
-                FailoverExecution.objects.using(db.alias)
-                .select_for_update()
-                .filter(pk=self.execution_id, coordinator=self.worker, lease_expires_at__gt=Now())
-                .values_list("pk", flat=True)
-            )
-            if not list(held):
+            if self.statement is None:  # built by the ORM for this database once, not once per turn
+                held = (
+                    FailoverExecution.objects.using(db.alias)
+                    .select_for_update()
+                    .filter(pk=self.execution_id, coordinator=self.worker, lease_expires_at__gt=Now())
+                    .values_list("pk", flat=True)
+                )
+                self.statement = held.query.get_compiler(using=db.alias).as_sql()
+            sql, params = self.statement
+            with db.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+            if row is None:
                 self.refused += 1
                 raise LeaseLost(
                     f"execution {self.execution_id}: write refused: the lease of {self.worker} is gone or expired "
