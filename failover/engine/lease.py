@@ -300,7 +300,8 @@ class FencingToken:
 
 @contextlib.contextmanager
 def fenced_writes(execution_id: int, worker_id: str) -> Iterator[FencingToken]:
-    """While the block runs, every write of this thread is conditional on holding the lease (FencingToken)."""
+    """While the block runs, every transaction of this thread that writes the execution's state is conditional on
+    holding the lease (FencingToken)."""
     token = FencingToken(execution_id, worker_id)
     with connection.execute_wrapper(token):
         yield token
