@@ -57,6 +57,13 @@ def _notifications_only_through_the_queue(settings: SettingsWrapper) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_clock_checks_in_the_test_process(settings: SettingsWrapper) -> None:
+    """No clock measurement (core/dbtime.py) starts on its own in the test process, where it would write to the test
+    database beside the test (an ASGI request, a worker start-up hook); core/tests/test_dbtime.py turns it on."""
+    settings.CLOCK_CHECK_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _no_ml_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach an ML service someone runs on the default port 8045 (a projection or prediction would
     then depend on it): port 9 refuses. A test that wants the service sets DRPLAN_ML_URL itself."""

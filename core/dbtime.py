@@ -3,7 +3,10 @@
 Leases are judged by the database's clock alone (failover/engine/lease.py), so a skewed node cannot take
 over a live lease; but a node's own timestamps (a step's start and finish, the RTO measured from them)
 are only as good as its clock. Each worker node measures its offset every DRPLAN_CLOCK_CHECK_SECONDS (60)
-(`start_watch`, from the worker start-up hook) through the ORM alone: it writes its NodeClock row with
+(`start_watch`, from the worker start-up hook), and each web node on its first request (a proxy's health check
+reaches it within a second of its start) and then at most that often (`ClockCheck`, around the ASGI
+application: a clock reading per request, the measurement on a short-lived daemon thread, nothing that can hold
+up a request or the node's shutdown). A measurement goes through the ORM alone: it writes its NodeClock row with
 the server's `Now()` between two readings of its own clock and reads the row back; the offset is the
 middle of those readings minus the server's time, known to half the round trip. A node whose offset
 exceeds the lease margin (lease_margin_seconds) is logged as a warning and reported by
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
@@ -95,6 +100,51 @@ def start_watch(interval: float | None = None) -> bool:
     _watch_started.set()
     threading.Thread(target=_watch, args=(interval,), name="clock-watch", daemon=True).start()
     return True
+
+
+_check_lock = threading.Lock()
+_next_check = 0.0  # monotonic time before which a web node's check is not due
+
+
+def check_if_due(interval: float | None = None) -> bool:
+    """Start one measurement on a short-lived daemon thread unless one started less than `interval`
+    (CLOCK_CHECK_SECONDS) seconds ago; never with 0. Returns whether it started one. Costs a clock reading."""
+    global _next_check
+    interval = settings.CLOCK_CHECK_SECONDS if interval is None else interval
+    now = time.monotonic()
+    if interval <= 0 or now < _next_check:
+        return False
+    with _check_lock:
+        if now < _next_check:
+            return False
+        _next_check = now + interval
+    threading.Thread(target=_measure_once, name="clock-check", daemon=True).start()
+    return True
+
+
+def _measure_once() -> None:
+    try:
+        measure()
+    except Exception:  # the database may be away: the next due check measures again
+        logger.warning("clock check failed", exc_info=True)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class ClockCheck:
+    """ASGI middleware of a web node: each HTTP request or websocket connection looks whether this node's clock
+    check is due (`check_if_due`), so web nodes report their offset as worker nodes do."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            check_if_due()
+        await self.app(scope, receive, send)
 
 
 def _watch(interval: float) -> None:

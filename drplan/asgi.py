@@ -2,6 +2,8 @@
 
 Websockets are session-authenticated (AuthMiddlewareStack) and must come from a page served by one of
 ALLOWED_HOSTS (AllowedHostsOriginValidator refuses other or missing Origin headers).
+A web node measures its clock against the database server's on its first request and then at most every
+DRPLAN_CLOCK_CHECK_SECONDS (core.dbtime.ClockCheck), for GET /api/v1/dr/health/clocks.
 """
 
 import os
@@ -16,11 +18,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from core.dbtime import ClockCheck  # noqa: E402
 from failover.live.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+application = ClockCheck(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )

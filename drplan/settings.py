@@ -31,6 +31,10 @@ Environment:
     DEFAULT_FROM_EMAIL, EMAIL_BACKEND  the mail server of e-mail notifications (Django's settings).
     DRPLAN_DB_POOL_SIZE  PostgreSQL: a pool of at most this many connections per process (default: none, one
                         persistent connection per thread).
+    DRPLAN_DB_CONNECT_TIMEOUT (5 s), DRPLAN_DB_STATEMENT_TIMEOUT (60 s), DRPLAN_DB_IDLE_IN_TRANSACTION_TIMEOUT
+                        (30 s), DRPLAN_DB_NETWORK_TIMEOUT (10 s: keepalives and tcp_user_timeout)  PostgreSQL:
+                        how long a connection attempt, a statement, an idle open transaction and a silent network
+                        may last; 0 turns one off (the connect timeout is at least 1 s).
     DRPLAN_NOTIFY_BACKOFF_SECONDS  a failed notification delivery's first retry delay (doubling; default 30 s).
     DRPLAN_NOTIFY_SEND_FROM_PROCESS  1 (default): a delivery's first attempt is made at once by the process that
                                    created it, beside the queued task; 0: only by the django-q workers.
@@ -188,6 +192,18 @@ def _remove_stale_test_databases() -> None:
             pass
 
 
+def _seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment (0: none); refuses a negative or non-numeric value."""
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else float(default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative")
+    return value
+
+
 # DRPLAN_DB_POOL_SIZE=N (PostgreSQL): each process keeps a pool of at most N connections (psycopg_pool through
 # Django's "pool" option) instead of one persistent connection per thread: under ASGI every request thread would
 # hold its own, and a few busy web nodes exhaust the server's max_connections. scripts/cluster.py sets it.
@@ -209,6 +225,29 @@ if os.environ.get("DATABASE_URL"):
         # Django then checks each connection as it leaves the pool: after a database restart the pool's
         # connections are dead, and a request must get a new one, not an error.
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # How long a PostgreSQL call can hang (issue 15, fencing: a coordinator must not wait on a dead
+        # connection past its fence): connecting, a statement, a transaction left idle (the server ends such a
+        # session and frees its locks, e.g. the execution row of a coordinator cut off mid-turn), and the network
+        # (TCP keepalives, and tcp_user_timeout for data sent but never acknowledged). README, "A cluster".
+        _statement = _seconds("DRPLAN_DB_STATEMENT_TIMEOUT", 60)
+        _idle = _seconds("DRPLAN_DB_IDLE_IN_TRANSACTION_TIMEOUT", 30)
+        _network = _seconds("DRPLAN_DB_NETWORK_TIMEOUT", 10)
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options.setdefault("connect_timeout", max(1, round(_seconds("DRPLAN_DB_CONNECT_TIMEOUT", 5))))
+        if _network:
+            _options.update(
+                keepalives=1,
+                keepalives_idle=max(1, round(_network / 2)),
+                keepalives_interval=max(1, round(_network / 4)),
+                keepalives_count=2,
+                tcp_user_timeout=round(_network * 1000),
+            )
+        _server = (
+            f"-c statement_timeout={round(_statement * 1000)}"
+            f" -c idle_in_transaction_session_timeout={round(_idle * 1000)}"
+        )
+        _options["options"] = f"{_options.get('options', '')} {_server}".strip()
 else:
     DATABASES = {
         "default": {

@@ -3,6 +3,7 @@ warning when it exceeds the lease margin, and the report at GET /api/v1/dr/healt
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -62,3 +63,38 @@ def test_a_node_behind_is_reported_too_and_no_watch_runs_when_disabled(settings,
     assert -6 < clock.offset_seconds < -4
     assert dbtime.report()["skewed"] == ["slow-node"]
     assert dbtime.start_watch(0) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_node_measures_its_clock_on_its_first_request_and_then_at_most_every_interval(settings, monkeypatch):
+    """The ASGI application (drplan/asgi.py) measures this node's clock against the database's on the first request
+    that reaches it, and not again before CLOCK_CHECK_SECONDS; the node then shows in the clocks report."""
+    from asgiref.sync import async_to_sync
+    from channels.testing import HttpCommunicator
+
+    from drplan.asgi import application
+    from failover.tests.engine_support import wait_for
+
+    settings.NODE_NAME = "web-a"
+    settings.CLOCK_CHECK_SECONDS = 3600
+    monkeypatch.setattr(dbtime, "_next_check", 0.0)
+    started: list[str] = []
+    real_measure_once = dbtime._measure_once
+    monkeypatch.setattr(dbtime, "_measure_once", lambda: (started.append("measure"), real_measure_once()))
+    assert not NodeClock.objects.exists()
+
+    def get(path: str) -> dict:
+        communicator = HttpCommunicator(application, "GET", path, headers=[(b"host", b"127.0.0.1")])
+        return async_to_sync(communicator.get_response)(timeout=30)
+
+    assert get("/api/v1/dr/health")["status"] == 200
+    measured = wait_for(lambda: NodeClock.objects.filter(node="web-a").first(), 30)
+    assert abs(measured.offset_seconds) < 1
+    for _ in range(3):
+        assert get("/api/v1/dr/health")["status"] == 200
+    assert started == ["measure"], "one measurement per interval, whatever the requests"
+    report = json.loads(get("/api/v1/dr/health/clocks")["body"])
+    assert [node["node"] for node in report["nodes"]] == ["web-a"] and report["status"] == "ok"
+    monkeypatch.setattr(dbtime, "_next_check", 0.0)  # the interval has passed
+    assert get("/api/v1/dr/health")["status"] == 200
+    wait_for(lambda: len(started) == 2, 30)

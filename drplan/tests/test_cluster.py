@@ -244,15 +244,16 @@ def test_postgres_restarted_during_a_run_the_coordinator_rides_it_out_and_the_ru
     assert final["seqs"] == list(range(1, len(final["seqs"]) + 1))
 
 
-def test_status_reports_every_worker_nodes_clock_against_the_databases(cluster: dict[str, Any]) -> None:
+def test_status_reports_every_nodes_clock_against_the_databases(cluster: dict[str, Any]) -> None:
     _restart_missing_worker_clusters(cluster)
 
     def clocks() -> dict | None:
         report = json.loads(cluster_command(cluster, "status", "--json"))["clocks"]
         names = {node["node"] for node in (report or {}).get("nodes", [])}
-        return report if {"workers1", "workers2"} <= names else None
+        return report if {"workers1", "workers2", "web1", "web2"} <= names else None
 
-    report = wait(clocks, 90, "both worker clusters measured their clocks")
+    # Worker clusters measure at start; web nodes on their first request (the proxy's health checks).
+    report = wait(clocks, 90, "both worker clusters and both web nodes measured their clocks")
     assert report["status"] == "ok" and report["skewed"] == []
     assert report["lease_margin_seconds"] == 3.0
     for node in report["nodes"]:

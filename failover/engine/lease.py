@@ -14,7 +14,19 @@ down) retries with backoff (`ride_out`) but only until its Fence deadline: `leas
 moment it *sent* its last successful renewal, by its own monotonic clock. The server set that lease to
 expire `lease` seconds after it received the statement, which is later, so the coordinator stops
 (Fenced: no more writes, its steps' processes stopped) at least `margin` seconds before any other
-node can take the execution over, whatever the two nodes' wall clocks say."""
+node can take the execution over, whatever the two nodes' wall clocks say.
+
+Late writes (issue 15): a write the coordinator sent before it fenced itself may still reach the server after
+its lease expired and another coordinator took over. So every transaction its thread runs while it coordinates
+(`fenced_writes`, a FencingToken on the thread's connection) that writes the execution's state (the execution,
+step, event and validation tables) is conditional on the lease: before its first such write, the execution row
+is locked (SELECT ... FOR UPDATE) and must still name this coordinator with `lease_expires_at > Now()` by the
+server's clock; otherwise LeaseLost is raised there and the whole transaction rolls back. The row lock is held
+until the commit, so a takeover (take_lease, the reaper's reservation) waits for the turn to end, and a turn
+never commits after one. Not checked: the lease's own statements (renew, release, hand off: conditional on the
+coordinator already), single statements outside a transaction (a step's heartbeat), and what the coordinator
+sets off once it gave the execution up (`unfenced`: the outcome hook, a hand-off's enqueueing; the
+notifications sent after a commit write tables of their own)."""
 
 from __future__ import annotations
 
@@ -22,14 +34,15 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import DateTimeField, Expression, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
@@ -37,7 +50,7 @@ from core.dbtime import lease_margin_seconds
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.engine import reaper
-from failover.models import FailoverExecution, StepRun
+from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +64,8 @@ T = TypeVar("T")
 
 
 class LeaseLost(Exception):
-    """Another coordinator took the execution over: stop without writing anything more."""
+    """Another coordinator took the execution over (or the lease expired by the database's clock): stop
+    without writing anything more."""
 
 
 class Fenced(Exception):
@@ -89,6 +103,10 @@ class Fence:
         self.margin = lease_margin_seconds() if margin is None else margin
         self.sent = clock()
         self.tripped = False  # set by the coordinator's watchdog at the deadline (outage.Watchdog): final
+        # Set when the coordinator stops being one (its fence tripped, or it fenced or lost its lease while a
+        # rollback action ran): what a rollback action watches, as the operator's cancel must not stop it.
+        self.stopped = threading.Event()
+        self.stopped.kill_by = self.kill_by  # type: ignore[attr-defined]  (shell.py: gone by then)
 
     def renewed(self, sent: float) -> None:
         self.sent = max(self.sent, sent)
@@ -104,6 +122,16 @@ class Fence:
 
     def passed(self) -> bool:
         return self.remaining() <= 0
+
+    def kill_by(self) -> float:
+        """When a step's process must be gone, on this clock: half the margin before the lease could expire (the
+        server set the expiry `lease` after it received the renewal this coordinator sent at `sent`)."""
+        return self.sent + self.lease - self.margin / 2
+
+    def trip(self) -> None:
+        """The deadline passed without a renewal: final."""
+        self.tripped = True
+        self.stopped.set()
 
 
 def reset_connection() -> None:
@@ -171,9 +199,10 @@ def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fen
     worker's RUNNING steps). Raises LeaseLost when the lease is no longer ours. A `fence` is told when
     the statement was sent, once it succeeded."""
     sent = fence.clock() if fence else 0.0
-    renewed = FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        lease_expires_at=_in(lease_seconds(), None)
-    )
+    with unfenced():
+        renewed = FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
+            lease_expires_at=_in(lease_seconds(), None)
+        )
     if not renewed:
         raise LeaseLost
     if fence:
@@ -184,16 +213,112 @@ def renew_lease(execution_id: int, worker_id: str, *, heartbeat_steps: bool, fen
         )
 
 
+_lease_statement = threading.local()
+
+
+@contextlib.contextmanager
+def unfenced() -> Iterator[None]:
+    """Writes of this thread that FencingToken lets through unchecked: the lease's own statements (conditional on
+    the coordinator already), and what the coordinator does once it has given the execution up in a committed
+    transaction (the outcome hook after the terminal one, the enqueueing of a hand-off)."""
+    previous = getattr(_lease_statement, "active", False)
+    _lease_statement.active = True
+    try:
+        yield
+    finally:
+        _lease_statement.active = previous
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+FENCED_MODELS = (FailoverExecution, StepRun, ExecutionEvent, ValidationResult)  # an execution's state
+
+
+class FencingToken:
+    """A `connection.execute_wrapper` for the coordinator's thread: a transaction that writes the execution's state
+    first locks the execution row and checks the lease is still this coordinator's by the database's clock
+    (once per transaction, before its first such write). A failed check raises LeaseLost inside the transaction,
+    which rolls back."""
+
+    def __init__(self, execution_id: int, worker_id: str) -> None:
+        self.execution_id = execution_id
+        self.worker = worker_id
+        self.checking = False
+        self.refused = 0
+        self.tables: tuple[str, ...] = ()
+        self.statement: tuple[str, Any] | None = None
+
+        def checked() -> None:  # the marker in the transaction's on-commit list (gone when it ends)
+            return None
+
+        self.marker = checked
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        db = context["connection"]
+        if (
+            db.in_atomic_block
+            and not self.checking
+            and not getattr(_lease_statement, "active", False)
+            and sql.lstrip()[:6].upper() in WRITES
+            and self._fenced_table(db, sql)
+            and not any(entry[1] is self.marker for entry in db.run_on_commit)
+        ):
+            self.check(db)
+        return execute(sql, params, many, context)
+
+    def _fenced_table(self, db: Any, sql: str) -> bool:
+        if not self.tables:
+            self.tables = tuple(db.ops.quote_name(model._meta.db_table) for model in FENCED_MODELS)
+        head = sql[:200]
+        return any(table in head for table in self.tables)
+
+    def check(self, db: Any) -> None:
+        """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock."""
+        self.checking = True
+        try:
+            if self.statement is None:  # built by the ORM for this database once, not once per turn
+                held = (
+                    FailoverExecution.objects.using(db.alias)
+                    .select_for_update()
+                    .filter(pk=self.execution_id, coordinator=self.worker, lease_expires_at__gt=Now())
+                    .values_list("pk", flat=True)
+                )
+                self.statement = held.query.get_compiler(using=db.alias).as_sql()
+            sql, params = self.statement
+            with db.cursor() as cursor:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+            if row is None:
+                self.refused += 1
+                raise LeaseLost(
+                    f"execution {self.execution_id}: write refused: the lease of {self.worker} is gone or expired "
+                    "by the database's clock"
+                )
+            transaction.on_commit(self.marker, using=db.alias)
+        finally:
+            self.checking = False
+
+
+@contextlib.contextmanager
+def fenced_writes(execution_id: int, worker_id: str) -> Iterator[FencingToken]:
+    """While the block runs, every transaction of this thread that writes the execution's state is conditional on
+    holding the lease (FencingToken)."""
+    token = FencingToken(execution_id, worker_id)
+    with connection.execute_wrapper(token):
+        yield token
+
+
 def release_lease(execution_id: int, worker_id: str) -> None:
-    FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        coordinator="", lease_expires_at=None
-    )
+    with unfenced():
+        FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
+            coordinator="", lease_expires_at=None
+        )
 
 
 def hand_off(execution_id: int, worker_id: str, enqueue: Callable[[int], None]) -> None:
     """Give the execution to a fresh task: release the lease into a short reservation (so the reaper
     does not enqueue it twice) and enqueue it."""
-    FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
-        coordinator="", lease_expires_at=_in(reaper.REQUEUE_RESERVATION_SECONDS, None)
-    )
-    enqueue(execution_id)
+    with unfenced():
+        FailoverExecution.objects.filter(pk=execution_id, coordinator=worker_id).update(
+            coordinator="", lease_expires_at=_in(reaper.REQUEUE_RESERVATION_SECONDS, None)
+        )
+        enqueue(execution_id)

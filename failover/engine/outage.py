@@ -88,7 +88,7 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
         saved = snapshot(c)
         c.committing = False
         try:
-            return work(*args)
+            result = work(*args)
         except DB_ERRORS as error:
             if c.committing:
                 raise Fenced(f"{what}: the database failed during a commit ({error}); outcome unknown") from error
@@ -100,6 +100,10 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
                 refresh_steps(c)
 
             ride_out(c.fence, back, what=f"execution {c.execution_id}: {what}")
+            continue
+        if c.fence.tripped:  # the turn hung past the deadline, then went through: act on nothing it decided
+            raise Fenced(f"{what}: the fence deadline passed while this turn's database calls hung; steps stopped")
+        return result
 
 
 class Watchdog:
@@ -113,6 +117,9 @@ class Watchdog:
         self.thread = threading.Thread(target=self._watch, name=f"fence-{c.execution_id}", daemon=True)
 
     def start(self) -> Watchdog:
+        # Whatever stops the steps (this deadline, a lost lease, an operator's cancel), their processes must be
+        # gone before the lease could expire: a step that ignores SIGTERM gets SIGKILL in time (shell.py).
+        self.c.cancel_event.kill_by = self.c.fence.kill_by  # type: ignore[attr-defined]
         self.thread.start()
         return self
 
@@ -122,7 +129,7 @@ class Watchdog:
     def _watch(self) -> None:
         while not self.done.wait(WATCH_SECONDS):
             if self.c.fence.passed():
-                self.c.fence.tripped = True
+                self.c.fence.trip()
                 self.c.cancel_event.set()
                 logger.error(
                     "execution %s: %s reached its fence deadline without renewing its lease; its steps are stopped",

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.secrets import Redactor
 from failover.engine.events import store
+from failover.engine.lease import unfenced
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ def summary(execution_id: int, status: str) -> dict[str, Any]:
 
 
 def record_outcome(execution_id: int, record: Callable[[int], None]) -> None:
-    """The outcome hook, after the terminal transaction; its failure is logged, never raised."""
+    """The outcome hook, after the terminal transaction; its failure is logged, never raised. That transaction gave
+    the execution up (no lease any more), so the hook's writes are not fenced by it (lease.unfenced)."""
     try:
-        record(execution_id)
+        with unfenced():
+            record(execution_id)
     except Exception:  # the execution's outcome is stored; analytics must not undo or hide it
         logger.exception("record_outcome failed for execution %s", execution_id)

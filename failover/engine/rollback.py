@@ -6,6 +6,11 @@ step fails, the steps it depended on are not undone (their dependents are still 
 and are reported as not rolled back; independent branches are still undone. The outcome is
 ROLLED_BACK only if every rollback succeeded: a failed rollback is never reported as success.
 Each step's progress is in StepRun.rollback_status / rollback_error.
+
+A coordinator that fences itself (or loses its lease) during a rollback runs nothing more: the rollback
+action in flight is stopped (its context watches the fence, not the operator's cancel that may have caused
+the rollback), no further rollback is started, and nothing more is recorded; the next coordinator resumes
+the rollback from what the database holds (a rollback left RUNNING is run again only if idempotent).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from core.exceptions import InvalidInput
 from failover.choices import StepStatus as SS
+from failover.engine import outage
 from failover.engine.actions import ActionResult, run_action
 from failover.engine.events import emit
+from failover.engine.lease import Fenced, LeaseLost
 from failover.models import ExecutionEvent, StepRun
 
 if TYPE_CHECKING:
@@ -73,6 +80,8 @@ def run_rollback(coordinator: Coordinator) -> tuple[bool, str]:
     rolled_back: list[str] = []
     failed: dict[str, str] = {}  # step_key -> why it is not rolled back
     for step in order:
+        if coordinator.fence.tripped:
+            raise Fenced("rolling back: the fence deadline passed; no further rollback runs")
         if step.rollback_status == SS.ROLLED_BACK:
             rolled_back.append(step.step_key)
             continue
@@ -116,30 +125,41 @@ def _run_one(coordinator: Coordinator, step: StepRun) -> ActionResult:
         return ActionResult(False, error="manual rollback required" + (f": {instructions}" if instructions else ""))
     timeout = spec.get("timeout_seconds") or step.timeout_seconds
     ctx = coordinator.action_context(step, float(timeout) if timeout else None)
-    return coordinator.run_blocking(run_action, spec["action"], params, ctx)
+    ctx.cancelled = coordinator.fence.stopped  # only the coordinator's end stops a rollback, not a cancel
+    try:
+        return coordinator.run_blocking(run_action, spec["action"], params, ctx)
+    except (Fenced, LeaseLost):
+        coordinator.fence.stopped.set()  # its process is stopped: a coordinator that is no longer one runs nothing
+        raise
 
 
 def _record(coordinator: Coordinator, step: StepRun, status: str, error: str) -> None:
-    """Plain update of the rollback fields (not the step's status) and an event, in one transaction."""
+    """Plain update of the rollback fields (not the step's status) and an event, in one transaction, through the
+    coordinator's guard (a database outage ridden out within its fence; Fenced once the fence has tripped)."""
     from django.db import transaction
 
     coordinator.keep_lease()
     redact = coordinator.redactor.redact
     error = redact(error)
-    with transaction.atomic():
-        StepRun.objects.filter(pk=step.pk).update(rollback_status=status, rollback_error=error)
-        verb = {
-            SS.RUNNING: "rolling back",
-            SS.ROLLED_BACK: "rolled back",
-            SS.ROLLBACK_FAILED: "rollback failed",
-            SS.SKIPPED: "not rolled back",
-        }[status]
-        emit(
-            coordinator.execution_id,
-            ExecutionEvent.Kind.STEP_STATUS,
-            f"{step.step_key} {verb}" + (f": {error}" if error else ""),
-            {"step": step.step_key, "rollback_status": status, "rollback_error": error},
-            step_run_id=step.pk,
-            redact=redact,
-        )
+    verb = {
+        SS.RUNNING: "rolling back",
+        SS.ROLLED_BACK: "rolled back",
+        SS.ROLLBACK_FAILED: "rollback failed",
+        SS.SKIPPED: "not rolled back",
+    }[status]
+
+    def write() -> None:
+        with transaction.atomic():
+            StepRun.objects.filter(pk=step.pk).update(rollback_status=status, rollback_error=error)
+            emit(
+                coordinator.execution_id,
+                ExecutionEvent.Kind.STEP_STATUS,
+                f"{step.step_key} {verb}" + (f": {error}" if error else ""),
+                {"step": step.step_key, "rollback_status": status, "rollback_error": error},
+                step_run_id=step.pk,
+                redact=redact,
+            )
+            coordinator.committing = True
+
+    outage.guarded(coordinator, f"recording the rollback of {step.step_key}", write)
     step.rollback_status, step.rollback_error = status, error

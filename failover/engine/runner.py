@@ -76,6 +76,7 @@ from failover.engine.lease import (
     Fence,
     Fenced,
     LeaseLost,
+    fenced_writes,
     hand_off,
     lease_seconds,
     release_lease,
@@ -170,7 +171,8 @@ class Coordinator:
             return self._status()
         watchdog = outage.Watchdog(self).start()
         try:
-            return self._run()
+            with fenced_writes(self.execution_id, self.worker):  # every write conditional on the lease (lease.py)
+                return self._run()
         except LeaseLost:
             self.lease_lost = True
             self.cancel_event.set()  # our copies of the steps must not race the new coordinator's

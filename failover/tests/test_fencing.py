@@ -255,3 +255,131 @@ def test_a_database_call_that_hangs_past_the_fence_still_stops_the_steps_and_the
     assert seen == {"hung": True, "step stopped while hanging": True}
     step = steps_of(execution)["long"]
     assert step.status == "running", "nothing recorded for it: the next coordinator resolves it"
+
+
+# ----------------------------------------------------------------------------- late writes (fencing token)
+@pytest.mark.django_db(transaction=True)
+def test_every_write_of_the_coordinators_thread_is_conditional_on_its_lease():
+    """Inside `fenced_writes` a transaction that writes the execution's state goes through only while the lease is
+    the coordinator's and unexpired by the database's clock; otherwise LeaseLost and the transaction rolls back.
+    The outcome hook's writes, after the coordinator gave the execution up, are not its turns (`unfenced`)."""
+    from django.db import transaction
+
+    from failover.models import StepRun
+
+    execution = make_execution([shell("true", key="a")], status="running")
+    step = StepRun.objects.get(execution=execution)
+    assert lease.take_lease(execution.pk, "me:1:a")
+    with lease.fenced_writes(execution.pk, "me:1:a") as token:
+        with transaction.atomic():
+            StepRun.objects.filter(pk=step.pk).update(error="first")
+            StepRun.objects.filter(pk=step.pk).update(output={"n": 1})
+        StepRun.objects.filter(pk=step.pk).update(title="on its own")
+        lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=True)
+        assert token.refused == 0
+        FailoverExecution.objects.filter(pk=execution.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        with pytest.raises(LeaseLost, match="write refused"), transaction.atomic():
+            StepRun.objects.filter(pk=step.pk).update(title="after expiry")
+        lease.renew_lease(execution.pk, "me:1:a", heartbeat_steps=False)  # still ours: the lease's own statement
+    FailoverExecution.objects.filter(pk=execution.pk).update(coordinator="other:2:b")  # another node took over
+    with lease.fenced_writes(execution.pk, "me:1:a") as token:
+        with pytest.raises(LeaseLost), transaction.atomic():
+            ExecutionEvent.objects.create(execution=execution, seq=99, kind="log", message="late")
+            StepRun.objects.filter(pk=step.pk).update(error="late")
+        assert token.refused == 1
+        with lease.unfenced(), transaction.atomic():
+            StepRun.objects.filter(pk=step.pk).update(output={"n": 2})  # e.g. the outcome hook, after the end
+    step.refresh_from_db()
+    assert (step.error, step.output, step.title) == ("first", {"n": 2}, "on its own")
+    assert not ExecutionEvent.objects.filter(execution=execution, message="late").exists()
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Whether the process ended (a zombie not reaped yet runs nothing) within `timeout` s, polled every 0.02 s."""
+    import time
+
+    from drplan.tests.cluster_support import alive
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_coordinator_that_fences_during_a_rollback_stops_that_rollback_and_runs_no_other(
+    settings, monkeypatch, tmp_path
+):
+    """The renewal hangs (a partition) while b's rollback runs: at the fence deadline the rollback's process is
+    stopped, and the coordinator neither records it nor starts a's rollback: it stops, ROLLING_BACK is left for
+    the next coordinator."""
+    from failover.engine import runner
+
+    settings.ENGINE_LEASE_SECONDS = 3
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 1
+    undone, pid_file = tmp_path / "undone", tmp_path / "pid"
+
+    def undo(script: str) -> dict:
+        return {"action": "shell", "with": {"argv": ["sh", "-c", script]}}
+
+    execution = make_execution(
+        [
+            shell("true", key="a", rollback=undo(f"echo a >> {undone}")),
+            shell(
+                "true", key="b", needs=["a"], rollback=undo(f"echo b >> {undone}; echo $$ > {pid_file}; exec sleep 30")
+            ),
+            shell("false", key="boom", needs=["b"]),
+        ],
+        parallelism=1,
+    )
+    real_renew = runner.renew_lease
+    seen: dict[str, bool] = {}
+
+    def hanging_renew(*args, **kwargs):
+        if pid_file.exists() and "hung" not in seen:
+            seen["hung"] = True
+            seen["rollback stopped while hanging"] = _wait_gone(int(pid_file.read_text()), 20)
+        return real_renew(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "renew_lease", hanging_renew)
+    assert runner.run_execution(execution.pk) == "rolling_back"
+    assert seen == {"hung": True, "rollback stopped while hanging": True}
+    assert undone.read_text().split() == ["b"], "a's rollback never started"
+    steps = steps_of(execution)
+    assert (steps["b"].rollback_status, steps["a"].rollback_status) == ("running", "")
+    assert not [m for m in messages(execution) if "rolled back" in m or "rollback failed" in m]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_ignores_sigterm_is_killed_before_the_lease_can_expire(settings, monkeypatch, tmp_path):
+    """The renewal hangs (a partition); the step's shell traps TERM and its grace is the default 5 s, longer than
+    what is left of the lease after the fence deadline: its whole process group gets SIGKILL in time, so when it
+    is gone the lease is still live by the database's clock (no other coordinator could have started yet)."""
+    from django.db.models.functions import Now
+
+    from failover.engine import runner
+
+    settings.ENGINE_LEASE_SECONDS = 6  # renewals every 2 s, the fence deadline 4 s after the last one
+    settings.ENGINE_LEASE_MARGIN_SECONDS = 2
+    pid_file, child_file = tmp_path / "pid", tmp_path / "child"
+    child = f"trap '' TERM; echo $$ > {child_file}; while :; do sleep 0.1; done"
+    script = f"trap '' TERM; sh -c '{child}' & echo $$ > {pid_file}; wait"
+    execution = make_execution([shell("sh", "-c", script, key="stubborn")])
+    real_renew = runner.renew_lease
+    seen: dict[str, bool] = {}
+
+    def hanging_renew(*args, **kwargs):
+        if child_file.exists() and pid_file.exists() and "hung" not in seen:
+            seen["hung"] = True
+            pids = [int(pid_file.read_text()), int(child_file.read_text())]
+            seen["gone"] = all(_wait_gone(pid, 20) for pid in pids)
+            seen["lease still live"] = FailoverExecution.objects.filter(
+                pk=execution.pk, lease_expires_at__gt=Now()
+            ).exists()
+        return real_renew(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "renew_lease", hanging_renew)
+    assert runner.run_execution(execution.pk) == "running"
+    assert seen == {"hung": True, "gone": True, "lease still live": True}

@@ -211,3 +211,155 @@ def test_a_longer_outage_fences_the_coordinator_before_its_lease_expires_and_ano
     assert runs[2][1] > before["lease"] - 0.5, "the new coordinator started it after the old lease expired"
     assert state["steps"]["s1"] == ["succeeded", 2]
     assert state["seqs"] == list(range(1, len(state["seqs"]) + 1))
+
+
+LATE_WRITE = """
+import json, os, threading, time
+import psycopg
+from django.db import connection
+from failover.engine.lease import take_lease
+from failover.engine.runner import run_execution
+from failover.models import ExecutionEvent, FailoverExecution, StepRun
+from failover.tests.engine_support import make_execution, shell
+
+marker = {marker!r}
+e = make_execution([
+    shell("sh", "-c", "echo s0 >> " + marker + "; sleep 1", key="s0", idempotent=True),
+    shell("sh", "-c", "echo s1 >> " + marker, key="s1", needs=["s0"]),
+])
+table = FailoverExecution._meta.db_table
+out = {{}}
+
+def coordinate():
+    out["first"] = run_execution(e.pk, worker_id="first-host:1:a")
+    connection.close()
+
+def state():
+    steps = {{s.step_key: s.status for s in StepRun.objects.filter(execution=e)}}
+    seqs = list(ExecutionEvent.objects.filter(execution=e).order_by("seq").values_list("seq", flat=True))
+    return steps, seqs
+
+def until(condition, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+first = threading.Thread(target=coordinate)
+first.start()
+until(lambda: state()[0]["s0"] == "running", "s0 starts")
+# Another session (a node about to take over) holds the execution row: the first coordinator's next write turn,
+# recording s0's result once it exits, is sent and waits in the server, as a write delayed on the network would.
+other = psycopg.connect(os.environ["DATABASE_URL"])
+other.execute(f"SELECT id FROM {{table}} WHERE id = %s FOR UPDATE", [e.pk])
+def waiting():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %s",
+                       [other.info.backend_pid])
+        return cursor.fetchone()[0] > 0
+until(waiting, "the first coordinator's turn waits for the row")
+out["before_takeover"] = state()
+# Its lease is over (expired by the database's clock) and the other node takes the execution over.
+other.execute(f"UPDATE {{table}} SET coordinator = %s, lease_expires_at = now() + interval '60 seconds' WHERE id = %s",
+              ["second-host:2:b", e.pk])
+other.commit()
+other.close()
+first.join(60)
+out["first_alive"] = first.is_alive()
+out["after_first"] = state()
+out["coordinator"] = FailoverExecution.objects.get(pk=e.pk).coordinator
+# The second coordinator (after its own reservation ran out) finishes the run from what the database holds.
+FailoverExecution.objects.filter(pk=e.pk).update(coordinator="", lease_expires_at=None)
+out["second"] = run_execution(e.pk, worker_id="second-host:2:b")
+out["final"] = state()
+with connection.cursor() as cursor:
+    cursor.execute("SHOW statement_timeout")
+    out["statement_timeout"] = cursor.fetchone()[0]
+    cursor.execute("SHOW idle_in_transaction_session_timeout")
+    out["idle_in_transaction_session_timeout"] = cursor.fetchone()[0]
+print(json.dumps(out))
+"""
+
+
+def test_a_write_that_reaches_the_database_after_a_takeover_is_refused_and_the_coordinator_stops(
+    server, tmp_path: Path
+):
+    """Issue 15, late writes: a coordinator's write turn that reaches PostgreSQL after another node took its
+    execution over commits nothing (its lease is checked under the row lock in the turn's transaction) and
+    the coordinator stops; the new coordinator finishes from what the database holds, events without a gap."""
+    marker = tmp_path / "marker"
+    env = {"DRPLAN_ENGINE_LEASE_SECONDS": "60", "DRPLAN_DB_STATEMENT_TIMEOUT": "45"}
+    out = shell(server, LATE_WRITE.format(marker=str(marker)), **env)
+    assert out["first_alive"] is False
+    assert out["first"] == "running", "the first coordinator stopped without finishing the run"
+    steps_before, seqs_before = out["before_takeover"]
+    steps_after, seqs_after = out["after_first"]
+    assert steps_after == steps_before == {"s0": "running", "s1": "pending"}, "its turn stored nothing"
+    assert seqs_after == seqs_before, "no event of its turn was stored"
+    assert out["coordinator"] == "second-host:2:b"
+    assert out["second"] == "completed"
+    steps, seqs = out["final"]
+    assert steps == {"s0": "succeeded", "s1": "succeeded"}
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert marker.read_text().split() == ["s0", "s0", "s1"], "s1 started only by the second coordinator"
+    # The connection's bounds come from the environment (drplan/settings.py).
+    assert out["statement_timeout"] == "45s" and out["idle_in_transaction_session_timeout"] == "30s"
+
+
+POOLED_REQUESTS = """
+import sys, threading
+from django.core.signals import request_finished, request_started
+from django.db import connection
+
+def request(tag):  # what a web node's request does with the database: a pooled connection, given back at the end
+    request_started.send(sender=None)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        print(tag, "ok", flush=True)
+    except Exception as error:
+        print(tag, "error", type(error).__name__, flush=True)
+    finally:
+        request_finished.send(sender=None)
+
+def in_threads(tag, count):  # the ASGI server's threads, each with a connection from the pool
+    threads = [threading.Thread(target=request, args=(f"{tag}{i}",)) for i in range(count)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+
+in_threads("before", 3)
+print("ready", flush=True)
+sys.stdin.readline()
+in_threads("after", 3)
+in_threads("again", 3)
+"""
+
+
+def test_pooled_connections_that_a_database_restart_killed_never_reach_a_request(server):
+    """The transient 500 a web node answered after a cluster test restarted PostgreSQL: the pool (DRPLAN_DB_POOL_SIZE)
+    handed out connections the restart had killed. They are checked as they leave the pool (CONN_HEALTH_CHECKS):
+    every request after the restart gets a live connection."""
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", POOLED_REQUESTS],
+        cwd=ROOT,
+        env={**server["env"], "DRPLAN_DB_POOL_SIZE": "3"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        before: list[str] = []
+        while not before or before[-1] not in ("ready\n", ""):  # up to "ready" (the shell may print a banner first)
+            before.append(proc.stdout.readline())
+        before = [line.strip() for line in before]
+        assert sorted(line for line in before if line.startswith("before")) == [f"before{i} ok" for i in range(3)]
+        stop_server(server)  # immediate: every session killed, as in a crash
+        start_server(server)
+        out, _ = proc.communicate("go\n", timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    answers = sorted(line for line in out.splitlines() if line.startswith(("after", "again")))
+    assert answers == [f"{tag}{i} ok" for tag in ("after", "again") for i in range(3)], out

@@ -3,7 +3,10 @@
 Output is captured line by line (each line sent to `ctx.log`), capped in lines and
 bytes; a line longer than MAX_LINE_BYTES is cut without ever being held in memory whole.
 On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after a grace
-period, so no child or grandchild survives the step. `run_process` is that machinery on its own, for
+period, so no child or grandchild survives the step. The grace is cut short when the cancel event carries a
+deadline (`kill_by()`, monotonic): a coordinator's step must be gone before its lease could expire (issue 15,
+fencing: a step that ignores SIGTERM must not outlive the lease and run beside the next coordinator's).
+`run_process` is that machinery on its own, for
 actions that run commands of their own (failover/engine/actions/commands.py).
 """
 
@@ -45,6 +48,14 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # also whatever the leader left behind
     proc.wait()
+
+
+def grace_within(cancelled: Any, grace: float) -> float:
+    """`grace`, shortened so that SIGKILL comes by the deadline the cancel event carries, if any."""
+    kill_by = getattr(cancelled, "kill_by", None)
+    if kill_by is None:
+        return grace
+    return max(0.0, min(grace, kill_by() - time.monotonic()))
 
 
 class OutputLines:
@@ -177,7 +188,7 @@ def run_process(
             elif deadline is not None and time.monotonic() >= deadline:
                 stopped = f"timed out after {timeout:g}s"
             if stopped:
-                _kill_group(proc, grace)
+                _kill_group(proc, grace_within(ctx.cancelled, grace))
                 break
         # What the process wrote before it ended; a child it left behind holding the pipe gets 2 s.
         drain_until = time.monotonic() + 2
