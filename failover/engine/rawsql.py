@@ -2,7 +2,8 @@
 
 Statements the ORM would build per call on the coordinator's hot path, or cannot express, with table and
 column names taken from the models and every value a parameter:
-- `update_step_if_status`: a step's conditional status transition (two per step);
+- `update_step_if_status`: a step's conditional status transition (two per step), and `update_steps_if_status`
+  for several at once (on PostgreSQL one statement: the steps that finished, or start, in one turn);
 - `advance_event_seq`: an execution's event sequence moved on by N, the new last value returned;
 - `insert_events`: PostgreSQL only: a batch of events numbered and inserted in ONE statement (the sequence's
   `UPDATE … RETURNING` and the `INSERT … SELECT … unnest(…)` in a CTE);
@@ -112,6 +113,47 @@ def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any
     with db.cursor() as cursor:
         cursor.execute(sql, [*values, step_id, *statuses])
         return cursor.rowcount
+
+
+def update_steps_if_status(rows: list[tuple[int, dict[str, Any]]], sources: set[str]) -> set[int]:
+    """Several `update_step_if_status` (every row with the same field names): the ids of the steps that moved.
+    PostgreSQL: one prepared statement (`UPDATE … FROM unnest(…) … RETURNING id`) for all of them; elsewhere,
+    or for a single row or one with an expression, one statement each."""
+    db = connections[router.db_for_write(StepRun)]
+    plain = all(
+        not (hasattr(v, "resolve_expression") or hasattr(v, "prepare_database_save"))
+        for _, fields in rows
+        for v in fields.values()
+    )
+    if len(rows) < 2 or not sources or not plain or not _is_postgres(db):
+        return {step_id for step_id, fields in rows if update_step_if_status(step_id, sources, fields)}
+    names = tuple(rows[0][1])
+    if any(tuple(fields) != names for _, fields in rows):
+        raise ValueError("update_steps_if_status: every row must set the same fields")
+    model_fields = [StepRun._meta.get_field(name) for name in names]
+    columns = [[f.get_db_prep_save(fields[f.name], db) for _, fields in rows] for f in model_fields]
+    sql = _steps_update_sql(db, tuple(f.column for f in model_fields), tuple(f.db_type(db) for f in model_fields))
+    ids = [step_id for step_id, _ in rows]
+    return {row[0] for row in _pg_execute(db, sql, [ids, *columns, sorted(sources)]).fetchall()}
+
+
+_STEPS_UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def _steps_update_sql(db: Any, columns: tuple[str, ...], types: tuple[str, ...]) -> str:
+    sql = _STEPS_UPDATES.get((columns, types))
+    if sql is None:
+        quote = db.ops.quote_name
+        names = [f"c{i}" for i in range(len(columns))]
+        arrays = ", ".join(f"%s::{db_type}[]" for db_type in types)
+        sql = (
+            f"UPDATE {quote(StepRun._meta.db_table)} AS s SET "  # noqa: S608 (model names; values are parameters)
+            + ", ".join(f"{quote(column)} = d.{name}" for column, name in zip(columns, names, strict=True))
+            + f" FROM unnest(%s::bigint[], {arrays}) AS d(id, {', '.join(names)}) "
+            f"WHERE s.{quote('id')} = d.id AND s.{quote('status')} = ANY(%s) RETURNING s.{quote('id')}"
+        )
+        _STEPS_UPDATES[(columns, types)] = sql
+    return sql
 
 
 def advance_event_seq(execution_id: int, count: int) -> int | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from failover.engine import rawsql
 from failover.engine.events import batched, emit, store
@@ -171,3 +172,53 @@ def test_a_failing_prepared_statement_raises_djangos_error_and_rolls_back() -> N
         emit(execution.pk, "status", "again")
     assert list(ExecutionEvent.objects.values_list("seq", "message")) == [(1, "first")]
     assert FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk) == 0
+
+
+def _fan_out() -> list[dict[str, Any]]:
+    return [
+        shell("true", key="start"),
+        *[shell("sh", "-c", f"echo p{i}", key=f"p{i}", needs=["start"]) for i in range(6)],
+        shell("true", key="join", needs=[f"p{i}" for i in range(6)]),
+    ]
+
+
+def _run_fan_out() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+    execution = make_execution(_fan_out(), parallelism=6)  # six start in one turn, and may finish in one
+    assert run_execution(execution.pk, worker_id="w1") == "completed"
+    return _recorded(execution)
+
+
+def test_steps_started_and_finished_together_record_what_the_portable_path_records(portable: None) -> None:
+    steps, events, seq = _run_fan_out()
+    rawsql.PREPARED_ON_POSTGRES = True
+    got_steps, got_events, got_seq = _run_fan_out()
+    assert got_steps == steps
+    assert (got_seq, len(got_events)) == (seq, len(events))
+    assert [e[0] for e in got_events] == list(range(1, got_seq + 1))
+    assert sorted(e[1:] for e in got_events) == sorted(e[1:] for e in events)  # parallel steps: any order
+    started = [e[2] for e in got_events if e[3].endswith(" started")]
+    assert sorted(started) == sorted(["join", "start", *[f"p{i}" for i in range(6)]])
+    # the six starts took one statement (and so, when they finished in one turn, did their successes)
+    assert any(s.startswith('UPDATE "failover_steprun" AS s') for s in _prepared_here())
+
+
+def test_several_steps_move_in_one_statement_only_from_the_given_statuses() -> None:
+    execution = make_execution([shell("true", key=k) for k in "abc"])
+    a, b, c = StepRun.objects.filter(execution=execution).order_by("step_key")
+    StepRun.objects.filter(pk=b.pk).update(status="cancelled")
+    now = timezone.now()
+    rows = [(s.pk, {"rendered": {"k": s.step_key}, "attempts": 1, "started_at": now}) for s in (a, b, c)]
+    with transaction.atomic():
+        moved = rawsql.update_steps_if_status([(pk, {"status": "running", **f}) for pk, f in rows], {"pending"})
+    assert moved == {a.pk, c.pk}
+    got = {
+        s.step_key: (s.status, s.rendered, s.attempts, s.started_at)
+        for s in StepRun.objects.filter(execution=execution)
+    }
+    assert got == {
+        "a": ("running", {"k": "a"}, 1, now),
+        "b": ("cancelled", None, 0, None),
+        "c": ("running", {"k": "c"}, 1, now),
+    }
+    with pytest.raises(ValueError, match="same fields"):
+        rawsql.update_steps_if_status([(a.pk, {"status": "x"}), (c.pk, {"error": "y"})], {"running"})
