@@ -9,16 +9,17 @@ column names taken from the models and every value a parameter:
   `UPDATE … RETURNING` and the `INSERT … SELECT … unnest(…)` in a CTE);
 - `notify_task_queue` / `listen_task_queue`: PostgreSQL's NOTIFY/LISTEN that wake idle task-queue workers.
 
-Why the PostgreSQL path differs (bench/RESULTS.md, "Engine", 2026-12-02 17:xx): each of a turn's statements is
-a trip to another process, where Django's client-side binding makes the server parse and plan every statement
-again (about 0.1-0.4 ms each on the bench machine, more than the trip itself). On PostgreSQL the hot
-statements therefore go to the raw psycopg connection of the same Django connection (same transaction) with
-server-side binding and prepared once per connection (`prepare=True`), and a turn's events take one statement
-instead of two. Errors are wrapped as Django's (`wrap_database_errors`), so the coordinator's outage handling
-sees the same exceptions as from the ORM. SQLite (in process, no parsing cost worth a special case) keeps the
-portable statements below. Prepared statements need a session per connection: behind a transaction-mode
-pooler that cannot keep them (PgBouncer < 1.21), set `"prepare_threshold": None` in the database's OPTIONS and
-these statements are sent unprepared.
+Why the PostgreSQL path differs (bench/RESULTS.md, "Engine", 2026-12-02 17:45): there every statement is a trip
+to another process, and Django's client-side binding makes the server parse and plan each one again; a turn's
+statements (BEGIN, two step updates, the sequence, the events' insert, COMMIT) cost 2-3x SQLite's. So on
+PostgreSQL the hot statements run on the raw psycopg connection of the same Django connection (same
+transaction), server-side bound and prepared once per connection (`prepare=True`); a turn's events take one
+statement instead of two, and the steps a turn starts (or records as succeeded) one for all. Errors are
+wrapped as Django's (`wrap_database_errors`), so the coordinator's outage handling sees the same exceptions as
+from the ORM. SQLite (in process, no trip, no parse cost worth a special case) keeps the portable statements.
+Prepared statements live in the server session: behind a transaction-mode pooler that cannot keep them
+(PgBouncer < 1.21), set `"prepare_threshold": None` in the database's OPTIONS and they are sent unprepared.
+`PREPARED_ON_POSTGRES = False` sends PostgreSQL the portable statements (the tests compare the two paths).
 """
 
 from __future__ import annotations
