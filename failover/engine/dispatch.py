@@ -15,7 +15,7 @@ from django.utils import timezone
 from core.exceptions import InvalidInput
 from failover.choices import StepStatus as SS
 from failover.engine.events import emit
-from failover.engine.states import transition_step
+from failover.engine.states import record_step_transition, transition_step, transition_steps
 from failover.engine.step_results import failed
 from failover.models import ExecutionEvent, StepRun
 
@@ -38,11 +38,15 @@ class Attempt:
 
 def dispatch(c: Coordinator, submit: list[tuple[StepRun, Attempt]]) -> None:
     """Take ready steps (highest priority, then lowest tier) while slots are free: render, then wait or start.
-    Started steps are appended to `submit`; the caller submits them to the pool after the commit."""
-    while c.ready and len(c.running) + len(submit) < c.limit:
+    Started steps are appended to `submit`; the caller submits them to the pool after the commit. The steps
+    to start are moved to RUNNING together (one statement on PostgreSQL), before any other transition of the
+    loop, so the events keep the order of the decisions."""
+    starts: list[tuple[StepRun, Attempt, dict[str, Any]]] = []
+    while c.ready and len(c.running) + len(submit) + len(starts) < c.limit:
         _, _, step_id = heapq.heappop(c.ready)
         step = c.steps[step_id]
         if step.status == SS.WAITING:  # its approval gate passed
+            _start(c, starts, submit)
             start_after_gate(c, step, submit)
             continue
         if step.status != SS.PENDING:
@@ -50,32 +54,44 @@ def dispatch(c: Coordinator, submit: list[tuple[StepRun, Attempt]]) -> None:
         try:
             real, masked = c.render(step, step.params)
         except InvalidInput as exc:
+            _start(c, starts, submit)
             render_failed(c, step, exc.message)
             continue
         c.real_params[step.pk] = real
         now = timezone.now()
         if step.approval and not step.gate_approved_at:
+            _start(c, starts, submit)
             role = (step.approval or {}).get("role", "")
             _wait(c, step, "approval", f"waits for approval by {role or 'an approver'}", masked, now)
         elif step.action == "manual":
+            _start(c, starts, submit)
             instructions = str(masked.get("instructions", ""))
             _wait(c, step, "confirmation", f"waits for confirmation: {instructions}", masked, now)
         else:
             attempt = Attempt(number=step.attempts + 1, budget=1 + (step.retries or 0), params=real)
-            if transition_step(
-                step,
-                SS.RUNNING,
-                only_from={SS.PENDING},
-                message=f"{step.step_key} started",
-                redact=c.redactor.redact,
-                rendered=masked,
-                attempts=attempt.number,
-                started_at=now,
-                worker=c.worker,
-                heartbeat_at=now,
-                error="",
-            ):
-                submit.append((step, attempt))
+            fields = {
+                "rendered": masked,
+                "attempts": attempt.number,
+                "started_at": now,
+                "worker": c.worker,
+                "heartbeat_at": now,
+                "error": "",
+            }
+            starts.append((step, attempt, fields))
+    _start(c, starts, submit)
+
+
+def _start(c: Coordinator, starts: list[tuple[StepRun, Attempt, dict[str, Any]]], submit: list) -> None:
+    """PENDING → RUNNING for the steps picked to start (their rows in one statement on PostgreSQL), each with
+    its event in the order picked; those that moved go to `submit`."""
+    if not starts:
+        return
+    moved = transition_steps([(step, fields) for step, _, fields in starts], SS.RUNNING, only_from={SS.PENDING})
+    for step, attempt, fields in starts:
+        if step.pk in moved:
+            record_step_transition(step, SS.RUNNING, f"{step.step_key} started", c.redactor.redact, fields)
+            submit.append((step, attempt))
+    starts.clear()
 
 
 def start_after_gate(c: Coordinator, step: StepRun, submit: list[tuple[StepRun, Attempt]]) -> None:

@@ -85,13 +85,18 @@ def store(events: list[ExecutionEvent]) -> None:
         by_execution: dict[int, list[ExecutionEvent]] = {}
         for event in events:
             by_execution.setdefault(event.execution_id, []).append(event)
-        for execution_id, group in by_execution.items():
-            # The UPDATE takes the execution row's write lock until commit, so concurrent
-            # emitters get consecutive numbers and never the same one.
-            last = _take_seqs(execution_id, len(group))
-            for offset, event in enumerate(group):
-                event.seq = last - len(group) + 1 + offset
-        ExecutionEvent.objects.bulk_create(events)
+        if rawsql.events_in_one_statement():  # PostgreSQL: numbered and inserted in one statement per execution
+            for execution_id, group in by_execution.items():
+                if not rawsql.insert_events(execution_id, group):
+                    raise FailoverExecution.DoesNotExist(f"execution {execution_id} does not exist")
+        else:
+            for execution_id, group in by_execution.items():
+                # The UPDATE takes the execution row's write lock until commit, so concurrent
+                # emitters get consecutive numbers and never the same one.
+                last = _take_seqs(execution_id, len(group))
+                for offset, event in enumerate(group):
+                    event.seq = last - len(group) + 1 + offset
+            ExecutionEvent.objects.bulk_create(events)
         transaction.on_commit(lambda: _committed(events))
 
 

@@ -1,11 +1,25 @@
 """The engine's hand-written SQL: the one place it may live (every other query goes through the ORM).
 
-Three statements the ORM would build per call on the coordinator's hot path, or cannot express, written once
-for both supported databases (SQLite ≥ 3.35 and PostgreSQL: both have UPDATE … RETURNING), with table and
+Statements the ORM would build per call on the coordinator's hot path, or cannot express, with table and
 column names taken from the models and every value a parameter:
-- `update_step_if_status`: a step's conditional status transition (two per step);
+- `update_step_if_status`: a step's conditional status transition (two per step), and `update_steps_if_status`
+  for several at once (on PostgreSQL one statement: the steps that finished, or start, in one turn);
 - `advance_event_seq`: an execution's event sequence moved on by N, the new last value returned;
+- `insert_events`: PostgreSQL only: a batch of events numbered and inserted in ONE statement (the sequence's
+  `UPDATE … RETURNING` and the `INSERT … SELECT … unnest(…)` in a CTE);
 - `notify_task_queue` / `listen_task_queue`: PostgreSQL's NOTIFY/LISTEN that wake idle task-queue workers.
+
+Why the PostgreSQL path differs (bench/RESULTS.md, "Engine", 2026-12-02 17:45): there every statement is a trip
+to another process, and Django's client-side binding makes the server parse and plan each one again; a turn's
+statements (BEGIN, two step updates, the sequence, the events' insert, COMMIT) cost 2-3x SQLite's. So on
+PostgreSQL the hot statements run on the raw psycopg connection of the same Django connection (same
+transaction), server-side bound and prepared once per connection (`prepare=True`); a turn's events take one
+statement instead of two, and the steps a turn starts (or records as succeeded) one for all. Errors are
+wrapped as Django's (`wrap_database_errors`), so the coordinator's outage handling sees the same exceptions as
+from the ORM. SQLite (in process, no trip, no parse cost worth a special case) keeps the portable statements.
+Prepared statements live in the server session: behind a transaction-mode pooler that cannot keep them
+(PgBouncer < 1.21), set `"prepare_threshold": None` in the database's OPTIONS and they are sent unprepared.
+`PREPARED_ON_POSTGRES = False` sends PostgreSQL the portable statements (the tests compare the two paths).
 """
 
 from __future__ import annotations
@@ -13,10 +27,70 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, connections, router
+from django.utils import timezone
 
-from failover.models import FailoverExecution, StepRun
+from failover.models import ExecutionEvent, FailoverExecution, StepRun
 
 TASK_QUEUE_CHANNEL = "drplan_q"
+
+
+# The prepared PostgreSQL statements below; False sends PostgreSQL the portable statements and the ORM's
+# bulk_create (the tests compare both paths on the same server).
+PREPARED_ON_POSTGRES = True
+
+
+def _is_postgres(db: Any) -> bool:
+    return PREPARED_ON_POSTGRES and db.vendor == "postgresql"
+
+
+def _pg_execute(db: Any, sql: str, params: list[Any]) -> Any:
+    """PostgreSQL: run `sql` on the raw psycopg connection of `db` (its current transaction), server-side
+    bound and prepared unless the OPTIONS turn prepared statements off; returns the psycopg cursor.
+    Errors come out as Django's (OperationalError, IntegrityError, …), as from a Django cursor."""
+    db.ensure_connection()
+    db.validate_no_broken_transaction()
+    options = db.settings_dict.get("OPTIONS") or {}
+    prepare = not ("prepare_threshold" in options and options["prepare_threshold"] is None)
+    import psycopg
+
+    raw = db.connection
+    # Django turns psycopg's automatic preparing off (prepare_threshold None) for the sake of poolers, which
+    # also refuses an explicit prepare=True: lift it for this statement only (this thread's connection).
+    threshold = raw.prepare_threshold
+    if prepare and threshold is None:
+        raw.prepare_threshold = _NEVER_AUTOMATICALLY
+    try:
+        with db.wrap_database_errors:
+            # A plain psycopg cursor (server-side binding): Django's default is its client-side binding one.
+            cursor = psycopg.Cursor(raw)
+            cursor.execute(sql, params, prepare=prepare)
+    finally:
+        raw.prepare_threshold = threshold
+    return cursor
+
+
+_NEVER_AUTOMATICALLY = 2**31  # a threshold no statement reaches: only prepare=True prepares
+
+
+_STEP_UPDATES: dict[tuple[bool, tuple[str, ...], int], str] = {}  # (prepared path, columns, sources) -> statement
+
+
+def _step_update_sql(db: Any, columns: tuple[str, ...], sources: int) -> str:
+    key = (_is_postgres(db), columns, sources)
+    sql = _STEP_UPDATES.get(key)
+    if sql is None:
+        quote = db.ops.quote_name
+        assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+        if _is_postgres(db):  # one statement text whatever the number of sources: prepared once
+            condition = f"{quote('status')} = ANY(%s)"
+        else:
+            condition = f"{quote('status')} IN ({', '.join(['%s'] * sources)})"
+        sql = (
+            f"UPDATE {quote(StepRun._meta.db_table)} SET {assignments} "  # noqa: S608 (model names; values are parameters)
+            f"WHERE {quote('id')} = %s AND {condition}"
+        )
+        _STEP_UPDATES[key] = sql
+    return sql
 
 
 def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any]) -> int:
@@ -26,22 +100,61 @@ def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any
     if not sources:
         return 0
     db = connections[router.db_for_write(StepRun)]
-    quote = db.ops.quote_name
-    assignments, values = [], []
+    columns, values = [], []
     for name, value in fields.items():
         if hasattr(value, "resolve_expression") or hasattr(value, "prepare_database_save"):
             return StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)
         field = StepRun._meta.get_field(name)
-        assignments.append(f"{quote(field.column)} = %s")
+        columns.append(field.column)
         values.append(field.get_db_prep_save(value, db))
     statuses = sorted(sources)
-    sql = (
-        f"UPDATE {quote(StepRun._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608 (model names; values are parameters)
-        f"WHERE {quote('id')} = %s AND {quote('status')} IN ({', '.join(['%s'] * len(statuses))})"
-    )
+    sql = _step_update_sql(db, tuple(columns), len(statuses))
+    if _is_postgres(db):
+        return _pg_execute(db, sql, [*values, step_id, statuses]).rowcount
     with db.cursor() as cursor:
         cursor.execute(sql, [*values, step_id, *statuses])
         return cursor.rowcount
+
+
+def update_steps_if_status(rows: list[tuple[int, dict[str, Any]]], sources: set[str]) -> set[int]:
+    """Several `update_step_if_status` (every row with the same field names): the ids of the steps that moved.
+    PostgreSQL: one prepared statement (`UPDATE … FROM unnest(…) … RETURNING id`) for all of them; elsewhere,
+    or for a single row or one with an expression, one statement each."""
+    db = connections[router.db_for_write(StepRun)]
+    plain = all(
+        not (hasattr(v, "resolve_expression") or hasattr(v, "prepare_database_save"))
+        for _, fields in rows
+        for v in fields.values()
+    )
+    if len(rows) < 2 or not sources or not plain or not _is_postgres(db):
+        return {step_id for step_id, fields in rows if update_step_if_status(step_id, sources, fields)}
+    names = tuple(rows[0][1])
+    if any(tuple(fields) != names for _, fields in rows):
+        raise ValueError("update_steps_if_status: every row must set the same fields")
+    model_fields = [StepRun._meta.get_field(name) for name in names]
+    columns = [[f.get_db_prep_save(fields[f.name], db) for _, fields in rows] for f in model_fields]
+    sql = _steps_update_sql(db, tuple(f.column for f in model_fields), tuple(f.db_type(db) for f in model_fields))
+    ids = [step_id for step_id, _ in rows]
+    return {row[0] for row in _pg_execute(db, sql, [ids, *columns, sorted(sources)]).fetchall()}
+
+
+_STEPS_UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+
+
+def _steps_update_sql(db: Any, columns: tuple[str, ...], types: tuple[str, ...]) -> str:
+    sql = _STEPS_UPDATES.get((columns, types))
+    if sql is None:
+        quote = db.ops.quote_name
+        names = [f"c{i}" for i in range(len(columns))]
+        arrays = ", ".join(f"%s::{db_type}[]" for db_type in types)
+        sql = (
+            f"UPDATE {quote(StepRun._meta.db_table)} AS s SET "  # noqa: S608 (model names; values are parameters)
+            + ", ".join(f"{quote(column)} = d.{name}" for column, name in zip(columns, names, strict=True))
+            + f" FROM unnest(%s::bigint[], {arrays}) AS d(id, {', '.join(names)}) "
+            f"WHERE s.{quote('id')} = d.id AND s.{quote('status')} = ANY(%s) RETURNING s.{quote('id')}"
+        )
+        _STEPS_UPDATES[(columns, types)] = sql
+    return sql
 
 
 def advance_event_seq(execution_id: int, count: int) -> int | None:
@@ -49,10 +162,77 @@ def advance_event_seq(execution_id: int, count: int) -> int | None:
     The UPDATE holds the row's write lock until commit, so concurrent emitters never share a number."""
     table = connection.ops.quote_name(FailoverExecution._meta.db_table)
     sql = f'UPDATE {table} SET "event_seq" = "event_seq" + %s WHERE "id" = %s RETURNING "event_seq"'  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [count, execution_id])
-        row = cursor.fetchone()
+    if _is_postgres(connection):
+        row = _pg_execute(connection, sql, [count, execution_id]).fetchone()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [count, execution_id])
+            row = cursor.fetchone()
     return None if row is None else row[0]
+
+
+def events_in_one_statement() -> bool:
+    """Does `insert_events` serve this database (PostgreSQL)? Elsewhere: advance_event_seq + bulk_create."""
+    return _is_postgres(connections[router.db_for_write(ExecutionEvent)])
+
+
+_INSERT_EVENTS: dict[str, str] = {}
+
+
+def _insert_events_sql(db: Any) -> str:
+    sql = _INSERT_EVENTS.get(db.alias)
+    if sql is None:
+        quote = db.ops.quote_name
+        meta = ExecutionEvent._meta
+        col = {name: quote(meta.get_field(name).column) for name in ("execution", "seq", "step_run", "kind")}
+        col |= {name: quote(meta.get_field(name).column) for name in ("message", "data", "created_at")}
+        seq_col = quote(FailoverExecution._meta.get_field("event_seq").column)
+        sql = (
+            f"WITH taken AS (UPDATE {quote(FailoverExecution._meta.db_table)} SET {seq_col} = {seq_col} + %s "  # noqa: S608 (model names; values are parameters)
+            f"WHERE {quote('id')} = %s RETURNING {seq_col} AS last) "
+            f"INSERT INTO {quote(meta.db_table)} ({col['execution']}, {col['seq']}, {col['step_run']}, "
+            f"{col['kind']}, {col['message']}, {col['data']}, {col['created_at']}) "
+            "SELECT %s, taken.last - %s + e.n, e.step_run, e.kind, e.message, e.data, %s FROM taken, "
+            "unnest(%s::bigint[], %s::text[], %s::text[], %s::jsonb[]) "
+            "WITH ORDINALITY AS e(step_run, kind, message, data, n) "
+            f"RETURNING {quote('id')}, {col['seq']}"
+        )
+        _INSERT_EVENTS[db.alias] = sql
+    return sql
+
+
+def insert_events(execution_id: int, events: list[ExecutionEvent]) -> bool:
+    """PostgreSQL: give `events` (all of one execution) the next consecutive sequence numbers and insert them,
+    in ONE statement; sets each event's seq, pk and created_at as bulk_create would. False (nothing
+    written) if there is no such execution. The sequence's UPDATE holds the execution row's write lock until
+    commit, so concurrent emitters never share a number."""
+    db = connections[router.db_for_write(ExecutionEvent)]
+    data = ExecutionEvent._meta.get_field("data")
+    created = timezone.now()
+    count = len(events)
+    params = [
+        count,
+        execution_id,
+        execution_id,
+        count,
+        created,
+        [e.step_run_id for e in events],
+        [str(e.kind) for e in events],
+        [e.message for e in events],
+        [data.get_db_prep_save(e.data, db) for e in events],
+    ]
+    rows = _pg_execute(db, _insert_events_sql(db), params).fetchall()
+    if not rows:
+        return False
+    first = min(seq for _, seq in rows)
+    ids = {seq: pk for pk, seq in rows}
+    for offset, event in enumerate(events):
+        event.seq = first + offset
+        event.pk = ids[event.seq]
+        event.created_at = created
+        event._state.adding = False
+        event._state.db = db.alias
+    return True
 
 
 def notify_task_queue(db: Any, payload: str) -> None:

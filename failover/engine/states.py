@@ -108,30 +108,51 @@ def transition_step(
 ) -> bool:
     """Move a step run to `to` if allowed from its current status. Records a step event.
     On success the in-memory `step` is updated too."""
-    sources = _sources(STEP_TRANSITIONS, to)
-    if only_from is not None:
-        sources &= set(only_from)
     with transaction.atomic(savepoint=False):
-        moved = rawsql.update_step_if_status(step.pk, sources, {"status": to, **fields})
+        moved = rawsql.update_step_if_status(step.pk, step_sources(to, only_from), {"status": to, **fields})
         if moved:
-            data = {
-                "step": step.step_key,
-                "status": to,
-                **{k: _plain(v) for k, v in fields.items() if k in _EVENT_FIELDS},
-            }
-            emit(
-                step.execution_id,
-                ExecutionEvent.Kind.STEP_STATUS,
-                message or f"{step.step_key} {to}",
-                data,
-                step_run_id=step.pk,
-                redact=redact,
-            )
+            _step_event(step, to, message, redact, fields)
     if moved:
-        step.status = to
-        for name, value in fields.items():
-            setattr(step, name, value)
+        _apply(step, to, fields)
     return bool(moved)
+
+
+def step_sources(to: str, only_from: set[str] | None = None) -> set[str]:
+    """The statuses a step may move to `to` from (and, if given, only from `only_from`)."""
+    sources = _sources(STEP_TRANSITIONS, to)
+    return sources & set(only_from) if only_from is not None else sources
+
+
+def transition_steps(moves: list[tuple[StepRun, dict[str, Any]]], to: str, *, only_from: set[str]) -> set[int]:
+    """The rows of several steps (step, fields: the same names for each) to `to` from `only_from`, in one
+    statement on PostgreSQL (rawsql.update_steps_if_status); inside the caller's transaction, which then
+    records each moved step's transition in its own order (record_step_transition). The ids that moved."""
+    rows = [(step.pk, {"status": to, **fields}) for step, fields in moves]
+    return rawsql.update_steps_if_status(rows, step_sources(to, only_from))
+
+
+def record_step_transition(step: StepRun, to: str, message: str, redact: Redact | None, fields: dict[str, Any]) -> None:
+    """After transition_steps moved a step's row: its STEP_STATUS event, and the in-memory `step` updated."""
+    _step_event(step, to, message, redact, fields)
+    _apply(step, to, fields)
+
+
+def _step_event(step: StepRun, to: str, message: str, redact: Redact | None, fields: dict[str, Any]) -> None:
+    data = {"step": step.step_key, "status": to, **{k: _plain(v) for k, v in fields.items() if k in _EVENT_FIELDS}}
+    emit(
+        step.execution_id,
+        ExecutionEvent.Kind.STEP_STATUS,
+        message or f"{step.step_key} {to}",
+        data,
+        step_run_id=step.pk,
+        redact=redact,
+    )
+
+
+def _apply(step: StepRun, to: str, fields: dict[str, Any]) -> None:
+    step.status = to
+    for name, value in fields.items():
+        setattr(step, name, value)
 
 
 _EVENT_FIELDS = {"attempts", "started_at", "finished_at", "duration_seconds", "error", "worker"}

@@ -15,7 +15,7 @@ from failover.choices import StepStatus as SS
 from failover.engine.actions import ActionResult
 from failover.engine.events import emit
 from failover.engine.records import MAX_LOG_EVENTS_PER_STEP, step_duration, store_measurements, write_log_events
-from failover.engine.states import transition_step
+from failover.engine.states import record_step_transition, transition_step, transition_steps
 from failover.models import ExecutionEvent, StepRun
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ BACKOFF_CAP_SECONDS = 60.0
 
 def handle(c: Coordinator, messages: list[tuple[Any, ...]]) -> None:
     """Store what the steps sent: log lines (up to MAX_LOG_EVENTS_PER_STEP per attempt) and results."""
+    written = _write_successes(c, messages)
     logs: list[tuple[int, str]] = []
     for message in messages:
         kind, step_id = message[0], message[1]
@@ -43,9 +44,32 @@ def handle(c: Coordinator, messages: list[tuple[Any, ...]]) -> None:
             if logs:
                 write_logs(c, logs)
                 logs = []
-            finished(c, step_id, *message[2:])
+            finished(c, step_id, *message[2:], written=written.get(step_id))
     if logs:
         write_logs(c, logs)
+
+
+Written = tuple[dict[str, Any], bool]  # a success's fields, and whether its row moved to SUCCEEDED
+
+
+def _write_successes(c: Coordinator, messages: list[tuple[Any, ...]]) -> dict[int, Written]:
+    """Two or more steps reporting success in one turn: their rows SUCCEEDED in one statement (PostgreSQL; one
+    each elsewhere) before the messages are handled in order; step id -> what finished() records for it."""
+    done = [m for m in messages if m[0] == "done" and m[2].ok and m[1] in c.running]
+    if len(done) < 2:
+        return {}
+    moves = [(c.steps[m[1]], _success_fields(c, c.steps[m[1]], *m[2:])) for m in done]
+    moved = transition_steps(moves, SS.SUCCEEDED, only_from={SS.RUNNING})
+    return {step.pk: (fields, step.pk in moved) for step, fields in moves}
+
+
+def _success_fields(c: Coordinator, step: StepRun, result: ActionResult, finished: datetime, duration: float) -> dict:
+    return {
+        "finished_at": finished,
+        "duration_seconds": step_duration(step, finished, duration),
+        "output": c.redactor.redact(result.output) if result.output else {},
+        "error": "",
+    }
 
 
 def write_logs(c: Coordinator, lines: list[tuple[int, str]]) -> None:
@@ -53,31 +77,35 @@ def write_logs(c: Coordinator, lines: list[tuple[int, str]]) -> None:
     write_log_events(c.execution_id, [(sid, c.steps[sid].step_key, line) for sid, line in lines], c.redactor)
 
 
-def finished(c: Coordinator, step_id: int, result: ActionResult, finished: datetime, duration: float) -> None:
-    """One attempt ended: SUCCEEDED, CANCELLED (while cancelling), a retry after backoff, or failed()."""
+def finished(
+    c: Coordinator,
+    step_id: int,
+    result: ActionResult,
+    finished: datetime,
+    duration: float,
+    *,
+    written: Written | None = None,
+) -> None:
+    """One attempt ended: SUCCEEDED, CANCELLED (while cancelling), a retry after backoff, or failed().
+    `written`: a success whose row _write_successes already wrote (its fields, whether it moved)."""
     step = c.steps[step_id]
     attempt = c.running[step_id]
     if attempt.dropped:
         write_logs(c, [(step_id, f"[{attempt.dropped} more output lines not stored as events]")])
     redact = c.redactor.redact
-    output = redact(result.output) if result.output else {}
     if result.ok:
         del c.running[step_id]
-        transition_step(
-            step,
-            SS.SUCCEEDED,
-            only_from={SS.RUNNING},
-            message=f"{step.step_key} succeeded",
-            redact=redact,
-            finished_at=finished,
-            duration_seconds=step_duration(step, finished, duration),
-            output=output,
-            error="",
-        )
+        message = f"{step.step_key} succeeded"
+        if written is None:
+            fields = _success_fields(c, step, result, finished, duration)
+            transition_step(step, SS.SUCCEEDED, only_from={SS.RUNNING}, message=message, redact=redact, **fields)
+        elif written[1]:
+            record_step_transition(step, SS.SUCCEEDED, message, redact, written[0])
         store_measurements(c.execution_id, c.measured, result.measurements)
         c.remember_output(step)
         release_dependents(c, step)
         return
+    output = redact(result.output) if result.output else {}
     error = redact(result.error or "failed")
     if c.cancelling:
         del c.running[step_id]
