@@ -49,7 +49,7 @@ from django.db.models.functions import Now
 from core.dbtime import lease_margin_seconds
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
-from failover.engine import reaper
+from failover.engine import rawsql, reaper
 from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
 logger = logging.getLogger(__name__)
@@ -233,6 +233,12 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 FENCED_MODELS = (FailoverExecution, StepRun, ExecutionEvent, ValidationResult)  # an execution's state
 
 
+def _writes(sql: str) -> bool:
+    """INSERT, UPDATE or DELETE, or a WITH query that does one (rawsql.insert_events on PostgreSQL)."""
+    head = sql.lstrip()[:6].upper()
+    return head in WRITES or (head.startswith("WITH") and any(f"({word} " in sql.upper() for word in WRITES))
+
+
 class FencingToken:
     """A `connection.execute_wrapper` for the coordinator's thread: a transaction that writes the execution's state
     first locks the execution row and checks the lease is still this coordinator's by the database's clock
@@ -258,7 +264,7 @@ class FencingToken:
             db.in_atomic_block
             and not self.checking
             and not getattr(_lease_statement, "active", False)
-            and sql.lstrip()[:6].upper() in WRITES
+            and _writes(sql)
             and self._fenced_table(db, sql)
             and not any(entry[1] is self.marker for entry in db.run_on_commit)
         ):
@@ -284,9 +290,7 @@ class FencingToken:
                 )
                 self.statement = held.query.get_compiler(using=db.alias).as_sql()
             sql, params = self.statement
-            with db.cursor() as cursor:
-                cursor.execute(sql, params)
-                row = cursor.fetchone()
+            row = rawsql.fetch_one(db, sql, list(params))  # once per turn: prepared on PostgreSQL
             if row is None:
                 self.refused += 1
                 raise LeaseLost(

@@ -7,6 +7,7 @@ column names taken from the models and every value a parameter:
 - `advance_event_seq`: an execution's event sequence moved on by N, the new last value returned;
 - `insert_events`: PostgreSQL only: a batch of events numbered and inserted in ONE statement (the sequence's
   `UPDATE … RETURNING` and the `INSERT … SELECT … unnest(…)` in a CTE);
+- `fetch_one`: a read run every turn (the fencing token's lease check, compiled by the ORM), prepared on PostgreSQL;
 - `notify_task_queue` / `listen_task_queue`: PostgreSQL's NOTIFY/LISTEN that wake idle task-queue workers.
 
 Why the PostgreSQL path differs (bench/RESULTS.md, "Engine", 2026-12-02 17:45): there every statement is a trip
@@ -24,6 +25,7 @@ Prepared statements live in the server session: behind a transaction-mode pooler
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import connection, connections, router
@@ -59,14 +61,32 @@ def _pg_execute(db: Any, sql: str, params: list[Any]) -> Any:
     threshold = raw.prepare_threshold
     if prepare and threshold is None:
         raw.prepare_threshold = _NEVER_AUTOMATICALLY
+
+    def execute(sql: str, params: list[Any], many: bool, context: dict[str, Any]) -> Any:
+        # A plain psycopg cursor (server-side binding): Django's default is its client-side binding one.
+        cursor = psycopg.Cursor(raw)
+        cursor.execute(sql, params, prepare=prepare)
+        return cursor
+
+    # Through the connection's execute wrappers, as a Django cursor's statements go: the coordinator's fencing
+    # token (lease.fenced_writes) must see these writes too.
+    for wrapper in reversed(db.execute_wrappers):
+        execute = functools.partial(wrapper, execute)
     try:
         with db.wrap_database_errors:
-            # A plain psycopg cursor (server-side binding): Django's default is its client-side binding one.
-            cursor = psycopg.Cursor(raw)
-            cursor.execute(sql, params, prepare=prepare)
+            return execute(sql, params, False, {"connection": db, "cursor": None})
     finally:
         raw.prepare_threshold = threshold
-    return cursor
+
+
+def fetch_one(db: Any, sql: str, params: list[Any]) -> tuple | None:
+    """The first row of a read the coordinator runs every turn (the fencing token's lease check, its SQL compiled
+    by the ORM): on PostgreSQL prepared like the writes here, elsewhere through a Django cursor."""
+    if _is_postgres(db):
+        return _pg_execute(db, sql, params).fetchone()
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 _NEVER_AUTOMATICALLY = 2**31  # a threshold no statement reaches: only prepare=True prepares
