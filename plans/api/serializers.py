@@ -238,16 +238,25 @@ class DRPlanSummarySerializer(PlanStatisticsMixin, serializers.ModelSerializer):
         """What DRF's Serializer.to_representation gives (each field's own to_representation; None stays
         None), without building this ModelSerializer's fields for every request (most of its cost) nor its
         per-field machinery. `instance` is a plan or a row of plans.selectors.plan_summary_rows()."""
+        return self.represent([instance])[0]
+
+    @staticmethod
+    def represent(instances: list[DRPlan] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """to_representation() of each of `instances`, as `DRPlanSummarySerializer(instances, many=True).data`
+        gives it (the list view's page), with the time zone looked up once."""
         converters = _summary_converters()
-        if not isinstance(instance, dict):
-            instance = {name: getattr(instance, name) for name, _ in converters}
         tz = timezone.get_current_timezone()
-        return {name: None if (value := instance[name]) is None else convert(value, tz) for name, convert in converters}
+        out = []
+        for instance in instances:
+            if not isinstance(instance, dict):
+                instance = {name: getattr(instance, name) for name, _ in converters}
+            out.append({name: None if (v := instance[name]) is None else conv(v, tz) for name, conv in converters})
+        return out
 
 
 def _iso_datetime(field: serializers.DateTimeField) -> Callable[[Any, tzinfo], Any]:
     """DRF's DateTimeField.to_representation for aware datetimes in ISO 8601 (the current time zone, `Z` for
-    UTC), given the time zone once per row instead of looking it up per value; anything else goes to DRF."""
+    UTC), given the time zone once per page instead of looking it up per value; anything else goes to DRF."""
     iso = (getattr(field, "format", None) or api_settings.DATETIME_FORMAT) == ISO_8601
 
     def convert(value: Any, tz: tzinfo) -> Any:
@@ -255,6 +264,17 @@ def _iso_datetime(field: serializers.DateTimeField) -> Callable[[Any, tzinfo], A
             return field.to_representation(value)
         text = value.astimezone(tz).isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return convert
+
+
+def _as_is_when(field: serializers.Field, kind: type) -> Callable[[Any, tzinfo], Any]:
+    """The field's to_representation, skipped for a value of `kind`, which it would return unchanged (a str
+    for CharField, and for a ChoiceField whose choices are strings; an int for IntegerField; a float for
+    FloatField)."""
+
+    def convert(value: Any, tz: tzinfo) -> Any:
+        return value if type(value) is kind else field.to_representation(value)
 
     return convert
 
@@ -267,6 +287,13 @@ def _summary_converters() -> tuple[tuple[str, Callable[[Any, tzinfo], Any]], ...
     for name, field in DRPlanSummarySerializer().fields.items():
         if isinstance(field, serializers.DateTimeField):
             converters.append((name, _iso_datetime(field)))
+        elif isinstance(field, serializers.CharField) or (
+            isinstance(field, serializers.ChoiceField) and all(type(key) is str for key in field.choices)
+        ):
+            converters.append((name, _as_is_when(field, str)))
+        elif isinstance(field, serializers.IntegerField | serializers.FloatField):
+            kind = int if isinstance(field, serializers.IntegerField) else float
+            converters.append((name, _as_is_when(field, kind)))
         else:
             converters.append((name, lambda value, tz, field=field: field.to_representation(value)))
     return tuple(converters)
