@@ -1,20 +1,22 @@
-"""Token authentication that also reads the user's permissions, for this request only.
+"""Token authentication that reads the token, its user and the user's permissions in one query.
 
-Every API view checks the user's role (core/api/permissions.py), which Django's ModelBackend answers from two
-queries per request (the user's own permissions, then their groups'), each built by the ORM. Here they come
-from one precompiled query right after the token's, and fill the same per-object caches ModelBackend would
-fill (`_user_perm_cache`, `_group_perm_cache`, `_perm_cache`) on this request's user object, which is
-created by the token query and dropped with the request.
+DRF's TokenAuthentication reads the token and its user (one query built by the ORM); then every API view
+checks the user's role (core/api/permissions.py), which Django's ModelBackend answers from two more queries
+(the user's own permissions, then their groups'). Here the three come from one SQL statement, written once
+per database vendor, and the permissions fill the same per-object caches ModelBackend would fill
+(`_user_perm_cache`, `_group_perm_cache`, `_perm_cache`) on this request's user object, which the statement
+creates and the request drops.
 
 Nothing is kept between requests: a deleted token, a deactivated user or a role taken away is seen by the
 next request on any node, exactly as before. The values are ModelBackend's own definitions (the user's
 permissions; the permissions of the groups they belong to); a backend that computes them otherwise (a
-ModelBackend subclass overriding them) turns this off and leaves everything to the backends.
+ModelBackend subclass overriding them) turns the caches off and leaves everything to the backends.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -24,43 +26,85 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router
 from django.utils.module_loading import import_string
-from rest_framework import authentication
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+from rest_framework.authtoken.models import Token
 
-_USER, _GROUP = 0, 1
+_TOKEN, _USER_PERMISSION, _GROUP_PERMISSION = -1, 0, 1  # the first column of each row: what the row is
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's TokenAuthentication (same header, same errors, (user, token) as the result), and the
-    user's permissions loaded with one more query instead of two (load_permissions)."""
+    """DRF's TokenAuthentication: the same header, the same errors, (user, token) as the result; with the
+    token, its user and the user's permissions read by one statement."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        user, token = super().authenticate_credentials(key)
-        load_permissions(user)
+        if self.get_model() is not Token:
+            return super().authenticate_credentials(key)
+        connection = connections[router.db_for_read(Token)]
+        statements = _STATEMENTS.get(connection.vendor)
+        if statements is None:
+            statements = _STATEMENTS.setdefault(connection.vendor, _Statements(connection.ops.quote_name))
+        with connection.cursor() as cursor:
+            cursor.execute(statements.token, [key, key, key])
+            rows = cursor.fetchall()
+        token_row = next((row[3:] for row in rows if row[0] == _TOKEN), None)
+        if token_row is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        split = len(statements.token_fields)
+        token = Token.from_db(
+            connection.alias, statements.token_fields, _converted(connection, Token, token_row[:split])
+        )
+        user_model = get_user_model()
+        user = user_model.from_db(
+            connection.alias, statements.user_fields, _converted(connection, user_model, token_row[split:])
+        )
+        token.user = user
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        _fill_permission_caches(user, [row[:3] for row in rows if row[0] != _TOKEN])
         return user, token
 
 
 def load_permissions(user: Any) -> None:
-    """Fill ModelBackend's permission caches on `user` (a fresh instance, for one request) with one query.
+    """Fill ModelBackend's permission caches on `user` (a fresh instance, for one request) with one query."""
+    connection = connections[router.db_for_read(Permission)]
+    statements = _STATEMENTS.get(connection.vendor)
+    if statements is None:
+        statements = _STATEMENTS.setdefault(connection.vendor, _Statements(connection.ops.quote_name))
+    with connection.cursor() as cursor:
+        cursor.execute(statements.permissions, [user.pk, user.pk])
+        _fill_permission_caches(user, cursor.fetchall())
 
-    Does nothing where ModelBackend would not read them (an inactive user; a superuser, who holds every
-    permission without them) or where a configured backend computes permissions its own way."""
+
+def _fill_permission_caches(user: Any, rows: list[tuple[int, str, str]]) -> None:
+    """ModelBackend's caches from (source, app_label, codename) rows; nothing where ModelBackend would not
+    read them (an inactive user; a superuser, who holds every permission without them) or where a configured
+    backend computes permissions its own way."""
     if not user.is_active or user.is_superuser:
         return
     if not _model_backend_permissions(tuple(settings.AUTHENTICATION_BACKENDS)):
         return
-    own: set[str] = set()
-    grouped: set[str] = set()
-    connection = connections[router.db_for_read(Permission)]
-    with connection.cursor() as cursor:
-        sql = _SQL.get(connection.vendor)
-        if sql is None:
-            sql = _SQL.setdefault(connection.vendor, _permissions_sql(connection.ops.quote_name))
-        cursor.execute(sql, [user.pk, user.pk])
-        for source, app_label, codename in cursor.fetchall():
-            (own if source == _USER else grouped).add(f"{app_label}.{codename}")
+    own = {f"{app_label}.{codename}" for source, app_label, codename in rows if source == _USER_PERMISSION}
+    grouped = {f"{app_label}.{codename}" for source, app_label, codename in rows if source == _GROUP_PERMISSION}
     user._user_perm_cache = own
     user._group_perm_cache = grouped
     user._perm_cache = own | grouped
+
+
+def _converted(connection: Any, model: Any, values: tuple) -> list[Any]:
+    """Column values as the ORM returns them for `model`'s concrete fields (SQLite's text dates and 0/1
+    booleans converted by the backend's converters)."""
+    out = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        for convert in _converters(connection, field):
+            value = convert(value, field, connection)
+        out.append(value)
+    return out
+
+
+def _converters(connection: Any, field: Any) -> list[Callable[..., Any]]:
+    col = field.get_col(field.model._meta.db_table)
+    return [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
 
 
 @functools.cache
@@ -72,44 +116,80 @@ def _model_backend_permissions(backends: tuple[str, ...]) -> bool:
     )
 
 
-_SQL: dict[str, str] = {}  # database vendor → _permissions_sql() (only the quoting differs)
+class _Statements:
+    """The SQL, from the models' table and column names (a custom user model's tables work).
 
+    `permissions`: ModelBackend's two permission queries as one, (source, app_label, codename) rows: source 0
+    for the user's own permissions (`user.user_permissions`), 1 for their groups' (`Permission.objects.filter(
+    group__in=user.groups.all())`); parameters: the user's id twice.
+    `token`: a row (-1, NULL, NULL, token columns, user columns) for the token and its user, then the same
+    permission rows (NULL in the token and user columns); parameters: the key three times.
+    """
 
-def _permissions_sql(quote: Any) -> str:
-    """ModelBackend's two permission queries as one: (source, app_label, codename) rows, source 0 for the
-    user's own permissions (`user.user_permissions`), 1 for their groups' (`Permission.objects.filter(
-    group__in=user.groups.all())`). Names come from the models, so a custom user model's tables work."""
-    user_model = get_user_model()
-    user_perms = user_model._meta.get_field("user_permissions").remote_field.through._meta
-    user_groups = user_model._meta.get_field("groups").remote_field.through._meta
-    group_perms = Group._meta.get_field("permissions").remote_field.through._meta
-    permission, content_type = Permission._meta, ContentType._meta
+    def __init__(self, quote: Callable[[str], str]) -> None:
+        user_model = get_user_model()
+        user_perms = user_model._meta.get_field("user_permissions").remote_field.through._meta
+        user_groups = user_model._meta.get_field("groups").remote_field.through._meta
+        group_perms = Group._meta.get_field("permissions").remote_field.through._meta
+        permission, content_type = Permission._meta, ContentType._meta
+        token, user = Token._meta, user_model._meta
+        self.token_fields = [f.attname for f in token.concrete_fields]
+        self.user_fields = [f.attname for f in user.concrete_fields]
 
-    def table(meta: Any) -> str:
-        return quote(meta.db_table)
+        def column(meta: Any, model: Any) -> str:
+            """The column of `meta`'s table that points at `model`."""
+            return quote(next(f.column for f in meta.fields if f.related_model is model))
 
-    def column(meta: Any, model: Any) -> str:
-        """The through table's column pointing at `model`."""
-        return quote(next(f.column for f in meta.fields if f.related_model is model))
+        def permission_rows(source: int, padding: str, start: str, user_column: str) -> str:
+            """SELECT the permissions reached from `start` (joins ending at the user-permission or the
+            group-permission table aliased `x`), for the user whose id is `user_column`."""
+            return (
+                f"SELECT {source}, ct.{quote('app_label')}, p.{quote('codename')}{padding} FROM {start} "  # noqa: S608 (model names; values are parameters)
+                f"INNER JOIN {quote(permission.db_table)} p ON p.{quote(permission.pk.column)} = "
+                f"x.{column(user_perms if source == _USER_PERMISSION else group_perms, Permission)} "
+                f"INNER JOIN {quote(content_type.db_table)} ct ON ct.{quote(content_type.pk.column)} = "
+                f"p.{quote(permission.get_field('content_type').column)} WHERE {user_column} = %s"
+            )
 
-    def perm_rows(source: int, through: str, permission_column: str) -> str:
-        return (
-            f"SELECT {source}, ct.{quote('app_label')}, p.{quote('codename')} "  # noqa: S608 (model names; values are parameters)
-            f"FROM {through} "
-            f"INNER JOIN {table(permission)} p ON p.{quote(permission.pk.column)} = {permission_column} "
-            f"INNER JOIN {table(content_type)} ct ON ct.{quote(content_type.pk.column)} = "
-            f"p.{quote(permission.get_field('content_type').column)} "
+        def permissions(padding: str, own_start: str, own_user: str, group_start: str, group_user: str) -> str:
+            return (
+                permission_rows(_USER_PERMISSION, padding, own_start, own_user)
+                + " UNION ALL "
+                + permission_rows(_GROUP_PERMISSION, padding, group_start, group_user)
+            )
+
+        groups = (
+            f"{quote(user_groups.db_table)} ug INNER JOIN {quote(group_perms.db_table)} x "
+            f"ON x.{column(group_perms, Group)} = ug.{column(user_groups, Group)}"
+        )
+        self.permissions = permissions(
+            "",
+            f"{quote(user_perms.db_table)} x",
+            f"x.{column(user_perms, user_model)}",
+            groups,
+            f"ug.{column(user_groups, user_model)}",
         )
 
-    return (
-        perm_rows(_USER, f"{table(user_perms)} up", f"up.{column(user_perms, Permission)}")
-        + f"WHERE up.{column(user_perms, user_model)} = %s "
-        + "UNION ALL "
-        + perm_rows(
-            _GROUP,
-            f"{table(user_groups)} ug INNER JOIN {table(group_perms)} gp "
-            f"ON gp.{column(group_perms, Group)} = ug.{column(user_groups, Group)}",
-            f"gp.{column(group_perms, Permission)}",
+        token_user = quote(token.get_field("user").column)
+        key = quote(token.pk.column)
+        columns = [f"t.{quote(f.column)}" for f in token.concrete_fields]
+        columns += [f"u.{quote(f.column)}" for f in user.concrete_fields]
+        padding = ", NULL" * len(columns)
+        self.token = (
+            f"SELECT {_TOKEN}, NULL, NULL, {', '.join(columns)} FROM {quote(token.db_table)} t "  # noqa: S608 (model names; values are parameters)
+            f"INNER JOIN {quote(user.db_table)} u ON u.{quote(user.pk.column)} = t.{token_user} WHERE t.{key} = %s "
+            "UNION ALL "
+            + permissions(
+                padding,
+                f"{quote(token.db_table)} t INNER JOIN {quote(user_perms.db_table)} x "
+                f"ON x.{column(user_perms, user_model)} = t.{token_user}",
+                f"t.{key}",
+                f"{quote(token.db_table)} t INNER JOIN {quote(user_groups.db_table)} ug "
+                f"ON ug.{column(user_groups, user_model)} = t.{token_user} INNER JOIN {quote(group_perms.db_table)} x "
+                f"ON x.{column(group_perms, Group)} = ug.{column(user_groups, Group)}",
+                f"t.{key}",
+            )
         )
-        + f"WHERE ug.{column(user_groups, user_model)} = %s"
-    )
+
+
+_STATEMENTS: dict[str, _Statements] = {}  # database vendor → its statements (only the quoting differs)

@@ -13,10 +13,13 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.authentication import TokenAuthentication as DRFTokenAuthentication
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from core.api.authentication import load_permissions
+from core.api.authentication import TokenAuthentication, load_permissions
 from core.roles import APPROVER, OPERATOR, VIEWER
 
 URL = "/api/v1/dr/plans"
@@ -129,11 +132,33 @@ def test_a_backend_that_computes_permissions_otherwise_turns_the_shortcut_off(us
     assert client.get(URL).status_code == 403  # the backend's answer, not ModelBackend's
 
 
-def test_one_query_for_the_token_and_one_for_the_permissions(users):
+def test_one_query_for_the_token_its_user_and_the_permissions(users):
     client, _ = client_of(users[VIEWER])
     with CaptureQueriesContext(connection) as ctx:
         assert client.get("/api/v1/dr/sites").status_code == 200
     sql = [q["sql"] for q in ctx.captured_queries]
-    assert "authtoken_token" in sql[0]
-    assert sql[1].startswith("SELECT 0,") and "auth_user_groups" in sql[1]
-    assert len(sql) == 3  # token, permissions, the count of an empty list
+    assert "authtoken_token" in sql[0] and "auth_user_groups" in sql[0] and "auth_user_user_permissions" in sql[0]
+    assert len(sql) == 2  # that one, and the count of an empty list
+
+
+@pytest.mark.parametrize("superuser", [False, True])
+def test_the_token_and_user_are_the_ones_drf_reads(make_user, superuser):
+    """Every column converted as the ORM converts it (dates, booleans), for a user with every field set."""
+    user = make_user("full", VIEWER, first_name="Zoë", last_name="O'Brien", email="zoe@example.org")
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now(), is_superuser=superuser)
+    key = Token.objects.create(user=user).key
+
+    def fields(obj) -> dict:
+        values = {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+        return {name: (type(value), value) for name, value in values.items()}
+
+    ours, theirs = (
+        TokenAuthentication().authenticate_credentials(key),
+        DRFTokenAuthentication().authenticate_credentials(key),
+    )
+    assert fields(ours[0]) == fields(theirs[0]) and fields(ours[1]) == fields(theirs[1])
+    assert ours[1].user is ours[0] and ours[0].last_login is not None and ours[0].is_superuser is superuser
+    assert not ours[0]._state.adding and ours[0]._state.db == "default"
+    assert ours[0].has_perm("plans.view_drplan") and ours[0].has_perm("plans.delete_drplan") is superuser
+    with pytest.raises(AuthenticationFailed, match="Invalid token"):
+        TokenAuthentication().authenticate_credentials(key[:-1] + ("0" if key[-1] != "0" else "1"))
