@@ -249,8 +249,13 @@ class DRPlanSummarySerializer(PlanStatisticsMixin, serializers.ModelSerializer):
         out = []
         for instance in instances:
             if not isinstance(instance, dict):
-                instance = {name: getattr(instance, name) for name, _ in converters}
-            out.append({name: None if (v := instance[name]) is None else conv(v, tz) for name, conv in converters})
+                instance = {name: getattr(instance, name) for name, _, _ in converters}
+            out.append(
+                {
+                    name: v if (v := instance[name]) is None or type(v) is kind else convert(v, tz)
+                    for name, kind, convert in converters
+                }
+            )
         return out
 
 
@@ -268,34 +273,27 @@ def _iso_datetime(field: serializers.DateTimeField) -> Callable[[Any, tzinfo], A
     return convert
 
 
-def _as_is_when(field: serializers.Field, kind: type) -> Callable[[Any, tzinfo], Any]:
-    """The field's to_representation, skipped for a value of `kind`, which it would return unchanged (a str
-    for CharField, and for a ChoiceField whose choices are strings; an int for IntegerField; a float for
-    FloatField)."""
-
-    def convert(value: Any, tz: tzinfo) -> Any:
-        return value if type(value) is kind else field.to_representation(value)
-
-    return convert
-
-
 @functools.cache
-def _summary_converters() -> tuple[tuple[str, Callable[[Any, tzinfo], Any]], ...]:
-    """(name, convert(value, time zone)) for DRPlanSummarySerializer's fields, built once: read-only fields
-    that hold no per-request state (no context, no parent)."""
+def _summary_converters() -> tuple[tuple[str, type | None, Callable[[Any, tzinfo], Any]], ...]:
+    """(name, kind, convert(value, time zone)) for DRPlanSummarySerializer's fields, built once: read-only
+    fields that hold no per-request state (no context, no parent). A value of type `kind` is one the field's
+    to_representation returns unchanged, so it is not called: a str for CharField and for a ChoiceField whose
+    choices are strings, an int for IntegerField, a float for FloatField (None: always converted)."""
     converters = []
     for name, field in DRPlanSummarySerializer().fields.items():
+        kind: type | None = None
         if isinstance(field, serializers.DateTimeField):
-            converters.append((name, _iso_datetime(field)))
-        elif isinstance(field, serializers.CharField) or (
+            converters.append((name, kind, _iso_datetime(field)))
+            continue
+        if isinstance(field, serializers.CharField) or (
             isinstance(field, serializers.ChoiceField) and all(type(key) is str for key in field.choices)
         ):
-            converters.append((name, _as_is_when(field, str)))
-        elif isinstance(field, serializers.IntegerField | serializers.FloatField):
-            kind = int if isinstance(field, serializers.IntegerField) else float
-            converters.append((name, _as_is_when(field, kind)))
-        else:
-            converters.append((name, lambda value, tz, field=field: field.to_representation(value)))
+            kind = str
+        elif isinstance(field, serializers.IntegerField):
+            kind = int
+        elif isinstance(field, serializers.FloatField):
+            kind = float
+        converters.append((name, kind, lambda value, tz, field=field: field.to_representation(value)))
     return tuple(converters)
 
 
