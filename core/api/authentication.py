@@ -92,19 +92,16 @@ def _fill_permission_caches(user: Any, rows: list[tuple[int, str, str]]) -> None
 
 
 def _converted(connection: Any, model: Any, values: tuple) -> list[Any]:
-    """Column values as the ORM returns them for `model`'s concrete fields (SQLite's text dates and 0/1
-    booleans converted by the backend's converters)."""
+    """Column values as the ORM returns them for `model`'s concrete fields: each through the converters the
+    ORM's compiler applies to the field's column (SQLite's text dates and 0/1 booleans, a field's
+    from_db_value)."""
     out = []
     for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        for convert in _converters(connection, field):
-            value = convert(value, field, connection)
+        col = field.get_col(model._meta.db_table)
+        for convert in (*connection.ops.get_db_converters(col), *col.get_db_converters(connection)):
+            value = convert(value, col, connection)
         out.append(value)
     return out
-
-
-def _converters(connection: Any, field: Any) -> list[Callable[..., Any]]:
-    col = field.get_col(field.model._meta.db_table)
-    return [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
 
 
 @functools.cache
