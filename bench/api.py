@@ -10,7 +10,9 @@ endpoint in process; start `python -m daphne` on a free port; warm up; drive eac
 with N keep-alive clients (threads, http.client) for a fixed number of requests (capped by
 --max-seconds), alternating the two endpoints in --rounds rounds; print a table and the list/bare
 throughput ratio (the median of the rounds') against the goal "list keeps >= 50% of bare throughput"
-with PASS/FAIL; stop the server by pid and remove the temp dir.
+with PASS/FAIL, and the server process's CPU time per request of each endpoint (Linux /proc: the server is
+one process, so its CPU per request is what bounds its throughput); stop the server by pid and remove the
+temp dir.
 """
 
 from __future__ import annotations
@@ -185,12 +187,26 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Result:
     path: str
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     seconds: float = 0.0
+    server_cpu: float = 0.0  # CPU seconds the server process used during the run
+
+    def server_cpu_ms(self) -> float:
+        """The server's CPU time per answered request, ms."""
+        return 1000 * self.server_cpu / self.requests if self.requests else float("nan")
 
     @property
     def requests(self) -> int:
@@ -205,9 +221,12 @@ class Result:
         return 1000 * ordered[max(0, math.ceil(p * len(ordered)) - 1)] if ordered else float("nan")
 
 
-def drive(port: int, path: str, token: str, total: int, concurrency: int, max_seconds: float) -> Result:
+def drive(
+    port: int, path: str, token: str, total: int, concurrency: int, max_seconds: float, server_pid: int = 0
+) -> Result:
     """`concurrency` keep-alive clients share `total` requests; stop early after `max_seconds`."""
     result = Result(path)
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else 0.0
     lock = threading.Lock()
     remaining = [total]
     headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
@@ -248,6 +267,7 @@ def drive(port: int, path: str, token: str, total: int, concurrency: int, max_se
     for t in threads:
         t.join()
     result.seconds = time.perf_counter() - began
+    result.server_cpu = process_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     return result
 
 
@@ -259,6 +279,7 @@ def merge(results: Any) -> Result:
         merged.latencies += r.latencies
         merged.errors += r.errors
         merged.seconds += r.seconds
+        merged.server_cpu += r.server_cpu
     assert merged is not None
     return merged
 
@@ -316,7 +337,7 @@ def main() -> None:
         per_round = max(1, args.requests // args.rounds)
         rounds = [
             tuple(
-                drive(port, path, token, per_round, args.concurrency, args.max_seconds / args.rounds)
+                drive(port, path, token, per_round, args.concurrency, args.max_seconds / args.rounds, proc.pid)
                 for path in (BARE_PATH, LIST_PATH)
             )
             for _ in range(args.rounds)
@@ -328,12 +349,15 @@ def main() -> None:
 
     bare, listing = (merge(r[i] for r in rounds) for i in (0, 1))
     print()
-    print(f"| {'endpoint':<34} | {'requests':>8} | {'errors':>6} | {'req/s':>8} | {'p50 ms':>8} | {'p99 ms':>8} |")
-    print(f"|{'-' * 36}|{'-' * 9}:|{'-' * 7}:|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|")
+    print(
+        f"| {'endpoint':<34} | {'requests':>8} | {'errors':>6} | {'req/s':>8} | {'p50 ms':>8} | {'p99 ms':>8} "
+        f"| {'server CPU ms/req':>17} |"
+    )
+    print(f"|{'-' * 36}|{'-' * 9}:|{'-' * 7}:|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|{'-' * 18}:|")
     for label, r in (("GET " + BARE_PATH + " (bare DRF)", bare), ("GET " + LIST_PATH + " (page 50)", listing)):
         print(
             f"| {label:<34} | {r.requests:>8} | {r.errors:>6} | {r.rps:>8.1f} | "
-            f"{r.percentile_ms(0.50):>8.2f} | {r.percentile_ms(0.99):>8.2f} |"
+            f"{r.percentile_ms(0.50):>8.2f} | {r.percentile_ms(0.99):>8.2f} | {r.server_cpu_ms():>17.2f} |"
         )
     ratios = [lst.rps / b.rps if b.rps else 0.0 for b, lst in rounds]
     ratio = statistics.median(ratios)

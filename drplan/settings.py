@@ -365,7 +365,8 @@ CSRF_TRUSTED_ORIGINS = _list("DRPLAN_CSRF_TRUSTED_ORIGINS")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, with the permissions of the request's user read in one query (core/api/authentication.py).
+        "core.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.RolePermissions"],

@@ -18,9 +18,12 @@ _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_D
 
 
 class FastJSONRenderer(JSONRenderer):
-    """The same document as JSONRenderer (compact; datetimes through DRF's encoder: ISO 8601, 'Z' for UTC)."""
+    """The same document as JSONRenderer (compact; datetimes through DRF's encoder: ISO 8601, 'Z' for UTC).
+    A client that asks for indentation (`Accept: application/json; indent=4`) gets DRF's renderer."""
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: dict | None = None) -> bytes:
         if data is None:
             return b""
+        if self.get_indent(accepted_media_type or "", renderer_context or {}) is not None:
+            return super().render(data, accepted_media_type, renderer_context)
         return orjson.dumps(data, default=_FALLBACK.default, option=_OPTIONS)

@@ -238,16 +238,30 @@ class DRPlanSummarySerializer(PlanStatisticsMixin, serializers.ModelSerializer):
         """What DRF's Serializer.to_representation gives (each field's own to_representation; None stays
         None), without building this ModelSerializer's fields for every request (most of its cost) nor its
         per-field machinery. `instance` is a plan or a row of plans.selectors.plan_summary_rows()."""
+        return self.represent([instance])[0]
+
+    @staticmethod
+    def represent(instances: list[DRPlan] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """to_representation() of each of `instances`, as `DRPlanSummarySerializer(instances, many=True).data`
+        gives it (the list view's page), with the time zone looked up once."""
         converters = _summary_converters()
-        if not isinstance(instance, dict):
-            instance = {name: getattr(instance, name) for name, _ in converters}
         tz = timezone.get_current_timezone()
-        return {name: None if (value := instance[name]) is None else convert(value, tz) for name, convert in converters}
+        out = []
+        for instance in instances:
+            if not isinstance(instance, dict):
+                instance = {name: getattr(instance, name) for name, _, _ in converters}
+            out.append(
+                {
+                    name: v if (v := instance[name]) is None or type(v) is kind else convert(v, tz)
+                    for name, kind, convert in converters
+                }
+            )
+        return out
 
 
 def _iso_datetime(field: serializers.DateTimeField) -> Callable[[Any, tzinfo], Any]:
     """DRF's DateTimeField.to_representation for aware datetimes in ISO 8601 (the current time zone, `Z` for
-    UTC), given the time zone once per row instead of looking it up per value; anything else goes to DRF."""
+    UTC), given the time zone once per page instead of looking it up per value; anything else goes to DRF."""
     iso = (getattr(field, "format", None) or api_settings.DATETIME_FORMAT) == ISO_8601
 
     def convert(value: Any, tz: tzinfo) -> Any:
@@ -260,15 +274,26 @@ def _iso_datetime(field: serializers.DateTimeField) -> Callable[[Any, tzinfo], A
 
 
 @functools.cache
-def _summary_converters() -> tuple[tuple[str, Callable[[Any, tzinfo], Any]], ...]:
-    """(name, convert(value, time zone)) for DRPlanSummarySerializer's fields, built once: read-only fields
-    that hold no per-request state (no context, no parent)."""
+def _summary_converters() -> tuple[tuple[str, type | None, Callable[[Any, tzinfo], Any]], ...]:
+    """(name, kind, convert(value, time zone)) for DRPlanSummarySerializer's fields, built once: read-only
+    fields that hold no per-request state (no context, no parent). A value of type `kind` is one the field's
+    to_representation returns unchanged, so it is not called: a str for CharField and for a ChoiceField whose
+    choices are strings, an int for IntegerField, a float for FloatField (None: always converted)."""
     converters = []
     for name, field in DRPlanSummarySerializer().fields.items():
+        kind: type | None = None
         if isinstance(field, serializers.DateTimeField):
-            converters.append((name, _iso_datetime(field)))
-        else:
-            converters.append((name, lambda value, tz, field=field: field.to_representation(value)))
+            converters.append((name, kind, _iso_datetime(field)))
+            continue
+        if isinstance(field, serializers.CharField) or (
+            isinstance(field, serializers.ChoiceField) and all(type(key) is str for key in field.choices)
+        ):
+            kind = str
+        elif isinstance(field, serializers.IntegerField):
+            kind = int
+        elif isinstance(field, serializers.FloatField):
+            kind = float
+        converters.append((name, kind, lambda value, tz, field=field: field.to_representation(value)))
     return tuple(converters)
 
 

@@ -8,12 +8,14 @@ from django.db import models
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from core import audit
+from core.api.renderers import FastJSONRenderer
 from plans import selectors, services
 from plans.api.auditing import NestedAuditedModelViewSet, PkOrSlugLookupMixin
 from plans.api.filtering import UsedFiltersBackend
@@ -126,7 +128,13 @@ class DRPlanViewSet(PkOrSlugLookupMixin, NestedAuditedModelViewSet):
         # A page of plan summaries; their statistics in one query for the page (selectors.add_plan_statistics).
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         rows = selectors.add_plan_statistics(list(page))
-        return self.get_paginated_response(self.get_serializer(rows, many=True).data)
+        return self.get_paginated_response(DRPlanSummarySerializer.represent(rows))
+
+    def get_renderers(self) -> list[BaseRenderer]:
+        # The list's page through orjson (the same JSON as DRF's renderer, core/api/renderers.py).
+        if self.action == "list":
+            return [FastJSONRenderer(), *(r for r in super().get_renderers() if not isinstance(r, JSONRenderer))]
+        return super().get_renderers()
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "list":
