@@ -365,8 +365,7 @@ CSRF_TRUSTED_ORIGINS = _list("DRPLAN_CSRF_TRUSTED_ORIGINS")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
-        # DRF's, with the permissions of the request's user read in one query (core/api/authentication.py).
-        "core.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.RolePermissions"],

@@ -6,7 +6,6 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, router
 from django.db.models import (
     Aggregate,
     Avg,
@@ -131,7 +130,19 @@ def add_plan_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     missing = {row["id"]: row for row in rows if "tests_total" not in row}
     if not missing:
         return rows
-    by_plan = _page_statistics(list(missing))
+    results = (
+        DRTestResult.objects.filter(plan_id__in=list(missing))
+        .order_by()
+        .values("plan_id")
+        .annotate(
+            last_test_date=Max("test_date"),
+            tests_total=Count("pk"),
+            tests_passed=Count("pk", filter=Q(outcome=TestOutcome.PASSED)),
+            average_rto_seconds=Avg("actual_rto_seconds"),
+            average_rpo_seconds=Avg("actual_rpo_seconds"),
+        )
+    )
+    by_plan = {stats.pop("plan_id"): stats for stats in results}
     default_days = TEST_FREQUENCY_DAYS["quarterly"]
     for plan_id, row in missing.items():
         stats = by_plan.get(plan_id, NO_TESTS)
@@ -146,50 +157,6 @@ def add_plan_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             + timedelta(days=TEST_FREQUENCY_DAYS.get(row["test_frequency"], default_days)),
         )
     return rows
-
-
-def _page_statistics(plan_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """plan id → the aggregates add_plan_statistics() needs, for the plans with test results among `plan_ids`.
-
-    What `DRTestResult.objects.filter(plan_id__in=…).values("plan_id").annotate(Max, Count, Count(filter),
-    Avg, Avg)` returns, as SQL written once per database vendor: building that query costs more than
-    running it. Values go through the database's converters as the ORM's would (SQLite's text dates)."""
-    connection = connections[router.db_for_read(DRTestResult)]
-    template = _STATISTICS_SQL.get(connection.vendor)
-    if template is None:
-        template = _STATISTICS_SQL.setdefault(connection.vendor, _statistics_sql(connection.ops.quote_name))
-    date_field = DRTestResult._meta.get_field("test_date")
-    converters = connection.ops.get_db_converters(Value(None, output_field=date_field))
-    with connection.cursor() as cursor:
-        cursor.execute(template % ", ".join(["%s"] * len(plan_ids)), [TestOutcome.PASSED, *plan_ids])
-        rows = cursor.fetchall()
-    out = {}
-    for plan_id, last, total, passed, rto, rpo in rows:
-        for convert in converters:
-            last = convert(last, None, connection)
-        out[plan_id] = {
-            "last_test_date": last, "tests_total": total, "tests_passed": passed,
-            "average_rto_seconds": rto, "average_rpo_seconds": rpo,
-        }  # fmt: skip
-    return out
-
-
-_STATISTICS_SQL: dict[str, str] = {}  # database vendor → _statistics_sql() (only the quoting differs)
-
-
-def _statistics_sql(quote: Any) -> str:
-    """The page's aggregates over analytics.DRTestResult; `%%s` for the outcome, `%s` for the plan ids."""
-    meta = DRTestResult._meta
-
-    def col(name: str) -> str:
-        return quote(meta.get_field(name).column)
-
-    return (
-        f"SELECT {col('plan')}, MAX({col('test_date')}), COUNT(*), "  # noqa: S608 (model names; values are parameters)
-        f"SUM(CASE WHEN {col('outcome')} = %%s THEN 1 ELSE 0 END), "
-        f"AVG({col('actual_rto_seconds')}), AVG({col('actual_rpo_seconds')}) "
-        f"FROM {quote(meta.db_table)} WHERE {col('plan')} IN (%s) GROUP BY {col('plan')}"
-    )
 
 
 NO_TESTS = {
