@@ -158,6 +158,25 @@ def test_a_bad_subscription_is_a_400_naming_the_field(world, api_for, body, fiel
     assert stored() == before
 
 
+def test_a_change_that_names_a_recipient_replaces_the_stored_one(world, api_for):
+    subscription = Subscription.objects.create(event_kinds=["execution_failed"], channel=world["hook"], email="a@b.io")
+    url = f"{API}/notifications/subscriptions/{subscription.pk}"
+    response = api_for("approver").patch(url, {"role": "auditor", "enabled": False}, format="json")
+    assert response.status_code == 200, response.content
+    subscription.refresh_from_db()
+    assert (subscription.role, subscription.email, subscription.user, subscription.enabled) == (
+        "auditor",
+        "",
+        None,
+        False,
+    )
+    # naming two at once is still refused, and changes nothing
+    response = api_for("approver").patch(url, {"email": "c@d.io", "role": "viewer"}, format="json")
+    assert response.status_code == 400 and "not several" in response.content.decode()
+    subscription.refresh_from_db()
+    assert (subscription.role, subscription.email) == ("auditor", "")
+
+
 def _mutations(world) -> list[tuple[str, str, dict | None, int]]:
     rule = AlertRule.objects.create(
         name="r", metric="rpo_seconds", scope="all", threshold=1, window_seconds=1, repeat_interval_seconds=60

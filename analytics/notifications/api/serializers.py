@@ -275,6 +275,13 @@ class SubscriptionSerializer(StrictModelSerializer):
         ]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        named = [name for name in ("role", "user", "email") if attrs.get(name)]
+        if self.instance is not None and len(named) == 1:
+            # A change that names a recipient replaces the stored one (PATCH {"role": …} on an e-mail subscription).
+            attrs.update(
+                {name: None if name == "user" else "" for name in ("role", "user", "email") if name not in named}
+            )
+
         def current(name: str) -> Any:
             return attrs[name] if name in attrs else getattr(self.instance, name, None)
 
