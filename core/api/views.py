@@ -65,8 +65,8 @@ class HealthView(APIView):
 
 
 class ClockHealthView(APIView):
-    """How far each worker node's clock is from the database server's (core/dbtime.py), and which nodes are
-    skewed beyond the lease margin. Open like the liveness probe, for monitoring and `scripts/cluster.py
+    """How far each node's clock (worker and web nodes) is from the database server's (core/dbtime.py), and
+    which nodes are skewed beyond the lease margin. Open like the liveness probe, for monitoring and `scripts/cluster.py
     status`: it names nodes and offsets, nothing else."""
 
     permission_classes = [AllowAny]
@@ -74,7 +74,8 @@ class ClockHealthView(APIView):
 
     @extend_schema(
         summary="Clock skew of the cluster's nodes",
-        description="Each worker node measures its offset from the database server's clock every minute. "
+        description="Each worker node measures its offset from the database server's clock every minute, each web "
+        "node on its first request and then at most every minute. "
         "`status` is `skewed` when a node's offset, less its measurement uncertainty, exceeds the lease margin "
         "(`DRPLAN_ENGINE_LEASE_MARGIN_SECONDS`). Leases do not depend on it: their expiry is judged by the "
         "database's clock; a skewed node's own timestamps (step start and finish, RTO) are off.",
