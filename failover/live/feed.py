@@ -132,7 +132,10 @@ class Feed:
                 logger.warning("live event feed: channel layer receive failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            if message.get("type") == "execution.event":
+            if message.get("type") == "execution.events":  # a turn's events, in order (engine/events.publish)
+                for payload in message["events"]:
+                    self._dispatch(payload)
+            elif message.get("type") == "execution.event":  # one event (what nodes of earlier versions send)
                 self._dispatch(message["event"])
 
     async def _run(self) -> None:

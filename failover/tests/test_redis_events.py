@@ -37,12 +37,34 @@ def test_emitted_events_are_published_after_commit_in_order(django_capture_on_co
         emit(execution.pk, ExecutionEvent.Kind.LOG, "first line")
         emit(execution.pk, ExecutionEvent.Kind.LOG, "second line", {"n": 2})
 
-    received = async_to_sync(_receive)(layer, channel, 2)
-    assert [m["event"]["seq"] for m in received] == [1, 2]
-    assert [m["event"]["message"] for m in received] == ["first line", "second line"]
-    assert received[1]["event"]["data"] == {"n": 2}
-    assert all(m["type"] == "execution.event" for m in received)
+    received = async_to_sync(_receive)(layer, channel, 2)  # committed one by one: a message each
+    assert all(m["type"] == "execution.events" for m in received)
+    events = [event for m in received for event in m["events"]]
+    assert [e["seq"] for e in events] == [1, 2]
+    assert [e["message"] for e in events] == ["first line", "second line"]
+    assert events[1]["data"] == {"n": 2}
     assert ExecutionEvent.objects.filter(execution=execution).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_turns_events_are_one_message_in_order(django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    from failover.engine.events import batched
+
+    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), batched():
+        for n in range(1, 41):
+            emit(execution.pk, ExecutionEvent.Kind.LOG, f"line {n}")
+
+    [message] = async_to_sync(_receive)(layer, channel, 1)
+    assert message["type"] == "execution.events"
+    assert [e["seq"] for e in message["events"]] == list(range(1, 41))
+    assert [e["message"] for e in message["events"]] == [f"line {n}" for n in range(1, 41)]
 
 
 @pytest.mark.django_db
