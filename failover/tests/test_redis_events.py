@@ -20,6 +20,15 @@ async def _receive(layer, channel: str, count: int) -> list[dict]:
     return [await layer.receive(channel) for _ in range(count)]
 
 
+def _watched_execution() -> tuple[FailoverExecution, object, str]:
+    """A new execution, the channel layer and a channel in the execution's group (a live viewer's)."""
+    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+    return execution, layer, channel
+
+
 pytestmark = [
     pytest.mark.redis,
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a Redis server (REDIS_URL)"),
@@ -28,10 +37,7 @@ pytestmark = [
 
 @pytest.mark.django_db
 def test_emitted_events_are_published_after_commit_in_order(django_capture_on_commit_callbacks):
-    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+    execution, layer, channel = _watched_execution()
 
     with django_capture_on_commit_callbacks(execute=True):
         emit(execution.pk, ExecutionEvent.Kind.LOG, "first line")
@@ -52,10 +58,7 @@ def test_a_turns_events_are_one_message_in_order(django_capture_on_commit_callba
 
     from failover.engine.events import batched
 
-    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+    execution, layer, channel = _watched_execution()
 
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), batched():
         for n in range(1, 41):
@@ -71,10 +74,7 @@ def test_a_turns_events_are_one_message_in_order(django_capture_on_commit_callba
 def test_nothing_is_published_for_a_rolled_back_event(django_capture_on_commit_callbacks):
     from django.db import transaction
 
-    execution = FailoverExecution.objects.create(execution_type="runbook", triggered_at=timezone.now())
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group_name(execution.pk), channel)
+    execution, _layer, _channel = _watched_execution()
 
     class Abort(Exception):
         pass
