@@ -58,8 +58,9 @@ test: lint
 	bash scripts/ensure_mariadb.sh
 	# SQLite: the in-process tests in two processes (pytest-xdist: the 2 cores), then the tests that start
 	# real servers (PostgreSQL pairs, Redis, sshd, moto, the lab) and the browser tests, one at a time.
-	$(PY) -m pytest -n 2 -m "not realsystem and not lab and not pgpair and not cluster" --ignore=e2e
-	$(PY) -m pytest -m "realsystem or lab or pgpair or cluster" --ignore=e2e
+	# Each lists its slowest tests: the whole run should stay near 20 minutes on 2 cores.
+	$(PY) -m pytest -n 2 -m "not realsystem and not lab and not pgpair and not cluster" --ignore=e2e --durations=10
+	$(PY) -m pytest -m "realsystem or lab or pgpair or cluster" --ignore=e2e --durations=15
 	$(PY) -m pytest e2e
 	# PostgreSQL 16 (pgserver): everything but the contract and the real-system tests, which ran above.
 	$(PY) scripts/with_postgres.py $(PY) -m pytest -n 2 -m "not contract and not realsystem and not cluster"
