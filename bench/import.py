@@ -55,11 +55,10 @@ def main() -> int:
     )
     var_dir = Path(tempfile.mkdtemp(prefix="drplan-bench-import-"))
     try:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.update(
-            DRPLAN_VAR_DIR=str(var_dir), DRPLAN_ENV="development", DJANGO_SETTINGS_MODULE="drplan.settings"
-        )
         sys.path.insert(0, str(ROOT))
+        from bench.api import configure_environment
+
+        configure_environment(var_dir)  # a private SQLite database, development mode
         import django
 
         django.setup()
