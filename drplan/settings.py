@@ -251,7 +251,7 @@ if os.environ.get("DATABASE_URL"):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "core.dbbackends.sqlite3",  # Django's, its connections reused across threads
             "NAME": os.environ.get("DRPLAN_SQLITE_PATH", str(VAR_DIR / "drplan.sqlite3")),
             "OPTIONS": {
                 # WAL lets the web server read while a worker writes; IMMEDIATE
@@ -308,7 +308,7 @@ LOGIN_URL = "/admin/login/"
 # /api-auth/login/) and POST /api/v1/dr/auth/token. After LIMIT failures for one username from one address,
 # that pair is refused, even with the right password, for LOCKOUT seconds after its last counted failure;
 # attempts while locked are not counted (they do not extend the lockout). A success resets the count.
-AUTHENTICATION_BACKENDS = ["core.signin.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["core.signin.LockoutBackend", "core.roles.RoleBackend"]
 AXES_FAILURE_LIMIT = int(os.environ.get("DRPLAN_LOGIN_FAILURE_LIMIT", 5))
 AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("DRPLAN_LOGIN_LOCKOUT_SECONDS", 15 * 60)))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -45,7 +45,7 @@ def test_production_without_secret_key_refuses_to_start(tmp_path):
 def test_production_with_secret_key_starts_without_debug(tmp_path):
     result = _load_settings(tmp_path, DRPLAN_ENV="production", DRPLAN_SECRET_KEY="x" * 50, DRPLAN_DEBUG="1")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "False", "default"]
+    assert result.stdout.split() == ["core.dbbackends.sqlite3", "False", "default"]
 
 
 def test_development_generates_and_keeps_a_private_secret_key(tmp_path):

@@ -1,0 +1,1 @@
+"""Database backends: Django's own, with what DRPlan needs added (`sqlite3`: connections reused across threads)."""
