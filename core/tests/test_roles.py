@@ -164,3 +164,55 @@ class TestRoleChecks:
             require_permission(AnonymousUser(), "failover.run_test", "run DR tests")
         with pytest.raises(PermissionDenied, match="to approve or reject"):
             require_permission(None, "failover.approve_execution", "approve or reject", system=False)
+
+
+@pytest.mark.django_db
+class TestRoleBackend:
+    """core.roles.RoleBackend answers as Django's ModelBackend, asking the database for one permission first."""
+
+    def _fresh(self, user: User) -> User:
+        return User.objects.get(pk=user.pk)  # a new user object, as each request has
+
+    def test_answers_as_model_backend_for_every_role_and_permission(self, users: dict) -> None:
+        from django.contrib.auth.backends import ModelBackend
+
+        from core.roles import RoleBackend
+
+        codes = sorted(permission_codes_for(ADMIN))
+        for user in users.values():
+            if user.is_superuser:
+                continue
+            expected = ModelBackend().get_all_permissions(self._fresh(user))
+            for code in codes:
+                assert RoleBackend().has_perm(self._fresh(user), code) == (code in expected), (user, code)
+
+    def test_the_first_check_is_one_query_a_second_loads_all_once(self, users: dict, django_assert_num_queries):
+        user = self._fresh(users[OPERATOR])
+        with django_assert_num_queries(1):
+            assert user.has_perm("failover.run_failover")
+            assert user.has_perm("failover.run_failover")  # remembered on this user object
+        with django_assert_num_queries(2):  # ModelBackend's two: direct and through groups
+            assert not user.has_perm("plans.add_drplan")
+        with django_assert_num_queries(0):
+            assert user.has_perms(["plans.view_drplan", "failover.run_failover"])
+
+    def test_a_permission_held_directly_counts(self, users: dict) -> None:
+        viewer = users[VIEWER]
+        assert not self._fresh(viewer).has_perm("plans.add_drplan")
+        viewer.user_permissions.add(Permission.objects.get(codename="add_drplan"))
+        assert self._fresh(viewer).has_perm("plans.add_drplan")
+
+    def test_a_permission_taken_from_the_role_is_refused_to_the_next_user_object(self, users: dict) -> None:
+        assert self._fresh(users[OPERATOR]).has_perm("failover.run_failover")
+        Group.objects.get(name=OPERATOR).permissions.remove(Permission.objects.get(codename="run_failover"))
+        assert not self._fresh(users[OPERATOR]).has_perm("failover.run_failover")
+
+    def test_inactive_users_and_object_checks_hold_nothing(self, users: dict) -> None:
+        from core.roles import RoleBackend
+
+        approver = self._fresh(users[APPROVER])
+        assert not RoleBackend().has_perm(approver, "plans.view_drplan", obj=object())
+        approver.is_active = False
+        assert not approver.has_perm("plans.view_drplan")
+        assert not AnonymousUser().has_perm("plans.view_drplan")
+        assert not self._fresh(users[VIEWER]).has_perm("no_such_app.no_such_permission")
