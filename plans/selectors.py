@@ -124,15 +124,11 @@ def _plan_summary_stats_base() -> QuerySet[DRPlan]:
     return plans_with_stats().values(*PLAN_SUMMARY_COLUMNS, *PLAN_STATISTICS)
 
 
-def add_plan_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give plan_summary_rows() rows without statistics those plans_with_stats() computes, with the same
-    definitions: one query for the whole page (none when every row has them). Returns `rows`."""
-    missing = {row["id"]: row for row in rows if "tests_total" not in row}
-    if not missing:
-        return rows
-    results = (
-        DRTestResult.objects.filter(plan_id__in=list(missing))
-        .order_by()
+@functools.cache
+def _page_statistics_base() -> QuerySet[DRTestResult]:
+    # The aggregates resolved once (about a third of the statistics' cost on each page); callers filter a clone.
+    return (
+        DRTestResult.objects.order_by()
         .values("plan_id")
         .annotate(
             last_test_date=Max("test_date"),
@@ -142,6 +138,15 @@ def add_plan_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             average_rpo_seconds=Avg("actual_rpo_seconds"),
         )
     )
+
+
+def add_plan_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give plan_summary_rows() rows without statistics those plans_with_stats() computes, with the same
+    definitions: one query for the whole page (none when every row has them). Returns `rows`."""
+    missing = {row["id"]: row for row in rows if "tests_total" not in row}
+    if not missing:
+        return rows
+    results = _page_statistics_base().filter(plan_id__in=list(missing))
     by_plan = {stats.pop("plan_id"): stats for stats in results}
     default_days = TEST_FREQUENCY_DAYS["quarterly"]
     for plan_id, row in missing.items():
