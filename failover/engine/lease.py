@@ -268,6 +268,8 @@ class FencingToken:
             and self._fenced_table(db, sql)
             and not any(entry[1] is self.marker for entry in db.run_on_commit)
         ):
+            if context.get(rawsql.RAW_POSTGRES):  # the check and this write in one round trip, in this order
+                return self.check(db, then=lambda: execute(sql, params, many, context))
             self.check(db)
         return execute(sql, params, many, context)
 
@@ -277,8 +279,10 @@ class FencingToken:
         head = sql[:200]
         return any(table in head for table in self.tables)
 
-    def check(self, db: Any) -> None:
-        """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock."""
+    def check(self, db: Any, then: Callable[[], Any] | None = None) -> Any:
+        """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock.
+        With `then` (a write of rawsql's on PostgreSQL): the write follows the check in the same pipeline, inside
+        the transaction, so it commits only if the check passed; returns its result."""
         self.checking = True
         try:
             if self.statement is None:  # built by the ORM for this database once, not once per turn
@@ -290,7 +294,10 @@ class FencingToken:
                 )
                 self.statement = held.query.get_compiler(using=db.alias).as_sql()
             sql, params = self.statement
-            row = rawsql.fetch_one(db, sql, list(params))  # once per turn: prepared on PostgreSQL
+            if then is None:
+                row, result = rawsql.fetch_one(db, sql, list(params)), None  # once per turn: prepared on PostgreSQL
+            else:
+                row, result = rawsql.fetch_one_then(db, sql, list(params), then)
             if row is None:
                 self.refused += 1
                 raise LeaseLost(
@@ -298,6 +305,7 @@ class FencingToken:
                     "by the database's clock"
                 )
             transaction.on_commit(self.marker, using=db.alias)
+            return result
         finally:
             self.checking = False
 

@@ -25,8 +25,10 @@ Prepared statements live in the server session: behind a transaction-mode pooler
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from django.db import connection, connections, router
 from django.utils import timezone
@@ -34,6 +36,7 @@ from django.utils import timezone
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
 
 TASK_QUEUE_CHANNEL = "drplan_q"
+T = TypeVar("T")
 
 
 # The prepared PostgreSQL statements below; False sends PostgreSQL the portable statements and the ORM's
@@ -45,38 +48,50 @@ def _is_postgres(db: Any) -> bool:
     return PREPARED_ON_POSTGRES and db.vendor == "postgresql"
 
 
-def _pg_execute(db: Any, sql: str, params: list[Any]) -> Any:
-    """PostgreSQL: run `sql` on the raw psycopg connection of `db` (its current transaction), server-side
-    bound and prepared unless the OPTIONS turn prepared statements off; returns the psycopg cursor.
-    Errors come out as Django's (OperationalError, IntegrityError, …), as from a Django cursor."""
-    db.ensure_connection()
-    db.validate_no_broken_transaction()
+def _prepare_flag(db: Any) -> bool:
     options = db.settings_dict.get("OPTIONS") or {}
-    prepare = not ("prepare_threshold" in options and options["prepare_threshold"] is None)
-    import psycopg
+    return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
 
+
+@contextlib.contextmanager
+def _preparing(db: Any, prepare: bool) -> Iterator[Any]:
+    """The raw psycopg connection of `db`, able to prepare explicitly while the block runs."""
     raw = db.connection
     # Django turns psycopg's automatic preparing off (prepare_threshold None) for the sake of poolers, which
     # also refuses an explicit prepare=True: lift it for this statement only (this thread's connection).
     threshold = raw.prepare_threshold
     if prepare and threshold is None:
         raw.prepare_threshold = _NEVER_AUTOMATICALLY
-
-    def execute(sql: str, params: list[Any], many: bool, context: dict[str, Any]) -> Any:
-        # A plain psycopg cursor (server-side binding): Django's default is its client-side binding one.
-        cursor = psycopg.Cursor(raw)
-        cursor.execute(sql, params, prepare=prepare)
-        return cursor
-
-    # Through the connection's execute wrappers, as a Django cursor's statements go: the coordinator's fencing
-    # token (lease.fenced_writes) must see these writes too.
-    for wrapper in reversed(db.execute_wrappers):
-        execute = functools.partial(wrapper, execute)
     try:
-        with db.wrap_database_errors:
-            return execute(sql, params, False, {"connection": db, "cursor": None})
+        yield raw
     finally:
         raw.prepare_threshold = threshold
+
+
+def _pg_execute(db: Any, sql: str, params: list[Any]) -> Any:
+    """PostgreSQL: run `sql` on the raw psycopg connection of `db` (its current transaction), server-side
+    bound and prepared unless the OPTIONS turn prepared statements off; returns the psycopg cursor.
+    Errors come out as Django's (OperationalError, IntegrityError, …), as from a Django cursor."""
+    db.ensure_connection()
+    db.validate_no_broken_transaction()
+    prepare = _prepare_flag(db)
+    import psycopg
+
+    with _preparing(db, prepare) as raw:
+
+        def execute(sql: str, params: list[Any], many: bool, context: dict[str, Any]) -> Any:
+            # A plain psycopg cursor (server-side binding): Django's default is its client-side binding one.
+            cursor = psycopg.Cursor(raw)
+            cursor.execute(sql, params, prepare=prepare)
+            return cursor
+
+        # Through the connection's execute wrappers, as a Django cursor's statements go: the coordinator's fencing
+        # token (lease.fenced_writes) must see these writes too. RAW_POSTGRES tells it the statement is one of
+        # these, which it may send in one pipeline with its own check (fetch_one_then).
+        for wrapper in reversed(db.execute_wrappers):
+            execute = functools.partial(wrapper, execute)
+        with db.wrap_database_errors:
+            return execute(sql, params, False, {"connection": db, "cursor": None, RAW_POSTGRES: True})
 
 
 def fetch_one(db: Any, sql: str, params: list[Any]) -> tuple | None:
@@ -87,6 +102,23 @@ def fetch_one(db: Any, sql: str, params: list[Any]) -> tuple | None:
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+RAW_POSTGRES = "drplan_raw_postgres"  # in an execute wrapper's context: a statement of _pg_execute
+
+
+def fetch_one_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) -> tuple[tuple | None, T]:
+    """PostgreSQL, inside an execute wrapper of a statement of this module (context[RAW_POSTGRES]): the read
+    `sql` (prepared) and then that statement (`then()`), sent in one pipeline. The server runs them in this
+    order in the current transaction; one round trip serves both, and the transaction's BEGIN, instead of three.
+    Returns the read's first row and `then()`'s result, both complete (the pipeline synced)."""
+    import psycopg
+
+    with _preparing(db, _prepare_flag(db)) as raw, raw.pipeline():
+        cursor = psycopg.Cursor(raw)
+        cursor.execute(sql, params, prepare=_prepare_flag(db))
+        result = then()
+    return cursor.fetchone(), result
 
 
 _NEVER_AUTOMATICALLY = 2**31  # a threshold no statement reaches: only prepare=True prepares
