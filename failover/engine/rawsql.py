@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -133,10 +134,9 @@ def _step_update_sql(db: Any, columns: tuple[str, ...], sources: int) -> str:
     if sql is None:
         quote = db.ops.quote_name
         assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
-        if _is_postgres(db):  # one statement text whatever the number of sources: prepared once
-            condition = f"{quote('status')} = ANY(%s)"
-        else:
-            condition = f"{quote('status')} IN ({', '.join(['%s'] * sources)})"
+        # IN with one parameter per status, not ANY(array): psycopg dumps a list in Python, element by element
+        # (~50 µs a statement); a statement text per number of sources, a handful, each prepared once.
+        condition = f"{quote('status')} IN ({', '.join(['%s'] * sources)})"
         sql = (
             f"UPDATE {quote(StepRun._meta.db_table)} SET {assignments} "  # noqa: S608 (model names; values are parameters)
             f"WHERE {quote('id')} = %s AND {condition}"
@@ -162,7 +162,7 @@ def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any
     statuses = sorted(sources)
     sql = _step_update_sql(db, tuple(columns), len(statuses))
     if _is_postgres(db):
-        return _pg_execute(db, sql, [*values, step_id, statuses]).rowcount
+        return _pg_execute(db, sql, [*values, step_id, *statuses]).rowcount
     with db.cursor() as cursor:
         cursor.execute(sql, [*values, step_id, *statuses])
         return cursor.rowcount
@@ -229,6 +229,7 @@ def events_in_one_statement() -> bool:
 
 
 _INSERT_EVENTS: dict[str, str] = {}
+_EVENT_DATA_ENCODER = ExecutionEvent._meta.get_field("data").encoder  # as the field itself would store `data`
 
 
 def _insert_events_sql(db: Any) -> str:
@@ -245,7 +246,8 @@ def _insert_events_sql(db: Any) -> str:
             f"INSERT INTO {quote(meta.db_table)} ({col['execution']}, {col['seq']}, {col['step_run']}, "
             f"{col['kind']}, {col['message']}, {col['data']}, {col['created_at']}) "
             "SELECT %s, taken.last - %s + e.n, e.step_run, e.kind, e.message, e.data, %s FROM taken, "
-            "unnest(%s::bigint[], %s::text[], %s::text[], %s::jsonb[]) "
+            # The events as one JSON array: one parameter to dump instead of four arrays dumped element by element.
+            "ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (step_run bigint, kind text, message text, data jsonb)) "
             "WITH ORDINALITY AS e(step_run, kind, message, data, n) "
             f"RETURNING {quote('id')}, {col['seq']}"
         )
@@ -259,20 +261,10 @@ def insert_events(execution_id: int, events: list[ExecutionEvent]) -> bool:
     written) if there is no such execution. The sequence's UPDATE holds the execution row's write lock until
     commit, so concurrent emitters never share a number."""
     db = connections[router.db_for_write(ExecutionEvent)]
-    data = ExecutionEvent._meta.get_field("data")
     created = timezone.now()
     count = len(events)
-    params = [
-        count,
-        execution_id,
-        execution_id,
-        count,
-        created,
-        [e.step_run_id for e in events],
-        [str(e.kind) for e in events],
-        [e.message for e in events],
-        [data.get_db_prep_save(e.data, db) for e in events],
-    ]
+    rows = [{"step_run": e.step_run_id, "kind": str(e.kind), "message": e.message, "data": e.data} for e in events]
+    params = [count, execution_id, execution_id, count, created, json.dumps(rows, cls=_EVENT_DATA_ENCODER)]
     rows = _pg_execute(db, _insert_events_sql(db), params).fetchall()
     if not rows:
         return False
