@@ -3,10 +3,10 @@
 Statements the ORM would build per call on the coordinator's hot path, or cannot express, with table and
 column names taken from the models and every value a parameter:
 - `update_step_if_status`: a step's conditional status transition (two per step), and `update_steps_if_status`
-  for several at once (on PostgreSQL one statement: the steps that finished, or start, in one turn);
+  for several at once (on PostgreSQL in one pipeline: the steps that finished, or start, in one turn);
 - `advance_event_seq`: an execution's event sequence moved on by N, the new last value returned;
 - `insert_events`: PostgreSQL only: a batch of events numbered and inserted in ONE statement (the sequence's
-  `UPDATE … RETURNING` and the `INSERT … SELECT … unnest(…)` in a CTE);
+  `UPDATE … RETURNING` and an `INSERT … SELECT` from the events as one JSON array, in a CTE);
 - `fetch_one`: a read run every turn (the fencing token's lease check, compiled by the ORM), prepared on PostgreSQL;
 - `notify_task_queue` / `listen_task_queue`: PostgreSQL's NOTIFY/LISTEN that wake idle task-queue workers.
 
@@ -15,7 +15,7 @@ to another process, and Django's client-side binding makes the server parse and 
 statements (BEGIN, two step updates, the sequence, the events' insert, COMMIT) cost 2-3x SQLite's. So on
 PostgreSQL the hot statements run on the raw psycopg connection of the same Django connection (same
 transaction), server-side bound and prepared once per connection (`prepare=True`); a turn's events take one
-statement instead of two, and the steps a turn starts (or records as succeeded) one for all. Errors are
+statement instead of two, and the steps a turn starts (or records as succeeded) one round trip for all. Errors are
 wrapped as Django's (`wrap_database_errors`), so the coordinator's outage handling sees the same exceptions as
 from the ORM. SQLite (in process, no trip, no parse cost worth a special case) keeps the portable statements.
 Prepared statements live in the server session: behind a transaction-mode pooler that cannot keep them
@@ -145,68 +145,48 @@ def _step_update_sql(db: Any, columns: tuple[str, ...], sources: int) -> str:
     return sql
 
 
-def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any]) -> int:
-    """`StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)` as one prepared statement;
-    values are prepared by their model fields as the ORM does; an expression or a model instance takes the
-    ORM's way. Returns the rows changed (0 or 1)."""
-    if not sources:
-        return 0
-    db = connections[router.db_for_write(StepRun)]
+def _step_update(db: Any, step_id: int, sources: set[str], fields: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The statement and parameters of `update_step_if_status`, values prepared by their model fields as the ORM
+    does; None when a value is an expression or a model instance (the ORM's way then)."""
     columns, values = [], []
     for name, value in fields.items():
         if hasattr(value, "resolve_expression") or hasattr(value, "prepare_database_save"):
-            return StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)
+            return None
         field = StepRun._meta.get_field(name)
         columns.append(field.column)
         values.append(field.get_db_prep_save(value, db))
     statuses = sorted(sources)
-    sql = _step_update_sql(db, tuple(columns), len(statuses))
+    return _step_update_sql(db, tuple(columns), len(statuses)), [*values, step_id, *statuses]
+
+
+def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any]) -> int:
+    """`StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)` as one prepared statement.
+    Returns the rows changed (0 or 1)."""
+    if not sources:
+        return 0
+    db = connections[router.db_for_write(StepRun)]
+    statement = _step_update(db, step_id, sources, fields)
+    if statement is None:
+        return StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)
     if _is_postgres(db):
-        return _pg_execute(db, sql, [*values, step_id, *statuses]).rowcount
+        return _pg_execute(db, *statement).rowcount
     with db.cursor() as cursor:
-        cursor.execute(sql, [*values, step_id, *statuses])
+        cursor.execute(*statement)
         return cursor.rowcount
 
 
 def update_steps_if_status(rows: list[tuple[int, dict[str, Any]]], sources: set[str]) -> set[int]:
-    """Several `update_step_if_status` (every row with the same field names): the ids of the steps that moved.
-    PostgreSQL: one prepared statement (`UPDATE … FROM unnest(…) … RETURNING id`) for all of them; elsewhere,
-    or for a single row or one with an expression, one statement each."""
+    """Several `update_step_if_status`: the ids of the steps that moved. PostgreSQL: the prepared single-row
+    statements sent in one pipeline (one round trip for all, each by primary key whatever the table's
+    statistics say); elsewhere one after the other."""
     db = connections[router.db_for_write(StepRun)]
-    plain = all(
-        not (hasattr(v, "resolve_expression") or hasattr(v, "prepare_database_save"))
-        for _, fields in rows
-        for v in fields.values()
-    )
-    if len(rows) < 2 or not sources or not plain or not _is_postgres(db):
+    statements = [_step_update(db, step_id, sources, fields) for step_id, fields in rows] if sources else []
+    if len(rows) < 2 or not statements or None in statements or not _is_postgres(db):
         return {step_id for step_id, fields in rows if update_step_if_status(step_id, sources, fields)}
-    names = tuple(rows[0][1])
-    if any(tuple(fields) != names for _, fields in rows):
-        raise ValueError("update_steps_if_status: every row must set the same fields")
-    model_fields = [StepRun._meta.get_field(name) for name in names]
-    columns = [[f.get_db_prep_save(fields[f.name], db) for _, fields in rows] for f in model_fields]
-    sql = _steps_update_sql(db, tuple(f.column for f in model_fields), tuple(f.db_type(db) for f in model_fields))
-    ids = [step_id for step_id, _ in rows]
-    return {row[0] for row in _pg_execute(db, sql, [ids, *columns, sorted(sources)]).fetchall()}
-
-
-_STEPS_UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
-
-
-def _steps_update_sql(db: Any, columns: tuple[str, ...], types: tuple[str, ...]) -> str:
-    sql = _STEPS_UPDATES.get((columns, types))
-    if sql is None:
-        quote = db.ops.quote_name
-        names = [f"c{i}" for i in range(len(columns))]
-        arrays = ", ".join(f"%s::{db_type}[]" for db_type in types)
-        sql = (
-            f"UPDATE {quote(StepRun._meta.db_table)} AS s SET "  # noqa: S608 (model names; values are parameters)
-            + ", ".join(f"{quote(column)} = d.{name}" for column, name in zip(columns, names, strict=True))
-            + f" FROM unnest(%s::bigint[], {arrays}) AS d(id, {', '.join(names)}) "
-            f"WHERE s.{quote('id')} = d.id AND s.{quote('status')} = ANY(%s) RETURNING s.{quote('id')}"
-        )
-        _STEPS_UPDATES[(columns, types)] = sql
-    return sql
+    db.ensure_connection()
+    with db.wrap_database_errors, db.connection.pipeline():
+        cursors = [_pg_execute(db, sql, params) for sql, params in statements]
+    return {step_id for (step_id, _), cursor in zip(rows, cursors, strict=True) if cursor.rowcount}
 
 
 def advance_event_seq(execution_id: int, count: int) -> int | None:

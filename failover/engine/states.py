@@ -124,8 +124,8 @@ def step_sources(to: str, only_from: set[str] | None = None) -> set[str]:
 
 
 def transition_steps(moves: list[tuple[StepRun, dict[str, Any]]], to: str, *, only_from: set[str]) -> set[int]:
-    """The rows of several steps (step, fields: the same names for each) to `to` from `only_from`, in one
-    statement on PostgreSQL (rawsql.update_steps_if_status); inside the caller's transaction, which then
+    """The rows of several steps (step, fields) to `to` from `only_from`, in one round trip on PostgreSQL
+    (rawsql.update_steps_if_status); inside the caller's transaction, which then
     records each moved step's transition in its own order (record_step_transition). The ids that moved."""
     rows = [(step.pk, {"status": to, **fields}) for step, fields in moves]
     return rawsql.update_steps_if_status(rows, step_sources(to, only_from))
