@@ -219,6 +219,28 @@ def test_cancel_mid_command_kills_the_remote_process_group(sshd: SSHServer) -> N
     _nothing_left(sshd, token, pid_file)
 
 
+def test_a_fencing_coordinators_deadline_cuts_the_grace_before_the_remote_kill(sshd: SSHServer) -> None:
+    """A coordinator that fences itself sets its cancel event with a deadline (lease.Fence.kill_by): a remote
+    command that ignores TERM is KILLed by then, not after the step's grace of a minute."""
+    argv, token, pid_file = _sleeper(sshd)
+    log: list[str] = []
+    ctx = _ctx(sshd.secrets(), timeout=120, log=log)
+    results: list[ActionResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(run_remote(argv, ctx, sshd.connection(), kill_grace_seconds=60))
+    )
+    runner.start()
+    wait_for(lambda: log == ["started"], timeout=15)
+    deadline = time.monotonic() + 1.0
+    ctx.cancelled.kill_by = lambda: deadline  # type: ignore[attr-defined]
+    ctx.cancelled.set()
+    runner.join(timeout=20)  # the grace of 60 s would still be running
+    assert not runner.is_alive()
+    [result] = results
+    assert result.error.endswith(" killed")
+    _nothing_left(sshd, token, pid_file)
+
+
 def test_missing_or_wrong_kind_of_secret_fails_before_connecting(sshd: SSHServer) -> None:
     with socket.socket() as listener:  # the host: it must never see a connection
         listener.bind((HOST, 0))

@@ -27,7 +27,8 @@ so a value like `x; touch pwned` stays one argument: `echo MARKER$$ && exec 2>&1
 N=V && exec ARGV…`. sshd makes each session's shell a session and process-group leader, so the pid it prints first
 (the marker line, not logged) is the remote process group. Output (stdout and stderr merged) goes line by
 line to the step's log with the shell action's bounds (shell.OutputLines). On timeout or cancel the group
-gets `kill -s TERM` through a second channel of the same connection, then KILL after the grace period, and
+gets `kill -s TERM` through a second channel of the same connection, then KILL after the grace period (cut
+short by a fencing coordinator's deadline, as for local steps), and
 the channel and connection are closed: nothing started by the step is left on the host (except what it
 moved to another session, as with the shell action). Output: {host, port, exit_code (negative: killed by
 that signal), stdout, lines}.
@@ -65,7 +66,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from failover.engine.actions import ActionResult, StepContext, executor
-from failover.engine.actions.shell import KILL_GRACE_SECONDS, MAX_LINE_BYTES, WATCH_INTERVAL, OutputLines, argv_of
+from failover.engine.actions.shell import (
+    KILL_GRACE_SECONDS,
+    MAX_LINE_BYTES,
+    WATCH_INTERVAL,
+    OutputLines,
+    argv_of,
+    grace_within,
+)
 
 CONNECTION_KEYS = ("host", "port", "username", "known_hosts_secret", "key_secret", "password_secret", "connect_timeout")
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -317,7 +325,8 @@ async def _session(
             if pump.done():
                 pump.result()
                 return _Outcome(exit_code=_exit_code(process))
-            note = await _kill_group(conn, process, lines, pump, grace)
+            # A fencing coordinator's deadline (kill_by) shortens the grace, as for local steps (shell.py).
+            note = await _kill_group(conn, process, lines, pump, grace_within(ctx.cancelled, grace))
             pump.cancel()
             with contextlib.suppress(BaseException):
                 await pump
