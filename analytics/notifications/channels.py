@@ -93,17 +93,38 @@ def forbidden_address(address: str) -> str | None:
     return None
 
 
-def _refusal(host: str, port: int) -> str | None:
-    """Why no POST goes to host: an address it resolves to is forbidden; None when all are allowed."""
+def _checked_addresses(host: str, port: int) -> tuple[list[str], str | None]:
+    """The addresses `host` resolves to, each allowed, and None; or why no POST goes there. ([], None): the name
+    does not resolve (the connection attempt reports it)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return None  # the connection attempt reports the resolution error
+        return [], None
+    addresses = []
     for info in infos:
         address = str(info[4][0])
         if why := forbidden_address(address):
-            return f"refused: {why}" if address == host.strip("[]") else f"refused: {host} resolves to {why}"
-    return None
+            return [], f"refused: {why}" if address == host.strip("[]") else f"refused: {host} resolves to {why}"
+        addresses.append(address)
+    return addresses, None
+
+
+def _pin(connection: http.client.HTTPConnection, addresses: list[str]) -> None:
+    """Make `connection` connect to one of the `addresses` checked, never to what its host resolves to later: a
+    name that answers an allowed address to the check and the metadata service's to the connection (DNS
+    rebinding) reaches nothing it should not. The Host header, TLS's server name and its certificate check still
+    use the host name."""
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        error: OSError | None = None
+        for ip in addresses:
+            try:
+                return socket.create_connection((ip, address[1]), *args, **kwargs)
+            except OSError as exc:
+                error = exc
+        raise error or OSError(f"no address for {address[0]}")
+
+    connection._create_connection = connect  # type: ignore[attr-defined]  (http.client's hook for this)
 
 
 def _post(delivery: Delivery, attempt: int) -> Outcome:
@@ -123,7 +144,8 @@ def _post(delivery: Delivery, attempt: int) -> Outcome:
     parts = urlsplit(channel.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host, port = parts.hostname or "", parts.port
-    if refusal := _refusal(host, port or (443 if parts.scheme == "https" else 80)):
+    addresses, refusal = _checked_addresses(host, port or (443 if parts.scheme == "https" else 80))
+    if refusal:
         return Outcome(False, None, refusal)
     if parts.scheme == "https":
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -131,6 +153,8 @@ def _post(delivery: Delivery, attempt: int) -> Outcome:
         )
     else:
         connection = http.client.HTTPConnection(host, port, timeout=channel.timeout_seconds)
+    if addresses:
+        _pin(connection, addresses)
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()

@@ -212,3 +212,28 @@ def test_a_webhook_to_the_cloud_metadata_address_is_refused_without_a_connection
     outcome = delivery.deliver(sent.pk)
     assert "attempt 1 failed: refused: 169.254.169.254 is a link-local (cloud instance metadata) address" in outcome
     assert sent.attempts_made.get().status_code is None
+
+
+@pytest.mark.django_db
+def test_a_name_that_rebinds_to_the_metadata_address_after_the_check_is_not_followed(receiver, monkeypatch):
+    """DNS rebinding: the name answers the receiver's address to the check, then the metadata service's. The
+    POST goes to the address that was checked (the receiver), never to the one a second lookup would give."""
+    import socket as socket_module
+
+    real = socket_module.getaddrinfo
+    answers = iter(["127.0.0.1"])  # the check's answer; every later lookup of the name: the metadata service
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "hooks.rebind.test":
+            address = next(answers, "169.254.169.254")
+            return real(address, port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket_module, "getaddrinfo", rebinding)
+    channel = webhook(receiver)
+    port = receiver.url.split(":")[2].split("/")[0]
+    NotificationChannel.objects.filter(pk=channel.pk).update(url=f"http://hooks.rebind.test:{port}/hooks/drplan")
+    sent = services.send_test_message(NotificationChannel.objects.get(pk=channel.pk), None)
+    outcome = delivery.deliver(sent.pk)
+    assert sent.attempts_made.get().status_code == 200, outcome
+    assert [r.headers["Host"] for r in receiver.received] == [f"hooks.rebind.test:{port}"]
