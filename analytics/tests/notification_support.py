@@ -134,6 +134,12 @@ def smtp_server(settings: Any) -> Iterator[_Inbox]:
         controller.stop()
 
 
+def queued_deliveries() -> list[int]:
+    """Ids of the delivery tasks waiting in django-q2's queue (ORM broker)."""
+    tasks = [q.task for q in OrmQ.objects.order_by("id")]
+    return [task["args"][0] for task in tasks if task["func"] == "analytics.notifications.tasks.deliver"]
+
+
 def run_queued_deliveries() -> list[str]:
     """Do what a worker would: take each queued delivery task off the queue and run it."""
     done = []
