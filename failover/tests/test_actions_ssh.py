@@ -199,16 +199,25 @@ def test_timeout_kills_the_remote_process_group(sshd: SSHServer) -> None:
     _nothing_left(sshd, token, pid_file)
 
 
-def test_cancel_mid_command_kills_the_remote_process_group(sshd: SSHServer) -> None:
+def _started_sleeper(
+    sshd: SSHServer, timeout: float, grace: float
+) -> tuple[StepContext, threading.Thread, list[ActionResult], str, Path]:
+    """_sleeper's command run by run_remote on a thread of its own, once it printed "started": its context (to
+    cancel), the thread, the list its result lands in, the token and the sleep's pid file."""
     argv, token, pid_file = _sleeper(sshd)
     log: list[str] = []
-    ctx = _ctx(sshd.secrets(), timeout=60, log=log)
+    ctx = _ctx(sshd.secrets(), timeout=timeout, log=log)
     results: list[ActionResult] = []
     runner = threading.Thread(
-        target=lambda: results.append(run_remote(argv, ctx, sshd.connection(), kill_grace_seconds=0.5))
+        target=lambda: results.append(run_remote(argv, ctx, sshd.connection(), kill_grace_seconds=grace))
     )
     runner.start()
     wait_for(lambda: log == ["started"], timeout=15)
+    return ctx, runner, results, token, pid_file
+
+
+def test_cancel_mid_command_kills_the_remote_process_group(sshd: SSHServer) -> None:
+    ctx, runner, results, token, pid_file = _started_sleeper(sshd, timeout=60, grace=0.5)
     assert alive(int(pid_file.read_text()))  # the sleep runs on the host
     ctx.cancelled.set()
     runner.join(timeout=10)
@@ -222,15 +231,7 @@ def test_cancel_mid_command_kills_the_remote_process_group(sshd: SSHServer) -> N
 def test_a_fencing_coordinators_deadline_cuts_the_grace_before_the_remote_kill(sshd: SSHServer) -> None:
     """A coordinator that fences itself sets its cancel event with a deadline (lease.Fence.kill_by): a remote
     command that ignores TERM is KILLed by then, not after the step's grace of a minute."""
-    argv, token, pid_file = _sleeper(sshd)
-    log: list[str] = []
-    ctx = _ctx(sshd.secrets(), timeout=120, log=log)
-    results: list[ActionResult] = []
-    runner = threading.Thread(
-        target=lambda: results.append(run_remote(argv, ctx, sshd.connection(), kill_grace_seconds=60))
-    )
-    runner.start()
-    wait_for(lambda: log == ["started"], timeout=15)
+    ctx, runner, results, token, pid_file = _started_sleeper(sshd, timeout=120, grace=60)
     deadline = time.monotonic() + 1.0
     ctx.cancelled.kill_by = lambda: deadline  # type: ignore[attr-defined]
     ctx.cancelled.set()
