@@ -116,3 +116,15 @@ def test_a_forked_child_never_uses_its_parents_connections(tmp_path):
     assert got == b"0"
     assert shared.take(path) is conn  # still the parent's to use
     conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_closed_with_foreign_keys_off_comes_back_enforcing_them():
+    def turn_off():
+        db = connections["default"]
+        db.disable_constraint_checking()  # as a migration does, and a failed one may leave it
+        return db.connection
+
+    conn = _in_thread(turn_off)
+    assert _in_thread(_thread_connection) is conn
+    assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)

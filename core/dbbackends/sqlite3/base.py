@@ -90,6 +90,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             try:
                 if conn.in_transaction:
                     conn.rollback()
+                conn.execute("PRAGMA foreign_keys = ON")  # as Django opens it, whatever its last user turned off
             except sqlite3.Error:
                 pass  # closed below, as Django would
             else:
