@@ -115,9 +115,10 @@ def fetch_one_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) 
     Returns the read's first row and `then()`'s result, both complete (the pipeline synced)."""
     import psycopg
 
-    with _preparing(db, _prepare_flag(db)) as raw, raw.pipeline():
+    prepare = _prepare_flag(db)
+    with _preparing(db, prepare) as raw, raw.pipeline():
         cursor = psycopg.Cursor(raw)
-        cursor.execute(sql, params, prepare=_prepare_flag(db))
+        cursor.execute(sql, params, prepare=prepare)
         result = then()
     return cursor.fetchone(), result
 
@@ -125,11 +126,11 @@ def fetch_one_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) 
 _NEVER_AUTOMATICALLY = 2**31  # a threshold no statement reaches: only prepare=True prepares
 
 
-_STEP_UPDATES: dict[tuple[bool, tuple[str, ...], int], str] = {}  # (prepared path, columns, sources) -> statement
+_STEP_UPDATES: dict[tuple[tuple[str, ...], int], str] = {}  # (columns, number of sources) -> statement
 
 
 def _step_update_sql(db: Any, columns: tuple[str, ...], sources: int) -> str:
-    key = (_is_postgres(db), columns, sources)
+    key = (columns, sources)
     sql = _STEP_UPDATES.get(key)
     if sql is None:
         quote = db.ops.quote_name
