@@ -316,11 +316,13 @@ def request(tag):  # what a web node's request does with the database: a pooled 
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        print(tag, "ok", flush=True)
+        answer = f"{tag} ok"
     except Exception as error:
-        print(tag, "error", type(error).__name__, flush=True)
+        answer = f"{tag} error {type(error).__name__}"
     finally:
         request_finished.send(sender=None)
+    print(answer + "\\n", end="", flush=True)  # one write: print(a, b) writes a, " ", b and the newline
+    # apart, and the three threads' words interleaved ("again1 okagain2again0 ok")
 
 def in_threads(tag, count):  # the ASGI server's threads, each with a connection from the pool
     threads = [threading.Thread(target=request, args=(f"{tag}{i}",)) for i in range(count)]
