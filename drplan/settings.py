@@ -469,6 +469,25 @@ NODE_NAME = os.environ.get("DRPLAN_NODE_NAME", "") or socket.gethostname()
 CLOCK_CHECK_SECONDS = float(os.environ.get("DRPLAN_CLOCK_CHECK_SECONDS", 60))
 ENGINE_TASK_TIMEOUT = int(os.environ.get("DRPLAN_ENGINE_TASK_TIMEOUT", 7 * 24 * 3600))
 
+
+# A web process lets DRPLAN_HTTP_SLOTS requests into Django at once, each for at most DRPLAN_HTTP_SLOT_HOLD_SECONDS
+# (core/requestgate.py); the rest wait in the event loop instead of contending for the interpreter lock. 0: no gate.
+# Default: 1 on SQLite, whose work is this process's CPU (nothing to overlap); none on PostgreSQL, where one
+# request's wait for the server is another's time to run (bench/api.py measured both, bench/RESULTS.md).
+def _http_slots() -> int:
+    raw = os.environ.get("DRPLAN_HTTP_SLOTS", "").strip()
+    if not raw:
+        return 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 0
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"DRPLAN_HTTP_SLOTS must be a whole number of requests (0: no limit), not {raw!r}")
+    return int(raw)
+
+
+HTTP_SLOTS = _http_slots()
+HTTP_SLOT_HOLD_SECONDS = _seconds("DRPLAN_HTTP_SLOT_HOLD_SECONDS", 0.1)
+if HTTP_SLOTS and not HTTP_SLOT_HOLD_SECONDS:
+    raise ImproperlyConfigured("DRPLAN_HTTP_SLOT_HOLD_SECONDS must be more than 0 while DRPLAN_HTTP_SLOTS is set")
+
 Q_CLUSTER = {
     "name": "drplan",
     "workers": int(os.environ.get("DRPLAN_WORKERS", 2)),

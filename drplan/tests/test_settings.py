@@ -223,3 +223,20 @@ def test_time_zone_and_currency_of_the_pages(tmp_path):
     assert zone.returncode != 0 and "DRPLAN_TIME_ZONE must be an IANA time zone" in zone.stderr
     money = _load_settings(tmp_path, DRPLAN_CURRENCY="dollars")
     assert money.returncode != 0 and "DRPLAN_CURRENCY must be a three-letter ISO 4217 code" in money.stderr
+
+
+def test_http_slots_default_to_one_on_sqlite_and_none_on_postgresql_and_bad_values_are_refused(tmp_path):
+    show = "print(settings.HTTP_SLOTS, settings.HTTP_SLOT_HOLD_SECONDS)"
+    assert _python(tmp_path, show).stdout.split() == ["1", "0.1"]
+    postgres = _python(tmp_path, show, DATABASE_URL="postgres://u:p@127.0.0.1:5432/drplan")
+    assert postgres.stdout.split() == ["0", "0.1"]
+    tuned = _python(tmp_path, show, DRPLAN_HTTP_SLOTS="4", DRPLAN_HTTP_SLOT_HOLD_SECONDS="0.5")
+    assert tuned.stdout.split() == ["4", "0.5"]
+    for env, message in (
+        ({"DRPLAN_HTTP_SLOTS": "-1"}, "DRPLAN_HTTP_SLOTS must be a whole number of requests (0: no limit), not '-1'"),
+        ({"DRPLAN_HTTP_SLOTS": "two"}, "DRPLAN_HTTP_SLOTS must be a whole number of requests"),
+        ({"DRPLAN_HTTP_SLOT_HOLD_SECONDS": "soon"}, "DRPLAN_HTTP_SLOT_HOLD_SECONDS must be a number of seconds"),
+        ({"DRPLAN_HTTP_SLOT_HOLD_SECONDS": "0"}, "DRPLAN_HTTP_SLOT_HOLD_SECONDS must be more than 0"),
+    ):
+        refused = _python(tmp_path, show, **env)
+        assert refused.returncode != 0 and message in refused.stderr, (env, refused.stderr[-500:])
