@@ -2,6 +2,7 @@
 DRF endpoint GET /api/v1/dr/health, served by the real ASGI server (daphne) in one run.
 
     .venv/bin/python bench/api.py [--plans 1000] [--requests 2000] [--concurrency 8]
+    DRPLAN_HTTP_SLOTS=0 .venv/bin/python bench/api.py    # the same without the request gate (core/requestgate.py)
 
 Steps: make a temporary var dir with its own SQLite database (DRPLAN_VAR_DIR), migrate,
 create the plans (applications and sites in scope, test results so the derived statistics
@@ -328,7 +329,14 @@ def main() -> None:
         queries = count_list_queries(token)
         port = free_port()
         proc = start_server(env, port, var_dir / "daphne.log")
-        print(f"server:  daphne pid {proc.pid} on 127.0.0.1:{port}; {args.concurrency} keep-alive clients", flush=True)
+        from django.conf import settings
+
+        slots = f"{settings.HTTP_SLOTS} request(s) in Django at once" if settings.HTTP_SLOTS else "no request gate"
+        print(
+            f"server:  daphne pid {proc.pid} on 127.0.0.1:{port}; {args.concurrency} keep-alive clients; {slots} "
+            "(DRPLAN_HTTP_SLOTS)",
+            flush=True,
+        )
 
         for path in (BARE_PATH, LIST_PATH):
             drive(port, path, token, args.warmup, args.concurrency, args.max_seconds)
