@@ -97,11 +97,9 @@ class Feed:
             self.marks.pop(execution_id, None)
             if self.layer is not None and self._channel is not None:
                 await self.layer.group_discard(group_name(execution_id), self._channel)
-        if not self.subscribers and self._listener is not None:
-            # No await between the check and the reset, so a concurrent subscribe starts a fresh listener;
-            # the poller ends by itself when it sees nobody is left.
-            self._listener.cancel()
-            self._listener = None
+        # The poller ends by itself when it sees nobody is left. The listener stays, waiting on the process's
+        # channel (which costs nothing) until the feed stops: the pub/sub layer gives up a channel whose receive
+        # is cancelled, and a viewer arriving meanwhile would have joined its groups with the channel given up.
 
     def _dispatch(self, payload: dict[str, Any]) -> None:
         execution_id, seq = payload["execution"], payload["seq"]
@@ -123,7 +121,7 @@ class Feed:
 
     async def _listen(self) -> None:
         """Events published to the groups this process watches (one channel for all its viewers)."""
-        while self.subscribers:
+        while True:
             try:
                 message = await self.layer.receive(self._channel)
             except asyncio.CancelledError:
@@ -159,7 +157,7 @@ class Feed:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._task = self._listener = None
+        self._task = self._listener = self._channel = None
         await _release_poller_connection()
 
 
