@@ -506,11 +506,14 @@ else:
     Q_CLUSTER["poll"] = 0.2
 
 if REDIS_URL:
-    # channels_redis blocks up to 5 s in its read; redis-py's default socket timeout is also 5 s, so on a loaded
-    # node the client gave up first and the consumer died (1011): the socket waits longer than the read.
+    # Redis publish/subscribe (channels_redis' pub/sub layer): a group send is one PUBLISH, whatever the number of
+    # web nodes watching, where the list-based layer paid a script per member on the coordinator's process (0.49 ms
+    # of CPU with one member against 0.15). Nothing is kept for a node that is not listening, which the live feed
+    # covers: it backfills by sequence number and polls the table as a safety net (failover/live/feed.py).
+    # The socket waits 15 s, longer than any blocking read: on a loaded node redis-py's 5 s default gave up first.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }

@@ -64,6 +64,9 @@ def test_a_pooled_node_keeps_at_most_its_pool_of_postgresql_connections(tmp_path
     assert _settings_of(tmp_path, database, DATABASE_URL=url) == "[60, False] None"
 
 
-def test_the_redis_channel_layer_waits_longer_than_its_blocking_read(tmp_path: Path) -> None:
-    layer = _settings_of(tmp_path, "settings.CHANNEL_LAYERS['default']['CONFIG']", REDIS_URL="redis://127.0.0.1:1/0")
-    assert layer == "{'hosts': [{'address': 'redis://127.0.0.1:1/0', 'socket_timeout': 15}]}"
+def test_the_redis_channel_layer_is_publish_subscribe_and_waits_longer_than_a_blocking_read(tmp_path: Path) -> None:
+    layer = _settings_of(tmp_path, "settings.CHANNEL_LAYERS['default']", REDIS_URL="redis://127.0.0.1:1/0")
+    assert layer == (
+        "{'BACKEND': 'channels_redis.pubsub.RedisPubSubChannelLayer', "
+        "'CONFIG': {'hosts': [{'address': 'redis://127.0.0.1:1/0', 'socket_timeout': 15}]}}"
+    )

@@ -56,10 +56,13 @@ def server_binary() -> str:
         pytest.skip(f"no redis-server to test against: {exc}")
 
 
-def start_node(root: Path, name: str, password: str, replica_of: int | None = None) -> RedisNode:
+def start_node(
+    root: Path, name: str, password: str, replica_of: int | None = None, port: int | None = None
+) -> RedisNode:
+    """A node on a free port, or on `port` (a node started again where a stopped one listened)."""
     workdir = root / name
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [server_binary(), "--bind", HOST, "--port", str(port), "--dir", str(workdir), "--save", ""]
     argv += ["--appendonly", "no", "--daemonize", "no", "--requirepass", password, "--masterauth", password]
     if replica_of:
