@@ -8,10 +8,11 @@ must not be cancelled halfway by a limit meant for something else. The limits co
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.core.management.commands.migrate import Command as DjangoMigrateCommand
-from django.db import connections
+from django.db import DatabaseError, connections
 
 LIFTED = ("statement_timeout", "idle_in_transaction_session_timeout")
 
@@ -27,6 +28,8 @@ class Command(DjangoMigrateCommand):
         try:
             return super().handle(*args, **options)
         finally:
-            with connection.cursor() as cursor:
+            # Back to the values the connection started with; a connection broken by a failed migration is
+            # discarded anyway, and its error must not hide the migration's.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
                 for setting in LIFTED:
-                    cursor.execute(f"RESET {setting}")  # back to the value the connection started with
+                    cursor.execute(f"RESET {setting}")
