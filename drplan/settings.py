@@ -463,6 +463,10 @@ ENGINE_LEASE_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_SECONDS", 15))
 # A coordinator that cannot renew stops this long before its lease can expire (by default lease/5); a node
 # whose clock differs from the database server's by more is reported (README, "A cluster").
 ENGINE_LEASE_MARGIN_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_MARGIN_SECONDS", 0)) or None
+# How often each worker process looks for an execution whose lease has lapsed (one indexed query; 0: only the
+# 30 s reap schedule and worker start look): a node lost with its coordinators is taken over within this many
+# seconds of the lease's end, not at the schedule's next pass (failover/engine/reaper.py, watch_leases).
+ENGINE_LEASE_WATCH_SECONDS = _seconds("DRPLAN_ENGINE_LEASE_WATCH_SECONDS", 2)
 # This node's name in the cluster's clock report (core/dbtime.py); by default the host name.
 NODE_NAME = os.environ.get("DRPLAN_NODE_NAME", "") or socket.gethostname()
 # How often each worker node measures its clock against the database server's (0: never).

@@ -78,6 +78,7 @@ def on_worker_start(sender: Any = None, proc_name: str = "", **kwargs: Any) -> N
     """django_q post_spawn: a worker process started. Never let this stop the worker."""
     try:
         dbtime.start_watch()  # this node's clock against the database's, every minute
+        reaper.start_lease_watch()  # a lapsed lease is taken over within seconds, not at the next 30 s pass
         ensure_reap_schedule()
         ensure_checkpoint_schedule()
         for line in reap():

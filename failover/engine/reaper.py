@@ -1,6 +1,7 @@
 """The reaper: no execution stays stuck because a worker died.
 
-`reap()` runs at worker start and every 30 s (a django-q2 schedule, see failover/tasks.py):
+`reap()` runs at worker start, every 30 s (a django-q2 schedule, see failover/tasks.py), and whenever a worker
+process's lease watch (`watch_leases`, every ENGINE_LEASE_WATCH_SECONDS) sees a lapsed lease:
 - an execution that needs a coordinator (RUNNING / VALIDATING / ROLLING_BACK) whose lease
   expired or is empty → re-enqueued;
 - the same when its lease is still live but its coordinator was a process of this host that no
@@ -28,10 +29,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -44,6 +48,7 @@ from failover.models import FailoverExecution, StepRun
 
 logger = logging.getLogger(__name__)
 
+NEEDS_COORDINATOR = Q(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK])
 PENDING_GRACE_SECONDS = 30  # a PENDING execution older than this without a coordinator was never picked up
 REQUEUE_RESERVATION_SECONDS = 60
 
@@ -55,13 +60,9 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     done: list[str] = []
     done.extend(_expire_approvals(hooks.expire_approvals))
     lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now or Now())
-    stale = Q(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]) | Q(
-        status=ES.PENDING, triggered_at__lt=_db_time(now, -PENDING_GRACE_SECONDS)
-    )
+    stale = NEEDS_COORDINATOR | Q(status=ES.PENDING, triggered_at__lt=_db_time(now, -PENDING_GRACE_SECONDS))
     candidates = list(FailoverExecution.objects.filter(stale & lapsed).values_list("pk", "status", "coordinator"))
-    held = FailoverExecution.objects.filter(status__in=[ES.RUNNING, ES.VALIDATING, ES.ROLLING_BACK]).exclude(
-        Q(coordinator="") | lapsed
-    )
+    held = FailoverExecution.objects.filter(NEEDS_COORDINATOR).exclude(Q(coordinator="") | lapsed)
     for pk, status, coordinator in held.values_list("pk", "status", "coordinator"):
         if coordinator_is_dead_local_process(coordinator):
             candidates.append((pk, status, coordinator))
@@ -82,6 +83,42 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     for line in done:
         logger.info("reaper: %s", line)
     return done
+
+
+def lapsed_leases_exist() -> bool:
+    """Whether an execution that needs a coordinator has none whose lease is live (one indexed query)."""
+    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now())
+    return FailoverExecution.objects.filter(NEEDS_COORDINATOR & lapsed).exists()
+
+
+def watch_leases(interval: float, stop: threading.Event, *, hooks: EngineHooks | None = None) -> None:
+    """Every `interval` seconds until `stop` is set: reap as soon as a lease has lapsed. The schedule's pass every
+    30 s would leave an execution whose node was lost without a coordinator for up to 30 s after its lease ended;
+    every worker process of every node watches, and the reaper's conditional reservation lets one of them win."""
+    try:
+        while not stop.wait(interval):
+            try:
+                if lapsed_leases_exist():
+                    reap(hooks=hooks)
+            except Exception:  # the database may be away: look again at the next tick
+                logger.warning("lease watch: could not look for lapsed leases", exc_info=True)
+                connection.close()  # this thread's own connection; the next tick opens a new one
+    finally:
+        connection.close()
+
+
+_lease_watch_started = threading.Event()
+
+
+def start_lease_watch(interval: float | None = None) -> bool:
+    """Watch leases on a daemon thread, once per process; not at all when the interval is 0. Whether it started."""
+    interval = settings.ENGINE_LEASE_WATCH_SECONDS if interval is None else interval
+    if _lease_watch_started.is_set() or interval <= 0:
+        return False
+    _lease_watch_started.set()
+    args = (interval, threading.Event())
+    threading.Thread(target=watch_leases, args=args, name="lease-watch", daemon=True).start()
+    return True
 
 
 def _db_time(now: datetime | None, seconds: float) -> datetime | ExpressionWrapper:

@@ -21,7 +21,13 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
-from failover.engine.reaper import coordinator_is_dead_local_process, reap
+from failover.engine.reaper import (
+    REQUEUE_RESERVATION_SECONDS,
+    coordinator_is_dead_local_process,
+    reap,
+    start_lease_watch,
+    watch_leases,
+)
 from failover.engine.runner import run_execution
 from failover.models import ExecutionEvent, FailoverExecution
 from failover.tasks import REAP_SCHEDULE_NAME, enqueue_execution, on_worker_start
@@ -324,8 +330,38 @@ def test_a_coordinator_that_lost_its_lease_stops_its_steps_and_writes_nothing_mo
     assert execution.coordinator == "thief:1:t"
 
 
+def test_the_lease_watch_takes_over_a_lapsed_lease_once_and_leaves_live_ones():
+    """A node lost with its coordinator: the other nodes' lease watch re-enqueues the execution once its lease has
+    lapsed by the database's clock, without waiting for the reap schedule's next pass, and only once."""
+    now = timezone.now()
+    lapsing_at = now + timedelta(seconds=1)
+    lapsing = make_execution([], status="running", coordinator="lost-node:1:x", lease_expires_at=lapsing_at)
+    live = make_execution(
+        [], status="running", coordinator="other-node:2:y", lease_expires_at=now + timedelta(seconds=600)
+    )
+    stop = threading.Event()
+    watch = threading.Thread(target=watch_leases, args=(0.05, stop), name="test-lease-watch")
+    watch.start()
+    try:
+        wait_for(lambda: _queued_executions() == [lapsing.pk], timeout=30)
+        time.sleep(0.5)  # further ticks of the watch
+        assert _queued_executions() == [lapsing.pk], "enqueued once"
+    finally:
+        stop.set()
+        watch.join(10)
+    assert not watch.is_alive()
+    lapsing.refresh_from_db()
+    assert lapsing.coordinator == ""  # the reaper's reservation for the re-enqueued task …
+    reserved_at = lapsing.lease_expires_at - timedelta(seconds=REQUEUE_RESERVATION_SECONDS)
+    assert reserved_at >= lapsing_at  # … made after the lease had lapsed
+    live.refresh_from_db()
+    assert (live.coordinator, live.lease_expires_at) == ("other-node:2:y", now + timedelta(seconds=600))
+    assert not start_lease_watch(0), "DRPLAN_ENGINE_LEASE_WATCH_SECONDS=0 turns the watch off"
+
+
 def test_reap_schedule_is_created_once_and_a_starting_worker_reaps(settings):
     settings.CLOCK_CHECK_SECONDS = 0  # no clock-watch thread in the test process (core/dbtime.py)
+    settings.ENGINE_LEASE_WATCH_SECONDS = 0  # nor a lease-watch thread (failover/engine/reaper.py)
     stale = make_execution(
         [], status="running", coordinator="gone:1:x", lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
