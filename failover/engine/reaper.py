@@ -100,8 +100,8 @@ def watch_leases(interval: float, stop: threading.Event, *, hooks: EngineHooks |
             try:
                 if lapsed_leases_exist():
                     reap(hooks=hooks)
-            except Exception:  # the database may be away: look again at the next tick
-                logger.warning("lease watch: could not look for lapsed leases", exc_info=True)
+            except Exception as exc:  # the database may be away: look again at the next tick
+                logger.warning("lease watch: could not look for lapsed leases: %s: %s", type(exc).__name__, exc)
                 connection.close()  # this thread's own connection; the next tick opens a new one
     finally:
         connection.close()
