@@ -210,22 +210,25 @@ def _seconds(name: str, default: float) -> float:
 DB_POOL_SIZE = int(os.environ.get("DRPLAN_DB_POOL_SIZE", 0) or 0)
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
-    if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    if DB_POOL_SIZE and _postgresql:
+        # Django's, with each connection checked as it leaves the pool (a broken one makes the pool check all its
+        # idle connections at once: after a database restart they are all broken, and psycopg_pool's own check
+        # waited 1, 2, 4, 8 … s between them).
+        DATABASES["default"]["ENGINE"] = "core.dbbackends.postgresql"
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django requires 0 with it
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
             "max_size": DB_POOL_SIZE,
-            "timeout": 30,  # a request waits this long for a free connection, then fails (a 5xx, logged)
+            # A request waits this long for a free connection, then fails (a 5xx, logged).
+            "timeout": _seconds("DRPLAN_DB_POOL_TIMEOUT", 30) or 30,
             # psycopg_pool replaces a lost connection with attempts 1, 2, 4, 8, 16 … s apart for up to 5 min: after
             # a database outage of ~15 s a node waited ~15 s more for its next attempt while the server was back
             # (health checks failed, requests hung). Giving up after 5 s lets the next request that finds the
             # pool empty open a connection at once (drplan/tests/test_db_pool.py).
             "reconnect_timeout": 5,
         }
-        # Django then checks each connection as it leaves the pool: after a database restart the pool's
-        # connections are dead, and a request must get a new one, not an error.
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if _postgresql:
         # How long a PostgreSQL call can hang (issue 15, fencing: a coordinator must not wait on a dead
         # connection past its fence): connecting, a statement, a transaction left idle (the server ends such a
         # session and frees its locks, e.g. the execution row of a coordinator cut off mid-turn), and the network

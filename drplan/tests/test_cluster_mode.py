@@ -55,13 +55,13 @@ def _settings_of(tmp_path: Path, expression: str, **extra: str) -> str:
 def test_a_pooled_node_keeps_at_most_its_pool_of_postgresql_connections(tmp_path: Path) -> None:
     """Under ASGI each request thread would keep its own persistent connection; a pool bounds them per process."""
     url = "postgres://u:p@127.0.0.1:1/db"
-    database = "[settings.DATABASES['default'][key] for key in ('CONN_MAX_AGE', 'CONN_HEALTH_CHECKS')], " + (
+    database = "[settings.DATABASES['default'][key] for key in ('ENGINE', 'CONN_MAX_AGE')], " + (
         "settings.DATABASES['default']['OPTIONS'].get('pool')"
     )
     assert _settings_of(tmp_path, database, DATABASE_URL=url, DRPLAN_DB_POOL_SIZE="6") == (
-        "[0, True] {'min_size': 1, 'max_size': 6, 'timeout': 30, 'reconnect_timeout': 5}"
+        "['core.dbbackends.postgresql', 0] {'min_size': 1, 'max_size': 6, 'timeout': 30.0, 'reconnect_timeout': 5}"
     )
-    assert _settings_of(tmp_path, database, DATABASE_URL=url) == "[60, False] None"
+    assert _settings_of(tmp_path, database, DATABASE_URL=url) == "['django.db.backends.postgresql', 60] None"
 
 
 def test_the_redis_channel_layer_is_publish_subscribe_and_waits_longer_than_a_blocking_read(tmp_path: Path) -> None:
