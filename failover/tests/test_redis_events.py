@@ -179,8 +179,10 @@ def test_viewers_hear_published_events_again_once_a_restarted_redis_is_back(
         assert [e["seq"] for e in heard] == sorted({e["seq"] for e in heard})
         assert ExecutionEvent.objects.filter(execution=execution).count() == 3 + n  # every event stored
     finally:
-        viewer.close()
-        node.stop()
+        try:
+            viewer.close()
+        finally:
+            node.stop()
 
 
 @pytest.mark.django_db(transaction=True)
