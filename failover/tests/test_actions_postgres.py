@@ -272,7 +272,9 @@ def test_fence_makes_the_primary_read_only_terminates_clients_keeps_replication_
             " read-only (default_transaction_read_only = on)"
         )
         again = run_step("postgres.fence", {"dsn_secret": "p"}, ctx)  # idempotent: a retry fences again
-        assert again.ok and again.output["end_lsn"] == out["end_lsn"]
+        # No client writes after the fence, but the server's own records (a checkpoint, a standby snapshot) may
+        # still extend its WAL a little: seen once in CI, 0/50028A8 then 0/5002958.
+        assert again.ok and parse(again.output["end_lsn"]) >= parse(out["end_lsn"])
     finally:
         client.close()
     lifted = run_step("postgres.fence", {"dsn_secret": "p", "lift": True}, ctx)
