@@ -59,7 +59,7 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     hooks = hooks or installed()
     done: list[str] = []
     done.extend(_expire_approvals(hooks.expire_approvals))
-    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now or Now())
+    lapsed = _lapsed(now)
     stale = NEEDS_COORDINATOR | Q(status=ES.PENDING, triggered_at__lt=_db_time(now, -PENDING_GRACE_SECONDS))
     candidates = list(FailoverExecution.objects.filter(stale & lapsed).values_list("pk", "status", "coordinator"))
     held = FailoverExecution.objects.filter(NEEDS_COORDINATOR).exclude(Q(coordinator="") | lapsed)
@@ -85,13 +85,17 @@ def reap(now: datetime | None = None, *, hooks: EngineHooks | None = None) -> li
     return done
 
 
+def _lapsed(now: datetime | None = None) -> Q:
+    """No lease, or one that ended before `now` (by default the database server's clock)."""
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now or Now())
+
+
 def lapsed_leases_exist() -> bool:
     """Whether an execution that needs a coordinator has none whose lease is live (one indexed query)."""
-    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=Now())
-    return FailoverExecution.objects.filter(NEEDS_COORDINATOR & lapsed).exists()
+    return FailoverExecution.objects.filter(NEEDS_COORDINATOR & _lapsed()).exists()
 
 
-def watch_leases(interval: float, stop: threading.Event, *, hooks: EngineHooks | None = None) -> None:
+def watch_leases(interval: float, stop: threading.Event) -> None:
     """Every `interval` seconds until `stop` is set: reap as soon as a lease has lapsed. The schedule's pass every
     30 s would leave an execution whose node was lost without a coordinator for up to 30 s after its lease ended;
     every worker process of every node watches, and the reaper's conditional reservation lets one of them win."""
@@ -99,7 +103,7 @@ def watch_leases(interval: float, stop: threading.Event, *, hooks: EngineHooks |
         while not stop.wait(interval):
             try:
                 if lapsed_leases_exist():
-                    reap(hooks=hooks)
+                    reap()
             except Exception as exc:  # the database may be away: look again at the next tick
                 logger.warning("lease watch: could not look for lapsed leases: %s: %s", type(exc).__name__, exc)
                 connection.close()  # this thread's own connection; the next tick opens a new one
