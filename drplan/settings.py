@@ -192,22 +192,37 @@ def _remove_stale_test_databases() -> None:
             pass
 
 
-def _seconds(name: str, default: float) -> float:
-    """A duration in seconds from the environment (0: none); refuses a negative or non-numeric value."""
+def _seconds(name: str, default: float, *, positive: bool = False) -> float:
+    """A duration in seconds from the environment; refuses a non-numeric or negative value, and 0 when `positive`
+    (where 0 has no sensible meaning; elsewhere 0 turns the thing off, as each setting's comment says)."""
     raw = os.environ.get(name, "")
     try:
         value = float(raw) if raw.strip() else float(default)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value < 0:
-        raise ImproperlyConfigured(f"{name} must not be negative")
+    if value < 0 or value != value or value == float("inf"):
+        raise ImproperlyConfigured(f"{name} must be a finite number of seconds, 0 or more, not {raw!r}")
+    if positive and value == 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0 seconds")
     return value
+
+
+def _whole(name: str, default: int, *, unit: str, minimum: int = 0) -> int:
+    """A whole number from the environment; refuses anything else and values below `minimum`, naming the variable:
+    a misconfigured node stops at start with the reason, not with a traceback or a surprise later."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        at_least = f", at least {minimum}" if minimum else ""
+        raise ImproperlyConfigured(f"{name} must be a whole number of {unit}{at_least}, not {raw!r}")
+    return int(raw)
 
 
 # DRPLAN_DB_POOL_SIZE=N (PostgreSQL): each process keeps a pool of at most N connections (psycopg_pool through
 # Django's "pool" option) instead of one persistent connection per thread: under ASGI every request thread would
 # hold its own, and a few busy web nodes exhaust the server's max_connections. scripts/cluster.py sets it.
-DB_POOL_SIZE = int(os.environ.get("DRPLAN_DB_POOL_SIZE", 0) or 0)
+DB_POOL_SIZE = _whole("DRPLAN_DB_POOL_SIZE", 0, unit="connections (0: no pool)")
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
     _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -221,7 +236,7 @@ if os.environ.get("DATABASE_URL"):
             "min_size": 1,
             "max_size": DB_POOL_SIZE,
             # A request waits this long for a free connection, then fails (a 5xx, logged).
-            "timeout": _seconds("DRPLAN_DB_POOL_TIMEOUT", 30) or 30,
+            "timeout": _seconds("DRPLAN_DB_POOL_TIMEOUT", 30, positive=True),
             # psycopg_pool replaces a lost connection with attempts 1, 2, 4, 8, 16 … s apart for up to 5 min: after
             # a database outage of ~15 s a node waited ~15 s more for its next attempt while the server was back
             # (health checks failed, requests hung). Giving up after 5 s lets the next request that finds the
@@ -312,8 +327,8 @@ LOGIN_URL = "/admin/login/"
 # that pair is refused, even with the right password, for LOCKOUT seconds after its last counted failure;
 # attempts while locked are not counted (they do not extend the lockout). A success resets the count.
 AUTHENTICATION_BACKENDS = ["core.signin.LockoutBackend", "core.roles.RoleBackend"]
-AXES_FAILURE_LIMIT = int(os.environ.get("DRPLAN_LOGIN_FAILURE_LIMIT", 5))
-AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("DRPLAN_LOGIN_LOCKOUT_SECONDS", 15 * 60)))
+AXES_FAILURE_LIMIT = _whole("DRPLAN_LOGIN_FAILURE_LIMIT", 5, unit="failed sign-ins", minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=_whole("DRPLAN_LOGIN_LOCKOUT_SECONDS", 15 * 60, unit="seconds", minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
@@ -322,7 +337,7 @@ AXES_DISABLE_ACCESS_LOG = True  # a row per successful sign-in, read by nothing;
 AXES_VERBOSE = False
 
 # Requests larger than this are refused with 413 before any parsing.
-DRPLAN_MAX_REQUEST_BYTES = int(os.environ.get("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024))
+DRPLAN_MAX_REQUEST_BYTES = _whole("DRPLAN_MAX_REQUEST_BYTES", 1024 * 1024, unit="bytes", minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DRPLAN_MAX_REQUEST_BYTES
 
 # The organisation named on compliance reports.
@@ -336,14 +351,14 @@ SIGNING_CHAIN_FILES = _list("DRPLAN_SIGNING_CHAIN", "")
 SIGNING_DIR = VAR_DIR / "signing"
 TRUST_ROOT_FILES = _list("DRPLAN_TRUST_ROOTS", "")
 CHECKPOINT_FILE = Path(os.environ.get("DRPLAN_CHECKPOINT_FILE", VAR_DIR / "audit-checkpoints.jsonl"))
-CHECKPOINT_INTERVAL_SECONDS = int(os.environ.get("DRPLAN_CHECKPOINT_INTERVAL_SECONDS", 3600))
+CHECKPOINT_INTERVAL_SECONDS = _whole("DRPLAN_CHECKPOINT_INTERVAL_SECONDS", 3600, unit="seconds", minimum=1)
 CHECKPOINT_WEBHOOK_URL = os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_URL", "")
 if CHECKPOINT_WEBHOOK_URL and not CHECKPOINT_WEBHOOK_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_URL must be an http:// or https:// URL")
 CHECKPOINT_WEBHOOK_TOKEN = os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TOKEN", "")
-CHECKPOINT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TIMEOUT_SECONDS", 5))
-CHECKPOINT_WEBHOOK_ATTEMPTS = int(os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_ATTEMPTS", 3))
-CHECKPOINT_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_BACKOFF_SECONDS", 1))
+CHECKPOINT_WEBHOOK_TIMEOUT_SECONDS = _seconds("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_TIMEOUT_SECONDS", 5, positive=True)
+CHECKPOINT_WEBHOOK_ATTEMPTS = _whole("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_ATTEMPTS", 3, unit="attempts", minimum=1)
+CHECKPOINT_WEBHOOK_BACKOFF_SECONDS = _seconds("DRPLAN_AUDIT_CHECKPOINT_WEBHOOK_BACKOFF_SECONDS", 1)
 
 # --- HTTPS (production) ------------------------------------------------------------
 # Development (`make run`, plain HTTP on 127.0.0.1) keeps Django's defaults: no redirect, no HSTS, cookies
@@ -352,7 +367,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_SSL_REDIRECT = _flag("DRPLAN_SSL_REDIRECT", PRODUCTION)
 # Load balancers probe the health endpoint over plain HTTP; it says nothing but "ok".
 SECURE_REDIRECT_EXEMPT = [r"^api/v1/dr/health/?$"]
-SECURE_HSTS_SECONDS = int(os.environ.get("DRPLAN_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0))
+SECURE_HSTS_SECONDS = _whole("DRPLAN_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0, unit="seconds")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("DRPLAN_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
 # Asking browsers to preload the domain binds every subdomain for months: the domain owner opts in.
 SECURE_HSTS_PRELOAD = _flag("DRPLAN_HSTS_PRELOAD", False)
@@ -462,10 +477,10 @@ if REDIS_URL:
 # lease expired (its worker died). A coordinator may wait hours for a person (manual step,
 # approval gate), so a task's timeout is long; before it runs out, an idle coordinator hands
 # its execution over to a fresh task. Only the reaper decides about re-running, never the broker.
-ENGINE_LEASE_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_SECONDS", 15))
+ENGINE_LEASE_SECONDS = _seconds("DRPLAN_ENGINE_LEASE_SECONDS", 15, positive=True)
 # A coordinator that cannot renew stops this long before its lease can expire (by default lease/5); a node
 # whose clock differs from the database server's by more is reported (README, "A cluster").
-ENGINE_LEASE_MARGIN_SECONDS = float(os.environ.get("DRPLAN_ENGINE_LEASE_MARGIN_SECONDS", 0)) or None
+ENGINE_LEASE_MARGIN_SECONDS = _seconds("DRPLAN_ENGINE_LEASE_MARGIN_SECONDS", 0) or None
 # How often each worker process looks for an execution whose lease has lapsed (one indexed query; 0: only the
 # 30 s reap schedule and worker start look): a node lost with its coordinators is taken over within this many
 # seconds of the lease's end, not at the schedule's next pass (failover/engine/reaper.py, watch_leases).
@@ -473,31 +488,24 @@ ENGINE_LEASE_WATCH_SECONDS = _seconds("DRPLAN_ENGINE_LEASE_WATCH_SECONDS", 2)
 # This node's name in the cluster's clock report (core/dbtime.py); by default the host name.
 NODE_NAME = os.environ.get("DRPLAN_NODE_NAME", "") or socket.gethostname()
 # How often each worker node measures its clock against the database server's (0: never).
-CLOCK_CHECK_SECONDS = float(os.environ.get("DRPLAN_CLOCK_CHECK_SECONDS", 60))
-ENGINE_TASK_TIMEOUT = int(os.environ.get("DRPLAN_ENGINE_TASK_TIMEOUT", 7 * 24 * 3600))
+CLOCK_CHECK_SECONDS = _seconds("DRPLAN_CLOCK_CHECK_SECONDS", 60)
+ENGINE_TASK_TIMEOUT = _whole("DRPLAN_ENGINE_TASK_TIMEOUT", 7 * 24 * 3600, unit="seconds", minimum=60)
 
 
 # A web process lets DRPLAN_HTTP_SLOTS requests into Django at once, each for at most DRPLAN_HTTP_SLOT_HOLD_SECONDS
 # (core/requestgate.py); the rest wait in the event loop instead of contending for the interpreter lock. 0: no gate.
 # Default: 1 on SQLite, whose work is this process's CPU (nothing to overlap); none on PostgreSQL, where one
 # request's wait for the server is another's time to run (bench/api.py measured both, bench/RESULTS.md).
-def _http_slots() -> int:
-    raw = os.environ.get("DRPLAN_HTTP_SLOTS", "").strip()
-    if not raw:
-        return 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 0
-    if not raw.isdigit():
-        raise ImproperlyConfigured(f"DRPLAN_HTTP_SLOTS must be a whole number of requests (0: no limit), not {raw!r}")
-    return int(raw)
-
-
-HTTP_SLOTS = _http_slots()
+HTTP_SLOTS = _whole(
+    "DRPLAN_HTTP_SLOTS", 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 0, unit="requests (0: no limit)"
+)
 HTTP_SLOT_HOLD_SECONDS = _seconds("DRPLAN_HTTP_SLOT_HOLD_SECONDS", 0.1)
 if HTTP_SLOTS and not HTTP_SLOT_HOLD_SECONDS:
     raise ImproperlyConfigured("DRPLAN_HTTP_SLOT_HOLD_SECONDS must be more than 0 while DRPLAN_HTTP_SLOTS is set")
 
 Q_CLUSTER = {
     "name": "drplan",
-    "workers": int(os.environ.get("DRPLAN_WORKERS", 2)),
+    "workers": _whole("DRPLAN_WORKERS", 2, unit="worker processes", minimum=1),
     "timeout": ENGINE_TASK_TIMEOUT,
     "retry": ENGINE_TASK_TIMEOUT + 600,  # the ORM broker redelivers an unacknowledged task only after this
     "max_attempts": 1,
@@ -529,10 +537,10 @@ else:
 
 # Live console (failover/live/feed.py): each web process polls the new events of the executions watched
 # there this often; it is how events cross processes without Redis, and a safety net with it.
-LIVE_POLL_SECONDS = float(os.environ.get("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDIS_URL else 0.05))
+LIVE_POLL_SECONDS = _seconds("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDIS_URL else 0.05, positive=True)
 # An open websocket re-checks its viewer's session, account and permission this often, and is closed (4401/4403)
 # once they are gone: a revoked viewer stops receiving within this many seconds.
-LIVE_AUTH_RECHECK_SECONDS = float(os.environ.get("DRPLAN_LIVE_AUTH_RECHECK_SECONDS", 5.0))
+LIVE_AUTH_RECHECK_SECONDS = _seconds("DRPLAN_LIVE_AUTH_RECHECK_SECONDS", 5.0, positive=True)
 
 # E-mail (alerts and notifications, analytics/notifications/): Django's mail settings from the environment.
 # Without EMAIL_HOST, messages go to the console backend (printed by the worker), never to a guessed server.
@@ -541,15 +549,15 @@ EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
 )
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+EMAIL_PORT = _whole("EMAIL_PORT", 25, unit="a TCP port", minimum=1)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _flag("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _flag("EMAIL_USE_SSL", False)
-EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", 10))
+EMAIL_TIMEOUT = _whole("EMAIL_TIMEOUT", 10, unit="seconds", minimum=1)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "drplan@localhost")
 # Deliveries: a failed attempt is retried after NOTIFY_BACKOFF_SECONDS, then twice that, … (at most an hour).
-NOTIFY_BACKOFF_SECONDS = int(os.environ.get("DRPLAN_NOTIFY_BACKOFF_SECONDS", 30))
+NOTIFY_BACKOFF_SECONDS = _whole("DRPLAN_NOTIFY_BACKOFF_SECONDS", 30, unit="seconds", minimum=1)
 # The first attempt of a delivery is made at once from the process that created it (analytics/notifications/
 # delivery.py: send_soon), not only by a django-q worker, which a running failover may hold.
 NOTIFY_SEND_FROM_PROCESS = _flag("DRPLAN_NOTIFY_SEND_FROM_PROCESS", True)

@@ -240,3 +240,56 @@ def test_http_slots_default_to_one_on_sqlite_and_none_on_postgresql_and_bad_valu
     ):
         refused = _python(tmp_path, show, **env)
         assert refused.returncode != 0 and message in refused.stderr, (env, refused.stderr[-500:])
+
+
+def test_numeric_settings_refuse_bad_values_at_start_naming_the_variable(tmp_path):
+    """A misconfigured node stops before serving, with the variable and the reason, not a ValueError traceback or
+    a setting that means something else than it says (a pool timeout of 0 used to become 30 s)."""
+    show = "print(settings.ENGINE_LEASE_SECONDS, settings.Q_CLUSTER['workers'], settings.AXES_FAILURE_LIMIT)"
+    assert _python(tmp_path, show).stdout.split() == ["15.0", "2", "5"]
+    tuned = _python(
+        tmp_path, show, DRPLAN_ENGINE_LEASE_SECONDS="9.5", DRPLAN_WORKERS="4", DRPLAN_LOGIN_FAILURE_LIMIT="3"
+    )
+    assert tuned.stdout.split() == ["9.5", "4", "3"]
+    postgres = "postgres://u:p@127.0.0.1:5432/drplan"
+    for env, message in (
+        (
+            {"DRPLAN_ENGINE_LEASE_SECONDS": "fifteen"},
+            "DRPLAN_ENGINE_LEASE_SECONDS must be a number of seconds, not 'fifteen'",
+        ),
+        ({"DRPLAN_ENGINE_LEASE_SECONDS": "0"}, "DRPLAN_ENGINE_LEASE_SECONDS must be more than 0 seconds"),
+        (
+            {"DRPLAN_ENGINE_LEASE_SECONDS": "-15"},
+            "DRPLAN_ENGINE_LEASE_SECONDS must be a finite number of seconds, 0 or more",
+        ),
+        ({"DRPLAN_ENGINE_LEASE_SECONDS": "nan"}, "DRPLAN_ENGINE_LEASE_SECONDS must be a finite number of seconds"),
+        ({"DRPLAN_WORKERS": "0"}, "DRPLAN_WORKERS must be a whole number of worker processes, at least 1, not '0'"),
+        ({"DRPLAN_WORKERS": "2.5"}, "DRPLAN_WORKERS must be a whole number of worker processes, at least 1, not '2.5'"),
+        ({"DRPLAN_LOGIN_FAILURE_LIMIT": "0"}, "DRPLAN_LOGIN_FAILURE_LIMIT must be a whole number of failed sign-ins"),
+        ({"DRPLAN_MAX_REQUEST_BYTES": "1MB"}, "DRPLAN_MAX_REQUEST_BYTES must be a whole number of bytes"),
+        ({"DRPLAN_LIVE_POLL_SECONDS": "0"}, "DRPLAN_LIVE_POLL_SECONDS must be more than 0 seconds"),
+        (
+            {"DRPLAN_ENGINE_TASK_TIMEOUT": "10"},
+            "DRPLAN_ENGINE_TASK_TIMEOUT must be a whole number of seconds, at least 60",
+        ),
+        ({"EMAIL_PORT": "smtp"}, "EMAIL_PORT must be a whole number of a TCP port"),
+        (
+            {"DATABASE_URL": postgres, "DRPLAN_DB_POOL_SIZE": "six"},
+            "DRPLAN_DB_POOL_SIZE must be a whole number of connections",
+        ),
+        (
+            {"DATABASE_URL": postgres, "DRPLAN_DB_POOL_SIZE": "6", "DRPLAN_DB_POOL_TIMEOUT": "0"},
+            "DRPLAN_DB_POOL_TIMEOUT must be more than 0 seconds",
+        ),
+    ):
+        refused = _python(tmp_path, show, **env)
+        assert refused.returncode != 0 and message in refused.stderr, (env, refused.stderr[-500:])
+        assert "ImproperlyConfigured" in refused.stderr and "ValueError" not in refused.stderr
+    pooled = _python(
+        tmp_path,
+        "print(settings.DATABASES['default']['OPTIONS']['pool']['timeout'])",
+        DATABASE_URL=postgres,
+        DRPLAN_DB_POOL_SIZE="6",
+        DRPLAN_DB_POOL_TIMEOUT="4",
+    )
+    assert pooled.stdout.split() == ["4.0"], pooled.stderr[-500:]
