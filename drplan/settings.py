@@ -481,6 +481,12 @@ ENGINE_LEASE_SECONDS = _seconds("DRPLAN_ENGINE_LEASE_SECONDS", 15, positive=True
 # A coordinator that cannot renew stops this long before its lease can expire (by default lease/5); a node
 # whose clock differs from the database server's by more is reported (README, "A cluster").
 ENGINE_LEASE_MARGIN_SECONDS = _seconds("DRPLAN_ENGINE_LEASE_MARGIN_SECONDS", 0) or None
+if ENGINE_LEASE_MARGIN_SECONDS and ENGINE_LEASE_MARGIN_SECONDS > ENGINE_LEASE_SECONDS / 2:
+    # Renewals come every third of the lease: a larger margin would fence a healthy coordinator between two.
+    raise ImproperlyConfigured(
+        f"DRPLAN_ENGINE_LEASE_MARGIN_SECONDS ({ENGINE_LEASE_MARGIN_SECONDS:g}) must be at most half of "
+        f"DRPLAN_ENGINE_LEASE_SECONDS ({ENGINE_LEASE_SECONDS:g})"
+    )
 # How often each worker process looks for an execution whose lease has lapsed (one indexed query; 0: only the
 # 30 s reap schedule and worker start look): a node lost with its coordinators is taken over within this many
 # seconds of the lease's end, not at the schedule's next pass (failover/engine/reaper.py, watch_leases).

@@ -263,6 +263,10 @@ def test_numeric_settings_refuse_bad_values_at_start_naming_the_variable(tmp_pat
             "DRPLAN_ENGINE_LEASE_SECONDS must be a finite number of seconds, 0 or more",
         ),
         ({"DRPLAN_ENGINE_LEASE_SECONDS": "nan"}, "DRPLAN_ENGINE_LEASE_SECONDS must be a finite number of seconds"),
+        (
+            {"DRPLAN_ENGINE_LEASE_SECONDS": "15", "DRPLAN_ENGINE_LEASE_MARGIN_SECONDS": "10"},
+            "DRPLAN_ENGINE_LEASE_MARGIN_SECONDS (10) must be at most half of DRPLAN_ENGINE_LEASE_SECONDS (15)",
+        ),
         ({"DRPLAN_WORKERS": "0"}, "DRPLAN_WORKERS must be a whole number of worker processes, at least 1, not '0'"),
         ({"DRPLAN_WORKERS": "2.5"}, "DRPLAN_WORKERS must be a whole number of worker processes, at least 1, not '2.5'"),
         ({"DRPLAN_LOGIN_FAILURE_LIMIT": "0"}, "DRPLAN_LOGIN_FAILURE_LIMIT must be a whole number of failed sign-ins"),
