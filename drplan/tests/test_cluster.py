@@ -197,28 +197,40 @@ def _run_through_an_outage(cluster: dict[str, Any], tmp_path: Path, server: str,
     marker = tmp_path / "marker"
     pk = in_cluster(cluster, CHAIN.format(marker=marker))
     wait(lambda: len(_lines(marker)) >= 3, 60, "the run reaches its third step")
+    outage: dict[str, float] = {}
     if server == "redis":
         os.killpg(cluster["processes"]["redis"]["pid"], signal.SIGKILL)
+        time.sleep(pause)
+        cluster_command(cluster, "restart", server)
     else:
-        env = {**cluster["client_env"]}
-        subprocess.run(
-            [sys.executable, "-c", STOP_POSTGRES.format(data=cluster["postgres_data"])],
-            cwd=ROOT, env=env, check=True, timeout=60,
-        )  # fmt: skip
-    time.sleep(pause)
-    cluster_command(cluster, "restart", server)
+        # Stopped, paused and started again by one process, so the outage is the pause and the server's own start
+        # (crash recovery), not also two interpreters starting up: on a loaded machine those took seconds.
+        code = RESTART_POSTGRES.format(data=cluster["postgres_data"], dir=cluster["dir"], pause=pause)
+        env = cluster["client_env"]
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        outage = json.loads(result.stdout.strip().splitlines()[-1])
+        cluster_command(cluster, "status")  # the new server's pid, for the fixture's teardown
     return wait(
         lambda: (s := in_cluster(cluster, EXECUTION_STATE.format(pk=pk)))["status"] in ("completed", "failed", "paused")
         and s,
         180,
         f"the run ends after the {server} outage",
-    ) | {"marker": _lines(marker)}
+    ) | {"marker": _lines(marker), "outage_seconds": outage.get("seconds")}
 
 
-STOP_POSTGRES = """
+RESTART_POSTGRES = """
+import json, time
 from pathlib import Path
 from core.localservers import postgres, procs
+from scripts.cluster import restart
+started = time.monotonic()
 postgres.stop(Path("{data}"), procs.server_user(), mode="immediate")
+time.sleep({pause})
+assert restart(Path("{dir}"), ["postgres"]) == 0
+print(json.dumps({{"seconds": time.monotonic() - started}}))
 """
 
 
@@ -230,18 +242,33 @@ def test_redis_lost_and_back_during_a_run_the_run_completes_and_no_step_runs_twi
     assert final["seqs"] == list(range(1, len(final["seqs"]) + 1))
 
 
+# The cluster's lease is 15 s and its margin 3 s (a fifth): a coordinator renews every 5 s and fences itself 12 s
+# after its last renewal, and retries a lost database at least every second (lease.ride_out). So an outage of up
+# to 6 s is ridden out, whatever the moment it starts.
+RIDDEN_OUT_SECONDS = 15 - 3 - 15 / 3 - 1
+
+
 def test_postgres_restarted_during_a_run_the_coordinator_rides_it_out_and_the_run_completes(cluster, tmp_path: Path):
-    """The coordinator retries with backoff within its fence (lease - margin since its last renewal: 12 s by
-    default, renewals every 5 s, so any outage up to 7 s); the step that was running while the database was
+    """The coordinator retries with backoff within its fence; the step that was running while the database was
     away is recorded when it returns. Nothing failed, nothing lost, nothing twice. A restart: stopped, then
-    started 1 s later (starting it again, a process launch and crash recovery, takes seconds more under load;
-    an outage beyond the window fences the coordinator instead: failover/tests/test_fencing_postgres.py)."""
+    started 1 s later. Starting it takes crash recovery, seconds more on a loaded machine: an outage longer than
+    the window may fence the coordinator instead (the step in flight LOST, the run paused for an operator: the
+    safe outcome, checked then; failover/tests/test_fencing_postgres.py makes that case on purpose)."""
     final = _run_through_an_outage(cluster, tmp_path, "postgres", pause=1)
-    assert final["status"] == "completed", final["messages"][-5:]
-    assert final["marker"] == [f"s{i}" for i in range(8)]
-    assert all(status == "succeeded" and attempts == 1 for status, attempts, _ in final["steps"].values())
-    assert len({worker for _, _, worker in final["steps"].values()}) == 1, "one coordinator throughout"
+    outage = final["outage_seconds"]
     assert final["seqs"] == list(range(1, len(final["seqs"]) + 1))
+    assert len(final["marker"]) == len(set(final["marker"])), f"a step ran twice: {final['marker']}"
+    if outage <= RIDDEN_OUT_SECONDS or final["status"] == "completed":
+        assert final["status"] == "completed", (f"outage {outage:.1f} s", final["messages"][-5:])
+        assert final["marker"] == [f"s{i}" for i in range(8)]
+        assert all(status == "succeeded" and attempts == 1 for status, attempts, _ in final["steps"].values())
+        assert len({worker for _, _, worker in final["steps"].values()}) == 1, "one coordinator throughout"
+    else:  # longer than the window guarantees: fenced before its lease could expire, and nothing ran twice
+        assert final["status"] == "paused", (f"outage {outage:.1f} s", final["messages"][-5:])
+        statuses = [final["steps"][f"s{i}"][0] for i in range(8)]
+        lost = statuses.index("lost")
+        assert statuses == ["succeeded"] * lost + ["lost"] + ["pending"] * (7 - lost), statuses
+        assert final["marker"] == [f"s{i}" for i in range(lost + 1)]
 
 
 def test_status_reports_every_nodes_clock_against_the_databases(cluster: dict[str, Any]) -> None:
