@@ -269,7 +269,8 @@ class FencingToken:
             and not any(entry[1] is self.marker for entry in db.run_on_commit)
         ):
             if context.get(rawsql.RAW_POSTGRES):  # the check and this write in one round trip, in this order
-                return self.check(db, then=lambda: execute(sql, params, many, context))
+                late = context.get(rawsql.LATE_CHECKS)
+                return self.check(db, then=lambda: execute(sql, params, many, context), late=late)
             self.check(db)
         return execute(sql, params, many, context)
 
@@ -279,10 +280,14 @@ class FencingToken:
         head = sql[:200]
         return any(table in head for table in self.tables)
 
-    def check(self, db: Any, then: Callable[[], Any] | None = None) -> Any:
+    def check(
+        self, db: Any, then: Callable[[], Any] | None = None, late: list[Callable[[], None]] | None = None
+    ) -> Any:
         """Lock the execution row; LeaseLost unless it is still ours and unexpired by the database's clock.
         With `then` (a write of rawsql's on PostgreSQL): the write follows the check in the same pipeline, inside
-        the transaction, so it commits only if the check passed; returns its result."""
+        the transaction, so it commits only if the check passed; returns its result. With `late` too, that pipeline
+        is the caller's, still open (rawsql.deferred_step_moves): the check's reading is appended to `late`, and the
+        caller runs it once the pipeline synced, before the transaction can commit."""
         self.checking = True
         try:
             if self.statement is None:  # built by the ORM for this database once, not once per turn
@@ -294,20 +299,28 @@ class FencingToken:
                 )
                 self.statement = held.query.get_compiler(using=db.alias).as_sql()
             sql, params = self.statement
+            if late is not None and then is not None:
+                cursor, result = rawsql.send_then(db, sql, list(params), then)
+                late.append(lambda: self._held(cursor.fetchone()))
+                transaction.on_commit(self.marker, using=db.alias)  # (the transaction cannot commit before `late` ran)
+                return result
             if then is None:
                 row, result = rawsql.fetch_one(db, sql, list(params)), None  # once per turn: prepared on PostgreSQL
             else:
                 row, result = rawsql.fetch_one_then(db, sql, list(params), then)
-            if row is None:
-                self.refused += 1
-                raise LeaseLost(
-                    f"execution {self.execution_id}: write refused: the lease of {self.worker} is gone or expired "
-                    "by the database's clock"
-                )
+            self._held(row)
             transaction.on_commit(self.marker, using=db.alias)
             return result
         finally:
             self.checking = False
+
+    def _held(self, row: tuple | None) -> None:
+        if row is None:
+            self.refused += 1
+            raise LeaseLost(
+                f"execution {self.execution_id}: write refused: the lease of {self.worker} is gone or expired "
+                "by the database's clock"
+            )
 
 
 @contextlib.contextmanager

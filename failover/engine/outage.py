@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from failover.engine.dispatch import Attempt
 from failover.engine.lease import DB_ERRORS, Fenced, renew_lease, reset_connection, ride_out
+from failover.engine.rawsql import StepMovesConflicted
 from failover.models import StepRun
 
 if TYPE_CHECKING:
@@ -89,6 +90,12 @@ def guarded(c: Coordinator, what: str, work: Callable[..., T], *args: Any) -> T:
         c.committing = False
         try:
             result = work(*args)
+        except StepMovesConflicted as conflict:  # (before the commit) someone else wrote a step row: check each move
+            logger.warning("execution %s: %s; %s again, each step move checked", c.execution_id, conflict, what)
+            restore(c, saved)
+            refresh_steps(c)
+            c.defer_moves = False
+            continue
         except DB_ERRORS as error:
             if c.committing:
                 raise Fenced(f"{what}: the database failed during a commit ({error}); outcome unknown") from error

@@ -8,6 +8,9 @@ column names taken from the models and every value a parameter:
 - `insert_events`: PostgreSQL only: a batch of events numbered and inserted in ONE statement (the sequence's
   `UPDATE … RETURNING` and an `INSERT … SELECT` from the events as one JSON array, in a CTE);
 - `fetch_one`: a read run every turn (the fencing token's lease check, compiled by the ORM), prepared on PostgreSQL;
+- `deferred_step_moves`: PostgreSQL, around one coordinator turn: the step moves of `update_steps_if_status` wait
+  and go with the turn's events (`insert_events`) and the fencing check in ONE pipeline; a move that finds its row
+  elsewhere than expected raises StepMovesConflicted after it, and the turn runs again with each move checked;
 - `notify_task_queue` / `listen_task_queue`: PostgreSQL's NOTIFY/LISTEN that wake idle task-queue workers.
 
 Why the PostgreSQL path differs (bench/RESULTS.md, "Engine", 2026-12-02 17:45): there every statement is a trip
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -69,10 +73,12 @@ def _preparing(db: Any, prepare: bool) -> Iterator[Any]:
         raw.prepare_threshold = threshold
 
 
-def _pg_execute(db: Any, sql: str, params: list[Any]) -> Any:
+def _pg_execute(db: Any, sql: str, params: list[Any], checks: list[Callable[[], None]] | None = None) -> Any:
     """PostgreSQL: run `sql` on the raw psycopg connection of `db` (its current transaction), server-side
     bound and prepared unless the OPTIONS turn prepared statements off; returns the psycopg cursor.
-    Errors come out as Django's (OperationalError, IntegrityError, …), as from a Django cursor."""
+    Errors come out as Django's (OperationalError, IntegrityError, …), as from a Django cursor.
+    `checks`: the statement goes into the caller's open pipeline, and an execute wrapper that must read a result
+    before the transaction may commit (the fencing check) appends to it what reads it, once the caller synced."""
     db.ensure_connection()
     db.validate_no_broken_transaction()
     prepare = _prepare_flag(db)
@@ -91,8 +97,11 @@ def _pg_execute(db: Any, sql: str, params: list[Any]) -> Any:
         # these, which it may send in one pipeline with its own check (fetch_one_then).
         for wrapper in reversed(db.execute_wrappers):
             execute = functools.partial(wrapper, execute)
+        context = {"connection": db, "cursor": None, RAW_POSTGRES: True}
+        if checks is not None:
+            context[LATE_CHECKS] = checks
         with db.wrap_database_errors:
-            return execute(sql, params, False, {"connection": db, "cursor": None, RAW_POSTGRES: True})
+            return execute(sql, params, False, context)
 
 
 def fetch_one(db: Any, sql: str, params: list[Any]) -> tuple | None:
@@ -106,6 +115,8 @@ def fetch_one(db: Any, sql: str, params: list[Any]) -> tuple | None:
 
 
 RAW_POSTGRES = "drplan_raw_postgres"  # in an execute wrapper's context: a statement of _pg_execute
+# ... sent into an open pipeline: a list where the wrapper leaves what reads its own statement's result after the sync
+LATE_CHECKS = "drplan_late_checks"
 
 
 def fetch_one_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) -> tuple[tuple | None, T]:
@@ -121,6 +132,18 @@ def fetch_one_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) 
         cursor.execute(sql, params, prepare=prepare)
         result = then()
     return cursor.fetchone(), result
+
+
+def send_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) -> tuple[Any, T]:
+    """PostgreSQL, inside the caller's open pipeline (context[LATE_CHECKS]): the read `sql` (prepared) and then
+    `then()`, both only queued; returns the read's cursor, to fetch from once the caller's pipeline synced."""
+    import psycopg
+
+    prepare = _prepare_flag(db)
+    with _preparing(db, prepare) as raw:
+        cursor = psycopg.Cursor(raw)
+        cursor.execute(sql, params, prepare=prepare)
+        return cursor, then()
 
 
 _NEVER_AUTOMATICALLY = 2**31  # a threshold no statement reaches: only prepare=True prepares
@@ -176,12 +199,63 @@ def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any
         return cursor.rowcount
 
 
+class StepMovesConflicted(Exception):
+    """A deferred step move found its row elsewhere than in the statuses it was to move from (written by someone
+    else since the coordinator read it): the turn is rolled back and run again with each move checked as made."""
+
+
+_deferred = threading.local()  # .moves: the deferred step moves of this thread's turn, (step id, sql, params)
+
+
+@contextlib.contextmanager
+def deferred_step_moves(enabled: bool = True) -> Iterator[bool]:
+    """Around one coordinator turn, inside its transaction (PostgreSQL; elsewhere nothing changes): the step moves
+    of `update_steps_if_status` are assumed to move their rows, and wait. They are sent with the turn's events
+    (`insert_events`, at the end of its events.batched() block) and the fencing check, in one pipeline: one round
+    trip where each of them took one. Once it synced: the fencing check is read (LeaseLost), then every move must
+    have changed its row, else StepMovesConflicted, which rolls the whole turn back (the caller runs it again with
+    `enabled=False`). Yields whether moves are deferred."""
+    db = connections[router.db_for_write(StepRun)]
+    if not enabled or not _is_postgres(db) or getattr(_deferred, "moves", None) is not None:
+        yield False
+        return
+    _deferred.moves = []
+    try:
+        yield True
+        if _deferred.moves:  # a turn with moves has their events: normally already sent with them
+            _send_deferred(db)
+    finally:
+        _deferred.moves = None
+
+
+def _send_deferred(db: Any, last: tuple[str, list[Any]] | None = None) -> Any:
+    """The deferred moves, then the statement `last` (sql, params) if any, in one pipeline; the fencing check and
+    the moves checked. Returns `last`'s cursor."""
+    moves, _deferred.moves = _deferred.moves, []
+    checks: list[Callable[[], None]] = []
+    db.ensure_connection()
+    with db.wrap_database_errors, db.connection.pipeline():
+        cursors = [_pg_execute(db, sql, params, checks) for _, sql, params in moves]
+        result = _pg_execute(db, *last, checks) if last else None
+    for check in checks:  # the fencing check first: a lost lease is LeaseLost, not a conflict
+        check()
+    unmoved = [step_id for (step_id, _, _), cursor in zip(moves, cursors, strict=True) if cursor.rowcount != 1]
+    if unmoved:
+        raise StepMovesConflicted(f"steps {unmoved} were not where the coordinator expected them")
+    return result
+
+
 def update_steps_if_status(rows: list[tuple[int, dict[str, Any]]], sources: set[str]) -> set[int]:
     """Several `update_step_if_status`: the ids of the steps that moved. PostgreSQL: the prepared single-row
     statements sent in one pipeline (one round trip for all, each by primary key whatever the table's
-    statistics say); elsewhere one after the other."""
+    statistics say), or, inside `deferred_step_moves`, all ids at once and the statements later; elsewhere one
+    after the other."""
     db = connections[router.db_for_write(StepRun)]
     statements = [_step_update(db, step_id, sources, fields) for step_id, fields in rows] if sources else []
+    deferred = getattr(_deferred, "moves", None)
+    if deferred is not None and statements and None not in statements:
+        deferred += [(step_id, *statement) for (step_id, _), statement in zip(rows, statements, strict=True)]
+        return {step_id for step_id, _ in rows}
     if len(rows) < 2 or not statements or None in statements or not _is_postgres(db):
         return {step_id for step_id, fields in rows if update_step_if_status(step_id, sources, fields)}
     db.ensure_connection()
@@ -246,7 +320,11 @@ def insert_events(execution_id: int, events: list[ExecutionEvent]) -> bool:
     count = len(events)
     rows = [{"step_run": e.step_run_id, "kind": str(e.kind), "message": e.message, "data": e.data} for e in events]
     params = [count, execution_id, execution_id, count, created, json.dumps(rows, cls=_EVENT_DATA_ENCODER)]
-    rows = _pg_execute(db, _insert_events_sql(db), params).fetchall()
+    sql = _insert_events_sql(db)
+    if getattr(_deferred, "moves", None):  # the turn's step moves and the fencing check go in the same round trip
+        rows = _send_deferred(db, (sql, params)).fetchall()
+    else:
+        rows = _pg_execute(db, sql, params).fetchall()
     if not rows:
         return False
     first = min(seq for _, seq in rows)

@@ -85,6 +85,7 @@ from failover.engine.lease import (
     take_lease,
     worker_identity,
 )
+from failover.engine.rawsql import deferred_step_moves
 from failover.engine.records import MAX_LOG_EVENTS_PER_STEP, write_log_events
 from failover.engine.states import TERMINAL_EXECUTION, transition_execution
 from failover.engine.step_results import (
@@ -159,6 +160,7 @@ class Coordinator:
         self.lease_lost = False
         self.fence = Fence()  # when to stop if the lease cannot be renewed (lease.py)
         self.committing = False  # a guarded turn reached its commit (outage.py)
+        self.defer_moves = True  # the next turn's step moves may wait for its events (off again after a conflict)
         self.started = time.monotonic()
         self.next_poll = 0.0
         self.measured: dict[str, float] = {}
@@ -409,10 +411,14 @@ class Coordinator:
                     return "handoff"
 
     def _write_turn(self, messages: list[tuple[Any, ...]]) -> list[tuple[StepRun, Attempt]]:
-        """One transaction: what the steps reported, cancellations, retries and new dispatches."""
+        """One transaction: what the steps reported, cancellations, retries and new dispatches. On PostgreSQL its
+        step moves wait and go with its events in one round trip (rawsql.deferred_step_moves); a move that finds
+        its row changed behind the coordinator's back rolls the turn back, and outage.guarded runs it again with
+        each move checked as it is made."""
         submit: list[tuple[StepRun, Attempt]] = []
+        defer, self.defer_moves = self.defer_moves, True
         with transaction.atomic():
-            with batched():  # the turn's events stored together at its end, in this transaction
+            with deferred_step_moves(defer), batched():  # the turn's events stored together at its end
                 handle(self, messages)
                 if self.cancelling:
                     cancel_unstarted(self)

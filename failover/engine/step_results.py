@@ -53,10 +53,11 @@ Written = tuple[dict[str, Any], bool]  # a success's fields, and whether its row
 
 
 def _write_successes(c: Coordinator, messages: list[tuple[Any, ...]]) -> dict[int, Written]:
-    """Two or more steps reporting success in one turn: their rows SUCCEEDED in one statement (PostgreSQL; one
-    each elsewhere) before the messages are handled in order; step id -> what finished() records for it."""
+    """The steps reporting success in one turn: their rows SUCCEEDED together (one round trip on PostgreSQL, with
+    the turn's other moves and events when it defers them; one statement each elsewhere) before the messages are
+    handled in order; step id -> what finished() records for it."""
     done = [m for m in messages if m[0] == "done" and m[2].ok and m[1] in c.running]
-    if len(done) < 2:
+    if not done:
         return {}
     moves = [(c.steps[m[1]], _success_fields(c, c.steps[m[1]], *m[2:])) for m in done]
     moved = transition_steps(moves, SS.SUCCEEDED, only_from={SS.RUNNING})

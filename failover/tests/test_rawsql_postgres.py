@@ -193,7 +193,7 @@ def test_steps_started_and_finished_together_record_what_the_portable_path_recor
 ) -> None:
     steps, events, seq = _run_fan_out()
     rawsql.PREPARED_ON_POSTGRES = True
-    pipelines = _count_pipelined_updates(monkeypatch)
+    turns = _round_trips_per_turn(monkeypatch)
     got_steps, got_events, got_seq = _run_fan_out()
     assert got_steps == steps
     assert (got_seq, len(got_events)) == (seq, len(events))
@@ -201,36 +201,57 @@ def test_steps_started_and_finished_together_record_what_the_portable_path_recor
     assert sorted(e[1:] for e in got_events) == sorted(e[1:] for e in events)  # parallel steps: any order
     started = [e[2] for e in got_events if e[3].endswith(" started")]
     assert sorted(started) == sorted(["join", "start", *[f"p{i}" for i in range(6)]])
-    # the six starts took one round trip (and so, when they finished in one turn, did their successes)
-    assert 6 in pipelines
+    # Every turn (its successes, its starts, their events, the fencing check) took one round trip, then the commit:
+    # the one that started the six steps too.
+    assert 6 in [started for started, _ in turns]
+    assert [trips for _, trips in turns] == [2] * len(turns)
 
 
-def _count_pipelined_updates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of step updates update_steps_if_status sent in each of its pipelines."""
-    sizes: list[int] = []
-    original = rawsql.update_steps_if_status
+def _round_trips_per_turn(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(steps the turn started, its round trips to the server) for each coordinator turn from now on. A round trip:
+    a pipeline's sync (every pipeline block sends one when it ends), a statement sent outside a pipeline, the commit."""
+    import psycopg
 
-    def counting(rows: list[tuple[int, dict[str, Any]]], sources: set[str]) -> set[int]:
-        import psycopg
+    from failover.engine.runner import Coordinator
 
-        entered = psycopg.Connection.pipeline
-        sent = []
+    turns: list[tuple[int, int]] = []
+    counting: list[int] = []
+    entered, execute, commit, write_turn = (
+        psycopg.Connection.pipeline,
+        psycopg.Cursor.execute,
+        psycopg.Connection.commit,
+        Coordinator._write_turn,
+    )
 
-        def pipeline(self: psycopg.Connection) -> Any:
-            sent.append(1)
-            return entered(self)
+    def pipeline(self: psycopg.Connection) -> Any:
+        if counting:
+            counting[-1] += 1
+        return entered(self)
 
-        monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
+    def execute_outside(self: psycopg.Cursor, *args: Any, **kwargs: Any) -> Any:
+        if counting and self.connection._pipeline is None:
+            counting[-1] += 1
+        return execute(self, *args, **kwargs)
+
+    def commit_counted(self: psycopg.Connection) -> None:
+        if counting:
+            counting[-1] += 1
+        commit(self)
+
+    def turn(self: Coordinator, messages: list[tuple[Any, ...]]) -> Any:
+        counting.append(0)
         try:
-            moved = original(rows, sources)
+            submit = write_turn(self, messages)
         finally:
-            monkeypatch.setattr(psycopg.Connection, "pipeline", entered)
-        if sent:
-            sizes.append(len(rows))
-        return moved
+            trips = counting.pop()
+        turns.append((len(submit), trips))
+        return submit
 
-    monkeypatch.setattr(rawsql, "update_steps_if_status", counting)
-    return sizes
+    monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute_outside)
+    monkeypatch.setattr(psycopg.Connection, "commit", commit_counted)
+    monkeypatch.setattr(Coordinator, "_write_turn", turn)
+    return turns
 
 
 def test_several_steps_move_in_one_round_trip_only_from_the_given_statuses() -> None:
@@ -259,3 +280,73 @@ def test_several_steps_move_in_one_round_trip_only_from_the_given_statuses() -> 
         "b": "cancelled",
         "c": "running",
     }
+
+
+def test_deferred_step_moves_go_with_the_events_and_a_row_found_changed_rolls_the_whole_turn_back() -> None:
+    execution = make_execution([shell("true", key=k) for k in "abc"])
+    a, b, c = StepRun.objects.filter(execution=execution).order_by("step_key")
+    rows = [(s.pk, {"status": "running", "worker": "w1"}) for s in (a, b, c)]
+    with transaction.atomic(), rawsql.deferred_step_moves() as deferring, batched():
+        assert deferring
+        assert rawsql.update_steps_if_status(rows, {"pending"}) == {a.pk, b.pk, c.pk}  # assumed: nothing sent yet
+        assert set(StepRun.objects.filter(execution=execution).values_list("status", flat=True)) == {"pending"}
+        emit(execution.pk, "status", "the turn's event")
+    assert set(StepRun.objects.filter(execution=execution).values_list("status", flat=True)) == {"running"}
+    assert list(ExecutionEvent.objects.filter(execution=execution).values_list("seq", "message")) == [
+        (1, "the turn's event")
+    ]
+
+    StepRun.objects.filter(pk=b.pk).update(status="cancelled")  # someone else's write since the rows were read
+    rows = [(s.pk, {"status": "succeeded"}) for s in (a, b, c)]
+    conflict = pytest.raises(rawsql.StepMovesConflicted, match=rf"steps \[{b.pk}\] were not where")
+    with conflict, transaction.atomic(), rawsql.deferred_step_moves(), batched():
+        rawsql.update_steps_if_status(rows, {"running"})
+        emit(execution.pk, "status", "rolled back with the moves")
+    got = dict(StepRun.objects.filter(execution=execution).values_list("step_key", "status"))
+    assert got == {"a": "running", "b": "cancelled", "c": "running"}
+    assert ExecutionEvent.objects.filter(execution=execution).count() == 1
+    assert FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk) == 1
+
+
+def _run_with_a_step_cancelled_behind_the_coordinators_back(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """a, then b and c (both need a); just before the turn that starts b and c, another connection (an operator's
+    tool, say) cancels c's row. The run's status, what it recorded, and c's id."""
+    import psycopg
+
+    from failover.engine import runner
+
+    execution = make_execution(
+        [shell("true", key="a"), shell("true", key="b", needs=["a"]), shell("true", key="c", needs=["a"])]
+    )
+    c = StepRun.objects.get(execution=execution, step_key="c")
+    original, done = runner.dispatch, []
+
+    def dispatch(coordinator: Any, submit: list) -> None:
+        if not done and any(entry[2] == c.pk for entry in coordinator.ready):
+            with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+                other.execute("UPDATE failover_steprun SET status = 'cancelled' WHERE id = %s", [c.pk])
+            done.append(c.pk)
+        original(coordinator, submit)
+
+    monkeypatch.setattr(runner, "dispatch", dispatch)
+    status = run_execution(execution.pk, worker_id="w1")
+    return status, _recorded(execution), c.pk, execution.pk
+
+
+def test_a_step_changed_behind_the_coordinators_back_is_not_started_and_the_run_records_what_the_portable_path_does(
+    portable: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = _run_with_a_step_cancelled_behind_the_coordinators_back(monkeypatch)  # each move checked as made
+    rawsql.PREPARED_ON_POSTGRES = True
+    with caplog.at_level("WARNING", logger="failover.engine.outage"):
+        status, recorded, c_id, execution_id = _run_with_a_step_cancelled_behind_the_coordinators_back(monkeypatch)
+    assert (status, recorded) == expected[:2]
+    steps, events, seq = recorded
+    assert {key: state for key, state, *_ in steps} == {"a": "succeeded", "b": "succeeded", "c": "cancelled"}
+    assert not any(key == "c" and message.endswith("started") for _, _, key, message, _ in events)
+    assert [e[0] for e in events] == list(range(1, seq + 1))
+    # the turn that assumed c would move was rolled back and ran again, each move checked: once
+    assert [r.getMessage() for r in caplog.records if "each step move checked" in r.getMessage()] == [
+        f"execution {execution_id}: steps [{c_id}] were not where the coordinator expected them; "
+        "recording steps again, each step move checked"
+    ]
