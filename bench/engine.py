@@ -277,7 +277,10 @@ def child(mode: str, repeat: int) -> None:
             worker = start_worker(dict(os.environ), Path(os.environ["DRPLAN_VAR_DIR"]) / f"worker-{mode}.log")
             run_with_worker("W1", worker.pid, timeout=180)  # warm-up: the worker is up and serving
         else:
+            from failover.tasks import freeze_start_up_objects
+
             run_inline("W1")  # warm-up: imports, connection
+            freeze_start_up_objects()  # as a worker process does once started
         for _ in range(repeat):
             for name, make in WORKLOADS.items():
                 floor = floor_run(make())

@@ -6,6 +6,7 @@ file-backed SQLite test database, or the PostgreSQL test database under with_pos
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -365,8 +366,14 @@ def test_reap_schedule_is_created_once_and_a_starting_worker_reaps(settings):
     stale = make_execution(
         [], status="running", coordinator="gone:1:x", lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    on_worker_start(proc_name="Process-1")
-    on_worker_start(proc_name="Process-2")
+    frozen = gc.get_freeze_count()
+    try:
+        on_worker_start(proc_name="Process-1")
+        on_worker_start(proc_name="Process-2")
+        # what it loaded is out of the collector's reach (full collections would otherwise pause its coordinators)
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()  # (this test process is not a worker)
     schedules = list(Schedule.objects.filter(name=REAP_SCHEDULE_NAME).values_list("func", "schedule_type", "cron"))
     assert schedules == [("failover.tasks.reap", Schedule.CRON, "* * * * * */30")]
     assert _queued_executions() == [stale.pk]
