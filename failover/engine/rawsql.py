@@ -189,7 +189,13 @@ def update_step_if_status(step_id: int, sources: set[str], fields: dict[str, Any
     if not sources:
         return 0
     db = connections[router.db_for_write(StepRun)]
-    statement = _step_update(db, step_id, sources, fields)
+    return _update_step(db, step_id, sources, fields, _step_update(db, step_id, sources, fields))
+
+
+def _update_step(
+    db: Any, step_id: int, sources: set[str], fields: dict[str, Any], statement: tuple[str, list[Any]] | None
+) -> int:
+    """`update_step_if_status` with its statement already built (None: through the ORM)."""
     if statement is None:
         return StepRun.objects.filter(pk=step_id, status__in=sources).update(**fields)
     if _is_postgres(db):
@@ -250,14 +256,17 @@ def update_steps_if_status(rows: list[tuple[int, dict[str, Any]]], sources: set[
     statements sent in one pipeline (one round trip for all, each by primary key whatever the table's
     statistics say), or, inside `deferred_step_moves`, all ids at once and the statements later; elsewhere one
     after the other."""
+    if not sources:
+        return set()
     db = connections[router.db_for_write(StepRun)]
-    statements = [_step_update(db, step_id, sources, fields) for step_id, fields in rows] if sources else []
+    statements = [_step_update(db, step_id, sources, fields) for step_id, fields in rows]
     deferred = getattr(_deferred, "moves", None)
-    if deferred is not None and statements and None not in statements:
+    if deferred is not None and None not in statements:
         deferred += [(step_id, *statement) for (step_id, _), statement in zip(rows, statements, strict=True)]
         return {step_id for step_id, _ in rows}
-    if len(rows) < 2 or not statements or None in statements or not _is_postgres(db):
-        return {step_id for step_id, fields in rows if update_step_if_status(step_id, sources, fields)}
+    if len(rows) < 2 or None in statements or not _is_postgres(db):
+        pairs = zip(rows, statements, strict=True)
+        return {step_id for (step_id, fields), sql in pairs if _update_step(db, step_id, sources, fields, sql)}
     db.ensure_connection()
     with db.wrap_database_errors, db.connection.pipeline():
         cursors = [_pg_execute(db, sql, params) for sql, params in statements]
