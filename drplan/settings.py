@@ -548,6 +548,10 @@ LIVE_POLL_SECONDS = _seconds("DRPLAN_LIVE_POLL_SECONDS", 1.0 if REDIS_URL else 0
 # once they are gone: a revoked viewer stops receiving within this many seconds.
 LIVE_AUTH_RECHECK_SECONDS = _seconds("DRPLAN_LIVE_AUTH_RECHECK_SECONDS", 5.0, positive=True)
 
+# The ML service's client (mlservice/client.py): how long a page or the engine waits for its answer before
+# "prediction unavailable". (Its address, DRPLAN_ML_URL, the client reads per call and checks itself.)
+ML_TIMEOUT_SECONDS = _seconds("DRPLAN_ML_TIMEOUT_SECONDS", 1.0, positive=True)
+
 # E-mail (alerts and notifications, analytics/notifications/): Django's mail settings from the environment.
 # Without EMAIL_HOST, messages go to the console backend (printed by the worker), never to a guessed server.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")

@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from django.conf import settings
+
 log = logging.getLogger(__name__)
 UNAVAILABLE = "prediction unavailable"
 
@@ -23,7 +25,8 @@ def base_url() -> str:
 
 
 def timeout() -> float:
-    return float(os.environ.get("DRPLAN_ML_TIMEOUT_SECONDS", "1.0"))
+    """settings.ML_TIMEOUT_SECONDS (DRPLAN_ML_TIMEOUT_SECONDS, checked at start: a number of seconds above 0)."""
+    return float(settings.ML_TIMEOUT_SECONDS)
 
 
 def unavailable(reason: str) -> dict[str, Any]:

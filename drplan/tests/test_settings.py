@@ -272,6 +272,8 @@ def test_numeric_settings_refuse_bad_values_at_start_naming_the_variable(tmp_pat
         ({"DRPLAN_LOGIN_FAILURE_LIMIT": "0"}, "DRPLAN_LOGIN_FAILURE_LIMIT must be a whole number of failed sign-ins"),
         ({"DRPLAN_MAX_REQUEST_BYTES": "1MB"}, "DRPLAN_MAX_REQUEST_BYTES must be a whole number of bytes"),
         ({"DRPLAN_LIVE_POLL_SECONDS": "0"}, "DRPLAN_LIVE_POLL_SECONDS must be more than 0 seconds"),
+        ({"DRPLAN_ML_TIMEOUT_SECONDS": "1s"}, "DRPLAN_ML_TIMEOUT_SECONDS must be a number of seconds, not '1s'"),
+        ({"DRPLAN_ML_TIMEOUT_SECONDS": "0"}, "DRPLAN_ML_TIMEOUT_SECONDS must be more than 0 seconds"),
         (
             {"DRPLAN_ENGINE_TASK_TIMEOUT": "10"},
             "DRPLAN_ENGINE_TASK_TIMEOUT must be a whole number of seconds, at least 60",

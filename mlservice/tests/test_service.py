@@ -473,7 +473,7 @@ def test_estimate_recovery_time_of_a_running_execution(service: str) -> None:
         assert status == 400 and error["error"]["fields"].keys() == {field}, (body, error)
 
 
-def test_the_what_if_uses_the_ml_estimate_when_the_service_is_up(service: str, api_for, monkeypatch) -> None:
+def test_the_what_if_uses_the_ml_estimate_when_the_service_is_up(service: str, api_for, monkeypatch, settings) -> None:
     """The what-if scenarios take their recovery estimates from the live service when it is up
     (analytics/impact/estimates.py, installed by drplan/wiring.py as mlservice.client.estimate_recovery_time)."""
     from django.utils import timezone
@@ -485,7 +485,7 @@ def test_the_what_if_uses_the_ml_estimate_when_the_service_is_up(service: str, a
     Seeder(load_demo_data(), timezone.localdate(), reports=False).run()
     wiring.connect()
     monkeypatch.setenv("DRPLAN_ML_URL", service)
-    monkeypatch.setenv("DRPLAN_ML_TIMEOUT_SECONDS", "60")  # a loaded machine: slow is not down
+    settings.ML_TIMEOUT_SECONDS = 60  # a loaded machine: slow is not down
     body = (
         api_for("viewer")
         .post("/api/v1/dr/impact-analysis/scenario", {"applications": ["cache-redis"]}, format="json")
