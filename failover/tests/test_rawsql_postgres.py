@@ -350,3 +350,24 @@ def test_a_step_changed_behind_the_coordinators_back_is_not_started_and_the_run_
         f"execution {execution_id}: steps [{c_id}] were not where the coordinator expected them; "
         "recording steps again, each step move checked"
     ]
+
+
+def test_a_deferred_turn_whose_lease_is_gone_is_refused_after_its_round_trip_and_writes_nothing() -> None:
+    from datetime import timedelta
+
+    from failover.engine.lease import LeaseLost, fenced_writes
+
+    execution = make_execution(
+        [shell("true", key="a")],
+        status="running",
+        coordinator="other-node:1:x",  # taken over: the lease is someone else's
+        lease_expires_at=timezone.now() + timedelta(seconds=60),
+    )
+    a = StepRun.objects.get(execution=execution)
+    refused = pytest.raises(LeaseLost, match="write refused: the lease of w1 is gone")
+    with refused, fenced_writes(execution.pk, "w1"), transaction.atomic(), rawsql.deferred_step_moves(), batched():
+        assert rawsql.update_steps_if_status([(a.pk, {"status": "running", "worker": "w1"})], {"pending"}) == {a.pk}
+        emit(execution.pk, "status", "written by a coordinator that lost its lease")
+    assert StepRun.objects.values_list("status", "worker").get(pk=a.pk) == ("pending", "")
+    assert not ExecutionEvent.objects.filter(execution=execution).exists()
+    assert FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk) == 0
