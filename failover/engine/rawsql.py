@@ -124,13 +124,8 @@ def fetch_one_then(db: Any, sql: str, params: list[Any], then: Callable[[], T]) 
     `sql` (prepared) and then that statement (`then()`), sent in one pipeline. The server runs them in this
     order in the current transaction; one round trip serves both, and the transaction's BEGIN, instead of three.
     Returns the read's first row and `then()`'s result, both complete (the pipeline synced)."""
-    import psycopg
-
-    prepare = _prepare_flag(db)
-    with _preparing(db, prepare) as raw, raw.pipeline():
-        cursor = psycopg.Cursor(raw)
-        cursor.execute(sql, params, prepare=prepare)
-        result = then()
+    with db.connection.pipeline():
+        cursor, result = send_then(db, sql, params, then)
     return cursor.fetchone(), result
 
 
