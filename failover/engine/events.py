@@ -85,7 +85,7 @@ def store(events: list[ExecutionEvent]) -> None:
         by_execution: dict[int, list[ExecutionEvent]] = {}
         for event in events:
             by_execution.setdefault(event.execution_id, []).append(event)
-        if rawsql.events_in_one_statement():  # PostgreSQL: numbered and inserted in one statement per execution
+        if rawsql.events_by_hand():  # PostgreSQL, SQLite: numbered and inserted by the engine's own statements
             for execution_id, group in by_execution.items():
                 if not rawsql.insert_events(execution_id, group):
                     raise FailoverExecution.DoesNotExist(f"execution {execution_id} does not exist")

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from failover.engine import rawsql
 from failover.tests.aws_support import Ctx, MotoServer, Relay, credentials
 
 
@@ -66,3 +67,13 @@ def silent() -> Iterator[int]:
     for conn in accepted:
         conn.close()
     listener.close()
+
+
+@pytest.fixture
+def portable() -> Iterator[None]:
+    """Every database sent the portable statements and the ORM's bulk_create."""
+    rawsql.HAND_WRITTEN = False
+    try:
+        yield
+    finally:
+        rawsql.HAND_WRITTEN = True

@@ -116,3 +116,22 @@ def in_thread(function: Callable[..., Any], *args: Any) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def what_a_run_left(execution: FailoverExecution) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+    """What a run left: step rows, events (without times and ids), the execution's event sequence."""
+    steps = list(
+        StepRun.objects.filter(execution=execution)
+        .order_by("step_key")
+        .values_list("step_key", "status", "attempts", "error", "output", "rendered", "worker")
+    )
+    keys = {s.pk: s.step_key for s in StepRun.objects.filter(execution=execution)}
+    events = []
+    for event in ExecutionEvent.objects.filter(execution=execution).order_by("seq"):
+        data = {k: v for k, v in event.data.items() if k not in ("started_at", "finished_at", "duration_seconds")}
+        if event.kind == "summary":
+            data = {"status": data["status"], "steps": data["steps"]}
+        message = event.message if event.kind != "status" or "started by" not in event.message else "started"
+        events.append((event.seq, event.kind, keys.get(event.step_run_id), message, data))
+    seq = FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk)
+    return steps, events, seq

@@ -1,23 +1,23 @@
 """The engine's prepared PostgreSQL statements (failover/engine/rawsql.py) against its portable path on the
 same server: the same step rows, the same events, the same gap-free sequence; prepared once per connection
-(and not at all when the database's OPTIONS turn prepared statements off); errors come out as Django's.
+(and not at all when the database's OPTIONS turn prepared statements off); moves of one turn in one round trip.
+What both databases share (the events' numbering, conditional moves, errors as Django's): test_rawsql.py.
 
-A real PostgreSQL (`scripts/with_postgres.py`); skipped in the SQLite pass, where only the portable path exists."""
+A real PostgreSQL (`scripts/with_postgres.py`); skipped in the SQLite pass."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from failover.engine import rawsql
-from failover.engine.events import batched, emit, store
+from failover.engine.events import batched, emit
 from failover.engine.runner import run_execution
 from failover.models import ExecutionEvent, FailoverExecution, StepRun
-from failover.tests.engine_support import make_execution, shell
+from failover.tests.engine_support import make_execution, shell, what_a_run_left
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -26,113 +26,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def _postgres_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("runs in the PostgreSQL test run (DATABASE_URL=postgres://…)")
-
-
-@pytest.fixture
-def portable() -> Iterator[None]:
-    """PostgreSQL sent the portable statements and the ORM's bulk_create, as SQLite is."""
-    rawsql.PREPARED_ON_POSTGRES = False
-    try:
-        yield
-    finally:
-        rawsql.PREPARED_ON_POSTGRES = True
-
-
-def _steps() -> list[dict[str, Any]]:
-    return [
-        shell("echo", "one", key="a"),
-        shell("sh", "-c", "echo two; echo three", key="b", needs=["a"]),
-        shell("false", key="c", needs=["a"], retries=1, continue_on_failure=True),
-        shell("true", key="d", needs=["b", "c"]),
-    ]
-
-
-def _recorded(execution: FailoverExecution) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
-    """What a run left: step rows, events (without times and ids), the execution's event sequence."""
-    steps = list(
-        StepRun.objects.filter(execution=execution)
-        .order_by("step_key")
-        .values_list("step_key", "status", "attempts", "error", "output", "rendered", "worker")
-    )
-    keys = {s.pk: s.step_key for s in StepRun.objects.filter(execution=execution)}
-    events = []
-    for event in ExecutionEvent.objects.filter(execution=execution).order_by("seq"):
-        data = {k: v for k, v in event.data.items() if k not in ("started_at", "finished_at", "duration_seconds")}
-        if event.kind == "summary":
-            data = {"status": data["status"], "steps": data["steps"]}
-        message = event.message if event.kind != "status" or "started by" not in event.message else "started"
-        events.append((event.seq, event.kind, keys.get(event.step_run_id), message, data))
-    seq = FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk)
-    return steps, events, seq
-
-
-def _run_once() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
-    execution = make_execution(_steps(), parallelism=1)  # one at a time: the same order in both runs
-    assert run_execution(execution.pk, worker_id="w1") == "completed"
-    return _recorded(execution)
-
-
-def test_prepared_path_records_what_the_portable_path_records(portable: None) -> None:
-    expected = _run_once()  # portable statements
-    rawsql.PREPARED_ON_POSTGRES = True
-    assert rawsql.events_in_one_statement()
-    got = _run_once()
-    assert got == expected
-    steps, events, seq = got
-    assert [e[0] for e in events] == list(range(1, seq + 1))  # gap-free, ending at the execution's counter
-    assert dict((s[0], s[1]) for s in steps) == {"a": "succeeded", "b": "succeeded", "c": "failed", "d": "succeeded"}
-    assert ("log", "b", "three", {"step": "b"}) in [e[1:] for e in events]
-
-
-def test_insert_events_numbers_on_and_sets_what_bulk_create_sets() -> None:
-    execution = make_execution([shell("true", key="a")])
-    step = StepRun.objects.get(execution=execution)
-    first = [
-        ExecutionEvent(execution_id=execution.pk, kind="status", message="no step", data={}),
-        ExecutionEvent(execution_id=execution.pk, step_run_id=step.pk, kind="log", message="x", data={"n": [1, "é"]}),
-    ]
-    store(first)
-    second = [ExecutionEvent(execution_id=execution.pk, kind="status", message="steps all null", data={"k": None})]
-    store(second)
-    stored = list(ExecutionEvent.objects.filter(execution=execution).order_by("seq"))
-    assert [(e.seq, e.step_run_id, e.kind, e.message, e.data) for e in stored] == [
-        (1, None, "status", "no step", {}),
-        (2, step.pk, "log", "x", {"n": [1, "é"]}),
-        (3, None, "status", "steps all null", {"k": None}),
-    ]
-    for mine, row in zip(first + second, stored, strict=True):
-        assert (mine.pk, mine.seq, mine.created_at) == (row.pk, row.seq, row.created_at)
-        assert not mine._state.adding
-    assert FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk) == 3
-
-
-def test_batched_events_of_two_executions_each_get_their_own_sequence() -> None:
-    one, two = make_execution([]), make_execution([])
-    emit(one.pk, "status", "before")
-    with transaction.atomic(), batched():
-        emit(two.pk, "status", "two-1")
-        emit(one.pk, "status", "one-2")
-        emit(two.pk, "status", "two-2")
-    got = list(ExecutionEvent.objects.order_by("execution_id", "seq").values_list("execution_id", "seq", "message"))
-    assert got == [(one.pk, 1, "before"), (one.pk, 2, "one-2"), (two.pk, 1, "two-1"), (two.pk, 2, "two-2")]
-
-
-def test_events_of_a_missing_execution_write_nothing() -> None:
-    execution = make_execution([])
-    missing = execution.pk + 1000
-    with pytest.raises(FailoverExecution.DoesNotExist):
-        emit(missing, "status", "lost")
-    assert not ExecutionEvent.objects.exists()
-    assert not rawsql.insert_events(missing, [ExecutionEvent(execution_id=missing, kind="status", message="x")])
-
-
-def test_conditional_step_update_moves_only_from_the_given_statuses() -> None:
-    execution = make_execution([shell("true", key="a")])
-    step = StepRun.objects.get(execution=execution)
-    assert rawsql.update_step_if_status(step.pk, {"running", "waiting"}, {"status": "succeeded"}) == 0
-    assert rawsql.update_step_if_status(step.pk, {"pending"}, {"status": "running", "rendered": {"a": [1]}}) == 1
-    step.refresh_from_db()
-    assert (step.status, step.rendered) == ("running", {"a": [1]})
 
 
 def _prepared_here() -> set[str]:
@@ -164,16 +57,6 @@ def test_statements_are_prepared_once_per_connection_unless_options_turn_that_of
     assert ExecutionEvent.objects.get(execution=execution).message == "unprepared"
 
 
-def test_a_failing_prepared_statement_raises_djangos_error_and_rolls_back() -> None:
-    execution = make_execution([])
-    emit(execution.pk, "status", "first")
-    FailoverExecution.objects.filter(pk=execution.pk).update(event_seq=0)  # the next number is taken
-    with pytest.raises(IntegrityError):
-        emit(execution.pk, "status", "again")
-    assert list(ExecutionEvent.objects.values_list("seq", "message")) == [(1, "first")]
-    assert FailoverExecution.objects.values_list("event_seq", flat=True).get(pk=execution.pk) == 0
-
-
 def _fan_out() -> list[dict[str, Any]]:
     return [
         shell("true", key="start"),
@@ -185,14 +68,14 @@ def _fan_out() -> list[dict[str, Any]]:
 def _run_fan_out() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
     execution = make_execution(_fan_out(), parallelism=6)  # six start in one turn, and may finish in one
     assert run_execution(execution.pk, worker_id="w1") == "completed"
-    return _recorded(execution)
+    return what_a_run_left(execution)
 
 
 def test_steps_started_and_finished_together_record_what_the_portable_path_records(
     portable: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     steps, events, seq = _run_fan_out()
-    rawsql.PREPARED_ON_POSTGRES = True
+    rawsql.HAND_WRITTEN = True
     turns = _round_trips_per_turn(monkeypatch)
     got_steps, got_events, got_seq = _run_fan_out()
     assert got_steps == steps
@@ -330,14 +213,14 @@ def _run_with_a_step_cancelled_behind_the_coordinators_back(monkeypatch: pytest.
 
     monkeypatch.setattr(runner, "dispatch", dispatch)
     status = run_execution(execution.pk, worker_id="w1")
-    return status, _recorded(execution), c.pk, execution.pk
+    return status, what_a_run_left(execution), c.pk, execution.pk
 
 
 def test_a_step_changed_behind_the_coordinators_back_is_not_started_and_the_run_records_what_the_portable_path_does(
     portable: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected = _run_with_a_step_cancelled_behind_the_coordinators_back(monkeypatch)  # each move checked as made
-    rawsql.PREPARED_ON_POSTGRES = True
+    rawsql.HAND_WRITTEN = True
     with caplog.at_level("WARNING", logger="failover.engine.outage"):
         status, recorded, c_id, execution_id = _run_with_a_step_cancelled_behind_the_coordinators_back(monkeypatch)
     assert (status, recorded) == expected[:2]
