@@ -50,6 +50,7 @@ from core.dbtime import lease_margin_seconds
 from failover.choices import ExecutionStatus as ES
 from failover.choices import StepStatus as SS
 from failover.engine import rawsql, reaper
+from failover.engine.actions import WakingEvent
 from failover.models import ExecutionEvent, FailoverExecution, StepRun, ValidationResult
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Fence:
         self.tripped = False  # set by the coordinator's watchdog at the deadline (outage.Watchdog): final
         # Set when the coordinator stops being one (its fence tripped, or it fenced or lost its lease while a
         # rollback action ran): what a rollback action watches, as the operator's cancel must not stop it.
-        self.stopped = threading.Event()
+        self.stopped = WakingEvent()
         self.stopped.kill_by = self.kill_by  # type: ignore[attr-defined]  (shell.py: gone by then)
 
     def renewed(self, sent: float) -> None:

@@ -64,7 +64,7 @@ from failover.choices import ExecutionStatus as ES
 from failover.choices import OnFailure
 from failover.choices import StepStatus as SS
 from failover.engine import outage, reaper, records, rollback, validation
-from failover.engine.actions import ActionResult, StepContext, run_action
+from failover.engine.actions import ActionResult, StepContext, WakingEvent, run_action
 from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
 from failover.engine.dry_run import check_and_skip
@@ -141,7 +141,7 @@ class Coordinator:
         self.worker = worker_id
         self.hooks = hooks
         self.queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.cancel_event = threading.Event()
+        self.cancel_event = WakingEvent()  # steps waiting in select() wake when it is set (shell.py)
         self.redactor = Redactor()
         self.pool: ThreadPoolExecutor | None = None
         self.steps: dict[int, StepRun] = {}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
 from pathlib import Path
 
-from failover.engine.actions import StepContext, run_action
+import pytest
+
+from failover.engine.actions import StepContext, WakingEvent, run_action
+from failover.engine.actions import shell as shell_module
 
 
 def _ctx(timeout: float | None = None, lines: list[str] | None = None) -> StepContext:
@@ -67,6 +71,40 @@ def test_cancel_stops_a_running_command():
     result = run_action("shell", {"argv": ["sleep", "30"], "kill_grace_seconds": 0.5}, ctx)
     assert not result.ok
     assert result.error.startswith("cancelled")
+
+
+def test_a_waking_cancel_stops_a_command_at_once_without_the_step_polling(monkeypatch):
+    """The coordinator's cancel event (a WakingEvent) wakes the step's select(): a step waiting on a quiet process
+    sleeps until its output, its exit or the cancel, instead of waking every WATCH_INTERVAL to look at a flag."""
+    calls: list[float | None] = []
+    real_select = shell_module.select.select
+
+    def counting_select(r, w, x, timeout=None):
+        calls.append(timeout)
+        return real_select(r, w, x, timeout)
+
+    monkeypatch.setattr(shell_module.select, "select", counting_select)
+    ctx = StepContext(execution_id=1, step_key="s", cancelled=WakingEvent())
+    threading.Timer(0.5, ctx.cancelled.set).start()  # 10 WATCH_INTERVALs
+    result = run_action("shell", {"argv": ["sleep", "30"], "kill_grace_seconds": 0.5}, ctx)
+    assert result.error.startswith("cancelled")
+    assert calls[0] is None  # no timeout: woken by the cancel itself
+    assert len(calls) <= 3  # that wait, then reading the closed output (the old loop: 10 or more)
+
+
+def test_a_waking_event_is_readable_once_set_and_never_cleared():
+    event = WakingEvent()
+    assert not shell_module.select.select([event], [], [], 0)[0]
+    event.set()
+    event.set()
+    assert event.is_set() and shell_module.select.select([event], [], [], 0)[0] == [event]
+    with pytest.raises(TypeError):
+        event.clear()
+    read = event.fileno()
+    del event
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(read)  # the pipe went with the event
 
 
 def test_worker_secrets_are_not_inherited(monkeypatch):
@@ -147,8 +185,6 @@ def test_output_lines_from_chunks_keep_the_same_bounds():
 
 def test_user_runs_the_command_as_that_os_user():
     import pwd
-
-    import pytest
 
     me = pwd.getpwuid(os.geteuid()).pw_name
     same = run_action("shell", {"argv": ["id", "-un"], "user": me}, _ctx())

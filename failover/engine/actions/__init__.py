@@ -11,12 +11,45 @@ Adding an action: see docs/actions.md.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.secrets import host_allowed
+
+
+class WakingEvent(threading.Event):
+    """A threading.Event that select() can wait on: `fileno()` turns readable when it is set (and stays so). A step
+    waiting in select() on its process (shell.run_process) is woken by a cancel at once, instead of waking every
+    WATCH_INTERVAL to look at the flag: 20 waiting steps made 400 wake-ups a second, each taking the GIL from the
+    coordinator. Set only, never cleared. The pipe is closed when the event is collected: a pool thread still
+    waiting on it holds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        weakref.finalize(self, _close_pipe, self._read, self._write)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        super().set()  # the flag first: whoever the byte wakes sees is_set()
+        with contextlib.suppress(BlockingIOError):  # (set many times: the pipe is full, readable all the same)
+            os.write(self._write, b"!")
+
+    def clear(self) -> None:
+        raise TypeError("a WakingEvent is set once and never cleared")
+
+
+def _close_pipe(read: int, write: int) -> None:
+    os.close(read)
+    os.close(write)
 
 
 @dataclass

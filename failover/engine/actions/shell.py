@@ -144,10 +144,10 @@ def run_process(
     line by line to `on_line`; on `timeout` (seconds, None: none) or cancel kill the whole group. Returns
     when the process has exited. Raises OSError / ValueError when it cannot start.
 
-    One thread does it all (the caller's): it waits with select() on the output pipe and on a pidfd of
-    the process (readable when it exits), waking at least every WATCH_INTERVAL to look at the cancel
-    flag and the deadline. No helper threads: on a busy machine every thread that has to be woken adds
-    a scheduling delay to the step."""
+    One thread does it all (the caller's): it waits with select() on the output pipe, on a pidfd of
+    the process (readable when it exits) and on the cancel event when it has a file descriptor (WakingEvent),
+    until the deadline; an event without one (a plain threading.Event) is looked at every WATCH_INTERVAL. No
+    helper threads: on a busy machine every thread that has to be woken adds a scheduling delay to the step."""
     as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
     proc = subprocess.Popen(
         argv,
@@ -167,17 +167,26 @@ def run_process(
         pidfd = None
     lines = _Lines(on_line)
     out = proc.stdout.fileno()
+    cancel_fd = ctx.cancelled.fileno() if hasattr(ctx.cancelled, "fileno") else None
+    if pidfd is None:
+        interval: float | None = 0.01  # the exit is noticed by looking
+    elif cancel_fd is None:
+        interval = WATCH_INTERVAL  # the cancel flag is looked at
+    else:
+        interval = None  # select() wakes for the output, the exit and the cancel: only the deadline bounds it
     deadline = time.monotonic() + timeout if timeout else None
     stopped = ""
     try:
         while True:
-            wait = WATCH_INTERVAL if deadline is None else max(0.0, min(WATCH_INTERVAL, deadline - time.monotonic()))
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            waits = [w for w in (interval, left) if w is not None]
+            wait = min(waits) if waits else None
             watched = [out] if lines.open else []
             if pidfd is not None:
                 watched.append(pidfd)
-            else:
-                wait = min(wait, 0.01)
-            ready = select.select(watched, [], [], wait)[0] if watched else _sleep(wait)
+            if cancel_fd is not None:
+                watched.append(cancel_fd)
+            ready = select.select(watched, [], [], wait)[0]
             if out in ready:
                 lines.read(out)
             if (pidfd in ready) if pidfd is not None else (proc.poll() is not None):
@@ -201,11 +210,6 @@ def run_process(
         if pidfd is not None:
             os.close(pidfd)
     return Finished(proc.returncode, stopped)
-
-
-def _sleep(seconds: float) -> list[int]:
-    time.sleep(seconds)
-    return []
 
 
 class _Lines:
