@@ -325,7 +325,7 @@ def insert_events(execution_id: int, events: list[ExecutionEvent]) -> bool:
     commit, so concurrent emitters never share a number."""
     db = connections[router.db_for_write(ExecutionEvent)]
     created = timezone.now()
-    if not _is_postgres(db):
+    if db.vendor == "sqlite":
         return _insert_events_sqlite(db, execution_id, events, created)
     count = len(events)
     rows = [{"step_run": e.step_run_id, "kind": str(e.kind), "message": e.message, "data": e.data} for e in events]
