@@ -92,15 +92,28 @@ class StepSession:
 
     def wait(self, target: Target, what: str, check: Callable[[], Any], last: Callable[[], str]) -> Any:
         """Poll `check()` until it returns something truthy; ActionStopped naming `what` and `last()` at the
-        deadline or on a cancel."""
+        deadline or on a cancel. A check whose call the deadline or a cancel cuts short, once an earlier check
+        answered, is reported the same way: what the step waited for is the news, not which poll was under way (a
+        poll that starts with little time left is cut short whenever the machine is slow). A wait whose first
+        check never answers keeps its call's own message: that server did not answer."""
+        answered = False
         while True:
-            found = check()
+            try:
+                found = check()
+            except ActionStopped:
+                if not answered:
+                    raise
+                raise self._stopped_waiting(target, what, last) from None
             if found:
                 return found
-            if self.remaining() <= self.poll_interval:
-                raise ActionStopped(f"{target.label}: timed out after {self.timeout:g}s waiting for {what} ({last()})")
-            if self.ctx.cancelled.wait(self.poll_interval):
-                raise ActionStopped(f"{target.label}: cancelled while waiting for {what} ({last()})")
+            answered = True
+            if self.remaining() <= self.poll_interval or self.ctx.cancelled.wait(self.poll_interval):
+                raise self._stopped_waiting(target, what, last)
+
+    def _stopped_waiting(self, target: Target, what: str, last: Callable[[], str]) -> ActionStopped:
+        if self.ctx.cancelled.is_set():
+            return ActionStopped(f"{target.label}: cancelled while waiting for {what} ({last()})")
+        return ActionStopped(f"{target.label}: timed out after {self.timeout:g}s waiting for {what} ({last()})")
 
     def close(self) -> None:
         for target in self.targets:
