@@ -292,27 +292,37 @@ def events_by_hand() -> bool:
 
 
 _INSERT_EVENTS: dict[str, str] = {}
-_EVENT_DATA_ENCODER = ExecutionEvent._meta.get_field("data").encoder  # as the field itself would store `data`
+_EVENT_INSERTS: dict[str, str] = {}
+_EVENT_COLUMNS = ("execution", "seq", "step_run", "kind", "message", "data", "created_at")
+_EVENT_DATA = ExecutionEvent._meta.get_field("data")
+_EVENT_CREATED_AT = ExecutionEvent._meta.get_field("created_at")
+_EVENT_DATA_ENCODER = _EVENT_DATA.encoder  # as the field itself would store `data`
+
+
+def _event_insert_into(db: Any) -> str:
+    """`INSERT INTO <events> (<the _EVENT_COLUMNS>)`, quoted for `db`: the head of both databases' inserts."""
+    head = _EVENT_INSERTS.get(db.alias)
+    if head is None:
+        quote = db.ops.quote_name
+        columns = ", ".join(quote(ExecutionEvent._meta.get_field(name).column) for name in _EVENT_COLUMNS)
+        head = _EVENT_INSERTS[db.alias] = f"INSERT INTO {quote(ExecutionEvent._meta.db_table)} ({columns})"
+    return head
 
 
 def _insert_events_sql(db: Any) -> str:
     sql = _INSERT_EVENTS.get(db.alias)
     if sql is None:
         quote = db.ops.quote_name
-        meta = ExecutionEvent._meta
-        col = {name: quote(meta.get_field(name).column) for name in ("execution", "seq", "step_run", "kind")}
-        col |= {name: quote(meta.get_field(name).column) for name in ("message", "data", "created_at")}
         seq_col = quote(FailoverExecution._meta.get_field("event_seq").column)
         sql = (
             f"WITH taken AS (UPDATE {quote(FailoverExecution._meta.db_table)} SET {seq_col} = {seq_col} + %s "  # noqa: S608 (model names; values are parameters)
             f"WHERE {quote('id')} = %s RETURNING {seq_col} AS last) "
-            f"INSERT INTO {quote(meta.db_table)} ({col['execution']}, {col['seq']}, {col['step_run']}, "
-            f"{col['kind']}, {col['message']}, {col['data']}, {col['created_at']}) "
+            f"{_event_insert_into(db)} "
             "SELECT %s, taken.last - %s + e.n, e.step_run, e.kind, e.message, e.data, %s FROM taken, "
             # The events as one JSON array: one parameter to dump instead of four arrays dumped element by element.
             "ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (step_run bigint, kind text, message text, data jsonb)) "
             "WITH ORDINALITY AS e(step_run, kind, message, data, n) "
-            f"RETURNING {quote('id')}, {col['seq']}"
+            f"RETURNING {quote('id')}, {quote(ExecutionEvent._meta.get_field('seq').column)}"
         )
         _INSERT_EVENTS[db.alias] = sql
     return sql
@@ -341,7 +351,6 @@ def insert_events(execution_id: int, events: list[ExecutionEvent]) -> bool:
     return True
 
 
-_EVENT_COLUMNS = ("execution", "seq", "step_run", "kind", "message", "data", "created_at")
 _SQLITE_EVENTS_PER_STATEMENT = 500  # 7 parameters a row: far below SQLite's 32,766 variables a statement
 
 
@@ -351,23 +360,19 @@ def _insert_events_sqlite(db: Any, execution_id: int, events: list[ExecutionEven
     last = advance_event_seq(execution_id, len(events))
     if last is None:
         return False
-    fields = {name: ExecutionEvent._meta.get_field(name) for name in _EVENT_COLUMNS}
-    quote = db.ops.quote_name
-    columns = ", ".join(quote(fields[name].column) for name in _EVENT_COLUMNS)
-    table = quote(ExecutionEvent._meta.db_table)
-    when = fields["created_at"].get_db_prep_save(created, db)
+    when = _EVENT_CREATED_AT.get_db_prep_save(created, db)
+    returning = f"RETURNING {db.ops.quote_name('id')}, {db.ops.quote_name('seq')}"
     first = last - len(events) + 1
     rows: list[tuple[int, int]] = []
     for start in range(0, len(events), _SQLITE_EVENTS_PER_STATEMENT):
         chunk = events[start : start + _SQLITE_EVENTS_PER_STATEMENT]
         values: list[Any] = []
         for offset, event in enumerate(chunk, start=first + start):
-            data = fields["data"].get_db_prep_save(event.data, db)
+            data = _EVENT_DATA.get_db_prep_save(event.data, db)
             values += [execution_id, offset, event.step_run_id, str(event.kind), event.message, data, when]
         placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-        sql = f"INSERT INTO {table} ({columns}) VALUES {placeholders} RETURNING {quote('id')}, {quote('seq')}"  # noqa: S608 (model names; values are parameters)
         with db.cursor() as cursor:
-            cursor.execute(sql, values)
+            cursor.execute(f"{_event_insert_into(db)} VALUES {placeholders} {returning}", values)
             rows += cursor.fetchall()
     _numbered(db, events, rows, created)
     return True
