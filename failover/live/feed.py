@@ -138,17 +138,22 @@ class Feed:
 
     async def _run(self) -> None:
         full = False  # the last tick read a whole batch: read on without waiting
-        while self.subscribers:
-            try:
-                if not full:
-                    await asyncio.sleep(self.interval)
-                full = await self.tick() >= BATCH
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not end the stream of every viewer
-                logger.warning("live event feed: poll failed", exc_info=True)
-                await asyncio.sleep(max(self.interval, 1.0))
-        await _release_poller_connection()
+        while True:
+            while self.subscribers:
+                try:
+                    if not full:
+                        await asyncio.sleep(self.interval)
+                    full = await self.tick() >= BATCH
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a database hiccup must not end the stream of every viewer
+                    logger.warning("live event feed: poll failed", exc_info=True)
+                    await asyncio.sleep(max(self.interval, 1.0))
+            await _release_poller_connection()
+            # A viewer who subscribed while the connection was being released found this task still running and
+            # started no other (a reconnect, just after the last viewer left): poll on for them.
+            if not self.subscribers:
+                return
 
     async def stop(self) -> None:
         current = asyncio.current_task()

@@ -261,6 +261,42 @@ def test_one_query_per_tick_whatever_the_number_of_viewers():
     ]
 
 
+def test_a_viewer_who_arrives_while_the_feed_winds_down_still_gets_live_events(monkeypatch):
+    """The last viewer leaves, so the feed's poller ends and lets its database connection go. A viewer arriving
+    during that (a reconnect, a page reloaded) finds the poller still running and starts no other: it must poll
+    on for them, or their console would never show another event."""
+    execution = make_execution([], status="running")
+    feed = Feed(interval=0.01)
+    arrived: list[dict] = []
+    release = feed_module._release_poller_connection
+
+    async def release_while_a_viewer_arrives() -> None:
+        if feed.subscribers.get(execution.pk) is None and not arrived:
+            await feed.subscribe(execution.pk, arrived.append)  # inside the poller's task, as the race has it
+        await release()
+
+    monkeypatch.setattr(feed_module, "_release_poller_connection", release_while_a_viewer_arrives)
+
+    async def scenario():
+        leaving: list[dict] = []
+        await feed.subscribe(execution.pk, leaving.append)
+        await feed.unsubscribe(execution.pk, leaving.append)
+        for _ in range(500):  # until the poller, winding down, has let the new viewer in
+            if feed.subscribers.get(execution.pk):
+                break
+            await asyncio.sleep(0.01)
+        await aemit(execution.pk, ExecutionEvent.Kind.LOG, "after the reconnect")
+        for _ in range(500):
+            if arrived:
+                break
+            await asyncio.sleep(0.01)
+        await feed.stop()
+        return leaving
+
+    assert run(scenario) == []
+    assert [(p["seq"], p["message"]) for p in arrived] == [(1, "after the reconnect")]
+
+
 # --- revocation while watching ----------------------------------------------------------------------
 
 
