@@ -22,7 +22,7 @@ from core.exceptions import Conflict, InvalidInput
 from failover.models import StepRun
 from plans.selectors import dependency_graph
 from runbooks.choices import VersionStatus
-from runbooks.models import Runbook
+from runbooks.models import Runbook, RunbookStep
 from runbooks.selectors import latest
 
 if TYPE_CHECKING:
@@ -63,14 +63,15 @@ class StepSpec:
 
 def build_runbook_steps(version: RunbookVersion, *, tier: int = 3, prefix: str = "") -> list[StepSpec]:
     """The steps of one runbook version, in step order; `prefix` is prepended to every step_key and need."""
-    steps = list(version.steps.order_by("number").prefetch_related("needs"))
+    steps = list(version.steps.order_by("number"))
+    needs = _needs_by_step(version)
     return [
         StepSpec(
             step_key=f"{prefix}{step.step_id}",
             title=step.title,
             action=step.action,
             params=dict(step.params or {}),
-            needs=[f"{prefix}{need.step_id}" for need in sorted(step.needs.all(), key=lambda s: s.number)],
+            needs=[f"{prefix}{need}" for need in needs.get(step.pk, ())],
             tier=tier,
             runbook_step_id=step.pk,
             rollback=step.rollback,
@@ -84,6 +85,20 @@ def build_runbook_steps(version: RunbookVersion, *, tier: int = 3, prefix: str =
         )
         for step in steps
     ]
+
+
+def _needs_by_step(version: RunbookVersion) -> dict[int, list[str]]:
+    """step pk -> the step_ids it needs, in step order: one query of plain rows from the `needs` table. (A
+    prefetch_related of `needs` built a model instance per edge: a third of a 100-step trigger's time.)"""
+    edges = (
+        RunbookStep.needs.through.objects.filter(from_runbookstep__version=version)
+        .order_by("from_runbookstep_id", "to_runbookstep__number")
+        .values_list("from_runbookstep_id", "to_runbookstep__step_id")
+    )
+    needs: dict[int, list[str]] = defaultdict(list)
+    for step_pk, need in edges:
+        needs[step_pk].append(need)
+    return needs
 
 
 def plan_runbook_versions(

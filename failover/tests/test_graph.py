@@ -47,6 +47,23 @@ def test_runbook_steps_copy_the_definition():
     assert specs[0].instructions == ""
 
 
+def test_a_steps_needs_come_in_step_order_whatever_order_the_document_lists_them(django_assert_num_queries):
+    """The join of a fan-out: its needs in the runbook's step order, each step's own only, read in two queries
+    (the steps, then every edge) whatever the number of steps."""
+    steps = [{"id": "start", "action": "noop"}]
+    steps += [{"id": f"p{i}", "action": "noop", "needs": ["start"]} for i in range(12)]
+    steps.append({"id": "join", "action": "noop", "needs": [f"p{i}" for i in (7, 0, 11, 3, 1, 2, 4, 5, 6, 8, 9, 10)]})
+    version = make_runbook("fan-out", steps=steps)
+    make_runbook("other", steps=[{"id": "start", "action": "noop"}, {"id": "p1", "action": "noop", "needs": ["start"]}])
+    with django_assert_num_queries(2):
+        specs = graph.build_runbook_steps(version)
+    needs = {s.step_key: s.needs for s in specs}
+    assert needs["start"] == []
+    assert needs["p5"] == ["start"]
+    assert needs["join"] == [f"p{i}" for i in range(12)]
+    assert [s.step_key for s in specs] == ["start", *(f"p{i}" for i in range(12)), "join"]
+
+
 def test_three_app_plan_composes_cross_runbook_edges():
     plan, _ = three_app_plan()
     specs = {s.step_key: s for s in graph.build_plan_steps(plan, "failover")}
