@@ -23,6 +23,12 @@ class Outcome:
     value: Any = None
     exception: BaseException | None = None
     stopped: str = ""  # "" when the call finished; else "cancelled" or "timed out after Ns"
+    ended: float = 0.0  # time.monotonic() when the call returned or raised
+
+
+def _is_timeout(exc: BaseException | None) -> bool:
+    """A timeout, also as urllib wraps one (URLError whose reason is the socket's TimeoutError)."""
+    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
 
 
 def step_timeout(ctx: StepContext, default: float = DEFAULT_TIMEOUT) -> float:
@@ -51,6 +57,7 @@ def run_blocking(
         except BaseException as exc:  # reported to the executor, which turns it into a failed result
             outcome.exception = exc
         finally:
+            outcome.ended = time.monotonic()
             finished.set()
 
     thread = threading.Thread(target=target, name=f"step-{ctx.step_key}", daemon=True)
@@ -66,4 +73,8 @@ def run_blocking(
                 with contextlib.suppress(Exception):
                     on_stop()
             return outcome
+    if _is_timeout(outcome.exception) and outcome.ended >= deadline:
+        # The call's own timeout, most often the step's, fired once the step's time was up: on a loaded machine it
+        # can end the call before this loop looks at the clock. The step timed out either way; say so alike.
+        outcome.stopped = f"timed out after {timeout:g}s"
     return outcome
