@@ -68,20 +68,23 @@ class Feed:
         self._task: asyncio.Task | None = None
         self._listener: asyncio.Task | None = None
         self._channel: str | None = None
+        self._joined: set[int] = set()  # executions whose group this feed's channel is in
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def subscribe(self, execution_id: int, subscriber: Subscriber) -> None:
         """Deliver the execution's events after its current last seq to `subscriber` (a non-blocking
         callable, e.g. asyncio.Queue.put_nowait). The caller backfills from the table after subscribing."""
         loop = asyncio.get_running_loop()
-        if execution_id not in self.subscribers:
-            if self.layer is not None:
+        async with self._membership(execution_id):
+            if self.layer is not None and execution_id not in self._joined:
                 if self._channel is None:
                     self._channel = await self.layer.new_channel()
                 await self.layer.group_add(group_name(execution_id), self._channel)
+                self._joined.add(execution_id)
             if execution_id not in self.marks:  # read after joining the group: nothing falls between
                 seq = await database_sync_to_async(selectors.last_seq)(execution_id)
                 self.marks.setdefault(execution_id, seq or 0)
-        self.subscribers.setdefault(execution_id, set()).add(subscriber)
+            self.subscribers.setdefault(execution_id, set()).add(subscriber)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="live-event-feed")
         if self.layer is not None and (self._listener is None or self._listener.done()):
@@ -92,14 +95,30 @@ class Feed:
         if subscribers is None:
             return
         subscribers.discard(subscriber)
-        if not subscribers:
-            del self.subscribers[execution_id]
+        if subscribers:
+            return
+        async with self._membership(execution_id):
+            if self.subscribers.get(execution_id):
+                return  # a viewer arrived while this one was waiting its turn: the execution stays watched
+            self.subscribers.pop(execution_id, None)
             self.marks.pop(execution_id, None)
-            if self.layer is not None and self._channel is not None:
-                await self.layer.group_discard(group_name(execution_id), self._channel)
+            if execution_id in self._joined:
+                self._joined.discard(execution_id)
+                if self.layer is not None and self._channel is not None:
+                    await self.layer.group_discard(group_name(execution_id), self._channel)
         # The poller ends by itself when it sees nobody is left. The listener stays, waiting on the process's
         # channel (which costs nothing) until the feed stops: the pub/sub layer gives up a channel whose receive
         # is cancelled, and a viewer arriving meanwhile would have joined its groups with the channel given up.
+
+    def _membership(self, execution_id: int) -> asyncio.Lock:
+        """The lock that orders one execution's joins and leaves of its group. Without it, a viewer arriving
+        while the last one leaves could be added to the group before the leave's discard reaches the channel
+        layer, and the discard would then take the process out of the group with a viewer in it. Kept while
+        some coroutine holds or awaits it (a weak mapping), so watching many executions leaves nothing behind."""
+        lock = self._locks.get(execution_id)
+        if lock is None:
+            lock = self._locks[execution_id] = asyncio.Lock()
+        return lock
 
     def _dispatch(self, payload: dict[str, Any]) -> None:
         execution_id, seq = payload["execution"], payload["seq"]
@@ -163,6 +182,7 @@ class Feed:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._listener = self._channel = None
+        self._joined.clear()
         await _release_poller_connection()
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -295,6 +295,49 @@ def test_a_viewer_who_arrives_while_the_feed_winds_down_still_gets_live_events(m
 
     assert run(scenario) == []
     assert [(p["seq"], p["message"]) for p in arrived] == [(1, "after the reconnect")]
+
+
+def test_a_viewer_who_arrives_while_the_last_one_leaves_stays_in_the_executions_group():
+    """With a channel layer (Redis in a cluster), the feed's channel leaves the execution's group when its last
+    viewer goes. A viewer arriving meanwhile must find the channel in the group once both are done, whatever
+    order their calls reach the layer in: here the leave's discard is slow (a busy Redis), so the arrival's join
+    would reach the layer first and the discard would then take the channel out with a viewer in it, leaving
+    them only the safety-net poll (set to 30 s here, so only the group can deliver)."""
+    execution = make_execution([], status="running")
+    layer = InMemoryChannelLayer()
+    group_discard = layer.group_discard
+
+    async def slow_group_discard(group: str, channel: str) -> None:
+        await asyncio.sleep(0.05)
+        await group_discard(group, channel)
+
+    layer.group_discard = slow_group_discard
+    feed = Feed(interval=30.0, layer=layer)
+
+    async def scenario():
+        leaving: list[dict] = []
+        arrived: list[dict] = []
+        await feed.subscribe(execution.pk, leaving.append)
+
+        async def arrive() -> None:
+            await asyncio.sleep(0.01)  # once the leave has begun
+            await feed.subscribe(execution.pk, arrived.append)
+
+        await asyncio.gather(feed.unsubscribe(execution.pk, leaving.append), arrive())
+        await layer.group_send(
+            group_name(execution.pk),
+            {"type": "execution.events", "events": [{"execution": execution.pk, "seq": 1, "message": "live"}]},
+        )
+        for _ in range(200):
+            if arrived:
+                break
+            await asyncio.sleep(0.01)
+        await feed.stop()
+        return leaving, arrived
+
+    leaving, arrived = run(scenario)
+    assert leaving == []
+    assert [(p["seq"], p["message"]) for p in arrived] == [(1, "live")]
 
 
 # --- revocation while watching ----------------------------------------------------------------------
