@@ -9,7 +9,10 @@ from __future__ import annotations
 import threading
 import urllib.error
 
+import botocore.exceptions
+import pymysql
 import pytest
+import redis.exceptions
 
 from failover.engine.actions import StepContext, blocking
 from failover.engine.actions.blocking import run_blocking
@@ -38,10 +41,27 @@ def _raising(error: BaseException):
     return call
 
 
+def _raised_while_handling(timeout: BaseException, error: BaseException) -> BaseException:
+    """`error` as a library raises it from its handler of `timeout` (PyMySQL's "Lost connection", say)."""
+    try:
+        try:
+            raise timeout
+        except BaseException:
+            raise error  # noqa: B904  (the library's way: no "from", the timeout is its context)
+    except BaseException as raised:
+        return raised
+
+
 @pytest.mark.parametrize(
     "error",
-    [TimeoutError("timed out"), urllib.error.URLError(TimeoutError("timed out"))],
-    ids=["socket-timeout", "urllib-wrapped"],
+    [
+        TimeoutError("timed out"),
+        urllib.error.URLError(TimeoutError("timed out")),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:1/"),
+        _raised_while_handling(TimeoutError("timed out"), pymysql.err.OperationalError(2013, "Lost connection")),
+    ],
+    ids=["socket-timeout", "urllib-wrapped", "redis", "botocore", "pymysql-lost-connection"],
 )
 def test_a_calls_own_timeout_past_the_deadline_is_the_steps_timeout(monkeypatch, error):
     monkeypatch.setattr(blocking, "time", _Clock(late=0.31))
@@ -57,6 +77,9 @@ def test_errors_before_the_deadline_and_other_errors_are_the_calls_own(monkeypat
     monkeypatch.setattr(blocking, "time", _Clock(late=0.5))
     refused = run_blocking(_raising(ConnectionRefusedError("refused")), _ctx(), 0.3)
     assert (refused.stopped, type(refused.exception)) == ("", ConnectionRefusedError)
+
+    lost = run_blocking(_raising(_raised_while_handling(ConnectionResetError("reset"), OSError("lost"))), _ctx(), 0.3)
+    assert (lost.stopped, str(lost.exception)) == ("", "lost")
 
     late_answer = run_blocking(lambda: "answer", _ctx(), 0.3)
     assert (late_answer.stopped, late_answer.value) == ("", "answer")

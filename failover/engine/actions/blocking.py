@@ -7,6 +7,7 @@ close a socket or cancel a query).
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,9 +27,28 @@ class Outcome:
     ended: float = 0.0  # time.monotonic() when the call returned or raised
 
 
+def _timeout_types() -> tuple[type[BaseException], ...]:
+    """The exceptions a client library raises when its own timeout fires: Python's, and Redis's and botocore's
+    once they are loaded (a library that is not loaded raised nothing; looking costs no import)."""
+    types: list[type[BaseException]] = [TimeoutError]
+    if (redis_errors := sys.modules.get("redis.exceptions")) is not None:
+        types.append(redis_errors.TimeoutError)
+    if (botocore_errors := sys.modules.get("botocore.exceptions")) is not None:
+        types += [botocore_errors.ConnectTimeoutError, botocore_errors.ReadTimeoutError]
+    return tuple(types)
+
+
 def _is_timeout(exc: BaseException | None) -> bool:
-    """A timeout, also as urllib wraps one (URLError whose reason is the socket's TimeoutError)."""
-    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+    """A timeout (one of _timeout_types()), or an error raised because of one (PyMySQL's "Lost connection" raised while
+    handling the socket's TimeoutError, urllib's URLError whose reason is it)."""
+    timeouts = _timeout_types()
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, timeouts) or isinstance(getattr(exc, "reason", None), TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def step_timeout(ctx: StepContext, default: float = DEFAULT_TIMEOUT) -> float:
