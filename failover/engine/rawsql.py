@@ -309,6 +309,12 @@ def _event_insert_into(db: Any) -> str:
     return head
 
 
+def _event_returning(db: Any) -> str:
+    """`RETURNING <id>, <seq>` of the events, quoted for `db`: what both databases' inserts give back (_numbered)."""
+    quote = db.ops.quote_name
+    return f"RETURNING {quote(ExecutionEvent._meta.pk.column)}, {quote(ExecutionEvent._meta.get_field('seq').column)}"
+
+
 def _insert_events_sql(db: Any) -> str:
     sql = _INSERT_EVENTS.get(db.alias)
     if sql is None:
@@ -322,7 +328,7 @@ def _insert_events_sql(db: Any) -> str:
             # The events as one JSON array: one parameter to dump instead of four arrays dumped element by element.
             "ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (step_run bigint, kind text, message text, data jsonb)) "
             "WITH ORDINALITY AS e(step_run, kind, message, data, n) "
-            f"RETURNING {quote('id')}, {quote(ExecutionEvent._meta.get_field('seq').column)}"
+            f"{_event_returning(db)}"
         )
         _INSERT_EVENTS[db.alias] = sql
     return sql
@@ -361,7 +367,7 @@ def _insert_events_sqlite(db: Any, execution_id: int, events: list[ExecutionEven
     if last is None:
         return False
     when = _EVENT_CREATED_AT.get_db_prep_save(created, db)
-    returning = f"RETURNING {db.ops.quote_name('id')}, {db.ops.quote_name('seq')}"
+    returning = _event_returning(db)
     first = last - len(events) + 1
     rows: list[tuple[int, int]] = []
     for start in range(0, len(events), _SQLITE_EVENTS_PER_STATEMENT):
