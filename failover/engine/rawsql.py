@@ -292,27 +292,24 @@ def events_by_hand() -> bool:
 
 
 _INSERT_EVENTS: dict[str, str] = {}
-_EVENT_INSERTS: dict[str, str] = {}
+_EVENT_SQL: dict[str, tuple[str, str]] = {}  # database alias -> (head, tail) of an events insert
 _EVENT_COLUMNS = ("execution", "seq", "step_run", "kind", "message", "data", "created_at")
 _EVENT_DATA = ExecutionEvent._meta.get_field("data")
 _EVENT_CREATED_AT = ExecutionEvent._meta.get_field("created_at")
 _EVENT_DATA_ENCODER = _EVENT_DATA.encoder  # as the field itself would store `data`
 
 
-def _event_insert_into(db: Any) -> str:
-    """`INSERT INTO <events> (<the _EVENT_COLUMNS>)`, quoted for `db`: the head of both databases' inserts."""
-    head = _EVENT_INSERTS.get(db.alias)
-    if head is None:
+def _event_sql(db: Any) -> tuple[str, str]:
+    """`INSERT INTO <events> (<the _EVENT_COLUMNS>)` and `RETURNING <id>, <seq>`, quoted for `db` once: the head and
+    the tail of both databases' inserts (the rows they give back go to _numbered)."""
+    parts = _EVENT_SQL.get(db.alias)
+    if parts is None:
         quote = db.ops.quote_name
         columns = ", ".join(quote(ExecutionEvent._meta.get_field(name).column) for name in _EVENT_COLUMNS)
-        head = _EVENT_INSERTS[db.alias] = f"INSERT INTO {quote(ExecutionEvent._meta.db_table)} ({columns})"
-    return head
-
-
-def _event_returning(db: Any) -> str:
-    """`RETURNING <id>, <seq>` of the events, quoted for `db`: what both databases' inserts give back (_numbered)."""
-    quote = db.ops.quote_name
-    return f"RETURNING {quote(ExecutionEvent._meta.pk.column)}, {quote(ExecutionEvent._meta.get_field('seq').column)}"
+        head = f"INSERT INTO {quote(ExecutionEvent._meta.db_table)} ({columns})"
+        pk, seq = ExecutionEvent._meta.pk.column, ExecutionEvent._meta.get_field("seq").column
+        parts = _EVENT_SQL[db.alias] = (head, f"RETURNING {quote(pk)}, {quote(seq)}")
+    return parts
 
 
 def _insert_events_sql(db: Any) -> str:
@@ -320,15 +317,16 @@ def _insert_events_sql(db: Any) -> str:
     if sql is None:
         quote = db.ops.quote_name
         seq_col = quote(FailoverExecution._meta.get_field("event_seq").column)
+        head, returning = _event_sql(db)
         sql = (
             f"WITH taken AS (UPDATE {quote(FailoverExecution._meta.db_table)} SET {seq_col} = {seq_col} + %s "  # noqa: S608 (model names; values are parameters)
             f"WHERE {quote('id')} = %s RETURNING {seq_col} AS last) "
-            f"{_event_insert_into(db)} "
+            f"{head} "
             "SELECT %s, taken.last - %s + e.n, e.step_run, e.kind, e.message, e.data, %s FROM taken, "
             # The events as one JSON array: one parameter to dump instead of four arrays dumped element by element.
             "ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (step_run bigint, kind text, message text, data jsonb)) "
             "WITH ORDINALITY AS e(step_run, kind, message, data, n) "
-            f"{_event_returning(db)}"
+            f"{returning}"
         )
         _INSERT_EVENTS[db.alias] = sql
     return sql
@@ -367,7 +365,7 @@ def _insert_events_sqlite(db: Any, execution_id: int, events: list[ExecutionEven
     if last is None:
         return False
     when = _EVENT_CREATED_AT.get_db_prep_save(created, db)
-    returning = _event_returning(db)
+    head, returning = _event_sql(db)
     first = last - len(events) + 1
     rows: list[tuple[int, int]] = []
     for start in range(0, len(events), _SQLITE_EVENTS_PER_STATEMENT):
@@ -378,7 +376,7 @@ def _insert_events_sqlite(db: Any, execution_id: int, events: list[ExecutionEven
             values += [execution_id, offset, event.step_run_id, str(event.kind), event.message, data, when]
         placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
         with db.cursor() as cursor:
-            cursor.execute(f"{_event_insert_into(db)} VALUES {placeholders} {returning}", values)
+            cursor.execute(f"{head} VALUES {placeholders} {returning}", values)
             rows += cursor.fetchall()
     _numbered(db, events, rows, created)
     return True
