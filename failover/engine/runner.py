@@ -44,6 +44,7 @@ records.py (log events, measurements, summary, outcome), dry_run.py.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import queue
@@ -64,7 +65,7 @@ from failover.choices import ExecutionStatus as ES
 from failover.choices import OnFailure
 from failover.choices import StepStatus as SS
 from failover.engine import outage, reaper, records, rollback, validation
-from failover.engine.actions import ActionResult, StepContext, WakingEvent, run_action
+from failover.engine.actions import ActionResult, StepContext, WakingEvent, abandon_unclaimed, run_action, start_action
 from failover.engine.approval_policy import ApprovalRequired
 from failover.engine.dispatch import Attempt, dispatch, due_retries
 from failover.engine.dry_run import check_and_skip
@@ -502,31 +503,26 @@ class Coordinator:
                     self.failure = self.failure or f"step '{step.step_key}' is {step.status}"
 
     def _submit(self, step: StepRun, attempt: Attempt) -> None:
+        """Hand a step whose start the turn committed to the pool; its action's starter runs first, here (a shell
+        step's process starts now, not once a pool thread has picked the step up: actions.starter)."""
         attempt.first = attempt.first or attempt.number
         self.running[step.pk] = attempt
         assert self.pool is not None
-        scope = self.secret_scopes.get(step.pk)
-        self.pool.submit(
-            self._execute, step.pk, step.step_key, step.action, attempt.params, step.timeout_seconds, scope
-        )
+        submitted = time.monotonic()
+        timeout = float(step.timeout_seconds) if step.timeout_seconds else None
+        ctx = self._step_context(step.pk, step.step_key, timeout, self.cancel_event, self.secret_scopes.get(step.pk))
+        start_action(step.action, attempt.params, ctx)
+        task = self.pool.submit(self._execute, step.pk, step.action, attempt.params, ctx, submitted)
+        if ctx.started is not None:
+            task.add_done_callback(functools.partial(abandon_unclaimed, ctx))
 
-    def _execute(
-        self,
-        step_id: int,
-        key: str,
-        action: str,
-        params: dict[str, Any],
-        timeout: int | None,
-        scope: SecretScope | None,
-    ) -> None:
+    def _execute(self, step_id: int, action: str, params: dict[str, Any], ctx: StepContext, submitted: float) -> None:
         """In a pool thread: one attempt of one step. Never touches the database (except ctx.secret)."""
-        started = time.monotonic()
-        ctx = self._step_context(step_id, key, float(timeout) if timeout else None, self.cancel_event, scope)
         try:
             result = run_action(action, params, ctx)
         except BaseException as exc:  # run_action never raises; belt and braces for the coordinator
             result = ActionResult(False, error=f"{type(exc).__name__}: {exc}")
-        self.queue.put(("done", step_id, result, timezone.now(), time.monotonic() - started))
+        self.queue.put(("done", step_id, result, timezone.now(), time.monotonic() - submitted))
 
     # ----------------------------------------------------------------- blocking work in the pool
     def run_blocking(self, function: Callable[..., Any], *args: Any) -> Any:

@@ -6,11 +6,12 @@ import gc
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from failover.engine.actions import StepContext, WakingEvent, run_action
+from failover.engine.actions import StartFailed, StepContext, WakingEvent, abandon_unclaimed, run_action, start_action
 from failover.engine.actions import shell as shell_module
 
 
@@ -120,6 +121,62 @@ def test_missing_program_is_a_failed_step_not_a_crash():
     result = run_action("shell", {"argv": ["/nonexistent/tool"]}, _ctx())
     assert not result.ok
     assert "could not start '/nonexistent/tool'" in result.error
+
+
+def test_the_process_the_coordinator_started_is_the_one_the_step_watches():
+    """The coordinator starts a shell step's process itself (start_action) and the pool thread's executor takes
+    that process over: its output and exit code are the step's, and no second process is started."""
+    lines: list[str] = []
+    ctx = _ctx(lines=lines)
+    start_action("shell", {"argv": ["sh", "-c", "echo $$; exit 4"], "expected_exit_codes": [4]}, ctx)
+    started = ctx.started
+    assert isinstance(started, shell_module.RunningProcess)
+    result = run_action("shell", {"argv": ["sh", "-c", "echo $$; exit 4"], "expected_exit_codes": [4]}, ctx)
+    assert result.ok, result.error
+    assert lines == [str(started.proc.pid)]
+    assert result.output["exit_code"] == 4
+
+
+def test_a_command_that_cannot_start_fails_the_step_at_its_start():
+    ctx = _ctx()
+    start_action("shell", {"argv": ["/nonexistent/tool"]}, ctx)
+    assert isinstance(ctx.started, StartFailed)
+    result = run_action("shell", {"argv": ["/nonexistent/tool"]}, ctx)
+    assert not result.ok
+    assert "could not start '/nonexistent/tool'" in result.error
+    # Parameters the executor refuses start nothing either: it reports them as before.
+    bad = _ctx()
+    start_action("shell", {"argv": "rm -rf /"}, bad)
+    assert bad.started is None
+    assert run_action("shell", {"argv": "rm -rf /"}, bad).error == "shell: argv must be a non-empty list of strings"
+
+
+def test_a_started_process_whose_step_never_ran_is_killed_with_its_group(tmp_path: Path):
+    """A coordinator that stops while a step it started is still queued for a pool thread (the pool shut down with
+    its queued tasks cancelled) leaves no process behind: the step's process group is killed and reaped."""
+    pid_file = tmp_path / "grandchild.pid"
+    params = {"argv": ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], "kill_grace_seconds": 0.5}
+    ctx = _ctx()
+    release = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.submit(release.wait, 30)  # the only thread is busy: the step's task stays queued
+    start_action("shell", params, ctx)
+    ran = []
+    task = pool.submit(lambda: ran.append(run_action("shell", params, ctx)))
+    task.add_done_callback(lambda t: abandon_unclaimed(ctx, t))
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the started process never ran"
+        time.sleep(0.02)
+    grandchild = int(pid_file.read_text())
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    assert task.cancelled() and not ran
+    assert ctx.started.proc.returncode is not None  # reaped
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(grandchild)
 
 
 def test_a_huge_line_without_newline_is_truncated_without_being_buffered():

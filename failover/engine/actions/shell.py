@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from failover.engine.actions import ActionResult, StepContext, executor
+from failover.engine.actions import ActionResult, Started, StartFailed, StepContext, executor, starter
 
 MAX_LINES = 10_000
 MAX_LINE_BYTES = 4_096
@@ -123,6 +123,23 @@ def argv_of(value: Any) -> list[str] | None:
     return argv if argv and all(isinstance(a, str) for a in argv) else None
 
 
+def spawn(argv: list[str], *, env: dict[str, str], cwd: str | None, user: str | None) -> subprocess.Popen:
+    """`argv` started in its own process group (and session), as `user` if given, stdin from /dev/null, stdout
+    and stderr into one pipe. Raises OSError / ValueError when it cannot start."""
+    as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        bufsize=0,
+        **as_user,
+    )
+
+
 @dataclass
 class Finished:
     exit_code: int
@@ -139,27 +156,21 @@ def run_process(
     user: str | None = None,
     timeout: float | None = None,
     grace: float = KILL_GRACE_SECONDS,
+    started: RunningProcess | None = None,
 ) -> Finished:
     """Run `argv` (no shell) in its own process group, as `user` if given (needs root), stdout and stderr
     line by line to `on_line`; on `timeout` (seconds, None: none) or cancel kill the whole group. Returns
-    when the process has exited. Raises OSError / ValueError when it cannot start.
+    when the process has exited. Raises OSError / ValueError when it cannot start. `started`: the process is
+    already running (start_shell), to be watched; the timeout counts from its start.
 
     One thread does it all (the caller's): it waits with select() on the output pipe, on a pidfd of
     the process (readable when it exits) and on the cancel event when it has a file descriptor (WakingEvent),
     until the deadline; an event without one (a plain threading.Event) is looked at every WATCH_INTERVAL. No
     helper threads: on a busy machine every thread that has to be woken adds a scheduling delay to the step."""
-    as_user: dict[str, Any] = {"user": user, "group": user, "extra_groups": []} if user else {}
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        bufsize=0,
-        **as_user,
-    )
+    if started is None:
+        proc, began = spawn(argv, env=env, cwd=cwd, user=user), time.monotonic()
+    else:
+        proc, began = started.proc, started.at
     assert proc.stdout is not None
     try:
         pidfd: int | None = os.pidfd_open(proc.pid)
@@ -174,7 +185,7 @@ def run_process(
         interval = WATCH_INTERVAL  # the cancel flag is looked at
     else:
         interval = None  # select() wakes for the output, the exit and the cancel: only the deadline bounds it
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = began + timeout if timeout else None
     stopped = ""
     try:
         while True:
@@ -261,40 +272,95 @@ class _Lines:
             self._line()
 
 
-@executor("shell")
-def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
+@dataclass
+class ShellCall:
+    """A shell step's command, as its parameters give it."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    user: str | None
+    expected: list[int]
+    grace: float
+
+
+def shell_call(params: dict[str, Any]) -> ShellCall | str:
+    """The command of a shell step's parameters, or what is wrong with them."""
     argv = argv_of(params.get("argv"))
     if argv is None:
-        return ActionResult(False, error="shell: argv must be a non-empty list of strings")
+        return "shell: argv must be a non-empty list of strings"
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.update({str(k): str(v) for k, v in (params.get("env") or {}).items()})
-    expected = params.get("expected_exit_codes") or [0]
-    grace = float(params.get("kill_grace_seconds", KILL_GRACE_SECONDS))
-    lines = OutputLines(ctx)
     from failover.engine.actions.commands import CommandError, _user_to_switch_to  # commands imports this module
 
     try:
         switch_to = _user_to_switch_to(params.get("user") or None)
     except CommandError as exc:
-        return ActionResult(False, error=f"shell: {exc}")
+        return f"shell: {exc}"
     user = switch_to.pw_name if switch_to else None
+    return ShellCall(
+        argv=argv,
+        env=env,
+        cwd=params.get("cwd") or ("/" if user else None),
+        user=user,
+        expected=params.get("expected_exit_codes") or [0],
+        grace=float(params.get("kill_grace_seconds", KILL_GRACE_SECONDS)),
+    )
+
+
+@dataclass
+class RunningProcess(Started):
+    """A shell step's process started by the coordinator (start_shell), for run_shell to watch."""
+
+    proc: subprocess.Popen
+    call: ShellCall
+    at: float  # monotonic time of its start
+    cancelled: Any  # the step's cancel event (its kill_by deadline bounds the grace)
+
+    def abandon(self) -> None:
+        _kill_group(self.proc, grace_within(self.cancelled, self.call.grace))
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@starter("shell")
+def start_shell(params: dict[str, Any], ctx: StepContext) -> Started | None:
+    """The step's process, started on the coordinator's thread as soon as its start is committed."""
+    call = shell_call(params)
+    if isinstance(call, str):
+        return None  # the executor reports what is wrong
+    try:
+        proc = spawn(call.argv, env=call.env, cwd=call.cwd, user=call.user)
+    except (OSError, ValueError) as exc:
+        return StartFailed(f"could not start {call.argv[0]!r}: {exc}")
+    return RunningProcess(proc, call, time.monotonic(), ctx.cancelled)
+
+
+@executor("shell")
+def run_shell(params: dict[str, Any], ctx: StepContext) -> ActionResult:
+    started = ctx.started if isinstance(ctx.started, RunningProcess) else None
+    call = started.call if started is not None else shell_call(params)
+    if isinstance(call, str):
+        return ActionResult(False, error=call)
+    lines = OutputLines(ctx)
     try:
         finished = run_process(
-            argv,
+            call.argv,
             ctx,
             lines.add,
-            env=env,
-            cwd=params.get("cwd") or ("/" if user else None),
-            user=user,
+            env=call.env,
+            cwd=call.cwd,
+            user=call.user,
             timeout=ctx.timeout,
-            grace=grace,
+            grace=call.grace,
+            started=started,
         )
     except (OSError, ValueError) as exc:
-        return ActionResult(False, error=f"could not start {argv[0]!r}: {exc}")
+        return ActionResult(False, error=f"could not start {call.argv[0]!r}: {exc}")
     lines.finish()
     output = {"exit_code": finished.exit_code, "stdout": lines.text, "lines": lines.count}
     if finished.stopped:
         return ActionResult(False, output=output, error=f"{finished.stopped}; process group killed")
-    if finished.exit_code not in expected:
-        return ActionResult(False, output=output, error=f"exit code {finished.exit_code} (expected {expected})")
+    if finished.exit_code not in call.expected:
+        return ActionResult(False, output=output, error=f"exit code {finished.exit_code} (expected {call.expected})")
     return ActionResult(True, output=output)
